@@ -1,0 +1,71 @@
+"""The one exception tree of reconciler.
+
+Everything the library raises on purpose is a `ReconcilerError`; `cli.main` turns it into one clean
+line on stderr and exit 1. Anything else escaping to the CLI is a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class ReconcilerError(Exception):
+    """Root of every error reconciler raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    """One problem found in user input, with its position (`file:line:col: message`)."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class ManifestError(ReconcilerError):
+    """Manifests or their member files are invalid; carries every problem found, sorted."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: Sequence[Problem] = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ConfigError(ReconcilerError):
+    """`reconciler.yaml`, a target or a command-line flag is wrong."""
+
+
+class UnsafePlanError(ReconcilerError):
+    """A plan breaks a safety threshold; apply refuses before the first call."""
+
+
+class StalePlanError(ReconcilerError):
+    """A saved plan no longer matches the live system or was tampered with."""
+
+
+class ProviderError(ReconcilerError):
+    """A vendor call failed for good (after retries), or answered something unusable.
+
+    Carries what an operator needs to find the call again, never a secret.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        api: str,
+        action: str = "",
+        object_id: str = "",
+        code: int | None = None,
+    ) -> None:
+        self.api = api
+        self.action = action
+        self.object_id = object_id
+        self.code = code
+        where = api + (f" ({action})" if action else "") + (f" on {object_id}" if object_id else "")
+        suffix = f" [vendor code {code}]" if code is not None else ""
+        super().__init__(f"{where}: {message}{suffix}")

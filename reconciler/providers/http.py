@@ -1,0 +1,377 @@
+"""What both vendor clients share: pacing, retries, timeouts, redaction, endpoint rules.
+
+One `Pacer` per run is shared by the Tencent and WeChat clients: it keeps every API under its
+calls-per-second ceiling (evenly spaced, so the vendor's token bucket never trips) and bounds the
+calls in flight. `Caller` sends one logical call through it, retrying transient faults with
+exponential backoff and jitter, and turns everything that goes wrong into a `ProviderError` whose
+text holds no secret.
+
+Retries are a small loop rather than `tenacity`: whether to retry depends on the decoded vendor
+code, every attempt must re-enter the pacer, and sleep, clock and jitter are injected for tests;
+with tenacity that is three custom strategy objects around a loop this size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from reconciler.errors import ConfigError, ProviderError
+from reconciler.secret import REDACTED, Secret
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+#: Query parameters that carry a credential on the vendors' URLs (reference: Tencent 1.1 `usersig`;
+#: WeChat 1 `access_token`, 2.1 `secret`).
+SECRET_PARAMS: Final = ("usersig", "access_token", "secret", "appsecret")
+_SECRET_PARAM_RE: Final = re.compile(
+    r"(?i)\b(" + "|".join(SECRET_PARAMS) + r")(=|%3D|\"\s*:\s*\"|'\s*:\s*')([^&\s\"']*)"
+)
+
+#: HTTP statuses worth another attempt (doocs `HttpUtil`: 408, 429 and every 5xx; reference 1.4).
+RETRY_STATUSES: Final = frozenset({408, 429})
+
+DEFAULT_TIMEOUT: Final = 10.0
+
+
+def redact(text: str, secrets: Iterable[str | Secret] = ()) -> str:
+    """Return `text` with every given secret and every credential query parameter masked."""
+    for secret in secrets:
+        value = secret.reveal() if isinstance(secret, Secret) else secret
+        if value:
+            text = text.replace(value, REDACTED)
+    return _SECRET_PARAM_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks credentials in records of loggers we do not own (httpx logs every request URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg = cleaned
+            record.args = None
+        return True
+
+
+_FILTER: Final = _RedactingFilter()
+
+
+def install_log_redaction(names: Iterable[str] = ("httpx", "httpcore")) -> None:
+    """Attach the credential filter to the HTTP libraries' loggers (idempotent).
+
+    httpx logs `HTTP Request: POST https://…?usersig=…` at INFO; without this, `-v` would print
+    the UserSig and the WeChat access token.
+    """
+    for name in names:
+        target = logging.getLogger(name)
+        if _FILTER not in target.filters:
+            target.addFilter(_FILTER)
+
+
+def is_loopback(url: str) -> bool:
+    """True when `url` points at this machine (127.0.0.0/8, ::1 or `localhost`)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(url: str, *, verify_tls: bool = True) -> str:
+    """Validate a vendor endpoint and return it without a trailing slash.
+
+    Credentials travel in the query string, so anything but loopback must be `https` with TLS
+    verification on; plain `http` or `verify_tls=False` is accepted only for a loopback endpoint
+    (a local `reconciler sandbox serve`).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"endpoint {redact(url)!r} is not an http(s) URL")
+    if not is_loopback(url):
+        if parts.scheme != "https":
+            raise ConfigError(
+                f"endpoint {redact(url)!r} must use https: credentials travel in the URL"
+            )
+        if not verify_tls:
+            raise ConfigError(
+                f"TLS verification cannot be turned off for {parts.hostname}; only loopback"
+                " endpoints may skip it"
+            )
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded exponential backoff with jitter, as the doocs SDK does (reference 1.4).
+
+    Attempt `n` (1-based) that failed is followed by a pause of
+    `min(cap, base * 2**n * uniform(*jitter))`: about 0.4, 0.8, 1.6, 3.2 s with the defaults.
+    """
+
+    attempts: int = 5
+    base: float = 0.2
+    cap: float = 10.0
+    jitter: tuple[float, float] = (0.8, 1.2)
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        return min(self.cap, self.base * 2.0**attempt * rng.uniform(*self.jitter))
+
+
+class Pacer:
+    """Per-API rate limits and one bound on calls in flight, shared by every client of a run.
+
+    Rates are enforced by spacing calls evenly (GCRA: each API keeps the earliest time its next
+    call may start), so a run never bursts above `calls_per_second` even for a moment. An API may
+    carry a lower vendor ceiling (`slot(api, ceiling=100)`), which wins.
+    """
+
+    def __init__(
+        self,
+        calls_per_second: float = 200.0,
+        concurrency: int = 16,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if calls_per_second <= 0:
+            raise ConfigError("limits.callsPerSecond must be positive")
+        if concurrency < 1:
+            raise ConfigError("limits.concurrency must be at least 1")
+        self.calls_per_second = calls_per_second
+        self.concurrency = concurrency
+        self._clock = clock
+        self._sleep = sleep
+        self._next: dict[str, float] = {}
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def rate(self, ceiling: float | None = None) -> float:
+        """The effective calls per second for an API whose vendor limit is `ceiling`."""
+        return self.calls_per_second if ceiling is None else min(self.calls_per_second, ceiling)
+
+    async def _reserve(self, api: str, ceiling: float | None) -> None:
+        # No await between reading and writing `_next`: reservations are atomic on the loop, so
+        # concurrent callers get distinct, evenly spaced start times.
+        now = self._clock()
+        start = max(now, self._next.get(api, now))
+        self._next[api] = start + 1.0 / self.rate(ceiling)
+        if start > now:
+            await self._sleep(start - now)
+
+    @asynccontextmanager
+    async def slot(self, api: str, ceiling: float | None = None) -> AsyncIterator[None]:
+        """Hold one of the `concurrency` places, then wait for `api`'s next start time."""
+        # The place is taken before the start time is reserved: reserving first and then queueing
+        # on the semaphore would let queued calls leave together, in a burst.
+        async with self._semaphore:
+            await self._reserve(api, ceiling)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                yield
+            finally:
+                self.in_flight -= 1
+
+
+class Transient(Exception):
+    """An attempt failed in a way another attempt may fix; carries the redacted reason."""
+
+    def __init__(self, reason: str, code: int | None = None) -> None:
+        self.reason = reason
+        self.code = code
+        super().__init__(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One logical vendor call, described without its credentials."""
+
+    api: str  # the pacing and counting key, e.g. `add_subscriber`
+    action: str  # what the error names, e.g. `add_subscriber`
+    method: str
+    path: str
+    object_id: str = ""
+    ceiling: float | None = None
+    body: Mapping[str, Any] | None = None
+
+
+Params = Callable[[], Mapping[str, str]]
+Check = Callable[[Request, dict[str, Any]], None]
+
+
+class Caller:
+    """Sends logical calls: paced, timed out, retried, decoded, errors mapped and redacted.
+
+    `vendor` names the API family in errors (`tencent`, `wechat`). `secrets()` returns every value
+    that must never appear in a message (keys, the current UserSig or access token); they are
+    masked together with any credential query parameter.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        vendor: str,
+        endpoint: str,
+        pacer: Pacer,
+        secrets: Callable[[], Collection[str | Secret]],
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.http = http
+        self.vendor = vendor
+        self.endpoint = endpoint
+        self.pacer = pacer
+        self.retry = retry or RetryPolicy()
+        self.rng = rng or random.Random()
+        self.timeout = timeout
+        self._secrets = secrets
+        self._sleep = sleep
+        #: requests sent per API, retries included: what the vendor's rate limit sees
+        self.calls: Counter[str] = Counter()
+        #: attempts that failed transiently and were retried, per API
+        self.retries: Counter[str] = Counter()
+        install_log_redaction()
+
+    def redact(self, text: str) -> str:
+        return redact(text, self._secrets())
+
+    def error(self, request: Request, message: str, code: int | None = None) -> ProviderError:
+        return ProviderError(
+            self.redact(message),
+            api=self.vendor,
+            action=request.action,
+            object_id=request.object_id,
+            code=code,
+        )
+
+    async def call(
+        self, request: Request, params: Params, check: Check | None = None
+    ) -> dict[str, Any]:
+        """Send `request` until it succeeds or fails for good; return the decoded JSON object.
+
+        `params()` is called per attempt (so a renewed credential is used); `check` inspects the
+        decoded body and raises `Transient` (retry) or `ProviderError` (give up).
+        """
+        last: Transient | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return await self._attempt(request, params(), check)
+            except Transient as exc:
+                last = exc
+                if attempt == self.retry.attempts:
+                    break
+                self.retries[request.api] += 1
+                pause = self.retry.delay(attempt, self.rng)
+                logger.info(
+                    "%s %s: %s; retry %d/%d in %.2fs",
+                    self.vendor,
+                    request.action,
+                    exc.reason,
+                    attempt,
+                    self.retry.attempts - 1,
+                    pause,
+                )
+                await self._sleep(pause)
+        assert last is not None
+        raise self.error(
+            request, f"gave up after {self.retry.attempts} attempts: {last.reason}", last.code
+        ) from last
+
+    async def _attempt(
+        self, request: Request, params: Mapping[str, str], check: Check | None
+    ) -> dict[str, Any]:
+        async with self.pacer.slot(request.api, request.ceiling):
+            self.calls[request.api] += 1
+            try:
+                response = await self.http.request(
+                    request.method,
+                    self.endpoint + request.path,
+                    params=params,
+                    json=request.body,
+                    timeout=self.timeout,
+                )
+            except httpx.TimeoutException as exc:
+                raise Transient(f"timed out ({self._sanitize(exc)})") from exc
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                raise Transient(f"network error ({self._sanitize(exc)})") from exc
+            except httpx.HTTPError as exc:
+                raise self.error(request, f"request failed: {self._sanitize(exc)}") from exc
+        if response.status_code in RETRY_STATUSES or response.status_code >= 500:
+            raise Transient(f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise self.error(request, f"unexpected HTTP status {response.status_code}")
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            raise self.error(request, "response is not JSON") from None
+        if not isinstance(body, dict):
+            raise self.error(request, "response is not a JSON object")
+        if check is not None:
+            check(request, body)
+        return body
+
+    def _sanitize(self, exc: httpx.HTTPError) -> str:
+        """Mask credentials in `exc` itself (it is chained as a cause) and describe it.
+
+        httpx's texts can hold the request URL, which holds the credential; a traceback shown
+        under `-v` prints the chained cause, so its text is rewritten before it is chained.
+        """
+        text = self.redact(str(exc))
+        exc.args = (text,)
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def batches(items: Iterable[str], size: int) -> list[list[str]]:
+    """Split `items` into consecutive lists of at most `size` (the vendor's per-call maximum)."""
+    chunk: list[str] = []
+    out: list[list[str]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            out.append(chunk)
+            chunk = []
+    if chunk:
+        out.append(chunk)
+    return out
+
+
+async def run_all(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """Await independent calls concurrently (the pacer keeps them in budget), in order.
+
+    On the first failure the others are cancelled and that failure is raised as it is (no
+    `ExceptionGroup`), so a read either returns everything or raises one `ProviderError`.
+    """
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -1,0 +1,555 @@
+"""The Tencent Cloud IM REST client: accounts, official accounts and their subscribers.
+
+Every call is `POST https://{domain}/v4/{service}/{command}?sdkappid=…&identifier=…&usersig=…
+&random=…&contenttype=json` with a JSON body, answered with the `ActionStatus`/`ErrorCode`/
+`ErrorInfo` envelope (reference/tencent-im-official-account-api.md sections 1.1–1.3). Batch calls
+answer per item; those results are returned, not raised, so a caller can report failed ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, Final
+
+import httpx
+
+from reconciler import usersig
+from reconciler.errors import ConfigError, ProviderError
+from reconciler.model import ProfileField, ProfileValue
+from reconciler.providers.http import (
+    DEFAULT_TIMEOUT,
+    Caller,
+    Pacer,
+    Request,
+    RetryPolicy,
+    Sleep,
+    Transient,
+    batches,
+    check_endpoint,
+    run_all,
+)
+from reconciler.providers.records import (
+    AccountInfo,
+    CreateOutcome,
+    ItemFailure,
+    ItemResults,
+    Subscriber,
+    SubscriberPage,
+    Subscription,
+    envelope_code,
+    int_field,
+    str_field,
+)
+from reconciler.secret import Secret
+
+logger = logging.getLogger(__name__)
+
+#: Regional REST domains (reference 1.2). Use the region the SDKAppID was created in.
+REGION_DOMAINS: Final = {
+    "cn": "console.tim.qq.com",
+    "sgp": "adminapisgp.im.qcloud.com",
+    "kr": "adminapikr.im.qcloud.com",
+    "jpn": "adminapijpn.im.qcloud.com",
+    "ger": "adminapiger.im.qcloud.com",
+    "ind": "adminapiind.im.qcloud.com",
+    "usa": "adminapiusa.im.qcloud.com",
+    "idn": "adminapiidn.im.qcloud.com",
+}
+
+ACCOUNT_SVC: Final = "im_open_login_svc"
+OA_SVC: Final = "official_account_open_http_svc"
+
+#: Maximum call frequency per API (reference 1.5): 200/s for every official-account command and
+#: `account_import`; 100/s for `multiaccount_import`, `account_check`, `account_delete`.
+RATE_CEILINGS: Final[Mapping[str, float]] = {
+    "multiaccount_import": 100.0,
+    "account_check": 100.0,
+    "account_delete": 100.0,
+}
+DEFAULT_CEILING: Final = 200.0
+
+#: Per-call maxima (reference 3.2, 3.3, 5.4, 5.6, 5.7 and the paging table in section 6).
+MAX_IMPORT: Final = 100
+MAX_CHECK: Final = 100
+MAX_INFO: Final = 50
+MAX_SUBSCRIBERS: Final = 100  # add_subscriber; delete_subscriber's maximum is undocumented
+PAGE_LIMIT: Final = 200
+
+#: Codes worth another attempt. Frequency: 60007, 60011, 60018, 60019 (reference 1.5, 1.6).
+#: Internal error / timeout: 70169, 70202, 70500 (section 3), 10002, 10004, 20005 (section 5; 10004
+#: means "invalid parameter" only in the recall family, which this client does not call).
+#: 60008 "service request timeout". 70001 "UserSig expired" is retried after a fresh sig.
+RETRY_CODES: Final = frozenset(
+    {60007, 60011, 60018, 60019, 60008, 70169, 70202, 70500, 10002, 10004, 20005}
+)
+SIG_EXPIRED: Final = 70001
+ACCOUNT_EXISTS: Final = 130008  # create with a custom id that is taken (reference 5.1)
+ACCOUNT_MISSING: Final = 130004  # account does not exist or was destroyed (reference 5)
+
+#: Default UserSig validity for the admin identifier: 24 h, as the doocs SDK (reference 2.2).
+SIG_EXPIRE: Final = 86400
+
+
+def endpoint_for(region: str | None = None, endpoint: str | None = None) -> str:
+    """The base URL for a target: an explicit `endpoint` wins, else the `region`'s domain."""
+    if endpoint:
+        return check_endpoint(endpoint)
+    if region is None:
+        raise ConfigError("a tencent target needs `region` or `endpoint`")
+    try:
+        return f"https://{REGION_DOMAINS[region]}"
+    except KeyError:
+        known = ", ".join(sorted(REGION_DOMAINS))
+        raise ConfigError(f"unknown region {region!r} (known: {known})") from None
+
+
+class AdminSig:
+    """The admin identifier's UserSig: generated once, renewed when under 10% validity is left."""
+
+    def __init__(
+        self,
+        sdkappid: int,
+        key: Secret,
+        identifier: str,
+        *,
+        expire: int = SIG_EXPIRE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sdkappid = sdkappid
+        self.identifier = identifier
+        self.expire = expire
+        self._key = key
+        self._clock = clock
+        self._sig: Secret | None = None
+        self._expires_at = 0
+        #: how many sigs were generated (renewals included)
+        self.generated = 0
+
+    def current(self) -> Secret:
+        now = int(self._clock())
+        if self._sig is None or self._expires_at - now < self.expire / 10:
+            self._sig = Secret(
+                usersig.generate(
+                    self.sdkappid, self._key.reveal(), self.identifier, now=now, expire=self.expire
+                )
+            )
+            self._expires_at = now + self.expire
+            self.generated += 1
+        return self._sig
+
+    def invalidate(self) -> None:
+        """Forget the sig (the vendor called it expired: clocks disagree); the next is fresh."""
+        self._sig = None
+
+    def secrets(self) -> list[Secret]:
+        return [self._key] if self._sig is None else [self._key, self._sig]
+
+    def __repr__(self) -> str:
+        return f"AdminSig(sdkappid={self.sdkappid}, identifier={self.identifier!r})"
+
+
+class TencentClient:
+    """Async client for the Tencent IM account and official-account REST APIs.
+
+    Built on a given `httpx.AsyncClient` (never its own). `endpoint` is the base URL
+    (`endpoint_for(region, endpoint)`); when omitted, the http client's `base_url` is used.
+    `calls` counts requests per command, retries included.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        sdkappid: int,
+        identifier: str,
+        secret_key: Secret,
+        pacer: Pacer,
+        endpoint: str | None = None,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        sleep: Sleep = asyncio.sleep,
+        wall_clock: Callable[[], float] = time.time,
+        sig_expire: int = SIG_EXPIRE,
+    ) -> None:
+        base = endpoint if endpoint is not None else str(http.base_url)
+        if not base:
+            raise ConfigError("the Tencent client needs an endpoint")
+        self.sig = AdminSig(sdkappid, secret_key, identifier, expire=sig_expire, clock=wall_clock)
+        self._caller = Caller(
+            http,
+            vendor="tencent",
+            endpoint=check_endpoint(base),
+            pacer=pacer,
+            secrets=self.sig.secrets,
+            retry=retry,
+            rng=rng,
+            timeout=timeout,
+            sleep=sleep,
+        )
+
+    def __repr__(self) -> str:
+        return f"TencentClient(endpoint={self._caller.endpoint!r}, sig={self.sig!r})"
+
+    @property
+    def calls(self) -> Mapping[str, int]:
+        return self._caller.calls
+
+    @property
+    def retries(self) -> Mapping[str, int]:
+        return self._caller.retries
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        service: str,
+        command: str,
+        body: Mapping[str, Any],
+        *,
+        object_id: str = "",
+        accept: Collection[int] = (),
+    ) -> dict[str, Any]:
+        """One logical call; returns the body if its code is 0 or in `accept`, else raises."""
+        request = Request(
+            api=command,
+            action=command,
+            method="POST",
+            path=f"/v4/{service}/{command}",
+            object_id=object_id,
+            ceiling=RATE_CEILINGS.get(command, DEFAULT_CEILING),
+            body=body,
+        )
+        # One `random` per logical call, reused by its retries (as the doocs SDK does, reference
+        # 1.1), so the vendor can tell a retry from a new request.
+        rand = str(self._caller.rng.randrange(2**32))
+
+        def params() -> dict[str, str]:
+            return {
+                "sdkappid": str(self.sig.sdkappid),
+                "identifier": self.sig.identifier,
+                "usersig": self.sig.current().reveal(),
+                "random": rand,
+                "contenttype": "json",
+            }
+
+        def check(req: Request, reply: dict[str, Any]) -> None:
+            code = envelope_code(reply)
+            if code == 0 or code in accept:
+                return
+            info = str_field(reply, "ErrorInfo") or "request failed"
+            if code == SIG_EXPIRED:
+                self.sig.invalidate()
+            if code in RETRY_CODES or code == SIG_EXPIRED:
+                raise Transient(f"vendor code {code}: {self._caller.redact(info)}", code)
+            raise self._caller.error(req, info, code)
+
+        return await self._caller.call(request, params, check)
+
+    def _error(self, command: str, message: str, object_id: str = "") -> ProviderError:
+        return ProviderError(
+            self._caller.redact(message), api="tencent", action=command, object_id=object_id
+        )
+
+    # -- IM accounts (im_open_login_svc) ---------------------------------------------------------
+
+    async def import_account(self, user_id: str) -> None:
+        """Import one IM user; importing an existing one is a no-op (reference 3.1)."""
+        await self._call(ACCOUNT_SVC, "account_import", {"UserID": user_id}, object_id=user_id)
+
+    async def import_accounts(self, user_ids: Iterable[str]) -> ItemResults:
+        """Import users, 100 per call (reference 3.2); `FailAccounts` come back as failures."""
+        ids = sorted(set(user_ids))
+        results = await run_all(self._import_batch(b) for b in batches(ids, MAX_IMPORT))
+        return _merge(results)
+
+    async def _import_batch(self, ids: list[str]) -> ItemResults:
+        try:
+            reply = await self._call(
+                ACCOUNT_SVC,
+                "multiaccount_import",
+                {"AccountList": [{"UserID": i} for i in ids]},
+                object_id=_span(ids),
+            )
+        except ProviderError as exc:
+            return _all_failed(ids, exc)
+        failed_ids = {str(i) for i in reply.get("FailAccounts") or []}
+        return ItemResults(
+            changed=frozenset(ids) - failed_ids,
+            failed={i: ItemFailure(None, "import failed") for i in sorted(failed_ids)},
+        )
+
+    async def check_accounts(self, user_ids: Iterable[str]) -> dict[str, bool]:
+        """Which users are imported: user id → imported, 100 per call (reference 3.3)."""
+        ids = sorted(set(user_ids))
+        found: dict[str, bool] = {}
+        for reply_items in await run_all(self._check_batch(b) for b in batches(ids, MAX_CHECK)):
+            found.update(reply_items)
+        return found
+
+    async def _check_batch(self, ids: list[str]) -> dict[str, bool]:
+        reply = await self._call(
+            ACCOUNT_SVC,
+            "account_check",
+            {"CheckItem": [{"UserID": i} for i in ids]},
+            object_id=_span(ids),
+        )
+        found: dict[str, bool] = {}
+        for item in reply.get("ResultItem") or []:
+            user = str_field(item, "UserID")
+            code = int_field(item, "ResultCode")
+            if code != 0:
+                raise ProviderError(
+                    self._caller.redact(str_field(item, "ResultInfo") or "check failed"),
+                    api="tencent",
+                    action="account_check",
+                    object_id=user,
+                    code=code,
+                )
+            found[user] = str_field(item, "AccountStatus") == "Imported"
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise self._error("account_check", "no result for some users", _span(missing))
+        return found
+
+    # -- official accounts -----------------------------------------------------------------------
+
+    async def create_account(
+        self, account_id: str, owner: str, profile: Mapping[ProfileField, ProfileValue]
+    ) -> CreateOutcome:
+        """Create an account with a custom id (reference 5.1).
+
+        Idempotent: 130008 (id taken) answers `EXISTED`, which is also what a retry after a lost
+        response sees; the caller reads the account back to tell its own from a stranger's.
+        """
+        body: dict[str, Any] = {"Owner_Account": owner, "OfficialAccountUserID": account_id}
+        body.update({f.vendor: v for f, v in sorted(profile.items(), key=lambda kv: kv[0].value)})
+        reply = await self._call(
+            OA_SVC, "create_official_account", body, object_id=account_id, accept={ACCOUNT_EXISTS}
+        )
+        if envelope_code(reply) == ACCOUNT_EXISTS:
+            return CreateOutcome.EXISTED
+        assigned = str_field(reply, "OfficialAccountUserID")
+        if assigned and assigned != account_id:
+            raise self._error(
+                "create_official_account", f"vendor assigned another id {assigned!r}", account_id
+            )
+        return CreateOutcome.CREATED
+
+    async def destroy_account(self, account_id: str) -> bool:
+        """Destroy an account; False if it was already gone (130004, reference 5.2)."""
+        reply = await self._call(
+            OA_SVC,
+            "destroy_official_account",
+            {"Official_Account": account_id},
+            object_id=account_id,
+            accept={ACCOUNT_MISSING},
+        )
+        return envelope_code(reply) == 0
+
+    async def modify_account(
+        self, account_id: str, profile: Mapping[ProfileField, ProfileValue]
+    ) -> None:
+        """Set profile fields (reference 5.3); the id goes as `Official_Account`."""
+        if not profile:
+            return
+        body: dict[str, Any] = {"Official_Account": account_id}
+        body.update({f.vendor: v for f, v in sorted(profile.items(), key=lambda kv: kv[0].value)})
+        await self._call(OA_SVC, "modify_official_account_base_info", body, object_id=account_id)
+
+    async def get_accounts(self, account_ids: Iterable[str]) -> dict[str, AccountInfo]:
+        """Read accounts by id, 50 per call (reference 5.4); ids that do not exist are absent."""
+        ids = sorted(set(account_ids))
+        found: dict[str, AccountInfo] = {}
+        for part in await run_all(self._info_batch(b) for b in batches(ids, MAX_INFO)):
+            found.update(part)
+        return found
+
+    async def _info_batch(self, ids: list[str]) -> dict[str, AccountInfo]:
+        reply = await self._call(
+            OA_SVC,
+            "get_official_account_info",
+            {"OfficialAccountIdList": [{"Official_Account": i} for i in ids]},
+            object_id=_span(ids),
+            accept={ACCOUNT_MISSING},
+        )
+        if envelope_code(reply) == ACCOUNT_MISSING:
+            # The whole request failed because of a missing id, without saying which: ask one by
+            # one (costs calls only when something is missing).
+            if len(ids) == 1:
+                return {}
+            found: dict[str, AccountInfo] = {}
+            for part in await run_all(self._info_batch([i]) for i in ids):
+                found.update(part)
+            return found
+        items = reply.get("OfficialAccountInfoList") or []
+        found = {}
+        for position, item in enumerate(items):
+            # Items echo the id on the sandbox; the vendor's doc does not promise it (reference
+            # 5.4), so fall back to request order when every item lacks it.
+            account_id = str_field(item, "Official_Account") or (
+                ids[position] if len(items) == len(ids) else ""
+            )
+            if not account_id:
+                raise self._error(
+                    "get_official_account_info", "answer items cannot be matched to ids", _span(ids)
+                )
+            code = envelope_code(item) if "ErrorCode" in item else 0
+            if code == ACCOUNT_MISSING:
+                continue
+            if code != 0:
+                raise ProviderError(
+                    self._caller.redact(str_field(item, "ErrorInfo") or "read failed"),
+                    api="tencent",
+                    action="get_official_account_info",
+                    object_id=account_id,
+                    code=code,
+                )
+            found[account_id] = AccountInfo.from_vendor(item, account_id)
+        return found
+
+    async def get_subscribers(self, account_id: str) -> SubscriberPage:
+        """Every subscriber of an account, paging `Limit` 200 / `Next` to the end (ref. 5.5)."""
+        subscribers: list[Subscriber] = []
+        cursor = ""
+        total = 0
+        while True:
+            reply = await self._call(
+                OA_SVC,
+                "get_subscriber_info",
+                {"Official_Account": account_id, "Limit": PAGE_LIMIT, "Next": cursor},
+                object_id=account_id,
+            )
+            for item in reply.get("SubscriberList") or []:
+                subscribers.append(
+                    Subscriber(
+                        user_id=str_field(item, "Subscriber_Account"),
+                        custom_string=str_field(item, "CustomString"),
+                        subscribe_time=int_field(item, "SubscribeTime"),
+                        msg_flag=str_field(item, "MsgFlag"),
+                    )
+                )
+            total = int_field(reply, "SubscriberNum")
+            following = str_field(reply, "Next")
+            if not following:
+                return SubscriberPage(account_id, tuple(subscribers), total)
+            if following == cursor:
+                raise self._error(
+                    "get_subscriber_info", "paging cursor did not advance", account_id
+                )
+            cursor = following
+
+    async def add_subscribers(self, account_id: str, user_ids: Iterable[str]) -> ItemResults:
+        """Subscribe users, 100 per call; result 1 changed, 2 already subscribed (reference 5.6)."""
+        ids = sorted(set(user_ids))
+        return _merge(
+            await run_all(
+                self._membership_batch("add_subscriber", account_id, b)
+                for b in batches(ids, MAX_SUBSCRIBERS)
+            )
+        )
+
+    async def remove_subscribers(self, account_id: str, user_ids: Iterable[str]) -> ItemResults:
+        """Unsubscribe users, 100 per call; result 1 changed, 2 was not subscribed (ref. 5.7)."""
+        ids = sorted(set(user_ids))
+        return _merge(
+            await run_all(
+                self._membership_batch("delete_subscriber", account_id, b)
+                for b in batches(ids, MAX_SUBSCRIBERS)
+            )
+        )
+
+    async def _membership_batch(self, command: str, account_id: str, ids: list[str]) -> ItemResults:
+        body: dict[str, Any] = {"Official_Account": account_id}
+        if command == "add_subscriber":
+            body["SubscriberList"] = [{"Subscriber_Account": i} for i in ids]
+        else:
+            # The sample and the doocs SDK send a string array under this name (reference 5.7).
+            body["SubscriberToDel_Account"] = list(ids)
+        try:
+            reply = await self._call(OA_SVC, command, body, object_id=account_id)
+        except ProviderError as exc:
+            return _all_failed(ids, exc)
+        changed: set[str] = set()
+        unchanged: set[str] = set()
+        failed: dict[str, ItemFailure] = {}
+        for item in reply.get("SubscriberList") or []:
+            user = str_field(item, "Subscriber_Account")
+            result = int_field(item, "Result")
+            if result == 1:
+                changed.add(user)
+            elif result == 2:
+                unchanged.add(user)
+            else:
+                failed[user] = ItemFailure(None, f"{command} result {result} for {user}")
+        for user in ids:
+            if user not in changed and user not in unchanged and user not in failed:
+                failed[user] = ItemFailure(None, f"{command} returned no result for {user}")
+        return ItemResults(frozenset(changed), frozenset(unchanged), failed)
+
+    async def set_subscriber_profile(self, account_id: str, user_id: str, custom: str) -> None:
+        """Set a subscriber's CustomString on an account (reference 5.8)."""
+        await self._call(
+            OA_SVC,
+            "modify_subscriber_info",
+            {"Official_Account": account_id, "Subscriber_Account": user_id, "CustomString": custom},
+            object_id=f"{account_id}/{user_id}",
+        )
+
+    async def get_subscriptions(self, user_id: str) -> list[Subscription]:
+        """Every account `user_id` subscribes to, paging `Limit` 200 / `Offset` until
+        `CompleteFlag` is 1 (reference 5.9)."""
+        found: list[Subscription] = []
+        offset = 0
+        while True:
+            reply = await self._call(
+                OA_SVC,
+                "get_subscribed_official_account_list",
+                {"Subscriber_Account": user_id, "Limit": PAGE_LIMIT, "Offset": offset},
+                object_id=user_id,
+            )
+            items = reply.get("OfficialAccountInfoList") or []
+            for item in items:
+                self_info = item.get("SelfInfo") or {}
+                found.append(
+                    Subscription(
+                        account=AccountInfo.from_vendor(item, str_field(item, "Official_Account")),
+                        custom_string=str_field(self_info, "CustomString"),
+                        subscribe_time=int_field(self_info, "SubscribeTime"),
+                    )
+                )
+            if int_field(reply, "CompleteFlag") == 1:
+                return found
+            following = int_field(reply, "Next")
+            if following <= offset or not items:
+                raise self._error(
+                    "get_subscribed_official_account_list", "paging did not advance", user_id
+                )
+            offset = following
+
+
+def _span(ids: list[str]) -> str:
+    """How an error names a batch: its first id and size."""
+    if len(ids) == 1:
+        return ids[0]
+    return f"{ids[0]} (+{len(ids) - 1} more)" if ids else ""
+
+
+def _all_failed(ids: Iterable[str], exc: ProviderError) -> ItemResults:
+    failure = ItemFailure(exc.code, str(exc))
+    return ItemResults(failed={i: failure for i in ids})
+
+
+def _merge(parts: Iterable[ItemResults]) -> ItemResults:
+    changed: set[str] = set()
+    unchanged: set[str] = set()
+    failed: dict[str, ItemFailure] = {}
+    for part in parts:
+        changed |= part.changed
+        unchanged |= part.unchanged
+        failed.update(part.failed)
+    return ItemResults(frozenset(changed), frozenset(unchanged), dict(sorted(failed.items())))

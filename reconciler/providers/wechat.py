@@ -1,0 +1,216 @@
+"""The WeChat Official Accounts Platform client: access token and the mass-send speed.
+
+Every call carries `?access_token=…`; answers are `{"errcode", "errmsg"}` envelopes, and data
+answers may omit `errcode` on success (reference/wechat-mp-mass-api.md section 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from reconciler.errors import ConfigError, ProviderError
+from reconciler.providers.http import (
+    DEFAULT_TIMEOUT,
+    Caller,
+    Pacer,
+    Request,
+    RetryPolicy,
+    Sleep,
+    Transient,
+    check_endpoint,
+)
+from reconciler.secret import Secret
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT: Final = "https://api.weixin.qq.com"
+
+#: Retry with backoff: -1 "system busy" (WxJava retries it), 45011 "minute quota" (section 3).
+RETRY_CODES: Final = frozenset({-1, 45011})
+#: The token is invalid, overwritten or expired: fetch a new one and re-issue once (section 1,
+#: WxJava `ACCESS_TOKEN_ERROR_CODES`).
+TOKEN_CODES: Final = frozenset({40001, 40014, 42001})
+
+#: WxJava refreshes 200 s before `expires_in` ends (section 2.3); a short-lived token (the stable
+#: endpoint may return as little as 300 s) is refreshed after 90% of its life instead.
+TOKEN_MARGIN: Final = 200.0
+
+SPEEDS: Final = range(5)  # 0 fastest … 4 slowest (section 5)
+
+
+@dataclass(frozen=True, slots=True)
+class MassSpeedInfo:
+    """The mass-send speed as read: the level and the platform's real speed (section 5.1)."""
+
+    speed: int
+    realspeed: float
+
+
+class TokenCache:
+    """One access token, kept until shortly before it expires; refreshed under a lock."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._token: Secret | None = None
+        self._valid_until = 0.0
+        self.lock = asyncio.Lock()
+
+    def get(self) -> Secret | None:
+        if self._token is not None and self._clock() < self._valid_until:
+            return self._token
+        return None
+
+    def put(self, token: Secret, expires_in: float) -> None:
+        margin = min(TOKEN_MARGIN, expires_in / 10)
+        self._token = token
+        self._valid_until = self._clock() + expires_in - margin
+
+    def drop(self, token: Secret) -> None:
+        """Forget `token` if it is still the cached one (a concurrent refresh may have won)."""
+        if self._token == token:
+            self._token = None
+
+    def secrets(self) -> list[Secret]:
+        return [] if self._token is None else [self._token]
+
+
+class WeChatClient:
+    """Async client for the WeChat mass-send speed, with access-token handling.
+
+    Tokens come from `POST /cgi-bin/stable_token` (section 2.2): unlike `/cgi-bin/token`, fetching
+    one does not invalidate the token the account's own services use, and the AppSecret travels
+    in the body, not the URL. `calls` counts requests per API, retries and token fetches included.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        app_id: str,
+        secret: Secret,
+        pacer: Pacer,
+        endpoint: str | None = None,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        base = endpoint if endpoint is not None else str(http.base_url) or ENDPOINT
+        if not app_id:
+            raise ConfigError("the WeChat client needs an AppID")
+        self.app_id = app_id
+        self._secret = secret
+        self.tokens = TokenCache(clock)
+        self._caller = Caller(
+            http,
+            vendor="wechat",
+            endpoint=check_endpoint(base),
+            pacer=pacer,
+            secrets=lambda: [self._secret, *self.tokens.secrets()],
+            retry=retry,
+            rng=rng,
+            timeout=timeout,
+            sleep=sleep,
+        )
+
+    def __repr__(self) -> str:
+        return f"WeChatClient(endpoint={self._caller.endpoint!r}, app_id={self.app_id!r})"
+
+    @property
+    def calls(self) -> Mapping[str, int]:
+        return self._caller.calls
+
+    @property
+    def retries(self) -> Mapping[str, int]:
+        return self._caller.retries
+
+    def _check(self, request: Request, reply: dict[str, Any]) -> None:
+        code = reply.get("errcode", 0)
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise self._caller.error(request, "errcode is not an integer")
+        if code == 0:
+            return
+        message = reply.get("errmsg") if isinstance(reply.get("errmsg"), str) else ""
+        if code in RETRY_CODES:
+            raise Transient(f"errcode {code}: {self._caller.redact(str(message))}", code)
+        raise self._caller.error(request, str(message) or "request failed", code)
+
+    async def access_token(self) -> Secret:
+        """The cached token, or a new one from `stable_token` when there is none or it expires."""
+        token = self.tokens.get()
+        if token is not None:
+            return token
+        async with self.tokens.lock:
+            token = self.tokens.get()  # another task may have fetched it while we waited
+            if token is not None:
+                return token
+            request = Request(
+                api="stable_token",
+                action="stable_token",
+                method="POST",
+                path="/cgi-bin/stable_token",
+                object_id=self.app_id,
+                body={
+                    "grant_type": "client_credential",
+                    "appid": self.app_id,
+                    "secret": self._secret.reveal(),
+                    "force_refresh": False,
+                },
+            )
+            reply = await self._caller.call(request, lambda: {}, self._check)
+            value = reply.get("access_token")
+            expires_in = reply.get("expires_in")
+            if not isinstance(value, str) or not value or not isinstance(expires_in, int):
+                raise self._caller.error(request, "token answer lacks access_token/expires_in")
+            token = Secret(value)
+            self.tokens.put(token, float(expires_in))
+            logger.debug("wechat: fetched an access token valid %ss", expires_in)
+            return token
+
+    async def _call(self, api: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A call with the access token; on 40001/40014/42001 refresh it and re-issue once."""
+        request = Request(
+            api=api, action=api, method="POST", path=path, object_id=self.app_id, body=body
+        )
+        for refreshed in (False, True):
+            token = await self.access_token()
+            try:
+                return await self._caller.call(request, _token_params(token), self._check)
+            except ProviderError as exc:
+                if exc.code not in TOKEN_CODES or refreshed:
+                    raise
+                logger.info("wechat %s: token rejected (errcode %s), refreshing", api, exc.code)
+                self.tokens.drop(token)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get_mass_speed(self) -> MassSpeedInfo:
+        """Read the mass-send speed (section 5.1)."""
+        reply = await self._call("mass_speed_get", "/cgi-bin/message/mass/speed/get", {})
+        speed = reply.get("speed")
+        realspeed = reply.get("realspeed", 0)
+        if type(speed) is not int or not isinstance(realspeed, int | float):
+            raise ProviderError(
+                "speed answer lacks speed/realspeed", api="wechat", action="mass_speed_get"
+            )
+        return MassSpeedInfo(speed=speed, realspeed=float(realspeed))
+
+    async def set_mass_speed(self, speed: int) -> None:
+        """Set the mass-send speed, 0 (fastest) to 4 (slowest) (section 5.2)."""
+        if speed not in SPEEDS:
+            raise ProviderError(
+                f"speed {speed} is out of range 0..4", api="wechat", action="mass_speed_set"
+            )
+        await self._call("mass_speed_set", "/cgi-bin/message/mass/speed/set", {"speed": speed})
+
+
+def _token_params(token: Secret) -> Callable[[], dict[str, str]]:
+    return lambda: {"access_token": token.reveal()}

@@ -6,13 +6,21 @@ contract between loading (`load_config`) and everything that runs against a targ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from types import MappingProxyType
+from typing import Any, Final
 
-from reconciler.model import DEFAULT_INVENTORY_USER
+from reconciler.errors import ConfigError, Problem
+from reconciler.load import CONFIG_NAME, Node, display_path, load_file, position_of, type_name
+from reconciler.model import DEFAULT_INVENTORY_USER, Position
+from reconciler.schemas import CONFIG_SCHEMA
 from reconciler.secret import Secret
+
+log = logging.getLogger(__name__)
 
 #: Tencent IM regions and their REST domains (reference section 1.2).
 REGION_DOMAINS: Final = {
@@ -86,3 +94,327 @@ class Config:
     inventory: str = DEFAULT_INVENTORY_USER
     safety: Safety = field(default_factory=Safety)
     limits: Limits = field(default_factory=Limits)
+    #: targets declared but unusable here (a `${VAR}` is not set): name → the error selecting one
+    #: raises. Kept apart so that a run on another target does not need their secrets.
+    unresolved_targets: Mapping[str, str] = field(default_factory=dict)
+
+
+#: Where the embedded sandbox keeps its state when reconciler.yaml does not say.
+SANDBOX_DB: Final = ".reconciler/sandbox.db"
+#: The target used when there is no reconciler.yaml.
+EMBEDDED_TARGET: Final = "sandbox"
+#: `${NAME}` reads the environment; `$$` is a literal `$`.
+_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")
+_VAR_START = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\}|)")
+#: Fields holding credentials: written literally, they draw a warning.
+_SECRET_FIELDS: Final = (("secretKey",), ("wechat", "secret"))
+
+
+def default_config() -> Config:
+    """The configuration without a reconciler.yaml: the embedded sandbox, nothing else."""
+    return Config(
+        path=None,
+        default_target=EMBEDDED_TARGET,
+        targets=MappingProxyType(
+            {EMBEDDED_TARGET: SandboxTarget(EMBEDDED_TARGET, Path(SANDBOX_DB))}
+        ),
+    )
+
+
+def _variable_syntax(value: str) -> str | None:
+    """Why `value`'s `$` placeholders are malformed, or None."""
+    for match in _VAR_START.finditer(value):
+        if match.group(0) == "$" and value[match.end() : match.end() + 1] == "{":
+            return "malformed ${VAR} placeholder (a name is letters, digits and '_'; '$$' is a '$')"
+    return None
+
+
+def _interpolate(value: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    missing: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        found = environ.get(name)
+        if not found:
+            missing.append(name)
+            return ""
+        return found
+
+    return _VAR.sub(substitute, value), missing
+
+
+def _walk_strings(
+    node: Any, path: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], str, Position | None, Any, str | int]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str):
+                yield (*path, key), value, position_of(node, key), node, key
+            else:
+                yield from _walk_strings(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            if isinstance(value, str):
+                yield (*path, index), value, position_of(node, index), node, index
+            else:
+                yield from _walk_strings(value, (*path, index))
+
+
+def _load_one(path: Path) -> tuple[Any, Position, list[Problem]]:
+    display = display_path(path)
+    result = load_file(path, display)
+    problems = list(result.problems)
+    start = Position(display, 1, 1)
+    if not result.documents:
+        return (None if problems else Node(start)), start, problems
+    first = result.documents[0]
+    for extra in result.documents[1:]:
+        pos = extra.position
+        problems.append(
+            Problem(pos.file, pos.line, pos.col, f"{CONFIG_NAME} holds one document, not several")
+        )
+    return first.data, first.position, problems
+
+
+def check_config(path: Path) -> list[Problem]:
+    """Every structural problem of a reconciler.yaml, without reading the environment.
+
+    `validate` runs this in CI, where production secrets are not set: placeholders are checked
+    for syntax only.
+    """
+    data, start, problems = _load_one(path)
+    if data is None:
+        return problems
+    if not isinstance(data, Node):
+        problems.append(
+            Problem(
+                start.file,
+                start.line,
+                start.col,
+                f"{CONFIG_NAME} must be a mapping, not {type_name(data)}",
+            )
+        )
+        return problems
+    from reconciler.validate import schema_problems
+
+    schema = schema_problems(CONFIG_SCHEMA, data, start)
+    problems.extend(schema)
+    for key_path, value, pos, _, _ in _walk_strings(data, ()):
+        reason = _variable_syntax(value)
+        if reason is not None:
+            at = pos or start
+            problems.append(Problem(at.file, at.line, at.col, f"{_dotted(key_path)}: {reason}"))
+    if schema:
+        return problems
+    targets = data.get("targets")
+    names = list(targets) if isinstance(targets, Node) else [EMBEDDED_TARGET]
+    default = data.get("defaultTarget")
+    if default is None and len(names) > 1 and EMBEDDED_TARGET not in names:
+        pos = data.key_positions.get("targets", start)
+        problems.append(
+            Problem(
+                pos.file,
+                pos.line,
+                pos.col,
+                "defaultTarget: missing; required when there are several targets"
+                " and none is named 'sandbox'",
+            )
+        )
+    elif isinstance(default, str) and "$" not in default and default not in names:
+        pos = position_of(data, "defaultTarget") or start
+        problems.append(
+            Problem(
+                pos.file,
+                pos.line,
+                pos.col,
+                f"defaultTarget: no target named '{default}' (targets: {', '.join(names)})",
+            )
+        )
+    if isinstance(targets, Node):
+        for name, target in targets.items():
+            if target.get("type") != "tencent":
+                continue
+            pos = position_of(targets, name) or start
+            if "region" not in target and "endpoint" not in target:
+                problems.append(
+                    Problem(
+                        pos.file, pos.line, pos.col, f"targets.{name}: needs region: or endpoint:"
+                    )
+                )
+            appid = target.get("sdkAppId")
+            if isinstance(appid, str) and "$" not in appid and not appid.isdigit():
+                at = position_of(target, "sdkAppId") or pos
+                problems.append(
+                    Problem(
+                        at.file,
+                        at.line,
+                        at.col,
+                        f"targets.{name}.sdkAppId: must be a number or ${{VAR}}, not {appid!r}",
+                    )
+                )
+    return problems
+
+
+def _dotted(path: Iterable[str | int]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def load_config(
+    path: Path | None, *, search_dir: Path | None = None, environ: Mapping[str, str]
+) -> Config:
+    """Load `path`, else `reconciler.yaml` in `search_dir` (default: the current directory).
+
+    Without a file the embedded sandbox is the only target. `${VAR}` placeholders are read from
+    `environ`; a target whose variables are missing is kept aside (`unresolved_targets`) so that
+    only selecting it fails: a CI job without production secrets can still use the sandbox.
+    """
+    if path is None:
+        candidate = (search_dir if search_dir is not None else Path.cwd()) / CONFIG_NAME
+        if not candidate.is_file():
+            return default_config()
+        path = candidate
+    elif not path.is_file():
+        raise ConfigError(f"config file '{path}' not found")
+    problems = check_config(path)
+    if problems:
+        raise ConfigError("\n".join(str(p) for p in sorted(problems)))
+    data, start, _ = _load_one(path)
+    assert isinstance(data, Node)  # check_config refused anything else
+    errors: list[str] = []
+
+    def resolved(container: Node, key: str, where: str) -> tuple[str, list[str]]:
+        value, missing = _interpolate(container[key], environ)
+        pos = position_of(container, key) or start
+        return value, [
+            f"{pos}: {where}: environment variable {name} is not set" for name in missing
+        ]
+
+    top: dict[str, str] = {}
+    for key in ("defaultTarget", "inventory"):
+        if key in data:
+            top[key], missing = resolved(data, key, key)
+            errors.extend(missing)
+    if errors:
+        raise ConfigError("\n".join(errors))
+    targets: dict[str, Target] = {}
+    unresolved: dict[str, str] = {}
+    raw_targets = data.get("targets")
+    if isinstance(raw_targets, Node):
+        for name, raw in raw_targets.items():
+            target, missing = _build_target(name, raw, resolved)
+            if target is None:
+                unresolved[name] = "\n".join(
+                    [f"target '{name}' cannot be used: its credentials are missing", *missing]
+                )
+            else:
+                targets[name] = target
+    else:
+        targets[EMBEDDED_TARGET] = SandboxTarget(EMBEDDED_TARGET, Path(SANDBOX_DB))
+    names = [*targets, *unresolved]
+    default = top.get("defaultTarget") or (
+        EMBEDDED_TARGET if EMBEDDED_TARGET in names else names[0]
+    )
+    safety = data.get("safety", {})
+    limits = data.get("limits", {})
+    safe, lim = Safety(), Limits()
+    return Config(
+        path=path,
+        default_target=default,
+        targets=MappingProxyType(targets),
+        inventory=top.get("inventory", DEFAULT_INVENTORY_USER),
+        safety=Safety(
+            max_destroys=safety.get("maxDestroys", safe.max_destroys),
+            max_subscriber_removals=safety.get(
+                "maxSubscriberRemovals", safe.max_subscriber_removals
+            ),
+            max_subscriber_removal_percent=float(
+                safety.get("maxSubscriberRemovalPercent", safe.max_subscriber_removal_percent)
+            ),
+        ),
+        limits=Limits(
+            calls_per_second=float(limits.get("callsPerSecond", lim.calls_per_second)),
+            concurrency=limits.get("concurrency", lim.concurrency),
+        ),
+        unresolved_targets=MappingProxyType(unresolved),
+    )
+
+
+def _build_target(
+    name: str,
+    raw: Node,
+    resolved: Callable[[Node, str, str], tuple[str, list[str]]],
+) -> tuple[Target | None, list[str]]:
+    where = f"targets.{name}"
+    missing: list[str] = []
+
+    def get(container: Node, key: str, path: str) -> str:
+        value, lacking = resolved(container, key, path)
+        missing.extend(lacking)
+        return value
+
+    if raw["type"] == "sandbox":
+        db = get(raw, "path", f"{where}.path") if "path" in raw else SANDBOX_DB
+        return (None if missing else SandboxTarget(name, Path(db))), missing
+    for fields in _SECRET_FIELDS:
+        container: Any = raw
+        for part in fields[:-1]:
+            container = container.get(part)
+        if isinstance(container, Node) and "$" not in container.get(fields[-1], "$"):
+            pos = position_of(container, fields[-1])
+            log.warning(
+                "%s: %s.%s is written in the file; use ${VAR} and keep it out of git",
+                pos,
+                where,
+                ".".join(fields),
+            )
+    appid_raw = raw["sdkAppId"]
+    appid = (
+        str(appid_raw) if isinstance(appid_raw, int) else get(raw, "sdkAppId", f"{where}.sdkAppId")
+    )
+    identifier = get(raw, "identifier", f"{where}.identifier")
+    secret_key = get(raw, "secretKey", f"{where}.secretKey")
+    endpoint = get(raw, "endpoint", f"{where}.endpoint") if "endpoint" in raw else None
+    wechat: WeChatCredentials | None = None
+    raw_wechat = raw.get("wechat")
+    if isinstance(raw_wechat, Node):
+        app_id = get(raw_wechat, "appId", f"{where}.wechat.appId")
+        secret = get(raw_wechat, "secret", f"{where}.wechat.secret")
+        wechat_endpoint = (
+            get(raw_wechat, "endpoint", f"{where}.wechat.endpoint")
+            if "endpoint" in raw_wechat
+            else WECHAT_ENDPOINT
+        )
+        wechat = WeChatCredentials(app_id, Secret(secret), wechat_endpoint)
+    if missing:
+        return None, missing
+    if not appid.isdigit():
+        pos = position_of(raw, "sdkAppId") or raw.position
+        return None, [f"{pos}: {where}.sdkAppId: the value of its variable is not a number"]
+    region = raw.get("region")
+    if endpoint is None:
+        endpoint = "https://" + REGION_DOMAINS[str(region)]
+    return (
+        TencentTarget(
+            name=name,
+            endpoint=endpoint.rstrip("/"),
+            sdkappid=int(appid),
+            identifier=identifier,
+            secret_key=Secret(secret_key),
+            wechat=wechat,
+            region=region,
+        ),
+        [],
+    )
+
+
+def select_target(config: Config, name: str | None) -> Target:
+    """The target `name` (default: the config's default target); an unusable one is an error."""
+    chosen = name or config.default_target
+    if chosen in config.targets:
+        return config.targets[chosen]
+    if chosen in config.unresolved_targets:
+        raise ConfigError(config.unresolved_targets[chosen])
+    known = ", ".join(sorted([*config.targets, *config.unresolved_targets]))
+    raise ConfigError(f"no target named '{chosen}' (targets: {known})")

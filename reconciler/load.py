@@ -1,0 +1,418 @@
+"""The one module that reads YAML: safe, positioned, strict about duplicates and alias bombs.
+
+Every mapping becomes a `Node` dict and every sequence a `NodeList`; both remember their own
+position and the position of each key and item, so any value can be traced back to
+`file:line:col` (`position_of`). Nothing else in reconciler imports `yaml`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
+
+from reconciler.errors import Problem
+from reconciler.model import Position
+
+log = logging.getLogger(__name__)
+
+#: A manifest (or reconciler.yaml) larger than this is refused before it is parsed.
+MAX_FILE_BYTES: Final = 10_000_000
+#: Aliases may add at most this many nodes to a document ("billion laughs" guard).
+MAX_ALIAS_EXPANSION: Final = 100_000
+#: Deeper nesting than this is refused (manifests are a few levels deep).
+MAX_DEPTH: Final = 64
+#: The name documents read from stdin carry in messages.
+STDIN_NAME: Final = "<stdin>"
+CONFIG_NAME: Final = "reconciler.yaml"
+
+
+class Node(dict[str, Any]):
+    """A YAML mapping that knows where it and each of its keys and values are."""
+
+    __slots__ = ("key_positions", "position", "value_positions")
+
+    def __init__(self, position: Position) -> None:
+        super().__init__()
+        self.position = position
+        self.key_positions: dict[str, Position] = {}
+        self.value_positions: dict[str, Position] = {}
+
+
+class NodeList(list[Any]):
+    """A YAML sequence that knows where it and each of its items are."""
+
+    __slots__ = ("item_positions", "position")
+
+    def __init__(self, position: Position) -> None:
+        super().__init__()
+        self.position = position
+        self.item_positions: list[Position] = []
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One YAML document of a file: its data (`Node`, `NodeList` or a scalar) and position."""
+
+    file: str
+    index: int
+    data: Any
+    position: Position
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """Documents that loaded and the problems of those that did not."""
+
+    documents: list[Document]
+    problems: list[Problem]
+
+
+class _LoadError(yaml.MarkedYAMLError):
+    """A problem found while composing, reported with the node's mark."""
+
+
+def _pos(file: str, mark: yaml.Mark | None) -> Position:
+    if mark is None:
+        return Position(file, 1, 1)
+    return Position(file, mark.line + 1, mark.column + 1)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that builds `Node`/`NodeList`, rejects duplicate and non-string keys."""
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(text)
+        self.file = file
+        self.problems: list[Problem] = []
+        self._depth = 0
+
+    # Composition: bound the depth (the composer recurses) before anything is built.
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _LoadError(
+                    None,
+                    None,
+                    f"nesting deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_positioned_mapping(self, node: yaml.MappingNode) -> Iterator[Node]:
+        result = Node(_pos(self.file, node.start_mark))
+        yield result
+        seen: dict[object, Position] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key_pos = _pos(self.file, key_node.start_mark)
+            if isinstance(key_node, yaml.ScalarNode):
+                ident: object = (key_node.tag, key_node.value)
+                if ident in seen:
+                    first = seen[ident]
+                    self.problems.append(
+                        Problem(
+                            self.file,
+                            key_pos.line,
+                            key_pos.col,
+                            f"duplicate key '{key_node.value}' (first at line {first.line})",
+                        )
+                    )
+                else:
+                    seen[ident] = key_pos
+        self.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            key_pos = _pos(self.file, key_node.start_mark)
+            if not isinstance(key, str):
+                self.problems.append(
+                    Problem(
+                        self.file,
+                        key_pos.line,
+                        key_pos.col,
+                        f"mapping keys must be strings, not {_type_name(key)}",
+                    )
+                )
+                continue
+            value = self.construct_object(value_node, deep=False)
+            result[key] = value
+            result.key_positions[key] = key_pos
+            result.value_positions[key] = _pos(self.file, value_node.start_mark)
+
+    def construct_positioned_sequence(self, node: yaml.SequenceNode) -> Iterator[NodeList]:
+        result = NodeList(_pos(self.file, node.start_mark))
+        yield result
+        for child in node.value:
+            result.append(self.construct_object(child, deep=False))
+            result.item_positions.append(_pos(self.file, child.start_mark))
+
+
+_Loader.add_constructor(
+    "tag:yaml.org,2002:map",
+    _Loader.construct_positioned_mapping,
+)
+_Loader.add_constructor(
+    "tag:yaml.org,2002:seq",
+    _Loader.construct_positioned_sequence,
+)
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def type_name(value: object) -> str:
+    """How a loaded value's type is named in messages ('a string', 'a mapping', 'null' ...)."""
+    return _type_name(value)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """The number of nodes `root` stands for once every alias is expanded.
+
+    Aliased nodes are shared objects in the composed graph, so a memo keyed by identity keeps
+    this linear in the size of the file however large the expansion is.
+    """
+    memo: dict[int, int] = {}
+    in_progress: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        if key in in_progress:
+            raise _LoadError(None, None, "recursive alias", node.start_mark)
+        in_progress.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        in_progress.discard(key)
+        memo[key] = total
+        return total
+
+    total = size(root)
+    distinct = len(memo)
+    if total - distinct > MAX_ALIAS_EXPANSION:
+        raise _LoadError(
+            None,
+            None,
+            f"aliases expand this document by more than {MAX_ALIAS_EXPANSION:,} nodes"
+            " (an alias bomb?); refusing to load it",
+            root.start_mark,
+        )
+    return total
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    col = index - (text.rfind("\n", 0, index) + 1) + 1
+    return line, col
+
+
+def decode(data: bytes, file: str) -> tuple[str | None, Problem | None]:
+    """Decode UTF-8 (an optional BOM is dropped); an invalid byte is a positioned problem."""
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(data[: exc.start].decode("utf-8", "replace"), exc.start)
+        return None, Problem(file, line, col, "not valid UTF-8")
+
+
+def read_limited(path: Path, display: str) -> tuple[bytes | None, Problem | None]:
+    """Read a file, refusing one over `MAX_FILE_BYTES`; failures are problems, not exceptions."""
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                return None, _too_large(display, size)
+            data = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        return None, Problem(display, 1, 1, "no such file")
+    except IsADirectoryError:
+        return None, Problem(display, 1, 1, "is a directory, not a file")
+    except OSError as exc:
+        return None, Problem(display, 1, 1, f"cannot read: {exc.strerror or exc}")
+    if len(data) > MAX_FILE_BYTES:
+        return None, _too_large(display, len(data))
+    return data, None
+
+
+def _too_large(display: str, size: int) -> Problem:
+    return Problem(
+        display,
+        1,
+        1,
+        f"file is larger than the {MAX_FILE_BYTES:,}-byte limit for manifests"
+        f" ({size:,} bytes or more)",
+    )
+
+
+def load_text(text: str, file: str) -> LoadResult:
+    """Load every document of `text` (named `file` in positions).
+
+    A syntax error ends the file: documents before it are returned, the error is a problem.
+    """
+    documents: list[Document] = []
+    problems: list[Problem] = []
+    try:
+        loader = _Loader(text, file)
+    except yaml.reader.ReaderError as exc:
+        return LoadResult([], [_reader_problem(text, file, exc)])
+    problems = loader.problems
+    try:
+        index = 0
+        while loader.check_node():
+            root = loader.get_node()
+            if root is None:  # pragma: no cover - check_node() guarantees a node
+                break
+            _expanded_size(root)
+            data = loader.construct_document(root)
+            if data is not None:
+                documents.append(Document(file, index, data, _pos(file, root.start_mark)))
+            index += 1
+    except yaml.MarkedYAMLError as exc:
+        pos = _pos(file, exc.problem_mark or exc.context_mark)
+        problems.append(Problem(file, pos.line, pos.col, _yaml_message(exc)))
+    except yaml.reader.ReaderError as exc:  # pragma: no cover - the reader checks text up front
+        problems.append(_reader_problem(text, file, exc))
+    finally:
+        loader.dispose()
+    return LoadResult(documents, problems)
+
+
+def _reader_problem(text: str, file: str, exc: yaml.reader.ReaderError) -> Problem:
+    line, col = _line_col(text, exc.position)
+    char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    return Problem(file, line, col, f"character U+{char:04X} is not allowed in YAML")
+
+
+def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
+    parts = [p for p in (exc.context, exc.problem) if p]
+    text = ", ".join(parts) if parts else "invalid YAML"
+    if isinstance(exc, _LoadError):
+        return text
+    if isinstance(exc, ConstructorError):
+        return f"{text} (only plain YAML is allowed)"
+    if isinstance(exc, ComposerError):
+        return text
+    return f"invalid YAML: {text}"
+
+
+def load_file(path: Path, display: str | None = None) -> LoadResult:
+    """Read and load one file; every failure is a problem in the result."""
+    name = display if display is not None else str(path)
+    data, problem = read_limited(path, name)
+    if problem is not None or data is None:
+        return LoadResult([], [problem] if problem else [])
+    text, problem = decode(data, name)
+    if problem is not None or text is None:
+        return LoadResult([], [problem] if problem else [])
+    return load_text(text, name)
+
+
+def load_stream(data: bytes | str, name: str = STDIN_NAME) -> LoadResult:
+    """Load documents already read (stdin); the size limit applies as for files."""
+    if len(data) > MAX_FILE_BYTES:
+        return LoadResult([], [_too_large(name, len(data))])
+    if isinstance(data, bytes):
+        text, problem = decode(data, name)
+        if problem is not None or text is None:
+            return LoadResult([], [problem] if problem else [])
+        data = text
+    return load_text(data.removeprefix("\ufeff"), name)
+
+
+def display_path(path: Path) -> str:
+    """A path as messages show it: relative to the current directory when below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def iter_manifest_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The manifest files `paths` name, in order; `-` (stdin) is kept as `Path('-')`.
+
+    A directory means every `*.yaml` and `*.yml` below it, sorted, except `reconciler.yaml` and
+    anything inside a hidden directory (`.git`, `.github`, `.reconciler`, ...). A file named
+    explicitly is kept whatever its name; a path that does not exist is kept too, so that loading
+    it reports it.
+    """
+    result: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if str(raw) != "-" and path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in (".yaml", ".yml")
+                and p.name != CONFIG_NAME
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and p.is_file()
+            )
+        else:
+            found = [path]
+        for p in found:
+            if p not in seen or str(p) == "-":
+                seen.add(p)
+                result.append(p)
+    return result
+
+
+def position_of(container: object, key: str | int) -> Position | None:
+    """The position of `container[key]` (a `Node` value or a `NodeList` item), if known."""
+    if isinstance(container, Node) and isinstance(key, str):
+        return container.value_positions.get(key)
+    if isinstance(container, NodeList) and isinstance(key, int) and 0 <= key < len(container):
+        return container.item_positions[key]
+    return None
+
+
+def key_position_of(container: object, key: str) -> Position | None:
+    """The position of a key of a `Node`, if known."""
+    if isinstance(container, Node):
+        return container.key_positions.get(key)
+    return None
+
+
+def locate(root: Any, path: Iterable[str | int], fallback: Position) -> Position:
+    """The position of the value at `path` below `root` (the nearest known ancestor's if not)."""
+    current = root
+    best = getattr(root, "position", fallback)
+    for key in path:
+        pos = position_of(current, key)
+        if pos is None:
+            break
+        best = pos
+        try:
+            current = current[key]
+        except (KeyError, IndexError, TypeError):  # pragma: no cover - positions match content
+            break
+    return best

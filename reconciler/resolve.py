@@ -1,0 +1,489 @@
+"""Semantic checks the schemas cannot express, and resolution into the frozen desired state.
+
+Input: documents that passed their kind's schema (plus the names of those that did not, so that a
+reference to a broken set is not reported twice). Output: a `DesiredState`, or every problem.
+Member files are read here as plain text, never through YAML: a 1,000,000-line file costs a split
+and a set, not a million YAML nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from reconciler.errors import Problem
+from reconciler.load import Document, Node, NodeList, display_path, key_position_of, position_of
+from reconciler.model import (
+    ACCOUNT_ID_PREFIX,
+    RESERVED_ACCOUNT_ID_PREFIX,
+    Account,
+    DesiredState,
+    MassSpeed,
+    Position,
+    ProfileField,
+    ProfileValue,
+    SubscriberPolicy,
+    Subscribers,
+    canonical_account_id,
+)
+
+#: UTF-8 byte limits of the writable profile fields (reference section 4.2).
+PROFILE_BYTE_LIMITS: Final = {
+    ProfileField.NAME: 150,
+    ProfileField.INTRODUCTION: 400,
+    ProfileField.FACE_URL: 500,
+    ProfileField.ORGANIZATION: 500,
+    ProfileField.CUSTOM_STRING: 3000,
+}
+#: A subscriber's CustomString on an account (reference section 4.3).
+SUBSCRIBER_PROFILE_BYTES: Final = 3000
+#: Custom account ids: printable ASCII, at most 48 bytes with the prefix (reference section 4.4).
+ACCOUNT_ID_BYTES: Final = 48
+#: UserIDs: at most 32 bytes of printable ASCII (reference section 3); spaces are refused too,
+#: since one in a member file is almost always a stray column.
+USERID_BYTES: Final = 32
+_USERID = re.compile(r"[\x21-\x7e]{1,32}")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+#: Invalid lines reported per member file before the rest are summarised in one line.
+MAX_FILE_PROBLEMS: Final = 20
+
+
+def userid_problem(value: str) -> str | None:
+    """Why `value` is not a valid UserID, or None if it is."""
+    if _USERID.fullmatch(value):
+        return None
+    return (
+        f"invalid UserID {_show(value)}: 1 to {USERID_BYTES} printable ASCII characters, no spaces"
+    )
+
+
+def _show(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+@dataclass(slots=True)
+class _Ref:
+    value: str
+    pos: Position
+    path: str
+
+
+@dataclass(slots=True)
+class _Sink:
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, pos: Position, message: str) -> None:
+        self.problems.append(Problem(pos.file, pos.line, pos.col, message))
+
+
+def _refs(node: Node, key: str, path: str) -> list[_Ref]:
+    items = node.get(key)
+    if not isinstance(items, NodeList):
+        return []
+    return [
+        _Ref(value, items.item_positions[i], f"{path}.{key}[{i}]")
+        for i, value in enumerate(items)
+        if isinstance(value, str)
+    ]
+
+
+def _at(node: Node, key: str) -> Position:
+    return position_of(node, key) or node.position
+
+
+@dataclass(slots=True)
+class _Named:
+    kind: str
+    name: str
+    pos: Position
+    doc: Document
+    valid: bool
+
+
+@dataclass(slots=True)
+class _MemberFile:
+    ids: list[str] | None
+    problems: list[Problem]
+
+
+class Resolver:
+    """Checks one run's documents together and builds the desired state."""
+
+    def __init__(self, base_dirs: Mapping[str, Path]) -> None:
+        self._base_dirs = base_dirs
+        self._sink = _Sink()
+        self._sets: dict[str, _Named] = {}
+        self._files: dict[Path, _MemberFile] = {}
+        self._expanded: dict[str, frozenset[str] | None] = {}
+        self._cyclic: set[str] = set()
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def resolve(
+        self, valid: list[tuple[str, Document]], broken: list[tuple[str, Document]]
+    ) -> tuple[DesiredState | None, list[Problem]]:
+        """Check `valid` (kind, document) pairs, knowing the names `broken` ones declare."""
+        firsts: dict[tuple[str, str], _Named] = {}
+        named: list[_Named] = []
+        for is_valid, pairs in ((True, valid), (False, broken)):
+            for kind, doc in pairs:
+                entry = self._identify(kind, doc, is_valid)
+                if entry is not None:
+                    named.append(entry)
+        named.sort(key=lambda e: (e.pos.file, e.pos.line, e.pos.col))
+        for entry in named:
+            group = "accounts" if entry.kind == "OfficialAccount" else entry.kind
+            first = firsts.setdefault((group, entry.name), entry)
+            if first is not entry:
+                what = "account id" if entry.kind == "OfficialAccount" else f"{entry.kind} name"
+                self._sink.add(
+                    entry.pos, f"duplicate {what} '{entry.name}' (first declared at {first.pos})"
+                )
+                entry.valid = False
+        self._sets = {name: e for (group, name), e in firsts.items() if group == "SubscriberSet"}
+        speeds = [e for e in named if e.kind == "MassSpeed"]
+        for extra in speeds[1:]:
+            self._sink.add(
+                extra.pos,
+                f"more than one MassSpeed (the first is '{speeds[0].name}' at {speeds[0].pos});"
+                " a target has one WeChat official account",
+            )
+        for entry in named:
+            if entry.valid and entry.kind == "SubscriberSet":
+                self._check_set(entry)
+        self._find_cycles()
+        accounts: dict[str, Account] = {}
+        users: set[str] = set()
+        for entry in named:
+            if not entry.valid:
+                continue
+            if entry.kind == "OfficialAccount":
+                account = self._account(entry)
+                if account is not None:
+                    accounts[account.id] = account
+            elif entry.kind == "UserAccounts":
+                users |= self._users(entry)
+        problems = self._sink.problems
+        if problems or broken:
+            return None, problems
+        mass_speed = None
+        if speeds:
+            spec = speeds[0].doc.data["spec"]
+            mass_speed = MassSpeed(speeds[0].name, spec["speed"], speeds[0].doc.position)
+        state = DesiredState(
+            accounts=MappingProxyType(dict(sorted(accounts.items()))),
+            users=frozenset(users),
+            mass_speed=mass_speed,
+            documents=len(valid) + len(broken),
+        )
+        return state, []
+
+    # -- identity and duplicates --------------------------------------------------------------
+
+    def _identify(self, kind: str, doc: Document, valid: bool) -> _Named | None:
+        metadata = doc.data.get("metadata")
+        if not isinstance(metadata, Node):
+            return None
+        key = "id" if kind == "OfficialAccount" else "name"
+        raw = metadata.get(key)
+        if not isinstance(raw, str) or not raw:
+            return None
+        pos = _at(metadata, key)
+        name = raw
+        if kind == "OfficialAccount":
+            name = canonical_account_id(raw)
+            if valid:
+                problem = account_id_problem(raw)
+                if problem is not None:
+                    self._sink.add(pos, f"metadata.id: {problem}")
+                    valid = False
+        return _Named(kind, name, pos, doc, valid)
+
+    # -- sets ---------------------------------------------------------------------------------
+
+    def _check_set(self, entry: _Named) -> None:
+        spec = entry.doc.data["spec"]
+        self._check_userids(_refs(spec, "members", "spec"))
+        for ref in _refs(spec, "include", "spec") + _refs(spec, "exclude", "spec"):
+            self._check_set_ref(ref)
+        for ref in _refs(spec, "files", "spec"):
+            self._member_file(entry, ref)
+
+    def _check_set_ref(self, ref: _Ref) -> bool:
+        if ref.value in self._sets:
+            return True
+        self._sink.add(ref.pos, f"{ref.path}: unknown SubscriberSet '{ref.value}'")
+        return False
+
+    def _member_file(self, entry: _Named, ref: _Ref) -> _MemberFile:
+        base = self._base_dirs.get(entry.doc.file, Path.cwd())
+        path = Path(os.path.normpath(base / ref.value))
+        cached = self._files.get(path)
+        if cached is not None:
+            return cached
+        display = display_path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            result = _MemberFile(None, [])
+            self._sink.add(ref.pos, f"{ref.path}: member file '{display}' not found")
+        except IsADirectoryError:
+            result = _MemberFile(None, [])
+            self._sink.add(ref.pos, f"{ref.path}: member file '{display}' is a directory")
+        except OSError as exc:
+            result = _MemberFile(None, [])
+            reason = exc.strerror or str(exc)
+            self._sink.add(ref.pos, f"{ref.path}: cannot read member file '{display}': {reason}")
+        else:
+            result = read_member_lines(data, display)
+            self._sink.problems.extend(result.problems)
+        self._files[path] = result
+        return result
+
+    def _find_cycles(self) -> None:
+        graph: dict[str, list[_Ref]] = {}
+        for name, entry in self._sets.items():
+            if entry.valid:
+                spec = entry.doc.data["spec"]
+                refs = _refs(spec, "include", "spec") + _refs(spec, "exclude", "spec")
+                graph[name] = [r for r in refs if r.value in self._sets]
+        done: set[str] = set()
+        for start in sorted(graph):
+            self._walk(start, graph, [], done)
+
+    def _walk(
+        self, name: str, graph: dict[str, list[_Ref]], stack: list[str], done: set[str]
+    ) -> None:
+        if name in done or name not in graph:
+            return
+        stack.append(name)
+        for ref in graph[name]:
+            if ref.value in stack:
+                cycle = [*stack[stack.index(ref.value) :], ref.value]
+                self._cyclic.update(cycle)
+                self._sink.add(ref.pos, f"{ref.path}: SubscriberSet cycle: {' → '.join(cycle)}")
+            else:
+                self._walk(ref.value, graph, stack, done)
+        stack.pop()
+        done.add(name)
+
+    def expand(self, name: str) -> frozenset[str] | None:
+        """The members of set `name`, or None if it (or a set it uses) has a problem."""
+        if name in self._expanded:
+            return self._expanded[name]
+        self._expanded[name] = None  # a re-entry (cycle) reads None
+        entry = self._sets.get(name)
+        if entry is None or not entry.valid or name in self._cyclic:
+            return None
+        spec = entry.doc.data["spec"]
+        members: set[str] = {r.value for r in _refs(spec, "members", "spec")}
+        for ref in _refs(spec, "files", "spec"):
+            loaded = self._member_file(entry, ref)
+            if loaded.ids is None or loaded.problems:
+                return None
+            members.update(loaded.ids)
+        for ref in _refs(spec, "include", "spec"):
+            included = self.expand(ref.value)
+            if included is None:
+                return None
+            members |= included
+        for ref in _refs(spec, "exclude", "spec"):
+            excluded = self.expand(ref.value)
+            if excluded is None:
+                return None
+            members -= excluded
+        if any(userid_problem(m) for m in spec.get("members", ())):
+            return None
+        result = frozenset(members)
+        self._expanded[name] = result
+        return result
+
+    def _union(self, refs: Iterable[_Ref], extra: Iterable[str]) -> frozenset[str] | None:
+        parts: list[frozenset[str]] = []
+        ok = True
+        for ref in refs:
+            if not self._check_set_ref(ref):
+                ok = False
+                continue
+            expanded = self.expand(ref.value)
+            if expanded is None:
+                ok = False
+            else:
+                parts.append(expanded)
+        if not ok:
+            return None
+        extra_set = frozenset(extra)
+        if len(parts) == 1 and not extra_set - parts[0]:
+            return parts[0]  # share the set's own frozenset: no copy of a large membership
+        return extra_set.union(*parts)
+
+    # -- accounts and users -------------------------------------------------------------------
+
+    def _check_userids(self, refs: Iterable[_Ref]) -> bool:
+        ok = True
+        for ref in refs:
+            problem = userid_problem(ref.value)
+            if problem is not None:
+                self._sink.add(ref.pos, f"{ref.path}: {problem}")
+                ok = False
+        return ok
+
+    def _account(self, entry: _Named) -> Account | None:
+        data = entry.doc.data
+        spec: Node = data["spec"]
+        metadata: Node = data["metadata"]
+        before = len(self._sink.problems)
+        owner = spec["owner"]
+        problem = userid_problem(owner)
+        if problem is not None:
+            self._sink.add(_at(spec, "owner"), f"spec.owner: {problem}")
+        profile: dict[ProfileField, ProfileValue] = {}
+        for profile_field in ProfileField:
+            if profile_field.value not in spec:
+                continue
+            value = spec[profile_field.value]
+            limit = PROFILE_BYTE_LIMITS.get(profile_field)
+            if limit is not None:
+                size = len(value.encode("utf-8"))
+                if size > limit:
+                    self._sink.add(
+                        _at(spec, profile_field.value),
+                        f"spec.{profile_field.value}: {size} bytes of UTF-8, over the vendor's"
+                        f" limit of {limit} ({profile_field.vendor}, reference section 4.2)",
+                    )
+            profile[profile_field] = value
+        subscribers = self._subscribers(spec.get("subscribers"))
+        if len(self._sink.problems) > before:
+            return None
+        return Account(
+            id=entry.name,
+            owner=owner,
+            profile=MappingProxyType(profile),
+            position=entry.doc.position,
+            labels=MappingProxyType(dict(metadata.get("labels", {}))),
+            protect=bool(spec.get("protect", False)),
+            ignore_changes=frozenset(ProfileField(f) for f in spec.get("ignoreChanges", ())),
+            subscribers=subscribers,
+        )
+
+    def _subscribers(self, node: Any) -> Subscribers | None:
+        if not isinstance(node, Node):
+            return None
+        path = "spec.subscribers"
+        members = _refs(node, "members", path)
+        absent = _refs(node, "absent", path)
+        ok = self._check_userids(members) & self._check_userids(absent)
+        declared = self._union(_refs(node, "sets", path), (r.value for r in members))
+        profiles: dict[str, str] = {}
+        raw_profiles = node.get("profiles")
+        if isinstance(raw_profiles, Node):
+            for user, value in raw_profiles.items():
+                key_pos = key_position_of(raw_profiles, user) or raw_profiles.position
+                problem = userid_problem(user)
+                if problem is not None:
+                    self._sink.add(key_pos, f"{path}.profiles: {problem}")
+                    ok = False
+                elif declared is not None and user not in declared:
+                    self._sink.add(
+                        key_pos,
+                        f"{path}.profiles: profile for '{user}', who is not a declared subscriber",
+                    )
+                    ok = False
+                size = len(value.encode("utf-8"))
+                if size > SUBSCRIBER_PROFILE_BYTES:
+                    self._sink.add(
+                        position_of(raw_profiles, user) or key_pos,
+                        f"{path}.profiles.{user}: {size} bytes of UTF-8, over the vendor's limit"
+                        f" of {SUBSCRIBER_PROFILE_BYTES} (CustomString, reference section 4.3)",
+                    )
+                    ok = False
+                profiles[user] = value
+        if declared is not None:
+            for ref in absent:
+                if ref.value in declared:
+                    self._sink.add(
+                        ref.pos, f"{ref.path}: '{ref.value}' is both declared and absent"
+                    )
+                    ok = False
+        if declared is None or not ok:
+            return None
+        return Subscribers(
+            policy=SubscriberPolicy(node.get("policy", SubscriberPolicy.ADDITIVE.value)),
+            members=declared,
+            absent=frozenset(r.value for r in absent),
+            profiles=MappingProxyType(profiles),
+        )
+
+    def _users(self, entry: _Named) -> frozenset[str]:
+        spec = entry.doc.data["spec"]
+        members = _refs(spec, "members", "spec")
+        self._check_userids(members)
+        return self._union(_refs(spec, "sets", "spec"), (r.value for r in members)) or frozenset()
+
+
+def account_id_problem(raw: str) -> str | None:
+    """Why `raw` (as written, `news` or `@TOA#_news`) is not a valid custom account id."""
+    canonical = canonical_account_id(raw)
+    if not _PRINTABLE.fullmatch(canonical):
+        return f"{_show(raw)} must be printable ASCII (reference section 4.4)"
+    if canonical == ACCOUNT_ID_PREFIX:
+        return f"{_show(raw)} is empty after the '{ACCOUNT_ID_PREFIX}' prefix"
+    if canonical.startswith(RESERVED_ACCOUNT_ID_PREFIX):
+        return (
+            f"{_show(raw)} starts with '{RESERVED_ACCOUNT_ID_PREFIX}', which is reserved for ids"
+            " the vendor assigns (reference section 4.4)"
+        )
+    if len(canonical) > ACCOUNT_ID_BYTES:
+        return (
+            f"{_show(canonical)} is {len(canonical)} bytes with the '{ACCOUNT_ID_PREFIX}' prefix,"
+            f" over the limit of {ACCOUNT_ID_BYTES} (reference section 4.4)"
+        )
+    return None
+
+
+def read_member_lines(data: bytes, display: str) -> _MemberFile:
+    """Parse a member file: one UserID a line, `#` starts a comment, blank lines ignored."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        row = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return _MemberFile(None, [Problem(display, row, col, "not valid UTF-8")])
+    lines = text.splitlines()
+    if "#" not in text and all(_USERID.fullmatch(line) for line in lines if line):
+        return _MemberFile([line for line in lines if line], [])  # the common, fast case
+    ids: list[str] = []
+    problems: list[Problem] = []
+    bad = 0
+    summary: Problem | None = None
+    for number, line in enumerate(lines, 1):
+        value = line.split("#", 1)[0].strip()
+        if not value:
+            continue
+        problem = userid_problem(value)
+        if problem is None:
+            ids.append(value)
+            continue
+        bad += 1
+        col = len(line) - len(line.lstrip()) + 1
+        if bad <= MAX_FILE_PROBLEMS:
+            problems.append(Problem(display, number, col, problem))
+        elif summary is None:
+            summary = Problem(display, number, col, "")
+    if summary is not None:
+        more = bad - MAX_FILE_PROBLEMS
+        problems.append(
+            Problem(
+                summary.file,
+                summary.line,
+                summary.col,
+                f"{more} more invalid UserID{'s' if more > 1 else ''} from here on (not listed)",
+            )
+        )
+    return _MemberFile(ids, problems)

@@ -1,0 +1,269 @@
+"""Load manifests, check them against their schemas and each other, and resolve the desired state.
+
+`load_desired_state()` is what plan and apply call; `command()` is `reconciler validate`. Neither
+touches the network: everything here reads local files (or stdin) only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from jsonschema import ValidationError
+
+from reconciler import config as config_module
+from reconciler.errors import ManifestError, Problem
+from reconciler.load import (
+    CONFIG_NAME,
+    MAX_FILE_BYTES,
+    STDIN_NAME,
+    Document,
+    Node,
+    display_path,
+    iter_manifest_files,
+    key_position_of,
+    load_file,
+    load_stream,
+    locate,
+    position_of,
+    type_name,
+)
+from reconciler.model import DesiredState, Position
+from reconciler.resolve import Resolver
+from reconciler.schemas import KINDS, validator
+
+log = logging.getLogger(__name__)
+
+#: The version of `validate --format json` output.
+JSON_FORMAT_VERSION: Final = 1
+
+_TYPE_NAMES: Final = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """`spec.subscribers.members[3]` from a JSON path."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _show(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def schema_problems(name: str, data: Any, fallback: Position) -> list[Problem]:
+    """Every schema violation of `data` against `schemas/<name>.schema.json`, positioned."""
+    problems: set[Problem] = set()
+    for error in validator(name).iter_errors(data):
+        for pos, message in _describe(error, data, fallback):
+            problems.add(Problem(pos.file, pos.line, pos.col, message))
+    return sorted(problems)
+
+
+def _describe(error: ValidationError, root: Any, fallback: Position) -> list[tuple[Position, str]]:
+    path = list(error.absolute_path)
+    where = format_path(path)
+    prefix = f"{where}: " if where else ""
+    pos = locate(root, path, fallback)
+    instance: Any = error.instance
+    kind: Any = error.validator
+    value: Any = error.validator_value
+    schema: Any = error.schema
+    custom = schema.get("x-message") if isinstance(schema, dict) else None
+    if kind == "additionalProperties" and isinstance(instance, Node):
+        known = sorted(schema.get("properties", {}))
+        found = []
+        for key in instance:
+            if key in known:
+                continue
+            hint = difflib.get_close_matches(key, known, n=1)
+            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+            key_pos = key_position_of(instance, key) or pos
+            found.append((key_pos, f"{prefix}unknown field {_show(key)}{suggestion}"))
+        return found
+    if kind == "required":
+        missing = [f for f in value if f not in instance]
+        return [(pos, f"{prefix}missing required field '{f}'") for f in missing]
+    if custom:
+        return [(pos, f"{prefix}{_show(instance)} {custom}")]
+    if kind == "type":
+        names = [value] if isinstance(value, str) else list(value)
+        wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+        return [(pos, f"{prefix}must be {wanted}, not {type_name(instance)}")]
+    if kind == "const":
+        return [(pos, f"{prefix}must be {_show(value)}, not {_show(instance)}")]
+    if kind == "enum":
+        choices = ", ".join(str(v) for v in value)
+        return [(pos, f"{prefix}must be one of {choices}, not {_show(instance)}")]
+    if kind == "minimum":
+        return [(pos, f"{prefix}must be at least {value}, not {instance!r}")]
+    if kind == "maximum":
+        return [(pos, f"{prefix}must be at most {value}, not {instance!r}")]
+    if kind == "exclusiveMinimum":
+        return [(pos, f"{prefix}must be more than {value}, not {instance!r}")]
+    if kind == "minLength" and value == 1:
+        return [(pos, f"{prefix}must not be empty")]
+    if kind == "uniqueItems":
+        return [(pos, f"{prefix}lists an item more than once")]
+    if kind == "pattern":
+        return [(pos, f"{prefix}{_show(instance)} does not match {value}")]
+    return [(pos, f"{prefix}{error.message}")]  # pragma: no cover - every keyword we use is above
+
+
+def check_document(doc: Document) -> tuple[str | None, list[Problem]]:
+    """The kind of `doc` and its schema problems (kind None: not a manifest at all)."""
+    data = doc.data
+    if not isinstance(data, Node):
+        problem = Problem(
+            doc.position.file,
+            doc.position.line,
+            doc.position.col,
+            f"a manifest must be a mapping with apiVersion, kind, metadata and spec, not"
+            f" {type_name(data)}",
+        )
+        return None, [problem]
+    kind = data.get("kind")
+    if kind not in KINDS:
+        pos = position_of(data, "kind") or doc.position
+        if "kind" not in data:
+            message = "missing required field 'kind'"
+        elif not isinstance(kind, str):
+            message = f"kind: must be a string, not {type_name(kind)}"
+        else:
+            hint = difflib.get_close_matches(kind, KINDS, n=1)
+            message = f"kind: unknown kind {_show(kind)}" + (
+                f" (did you mean '{hint[0]}'?)"
+                if hint
+                else f" (expected one of {', '.join(KINDS)})"
+            )
+        return None, [Problem(pos.file, pos.line, pos.col, message)]
+    return kind, schema_problems(kind, data, doc.position)
+
+
+def _read_stdin(stdin: TextIO) -> str:
+    return stdin.read(MAX_FILE_BYTES + 1)
+
+
+def collect(
+    paths: Sequence[str], *, stdin: TextIO | None = None
+) -> tuple[DesiredState | None, list[Problem]]:
+    """Load and check every manifest `paths` name; the state only when there is no problem."""
+    problems: list[Problem] = []
+    documents: list[Document] = []
+    base_dirs: dict[str, Path] = {}
+    for path in iter_manifest_files(paths or ["."]):
+        if str(path) == "-":
+            result = load_stream(_read_stdin(stdin if stdin is not None else sys.stdin))
+            base_dirs[STDIN_NAME] = Path.cwd()
+        else:
+            display = display_path(path)
+            result = load_file(path, display)
+            base_dirs[display] = path.resolve().parent
+        documents.extend(result.documents)
+        problems.extend(result.problems)
+    valid: list[tuple[str, Document]] = []
+    broken: list[tuple[str, Document]] = []
+    for doc in documents:
+        kind, found = check_document(doc)
+        problems.extend(found)
+        if kind is not None:
+            (broken if found else valid).append((kind, doc))
+    state, found = Resolver(base_dirs).resolve(valid, broken)
+    problems.extend(found)
+    if problems:
+        return None, sorted(set(problems))
+    assert state is not None  # the resolver returns a state whenever there is no problem
+    return DesiredState(
+        accounts=state.accounts,
+        users=state.users,
+        mass_speed=state.mass_speed,
+        documents=len(documents),
+    ), []
+
+
+def load_desired_state(paths: Sequence[str], *, stdin: TextIO | None = None) -> DesiredState:
+    """Load, validate and resolve the manifests `paths` name (`-` is stdin; none means `.`).
+
+    Raises `ManifestError` carrying every problem found, sorted. Never touches the network.
+    """
+    state, problems = collect(paths, stdin=stdin)
+    if state is None:
+        raise ManifestError(problems)
+    log.debug("%s documents, %s accounts", state.documents, len(state.accounts))
+    return state
+
+
+def _config_files(paths: Sequence[str], config: str | None) -> list[Path]:
+    if config is not None:
+        return [Path(config)]
+    found = []
+    for raw in paths or ["."]:
+        path = Path(raw)
+        if raw != "-" and path.is_dir() and (path / CONFIG_NAME).is_file():
+            found.append(path / CONFIG_NAME)
+    return found
+
+
+def _github_escape(text: str, *, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def command(
+    paths: list[str], *, config: str | None, fmt: str, stdout: TextIO, stdin: TextIO
+) -> int:
+    """`reconciler validate`: 0 when every manifest (and reconciler.yaml) is valid, else 1.
+
+    Text problems are raised as one `ManifestError` (the CLI prints them on stderr); `json` and
+    `github` formats write to `stdout` and return 1.
+    """
+    manifest_paths = [p for p in paths if Path(p).name != CONFIG_NAME or p == "-"]
+    explicit_configs = [Path(p) for p in paths if p != "-" and Path(p).name == CONFIG_NAME]
+    problems: list[Problem] = []
+    state: DesiredState | None = None
+    if manifest_paths or not explicit_configs:
+        state, problems = collect(manifest_paths, stdin=stdin)
+    for config_path in explicit_configs + _config_files(manifest_paths, config):
+        problems.extend(config_module.check_config(config_path))
+    problems = sorted(set(problems))
+    documents = state.documents if state is not None else 0
+    if fmt == "json":
+        payload = {
+            "formatVersion": JSON_FORMAT_VERSION,
+            "valid": not problems,
+            "documents": documents,
+            "problems": [
+                {"file": p.file, "line": p.line, "col": p.col, "message": p.message}
+                for p in problems
+            ],
+        }
+        stdout.write(json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        return 1 if problems else 0
+    if problems and fmt == "github":
+        for p in problems:
+            stdout.write(
+                f"::error file={_github_escape(p.file, prop=True)},line={p.line},col={p.col}"
+                f"::{_github_escape(p.message)}\n"
+            )
+        return 1
+    if problems:
+        raise ManifestError(problems)
+    stdout.write(f"{documents} document{'' if documents == 1 else 's'} valid\n")
+    return 0

@@ -1,0 +1,131 @@
+"""`reconciler sandbox serve`: the emulator as a real HTTP server (uvicorn over the ASGI app)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TextIO
+
+import uvicorn
+
+from reconciler.sandbox.server import Sandbox, SandboxOptions
+
+log = logging.getLogger(__name__)
+
+
+def options_from_args(args: argparse.Namespace) -> SandboxOptions:
+    """The `SandboxOptions` the flags of `reconciler sandbox serve` describe."""
+    return SandboxOptions(
+        db_path=args.db,
+        sdkappid=args.sdkappid,
+        secret_key=args.secret_key,
+        admin=args.admin,
+        wechat_appid=args.wechat_appid,
+        wechat_secret=args.wechat_secret,
+        latency_ms=args.latency_ms,
+        fail_rate=args.fail_rate,
+        seed=args.seed,
+        calls_per_second=args.calls_per_second,
+    )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0 picks a free one), so the real port is known before serving."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    return sock
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def banner(url: str, options: SandboxOptions) -> str:
+    """What `serve` prints on start: where it listens and the (test) credentials it accepts."""
+    return (
+        f"reconciler sandbox listening on {url}\n"
+        f"  state:          {options.db_path}\n"
+        f"  Tencent IM:     {url}/v4/<service>/<command>\n"
+        f"    sdkappid:     {options.sdkappid}\n"
+        f"    identifier:   {options.admin}\n"
+        f"    secret key:   {options.secret_key}\n"
+        f"  WeChat:         {url}/cgi-bin/<endpoint>\n"
+        f"    appid:        {options.wechat_appid}\n"
+        f"    secret:       {options.wechat_secret}\n"
+        f"  stats:          {url}/__sandbox/stats\n"
+        "Press Ctrl+C to stop.\n"
+    )
+
+
+def _server(sandbox: Sandbox) -> uvicorn.Server:
+    config = uvicorn.Config(
+        sandbox.asgi_app,
+        interface="asgi3",
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=30,
+        backlog=1024,
+    )
+    return uvicorn.Server(config)
+
+
+def command(args: argparse.Namespace, *, stdout: TextIO) -> int:
+    """Run `reconciler sandbox serve` until SIGINT or SIGTERM; exit 0."""
+    options = options_from_args(args)
+    sandbox = Sandbox(options)
+    try:
+        sock = bind(args.host, args.port)
+        stdout.write(banner(base_url(sock), options))
+        stdout.flush()
+        # uvicorn installs SIGINT/SIGTERM handlers and returns from run() on either.
+        _server(sandbox).run(sockets=[sock])
+    finally:
+        sandbox.close()
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunningServer:
+    """A sandbox served over real HTTP in a background thread (for tests and benchmarks)."""
+
+    base_url: str
+    sandbox: Sandbox
+
+    @property
+    def options(self) -> SandboxOptions:
+        return self.sandbox.options
+
+
+@contextlib.contextmanager
+def serve_in_thread(
+    options: SandboxOptions, *, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[RunningServer]:
+    """Serve a new `Sandbox(options)` on `host:port` in a thread; stop and close it on exit."""
+    sandbox = Sandbox(options)
+    sock = bind(host, port)
+    server = _server(sandbox)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="sandbox-server", daemon=True
+    )
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("sandbox server thread died on start")
+            threading.Event().wait(0.005)
+        yield RunningServer(base_url(sock), sandbox)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        sandbox.close()

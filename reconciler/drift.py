@@ -1,0 +1,243 @@
+"""`reconciler drift`: what differs from git, as pure functions over the diff, and the ignore file.
+
+A drift report is the diff read the other way round: each difference is a field with its git value
+and its live value, or members added or removed by hand. The `--ignore` file silences known
+differences, each entry with a reason, an owner and an expiry date; after that date the difference
+is reported again, with the expired entry named, so nobody forgets a silenced drift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from reconciler.changes import (
+    AddSubscribers,
+    Change,
+    CreateAccount,
+    DestroyAccount,
+    ImportUsers,
+    ModifyAccount,
+    Notice,
+    PlanProblem,
+    RemoveSubscribers,
+    SetMassSpeed,
+    SetSubscriberProfiles,
+    members_summary,
+)
+from reconciler.errors import ConfigError
+from reconciler.model import canonical_account_id
+from reconciler.plan import TargetIdentity
+
+USER_ACCOUNTS: Final = "UserAccounts"
+MASS_SPEED_PREFIX: Final = "MassSpeed/"
+SUBSCRIBERS: Final = "subscribers"
+_ENTRY_KEYS: Final = ("account", "field", "reason", "owner", "expires")
+
+
+@dataclass(frozen=True, slots=True)
+class DriftItem:
+    """One difference between git and the live system."""
+
+    #: an account id, `UserAccounts` or `MassSpeed/<name>`
+    account: str
+    #: a profile field, `account`, `subscribers`, `subscriberProfiles`, `users` or `speed`
+    field: str
+    git: Any = None
+    live: Any = None
+    #: live subscribers git does not declare (exact) or declares `absent`
+    added_by_hand: frozenset[str] = frozenset()
+    #: declared subscribers (or users) missing live
+    removed_by_hand: frozenset[str] = frozenset()
+    #: why it is reported although an ignore entry names it (the entry expired)
+    note: str = ""
+
+    def data(self, *, first: int = 10, show_all: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "account": self.account,
+            "field": self.field,
+            "git": self.git,
+            "live": self.live,
+            "note": self.note,
+        }
+        for key, users in (
+            ("addedByHand", self.added_by_hand),
+            ("removedByHand", self.removed_by_hand),
+        ):
+            body[key] = sorted(users) if show_all else members_summary(users, first=first)
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreEntry:
+    """A known difference, silenced until `expires` (inclusive)."""
+
+    account: str
+    field: str
+    reason: str
+    owner: str
+    expires: dt.date
+
+    def matches(self, item: DriftItem) -> bool:
+        return self.account == item.account and self.field == item.field
+
+    def __str__(self) -> str:
+        return (
+            f"{self.account} {self.field} (owner {self.owner}, until {self.expires.isoformat()}:"
+            f" {self.reason})"
+        )
+
+
+def drift_items(changes: Iterable[Change]) -> list[DriftItem]:
+    """The differences a diff (made without --prune) shows, in its order."""
+    items: list[DriftItem] = []
+    for c in changes:
+        if isinstance(c, CreateAccount):
+            items.append(DriftItem(c.account_id, "account", "declared", "missing"))
+        elif isinstance(c, ModifyAccount):
+            for f in c.fields:
+                git = None if f.cleared else f.new
+                items.append(DriftItem(c.account_id, f.field.value, git, f.old))
+        elif isinstance(c, AddSubscribers):
+            items.append(DriftItem(c.account_id, SUBSCRIBERS, removed_by_hand=c.users))
+        elif isinstance(c, RemoveSubscribers):
+            items.append(DriftItem(c.account_id, SUBSCRIBERS, added_by_hand=c.users))
+        elif isinstance(c, SetSubscriberProfiles):
+            items.append(
+                DriftItem(
+                    c.account_id,
+                    "subscriberProfiles",
+                    {p.user: p.new for p in c.profiles},
+                    {p.user: p.old for p in c.profiles},
+                )
+            )
+        elif isinstance(c, ImportUsers):
+            items.append(DriftItem(USER_ACCOUNTS, "users", removed_by_hand=c.users))
+        elif isinstance(c, SetMassSpeed):
+            items.append(DriftItem(MASS_SPEED_PREFIX + c.name, "speed", c.new, c.old))
+        elif isinstance(c, DestroyAccount) or (
+            isinstance(c, Notice) and c.reason in ("orphan", "protected")
+        ):
+            items.append(DriftItem(c.account, "account", "not declared", "exists"))
+    return _merge_subscribers(items)
+
+
+def _merge_subscribers(items: list[DriftItem]) -> list[DriftItem]:
+    # An account can both miss declared members and hold extra ones: one `subscribers` item.
+    merged: list[DriftItem] = []
+    for item in items:
+        last = merged[-1] if merged else None
+        if (
+            last is not None
+            and item.field == SUBSCRIBERS
+            and last.field == SUBSCRIBERS
+            and last.account == item.account
+        ):
+            merged[-1] = replace(
+                last,
+                added_by_hand=last.added_by_hand | item.added_by_hand,
+                removed_by_hand=last.removed_by_hand | item.removed_by_hand,
+            )
+        else:
+            merged.append(item)
+    return merged
+
+
+def _entry_account(raw: str) -> str:
+    if raw == USER_ACCOUNTS or raw.startswith(MASS_SPEED_PREFIX):
+        return raw
+    return canonical_account_id(raw)
+
+
+def parse_ignore(data: Any, *, source: str = "ignore file") -> list[IgnoreEntry]:
+    """Entries from a loaded ignore file: a list of mappings, or `{ignore: [...]}`.
+
+    Each entry needs `account`, `field` (a profile field, `subscribers`, ...), `reason`, `owner`
+    and `expires` (a date, YYYY-MM-DD). Every problem is reported at once as a `ConfigError`.
+    """
+    if isinstance(data, Mapping) and set(data) == {"ignore"}:
+        data = data["ignore"]
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise ConfigError(f"{source}: expected a list of entries (or 'ignore:' with a list)")
+    entries, problems = [], []
+    for n, raw in enumerate(data, start=1):
+        where = f"{source}: entry {n}"
+        if not isinstance(raw, Mapping):
+            problems.append(f"{where}: expected a mapping with {', '.join(_ENTRY_KEYS)}")
+            continue
+        missing = [k for k in _ENTRY_KEYS if raw.get(k) in (None, "")]
+        unknown = sorted(str(k) for k in raw if k not in _ENTRY_KEYS)
+        if missing:
+            problems.append(f"{where}: missing {', '.join(missing)}")
+        if unknown:
+            problems.append(f"{where}: unknown key(s) {', '.join(unknown)}")
+        if missing or unknown:
+            continue
+        expires = raw["expires"]
+        if isinstance(expires, dt.datetime):
+            expires = expires.date()
+        elif not isinstance(expires, dt.date):
+            try:
+                expires = dt.date.fromisoformat(str(expires))
+            except ValueError:
+                problems.append(f"{where}: expires {expires!r} is not a date (YYYY-MM-DD)")
+                continue
+        entries.append(
+            IgnoreEntry(
+                _entry_account(str(raw["account"])),
+                str(raw["field"]),
+                str(raw["reason"]),
+                str(raw["owner"]),
+                expires,
+            )
+        )
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return entries
+
+
+@dataclass(frozen=True, slots=True)
+class DriftReport:
+    """What `reconciler drift` reports: differences, silenced ones, expired entries, problems."""
+
+    target: TargetIdentity
+    items: tuple[DriftItem, ...]
+    silenced: tuple[tuple[DriftItem, IgnoreEntry], ...] = ()
+    #: ignore entries whose date has passed (whatever they match; they should be renewed or removed)
+    expired: tuple[IgnoreEntry, ...] = ()
+    problems: tuple[PlanProblem, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """0 in sync, 2 drift, 1 error (a problem made the read or diff incomplete)."""
+        if self.problems:
+            return 1
+        return 2 if self.items else 0
+
+
+def build_drift(
+    changes: Sequence[Change],
+    *,
+    target: TargetIdentity,
+    ignores: Iterable[IgnoreEntry] = (),
+    today: dt.date,
+) -> DriftReport:
+    """The drift report for `changes = diff(desired, live, prune=False, ...)`."""
+    entries = list(ignores)
+    expired = tuple(e for e in entries if e.expires < today)
+    reported: list[DriftItem] = []
+    silenced: list[tuple[DriftItem, IgnoreEntry]] = []
+    for item in drift_items(changes):
+        entry = next((e for e in entries if e.matches(item)), None)
+        if entry is None:
+            reported.append(item)
+        elif entry.expires < today:
+            reported.append(replace(item, note=f"ignore entry expired: {entry}"))
+        else:
+            silenced.append((item, entry))
+    problems = tuple(c for c in changes if isinstance(c, PlanProblem))
+    return DriftReport(target, tuple(reported), tuple(silenced), expired, problems)

@@ -1,0 +1,172 @@
+"""The saved-plan file (`plan --out FILE`, `apply FILE`) and the staleness check.
+
+The file is JSON: `{"formatVersion", "kind", "body", "integrity"}`. `body` holds the target's
+identity (never a secret), the digest of the desired state, a fingerprint of every account read, the
+live mass speed, limits, thresholds and every change in full (every id; the actions are rebuilt from
+the changes, deterministically, and their ids are checked). `integrity` is `sha256:` over the
+canonical JSON of `body` (sorted keys, no whitespace, UTF-8).
+
+What the integrity digest covers: accidental or careless edits (a hand-edited id, a truncated
+upload, a merge that mangled the file, a tool that rewrote it) are detected and the plan refused.
+What it does not cover: someone who edits the file on purpose and recomputes the digest; it is a
+checksum, not a signature (no key is involved, so none can leak into the file). Protect plan
+files from deliberate tampering the way CI artifacts are protected (who can write them), or sign
+them outside reconciler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from reconciler.changes import change_from_data
+from reconciler.config import Limits, Safety
+from reconciler.errors import StalePlanError
+from reconciler.live import LiveState
+from reconciler.model import DesiredState
+from reconciler.plan import Fingerprint, Plan, TargetIdentity, desired_digest, make_plan
+
+PLAN_FILE_VERSION: Final = 1
+PLAN_FILE_KIND: Final = "ReconcilerPlan"
+
+
+def _canonical(body: Any) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _integrity(body: Any) -> str:
+    return "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def plan_body(plan: Plan) -> dict[str, Any]:
+    """Everything a saved plan holds, as JSON data."""
+    return {
+        "target": plan.target.data,
+        "desiredDigest": plan.desired_digest,
+        "fingerprints": {
+            k: (None if v is None else v.data) for k, v in sorted(plan.fingerprints.items())
+        },
+        "liveMassSpeed": plan.live_mass_speed,
+        "limits": {
+            "callsPerSecond": plan.limits.calls_per_second,
+            "concurrency": plan.limits.concurrency,
+        },
+        "safety": {
+            "maxDestroys": plan.safety.max_destroys,
+            "maxSubscriberRemovals": plan.safety.max_subscriber_removals,
+            "maxSubscriberRemovalPercent": plan.safety.max_subscriber_removal_percent,
+        },
+        "prune": plan.prune,
+        "readCalls": dict(sorted(plan.cost.read_calls.items())),
+        "changes": [c.data for c in plan.changes],
+        "actionIds": [a.id for a in plan.actions],
+    }
+
+
+def dump_plan(plan: Plan) -> str:
+    """The plan file's text (one line of JSON and a newline)."""
+    body = plan_body(plan)
+    document = {
+        "formatVersion": PLAN_FILE_VERSION,
+        "kind": PLAN_FILE_KIND,
+        "body": body,
+        "integrity": _integrity(body),
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def load_plan(text: str, *, source: str = "plan file") -> Plan:
+    """Read a plan file; a file that is not one, or was edited, raises `StalePlanError`."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise StalePlanError(f"{source} is not a reconciler plan (not JSON: {exc})") from exc
+    if not isinstance(document, dict) or document.get("kind") != PLAN_FILE_KIND:
+        raise StalePlanError(f"{source} is not a reconciler plan file")
+    if document.get("formatVersion") != PLAN_FILE_VERSION:
+        raise StalePlanError(
+            f"{source} has plan format {document.get('formatVersion')!r}; this reconciler reads"
+            f" format {PLAN_FILE_VERSION}: make the plan again with this version"
+        )
+    body = document.get("body")
+    if not isinstance(body, dict) or document.get("integrity") != _integrity(body):
+        raise StalePlanError(
+            f"{source} was modified after it was written (integrity digest mismatch);"
+            " make the plan again"
+        )
+    try:
+        plan = _plan_from_body(body)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StalePlanError(f"{source} is not a valid reconciler plan: {exc!r}") from exc
+    if [a.id for a in plan.actions] != body["actionIds"]:
+        raise StalePlanError(
+            f"{source} was written by a reconciler that batches differently; make the plan again"
+        )
+    return plan
+
+
+def _plan_from_body(body: Mapping[str, Any]) -> Plan:
+    limits, safety = body["limits"], body["safety"]
+    return make_plan(
+        [change_from_data(c) for c in body["changes"]],
+        target=TargetIdentity.from_data(body["target"]),
+        desired_digest=str(body["desiredDigest"]),
+        fingerprints={
+            str(k): (None if v is None else Fingerprint.from_data(v))
+            for k, v in body["fingerprints"].items()
+        },
+        live_mass_speed=None if body["liveMassSpeed"] is None else int(body["liveMassSpeed"]),
+        limits=Limits(float(limits["callsPerSecond"]), int(limits["concurrency"])),
+        safety=Safety(
+            int(safety["maxDestroys"]),
+            int(safety["maxSubscriberRemovals"]),
+            float(safety["maxSubscriberRemovalPercent"]),
+        ),
+        prune=bool(body["prune"]),
+        read_calls={str(k): int(v) for k, v in body["readCalls"].items()},
+    )
+
+
+def stale_accounts(plan: Plan, live: LiveState) -> list[str]:
+    """Accounts whose fingerprint changed since the plan was made (appeared, vanished, edited)."""
+    changed = []
+    for account_id, saved in sorted(plan.fingerprints.items()):
+        now = live.accounts.get(account_id)
+        current = None if now is None else Fingerprint.of(now)
+        if current != saved:
+            changed.append(account_id)
+    return changed
+
+
+def check_fresh(
+    plan: Plan,
+    *,
+    target: TargetIdentity,
+    live: LiveState,
+    desired: DesiredState | None = None,
+) -> None:
+    """Refuse a plan made for another target, from other manifests, or over a changed live state.
+
+    `live` is a fresh read of the accounts the plan names; `desired`, when given (apply with
+    manifests beside the plan), must digest to what the plan was made from.
+    """
+    if target != plan.target:
+        raise StalePlanError(f"the plan was made for {plan.target.label}, not for {target.label}")
+    if desired is not None and desired_digest(desired) != plan.desired_digest:
+        raise StalePlanError("the manifests changed since the plan was made; make the plan again")
+    reasons = []
+    changed = stale_accounts(plan, live)
+    if changed:
+        shown = ", ".join(changed[:20]) + (
+            f" and {len(changed) - 20} more" if len(changed) > 20 else ""
+        )
+        reasons.append(f"{len(changed)} account(s) changed since the plan was made: {shown}")
+    if live.mass_speed != plan.live_mass_speed:
+        reasons.append(
+            f"the mass speed changed since the plan was made ({plan.live_mass_speed} →"
+            f" {live.mass_speed})"
+        )
+    if reasons:
+        raise StalePlanError("stale plan: " + "; ".join(reasons) + "; make the plan again")

@@ -1,0 +1,490 @@
+"""Renderers: a plan (or a drift report) as text, markdown or JSON. Pure functions returning str.
+
+Every rendering starts with the target's line, states the cost and the blind spot, and says
+"No changes." when there are none. Memberships are shown as counts and the first ids (`show_all`
+for every id); markdown always stays under GitHub's 65,536-character comment limit.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+
+from reconciler.changes import (
+    AddSubscribers,
+    Change,
+    CreateAccount,
+    DestroyAccount,
+    ImportUsers,
+    ModifyAccount,
+    Notice,
+    PlanProblem,
+    ProfileChange,
+    Record,
+    RemoveSubscribers,
+    SetMassSpeed,
+    SetSubscriberProfiles,
+    first_ids,
+)
+from reconciler.drift import DriftItem, DriftReport, IgnoreEntry
+from reconciler.live import members_digest
+from reconciler.plan import BLIND_SPOT, Plan
+
+FORMAT_VERSION: Final = 1
+#: GitHub's limit on a comment's body.
+GITHUB_COMMENT_LIMIT: Final = 65536
+#: Ids shown per membership change unless `show_all`.
+FIRST_IDS: Final = 10
+#: Longest profile value markdown shows in full.
+MARKDOWN_VALUE_CHARS: Final = 300
+#: Problems and notices markdown lists before "and N more".
+MARKDOWN_LIST_ITEMS: Final = 20
+
+_ANSI: Final = {"+": "32", "~": "33", "-": "31", "<=": "36", "!": "31;1", "bold": "1"}
+NO_CHANGES: Final = "No changes. The live system matches the manifests."
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _paint(text: str, key: str, color: bool) -> str:
+    return f"\x1b[{_ANSI[key]}m{text}\x1b[0m" if color else text
+
+
+def _value(value: object) -> str:
+    return "(unset)" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _ids(users: frozenset[str], n: int = FIRST_IDS) -> str:
+    shown = ", ".join(first_ids(users, n))
+    return shown + (f", … ({len(users) - n:,} more)" if len(users) > n else "")
+
+
+def _by_account(plan: Plan) -> dict[str, list[Change]]:
+    groups: dict[str, list[Change]] = {}
+    for change in plan.changes:
+        if change.account and not isinstance(change, Notice | PlanProblem):
+            groups.setdefault(change.account, []).append(change)
+    return dict(sorted(groups.items()))
+
+
+def _headline(changes: Sequence[Change]) -> tuple[str, str] | None:
+    """The account's symbol and verb, or None when only its inventory record changes."""
+    if any(isinstance(c, CreateAccount) for c in changes):
+        return "+", "will be created"
+    if any(isinstance(c, DestroyAccount) for c in changes):
+        return "-", "will be destroyed"
+    if any(isinstance(c, Record) and c.adopt for c in changes):
+        return "<=", "will be adopted into this repo's inventory"
+    if any(not isinstance(c, Record) for c in changes):
+        return "~", "will be updated in place"
+    return None
+
+
+def _profile_lines(profiles: Sequence[ProfileChange], limit: int | None) -> list[str]:
+    shown = profiles if limit is None else profiles[:limit]
+    lines = [
+        f"{p.user}: {_value(p.new)}"
+        if p.old is None
+        else f"{p.user}: {_value(p.old)} → {_value(p.new)}"
+        for p in shown
+    ]
+    if len(shown) < len(profiles):
+        lines.append(f"… ({len(profiles) - len(shown):,} more)")
+    return lines
+
+
+def _detail_lines(changes: Sequence[Change], *, show_all: bool) -> list[tuple[str, str]]:
+    """(symbol, text) lines describing one account's changes."""
+    lines: list[tuple[str, str]] = []
+    limit = None if show_all else FIRST_IDS
+    for c in changes:
+        if isinstance(c, CreateAccount):
+            lines.append(("+", f"owner: {_value(c.owner)}"))
+            lines.extend(("+", f"{f.value}: {_value(v)}") for f, v in c.profile)
+        elif isinstance(c, ModifyAccount):
+            for f in c.fields:
+                note = " (removed from the manifest)" if f.cleared else ""
+                symbol = "-" if f.cleared else "~"
+                lines.append((symbol, f"{f.field.value}: {_value(f.old)} → {_value(f.new)}{note}"))
+        elif isinstance(c, AddSubscribers | RemoveSubscribers):
+            if isinstance(c, AddSubscribers):
+                symbol, text = "+", f"subscribers: {len(c.users):,} to add"
+            else:
+                symbol, text = "-", f"subscribers: {len(c.users):,} to remove, {c.reason}"
+            if show_all:
+                lines.append((symbol, text))
+                lines.extend((symbol, f"  {u}") for u in sorted(c.users))
+            else:
+                lines.append((symbol, f"{text}: {_ids(c.users)}"))
+                if len(c.users) > FIRST_IDS:
+                    lines.append((" ", f"  all {len(c.users):,}: {members_digest(c.users)}"))
+        elif isinstance(c, SetSubscriberProfiles):
+            lines.append(("~", f"subscriber profiles: {len(c.profiles):,} to set"))
+            lines.extend(("~", f"  {line}") for line in _profile_lines(c.profiles, limit))
+        elif isinstance(c, DestroyAccount):
+            lines.append(("-", f"owner: {_value(c.owner)}, {c.subscriber_count:,} subscribers"))
+    return lines
+
+
+def _summary_line(plan: Plan) -> str:
+    s = plan.summary
+    parts = [
+        f"Plan: {s['create']} to create, {s['modify']} to modify, {s['destroy']} to destroy,"
+        f" {s['adopt']} to adopt"
+    ]
+    if s["subscribersAdded"] or s["subscribersRemoved"]:
+        parts.append(
+            f"subscribers: {s['subscribersAdded']:,} to add, {s['subscribersRemoved']:,} to remove"
+        )
+    if s["subscriberProfiles"]:
+        parts.append(f"{s['subscriberProfiles']:,} subscriber profiles to set")
+    if s["importUsers"]:
+        parts.append(f"{s['importUsers']:,} users to import")
+    if s["massSpeed"]:
+        parts.append("mass speed to set")
+    return "; ".join(parts) + "."
+
+
+def _records_line(plan: Plan) -> str | None:
+    bare = [account for account, changes in _by_account(plan).items() if _headline(changes) is None]
+    if not bare:
+        return None
+    return f"Inventory records to update (bookkeeping only): {len(bare)}: {_ids(frozenset(bare))}"
+
+
+def _safety_lines(plan: Plan) -> list[str]:
+    if not plan.violations:
+        return ["Safety: within the thresholds."]
+    lines = [f"Safety: apply will refuse this plan unless overridden ({len(plan.violations)}):"]
+    lines.extend(f"  {v}" for v in plan.violations)
+    return lines
+
+
+def render_text(plan: Plan, *, color: bool = False, show_all: bool = False) -> str:
+    """Terraform-like text: `+` create, `~` modify (old → new), `-` destroy, `<=` adopt."""
+    out = [_paint(plan.target.describe(), "bold", color), ""]
+    if plan.problems:
+        out.append(
+            _paint(
+                f"Error: this plan cannot be applied ({len(plan.problems)} problems):", "!", color
+            )
+        )
+        out.extend(f"  {p}" for p in plan.problems)
+        out.append("")
+    for change in plan.changes:
+        if isinstance(change, ImportUsers):
+            out.append(_paint(f"+ users to import: {len(change.users):,}", "+", color))
+            ids = sorted(change.users) if show_all else None
+            out.extend([f"    {u}" for u in ids] if ids else [f"    {_ids(change.users)}"])
+            out.append("")
+    for account, changes in _by_account(plan).items():
+        head = _headline(changes)
+        if head is None:
+            continue
+        symbol, verb = head
+        out.append(_paint(f"{symbol} account {account} {verb}", symbol, color))
+        for sym, text in _detail_lines(changes, show_all=show_all):
+            out.append(("    " + text) if sym == " " else _paint(f"    {sym} {text}", sym, color))
+        out.append("")
+    for change in plan.changes:
+        if isinstance(change, SetMassSpeed):
+            line = f"~ mass speed {change.name}: {_value(change.old)} → {change.new}"
+            out.extend([_paint(line, "~", color), ""])
+    if plan.notices:
+        out.append("Notices:")
+        out.extend(f"  {n.account_id}: {n.message}" for n in plan.notices)
+        out.append("")
+    records = _records_line(plan)
+    if records:
+        out.append(records)
+    out.append(_summary_line(plan) if plan.resource_changes else NO_CHANGES)
+    out.extend(_safety_lines(plan))
+    out.append(plan.cost.describe())
+    out.append(BLIND_SPOT)
+    return "\n".join(out) + "\n"
+
+
+# -- markdown ----------------------------------------------------------------------------------
+
+
+def _md_value(value: object) -> str:
+    text = _value(value)
+    if len(text) > MARKDOWN_VALUE_CHARS:
+        text = text[:MARKDOWN_VALUE_CHARS] + f"… ({len(text):,} characters)"
+    return text
+
+
+def _fence(body: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}diff\n{body}\n{fence}"
+
+
+def _md_section(account: str, changes: Sequence[Change]) -> str | None:
+    head = _headline(changes)
+    if head is None:
+        return None
+    symbol, verb = head
+    lines = []
+    for sym, text in _detail_lines(changes, show_all=False):
+        if sym in ("~", "<="):
+            sym = "!"
+        lines.append(f"{sym} {text}")
+    code = f"<code>{_esc(symbol)} {_esc(account)}</code>"
+    body = [f"<details><summary>{code} {verb}</summary>", ""]
+    if lines:
+        shortened = [
+            line
+            if len(line) <= 2 * MARKDOWN_VALUE_CHARS
+            else line[: 2 * MARKDOWN_VALUE_CHARS] + "…"
+            for line in lines
+        ]
+        body.append(_fence("\n".join(shortened)))
+        body.append("")
+    body.append("</details>")
+    return "\n".join(body) + "\n"
+
+
+def _md_list(title: str, items: Sequence[str]) -> list[str]:
+    lines = [title, ""]
+    lines.extend(f"- {_esc(i)}" for i in items[:MARKDOWN_LIST_ITEMS])
+    if len(items) > MARKDOWN_LIST_ITEMS:
+        lines.append(f"- … and {len(items) - MARKDOWN_LIST_ITEMS:,} more (see the text plan)")
+    return [*lines, ""]
+
+
+def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
+    """A PR comment: target, summary table, one `<details>` per account, always under `limit`."""
+    s = plan.summary
+    head = [f"**{_esc(plan.target.describe())}**", ""]
+    if plan.problems:
+        head += _md_list(
+            f"**Error: this plan cannot be applied ({len(plan.problems)} problems):**",
+            [str(p) for p in plan.problems],
+        )
+    head += ["#### " + (_summary_line(plan) if plan.resource_changes else NO_CHANGES), ""]
+    if plan.resource_changes:
+        rows = [
+            ("accounts to create", s["create"]),
+            ("accounts to modify", s["modify"]),
+            ("accounts to destroy", s["destroy"]),
+            ("accounts to adopt", s["adopt"]),
+            ("subscribers to add", s["subscribersAdded"]),
+            ("subscribers to remove", s["subscribersRemoved"]),
+            ("subscriber profiles to set", s["subscriberProfiles"]),
+            ("users to import", s["importUsers"]),
+            ("mass speed", s["massSpeed"]),
+        ]
+        head += ["| change | count |", "| --- | ---: |"]
+        head += [f"| {name} | {n:,} |" for name, n in rows]
+        head.append("")
+    for change in plan.changes:
+        if isinstance(change, ImportUsers):
+            head += [
+                f"Users to import ({len(change.users):,}): {_esc(_ids(change.users))}",
+                "",
+            ]
+        if isinstance(change, SetMassSpeed):
+            head += [f"Mass speed `{change.name}`: {_value(change.old)} → {change.new}", ""]
+    tail = []
+    if plan.notices:
+        tail += _md_list("**Notices:**", [f"{n.account_id}: {n.message}" for n in plan.notices])
+    records = _records_line(plan)
+    if records:
+        tail += [_esc(records), ""]
+    tail += _safety_lines(plan)[:1]
+    tail += [f"- {_esc(str(v))}" for v in plan.violations[:MARKDOWN_LIST_ITEMS]]
+    if len(plan.violations) > MARKDOWN_LIST_ITEMS:
+        tail.append(f"- … and {len(plan.violations) - MARKDOWN_LIST_ITEMS:,} more")
+    tail += ["", plan.cost.describe(), "", BLIND_SPOT]
+    head_text, tail_text = "\n".join(head) + "\n", "\n".join(tail) + "\n"
+    omitted_note = 200  # room for the "N more accounts" line
+    budget = limit - len(head_text) - len(tail_text) - omitted_note
+    sections: list[str] = []
+    omitted = 0
+    for account, changes in _by_account(plan).items():
+        section = _md_section(account, changes)
+        if section is None:
+            continue
+        if omitted or len(section) + 1 > budget:
+            omitted += 1
+            continue
+        sections.append(section)
+        budget -= len(section) + 1
+    if omitted:
+        sections.append(
+            f"… {omitted:,} more accounts are not shown to stay under GitHub's comment limit;"
+            " run `reconciler plan` for the full text.\n"
+        )
+    text = head_text + "\n".join(sections) + ("\n" if sections else "") + tail_text
+    assert len(text) < limit, "markdown plan over budget"
+    return text
+
+
+# -- json and ndjson ---------------------------------------------------------------------------
+
+
+def plan_data(plan: Plan, *, show_all: bool = False) -> dict[str, Any]:
+    """The plan as JSON data: memberships summarised (count, first ids, digest) unless show_all."""
+
+    def form(c: Change) -> dict[str, Any]:
+        return c.data if show_all else c.summary_data(first=FIRST_IDS)
+
+    return {
+        "formatVersion": FORMAT_VERSION,
+        "target": plan.target.data,
+        "targetLine": plan.target.describe(),
+        "hasChanges": plan.has_changes,
+        "summary": plan.summary,
+        "changes": [form(c) for c in plan.changes if not isinstance(c, Notice | PlanProblem)],
+        "notices": [n.summary_data() for n in plan.notices],
+        "errors": [p.summary_data() for p in plan.problems],
+        "safety": {"violations": [v.data for v in plan.violations]},
+        "cost": plan.cost.data,
+        "blindSpot": BLIND_SPOT,
+        "desiredDigest": plan.desired_digest,
+        "prune": plan.prune,
+    }
+
+
+def render_json(plan: Plan, *, show_all: bool = False) -> str:
+    """`plan_data` with sorted keys and a stable layout."""
+    return (
+        json.dumps(plan_data(plan, show_all=show_all), sort_keys=True, indent=2, ensure_ascii=False)
+        + "\n"
+    )
+
+
+def members_ndjson(plan: Plan) -> Iterator[str]:
+    """Every subscriber add and removal, one JSON object a line (`--members-out FILE`)."""
+    for change in plan.changes:
+        if isinstance(change, AddSubscribers | RemoveSubscribers):
+            op = "add" if isinstance(change, AddSubscribers) else "remove"
+            for user in sorted(change.users):
+                yield (
+                    json.dumps(
+                        {"account": change.account_id, "op": op, "subscriber": user}, sort_keys=True
+                    )
+                    + "\n"
+                )
+
+
+# -- drift -------------------------------------------------------------------------------------
+
+
+def _drift_line(item: DriftItem, *, show_all: bool = False) -> str:
+    if item.added_by_hand or item.removed_by_hand:
+        parts = []
+        for users, what in ((item.added_by_hand, "added"), (item.removed_by_hand, "removed")):
+            if users:
+                ids = ", ".join(sorted(users)) if show_all else _ids(users)
+                parts.append(f"{len(users):,} {what} by hand ({ids})")
+        text = f"{item.account} {item.field}: " + "; ".join(parts)
+    else:
+        text = f"{item.account} {item.field}: git {_value(item.git)}, live {_value(item.live)}"
+    return text + (f" [{item.note}]" if item.note else "")
+
+
+def _drift_headline(report: DriftReport) -> str:
+    if not report.items:
+        return "No drift: the live system matches git."
+    return f"Drift: {len(report.items)} difference(s) from git."
+
+
+def render_drift_text(report: DriftReport, *, show_all: bool = False) -> str:
+    """Plain text drift report: one line per difference, then silenced and expired entries."""
+    out = [report.target.describe(), ""]
+    if report.problems:
+        out.append(f"Error: the drift check is incomplete ({len(report.problems)} problems):")
+        out.extend(f"  {p}" for p in report.problems)
+        out.append("")
+    out.append(_drift_headline(report))
+    out.extend(f"  {_drift_line(i, show_all=show_all)}" for i in report.items)
+    if report.silenced:
+        out.append(f"Silenced by the ignore file: {len(report.silenced)}")
+        out.extend(f"  {_drift_line(i)} — {e}" for i, e in report.silenced)
+    if report.expired:
+        out.append(f"Expired ignore entries (renew or remove them): {len(report.expired)}")
+        out.extend(f"  {e}" for e in report.expired)
+    out.append(BLIND_SPOT)
+    return "\n".join(out) + "\n"
+
+
+def render_drift_markdown(report: DriftReport, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
+    """Drift as markdown: a table of differences, capped to stay under `limit`."""
+    head = [f"**{_esc(report.target.describe())}**", ""]
+    if report.problems:
+        head += _md_list(
+            "**Error: the drift check is incomplete:**", [str(p) for p in report.problems]
+        )
+    head += [f"#### {_drift_headline(report)}", ""]
+    tail = [""]
+    if report.silenced:
+        tail += _md_list(
+            f"Silenced by the ignore file ({len(report.silenced)}):",
+            [str(e) for _, e in report.silenced],
+        )
+    if report.expired:
+        tail += _md_list(
+            f"Expired ignore entries ({len(report.expired)}):", [str(e) for e in report.expired]
+        )
+    tail.append(BLIND_SPOT)
+    budget = limit - len("\n".join(head)) - len("\n".join(tail)) - 400
+    rows: list[str] = []
+    if report.items:
+        rows = ["| account | field | git | live |", "| --- | --- | --- | --- |"]
+        budget -= sum(len(r) + 1 for r in rows)
+    shown = 0
+    for item in report.items:
+        if item.added_by_hand or item.removed_by_hand:
+            git, live = "", _drift_line(item).split(": ", 1)[1]
+        else:
+            git, live = _md_value(item.git), _md_value(item.live)
+        note = f" ({item.note})" if item.note else ""
+        cells = (f"`{item.account}`", item.field + note, git, live)
+        row = "| " + " | ".join(_cell(c) for c in cells) + " |"
+        if len(row) + 1 > budget:
+            break
+        rows.append(row)
+        budget -= len(row) + 1
+        shown += 1
+    if shown < len(report.items):
+        rows.append(
+            f"\n… {len(report.items) - shown:,} more differences not shown; see `reconciler drift`."
+        )
+    return "\n".join(head + rows + tail) + "\n"
+
+
+def render_drift_json(report: DriftReport, *, show_all: bool = False) -> str:
+    """Drift as JSON: `formatVersion`, sorted keys."""
+    data = {
+        "formatVersion": FORMAT_VERSION,
+        "target": report.target.data,
+        "targetLine": report.target.describe(),
+        "drift": bool(report.items),
+        "items": [i.data(show_all=show_all) for i in report.items],
+        "silenced": [{"item": i.data(), "entry": _entry_data(e)} for i, e in report.silenced],
+        "expired": [_entry_data(e) for e in report.expired],
+        "errors": [p.summary_data() for p in report.problems],
+        "blindSpot": BLIND_SPOT,
+    }
+    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def _cell(text: str) -> str:
+    return _esc(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _entry_data(entry: IgnoreEntry) -> dict[str, str]:
+    return {
+        "account": entry.account,
+        "field": entry.field,
+        "reason": entry.reason,
+        "owner": entry.owner,
+        "expires": entry.expires.isoformat(),
+    }

@@ -50,6 +50,8 @@ _SECRET_PARAM_RE: Final = re.compile(
 RETRY_STATUSES: Final = frozenset({408, 429})
 
 DEFAULT_TIMEOUT: Final = 10.0
+#: Waits shorter than this are not slept (see `Pacer._reserve`).
+SLACK: Final = 0.001
 
 
 def redact(text: str, secrets: Iterable[str | Secret] = ()) -> str:
@@ -178,7 +180,10 @@ class Pacer:
         now = self._clock()
         start = max(now, self._next.get(api, now))
         self._next[api] = start + 1.0 / self.rate(ceiling)
-        if start > now:
+        # The event loop cannot sleep for less than about a millisecond (epoll's resolution), so
+        # shorter waits are skipped: the schedule still advances by one interval per call, so
+        # the rate over any second is unchanged and a call starts at most SLACK early.
+        if start - now >= SLACK:
             await self._sleep(start - now)
 
     @asynccontextmanager

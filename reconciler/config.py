@@ -199,15 +199,12 @@ def check_config(path: Path) -> list[Problem]:
         return problems
     from reconciler.validate import schema_problems
 
-    schema = schema_problems(CONFIG_SCHEMA, data, start)
-    problems.extend(schema)
+    problems.extend(schema_problems(CONFIG_SCHEMA, data, start))
     for key_path, value, pos, _, _ in _walk_strings(data, ()):
         reason = _variable_syntax(value)
         if reason is not None:
             at = pos or start
             problems.append(Problem(at.file, at.line, at.col, f"{_dotted(key_path)}: {reason}"))
-    if schema:
-        return problems
     targets = data.get("targets")
     names = list(targets) if isinstance(targets, Node) else [EMBEDDED_TARGET]
     default = data.get("defaultTarget")
@@ -234,7 +231,7 @@ def check_config(path: Path) -> list[Problem]:
         )
     if isinstance(targets, Node):
         for name, target in targets.items():
-            if target.get("type") != "tencent":
+            if not isinstance(target, Node) or target.get("type") != "tencent":
                 continue
             pos = position_of(targets, name) or start
             if "region" not in target and "endpoint" not in target:

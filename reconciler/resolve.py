@@ -198,18 +198,19 @@ class Resolver:
         name = raw
         if kind == "OfficialAccount":
             name = canonical_account_id(raw)
-            if valid:
-                problem = account_id_problem(raw)
-                if problem is not None:
-                    self._sink.add(pos, f"metadata.id: {problem}")
-                    valid = False
+            problem = account_id_problem(raw)
+            if problem is not None:
+                self._sink.add(pos, f"metadata.id: {problem}")
+                valid = False
+            spec = doc.data.get("spec")
+            if not valid and isinstance(spec, Node):
+                self._check_profile_bytes(spec)  # a broken document still gets these reported
         return _Named(kind, name, pos, doc, valid)
 
     # -- sets ---------------------------------------------------------------------------------
 
     def _check_set(self, entry: _Named) -> None:
         spec = entry.doc.data["spec"]
-        self._check_userids(_refs(spec, "members", "spec"))
         for ref in _refs(spec, "include", "spec") + _refs(spec, "exclude", "spec"):
             self._check_set_ref(ref)
         for ref in _refs(spec, "files", "spec"):
@@ -298,8 +299,6 @@ class Resolver:
             if excluded is None:
                 return None
             members -= excluded
-        if any(userid_problem(m) for m in spec.get("members", ())):
-            return None
         result = frozenset(members)
         self._expanded[name] = result
         return result
@@ -325,39 +324,16 @@ class Resolver:
 
     # -- accounts and users -------------------------------------------------------------------
 
-    def _check_userids(self, refs: Iterable[_Ref]) -> bool:
-        ok = True
-        for ref in refs:
-            problem = userid_problem(ref.value)
-            if problem is not None:
-                self._sink.add(ref.pos, f"{ref.path}: {problem}")
-                ok = False
-        return ok
-
     def _account(self, entry: _Named) -> Account | None:
         data = entry.doc.data
         spec: Node = data["spec"]
         metadata: Node = data["metadata"]
         before = len(self._sink.problems)
-        owner = spec["owner"]
-        problem = userid_problem(owner)
-        if problem is not None:
-            self._sink.add(_at(spec, "owner"), f"spec.owner: {problem}")
-        profile: dict[ProfileField, ProfileValue] = {}
-        for profile_field in ProfileField:
-            if profile_field.value not in spec:
-                continue
-            value = spec[profile_field.value]
-            limit = PROFILE_BYTE_LIMITS.get(profile_field)
-            if limit is not None:
-                size = len(value.encode("utf-8"))
-                if size > limit:
-                    self._sink.add(
-                        _at(spec, profile_field.value),
-                        f"spec.{profile_field.value}: {size} bytes of UTF-8, over the vendor's"
-                        f" limit of {limit} ({profile_field.vendor}, reference section 4.2)",
-                    )
-            profile[profile_field] = value
+        owner = spec["owner"]  # a valid UserID: the schema's pattern says so
+        self._check_profile_bytes(spec)
+        profile: dict[ProfileField, ProfileValue] = {
+            f: spec[f.value] for f in ProfileField if f.value in spec
+        }
         subscribers = self._subscribers(spec.get("subscribers"))
         if len(self._sink.problems) > before:
             return None
@@ -372,13 +348,26 @@ class Resolver:
             subscribers=subscribers,
         )
 
+    def _check_profile_bytes(self, spec: Node) -> None:
+        for profile_field, limit in PROFILE_BYTE_LIMITS.items():
+            value = spec.get(profile_field.value)
+            if not isinstance(value, str):
+                continue
+            size = len(value.encode("utf-8"))
+            if size > limit:
+                self._sink.add(
+                    _at(spec, profile_field.value),
+                    f"spec.{profile_field.value}: {size} bytes of UTF-8, over the vendor's"
+                    f" limit of {limit} ({profile_field.vendor}, reference section 4.2)",
+                )
+
     def _subscribers(self, node: Any) -> Subscribers | None:
         if not isinstance(node, Node):
             return None
         path = "spec.subscribers"
         members = _refs(node, "members", path)
         absent = _refs(node, "absent", path)
-        ok = self._check_userids(members) & self._check_userids(absent)
+        ok = True  # inline UserIDs are checked by the schema's pattern
         declared = self._union(_refs(node, "sets", path), (r.value for r in members))
         profiles: dict[str, str] = {}
         raw_profiles = node.get("profiles")
@@ -423,7 +412,6 @@ class Resolver:
     def _users(self, entry: _Named) -> frozenset[str]:
         spec = entry.doc.data["spec"]
         members = _refs(spec, "members", "spec")
-        self._check_userids(members)
         return self._union(_refs(spec, "sets", "spec"), (r.value for r in members)) or frozenset()
 
 

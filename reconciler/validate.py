@@ -99,7 +99,7 @@ def _describe(error: ValidationError, root: Any, fallback: Position) -> list[tup
     if kind == "required":
         missing = [f for f in value if f not in instance]
         return [(pos, f"{prefix}missing required field '{f}'") for f in missing]
-    if custom:
+    if custom and kind == "pattern":
         return [(pos, f"{prefix}{_show(instance)} {custom}")]
     if kind == "type":
         names = [value] if isinstance(value, str) else list(value)
@@ -231,8 +231,8 @@ def command(
 ) -> int:
     """`reconciler validate`: 0 when every manifest (and reconciler.yaml) is valid, else 1.
 
-    Text problems are raised as one `ManifestError` (the CLI prints them on stderr); `json` and
-    `github` formats write to `stdout` and return 1.
+    Problems go to `stdout` like any linter's (`file:line:col: message`, one a line, sorted; or
+    JSON, or GitHub annotations), and the result is 1.
     """
     manifest_paths = [p for p in paths if Path(p).name != CONFIG_NAME or p == "-"]
     explicit_configs = [Path(p) for p in paths if p != "-" and Path(p).name == CONFIG_NAME]
@@ -264,6 +264,7 @@ def command(
             )
         return 1
     if problems:
-        raise ManifestError(problems)
+        stdout.writelines(f"{p}\n" for p in problems)
+        return 1
     stdout.write(f"{documents} document{'' if documents == 1 else 's'} valid\n")
     return 0

@@ -456,3 +456,33 @@ def test_an_expired_sig_is_renewed_and_the_call_retried(
         wall_clock=lambda: time.time() + skew[0],
         sig_expire=3600,
     )
+
+
+def test_over_real_http_on_loopback_with_redacted_request_logs(
+    make_sandbox_server: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_sandbox_server(calls_per_second=0)
+    sigs: list[str] = []
+
+    async def main() -> None:
+        async with httpx.AsyncClient() as http:
+            client = TencentClient(
+                http,
+                sdkappid=defaults.SDKAPPID,
+                identifier=defaults.ADMIN,
+                secret_key=Secret(defaults.SECRET_KEY),
+                pacer=Pacer(),
+                endpoint=server.base_url,
+            )
+            await seed(client, members=users(3), accounts=[NEWS])
+            assert (await client.add_subscribers(NEWS, users(3))).ok
+            page = await client.get_subscribers(NEWS)
+            assert [s.user_id for s in page.subscribers] == users(3)
+            sigs.append(client.sig.current().reveal())
+
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        asyncio.run(main())
+    requests = [m for m in caplog.messages if m.startswith("HTTP Request: POST")]
+    assert len(requests) == 4  # import, create, add, one page
+    assert all("usersig=***&" in m for m in requests)
+    assert sigs[0] not in caplog.text

@@ -70,7 +70,7 @@ def encode_record(record: LastApplied) -> str:
     """The record as the inventory subscription's CustomString: compact JSON behind a prefix.
 
     Its size is bounded by the six field names, a policy name and a 64-character digest (about
-    170 bytes), far below the vendor's 3,000 bytes whatever the account holds.
+    200 bytes), far below the vendor's 3,000 bytes whatever the account holds.
     """
     body = {
         "d": record.digest,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from reconciler.changes import (
     AddSubscribers,
@@ -31,17 +32,15 @@ from reconciler.model import (
     Position,
     ProfileField,
     ProfileValue,
-    Subscribers,
     SubscriberPolicy,
+    Subscribers,
     canonical_account_id,
 )
 from reconciler.plan import TargetIdentity
 from reconciler.secret import Secret
 
 INVENTORY = "reconciler-inventory"
-SANDBOX = TargetIdentity.from_target(
-    SandboxTarget("sandbox", __import__("pathlib").Path(".reconciler/sandbox.db"))
-)
+SANDBOX = TargetIdentity.from_target(SandboxTarget("sandbox", Path(".reconciler/sandbox.db")))
 PROD_SECRET = "prod-secret-key-0123456789abcdef"
 WECHAT_SECRET = "wechat-app-secret-fedcba9876543210"
 PROD_TARGET = TencentTarget(
@@ -147,7 +146,7 @@ def live(
 
 
 def simulate_apply(changes: Iterable[Change], state: LiveState) -> LiveState:
-    """What the live state becomes when every change succeeds (the vendor's behaviour, simplified)."""
+    """The live state after every change succeeded (the vendor's behaviour, simplified)."""
     accounts = dict(state.accounts)
     users = set(state.existing_users)
     inventory_exists, speed = state.inventory_exists, state.mass_speed

@@ -298,7 +298,12 @@ def load_text(text: str, file: str) -> LoadResult:
             index += 1
     except yaml.MarkedYAMLError as exc:
         pos = _pos(file, exc.problem_mark or exc.context_mark)
-        problems.append(Problem(file, pos.line, pos.col, _yaml_message(exc)))
+        message = _yaml_message(exc)
+        lines = text.splitlines()
+        if "flow" in message and pos.line <= len(lines) and "${" in lines[pos.line - 1]:
+            # `{appId: ${VAR}}` is not YAML: braces end a flow mapping (DESIGN shows this form).
+            message += " (quote a ${VAR} inside {...} or [...]: '${VAR}')"
+        problems.append(Problem(file, pos.line, pos.col, message))
     except yaml.reader.ReaderError as exc:  # pragma: no cover - the reader checks text up front
         problems.append(_reader_problem(text, file, exc))
     finally:

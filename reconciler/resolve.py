@@ -115,8 +115,11 @@ class _MemberFile:
 class Resolver:
     """Checks one run's documents together and builds the desired state."""
 
-    def __init__(self, base_dirs: Mapping[str, Path]) -> None:
+    def __init__(self, base_dirs: Mapping[str, Path], *, complete: bool = True) -> None:
         self._base_dirs = base_dirs
+        # False when a file could not be parsed: a set it declares may be what a reference names,
+        # so unknown-set problems would be noise next to the parse error.
+        self._complete = complete
         self._sink = _Sink()
         self._sets: dict[str, _Named] = {}
         self._files: dict[Path, _MemberFile] = {}
@@ -219,7 +222,8 @@ class Resolver:
     def _check_set_ref(self, ref: _Ref) -> bool:
         if ref.value in self._sets:
             return True
-        self._sink.add(ref.pos, f"{ref.path}: unknown SubscriberSet '{ref.value}'")
+        if self._complete:
+            self._sink.add(ref.pos, f"{ref.path}: unknown SubscriberSet '{ref.value}'")
         return False
 
     def _member_file(self, entry: _Named, ref: _Ref) -> _MemberFile:

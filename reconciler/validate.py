@@ -176,6 +176,7 @@ def collect(
             base_dirs[display] = path.resolve().parent
         documents.extend(result.documents)
         problems.extend(result.problems)
+    complete = not problems
     valid: list[tuple[str, Document]] = []
     broken: list[tuple[str, Document]] = []
     for doc in documents:
@@ -183,7 +184,7 @@ def collect(
         problems.extend(found)
         if kind is not None:
             (broken if found else valid).append((kind, doc))
-    state, found = Resolver(base_dirs).resolve(valid, broken)
+    state, found = Resolver(base_dirs, complete=complete).resolve(valid, broken)
     problems.extend(found)
     if problems:
         return None, sorted(set(problems))

@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 import uvicorn
@@ -37,7 +38,9 @@ def options_from_args(args: argparse.Namespace) -> SandboxOptions:
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket (port 0 picks a free one), so the real port is known before serving."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio only turns Nagle off (TCP_NODELAY) on accepted sockets whose
+    # proto is IPPROTO_TCP; with proto 0 every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(1024)
@@ -104,6 +107,10 @@ class RunningServer:
     @property
     def options(self) -> SandboxOptions:
         return self.sandbox.options
+
+    @property
+    def db_path(self) -> Path | str:
+        return self.sandbox.options.db_path
 
 
 @contextlib.contextmanager

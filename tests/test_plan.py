@@ -1,0 +1,298 @@
+"""The plan: batching and ids, cost, safety, digests and fingerprints, the saved-plan file."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from plan_scenarios import (
+    INVENTORY,
+    PROD,
+    SANDBOX,
+    F,
+    account,
+    desired,
+    live,
+    live_account,
+)
+
+from reconciler.changes import (
+    AddSubscribers,
+    DestroyAccount,
+    ImportUsers,
+    RemoveSubscribers,
+)
+from reconciler.config import Limits, Safety
+from reconciler.diff import diff
+from reconciler.errors import StalePlanError, UnsafePlanError
+from reconciler.live import LiveState
+from reconciler.model import DesiredState, SubscriberPolicy
+from reconciler.plan import (
+    API_ADD,
+    API_CREATE,
+    API_INFO,
+    API_MULTIACCOUNT_IMPORT,
+    API_SUBSCRIBER_INFO,
+    Plan,
+    build_plan,
+    desired_digest,
+)
+from reconciler.planfile import check_fresh, dump_plan, load_plan, stale_accounts
+from reconciler.safety import check_safety, evaluate_safety
+
+
+def plan_for(d: DesiredState, state: LiveState, *, prune: bool = False, **kw: object) -> Plan:
+    changes = diff(d, state, prune=prune, inventory_user=INVENTORY)
+    return build_plan(changes, desired=d, live=state, target=SANDBOX, prune=prune, **kw)  # type: ignore[arg-type]
+
+
+def test_memberships_are_batched_to_100_with_stable_ids() -> None:
+    news = account("news", members=[f"u{i:03d}" for i in range(250)])
+    plan = plan_for(desired(news, users=[f"u{i:03d}" for i in range(250)]), live())
+    assert [(a.id, a.api, len(a.items)) for a in plan.actions] == [
+        ("importUsers/-/0", API_MULTIACCOUNT_IMPORT, 100),
+        ("importUsers/-/1", API_MULTIACCOUNT_IMPORT, 100),
+        ("importUsers/-/2", API_MULTIACCOUNT_IMPORT, 50),
+        ("createAccount/@TOA#_news/0", API_CREATE, 0),
+        ("record/@TOA#_news/subscribe", API_ADD, 0),
+        ("record/@TOA#_news/write", API_SUBSCRIBER_INFO, 0),
+        ("addSubscribers/@TOA#_news/0", API_ADD, 100),
+        ("addSubscribers/@TOA#_news/1", API_ADD, 100),
+        ("addSubscribers/@TOA#_news/2", API_ADD, 50),
+        ("verify/-/0", API_INFO, 1),
+    ]
+    add = [a for a in plan.actions if a.id.startswith("addSubscribers")]
+    assert add[0].items[:2] == ("u000", "u001") and add[2].items[-1] == "u249"
+
+
+def test_verification_reads_are_batched_to_50() -> None:
+    accounts = [account(f"a{n:02d}") for n in range(120)]
+    plan = plan_for(desired(*accounts), live())
+    verify = [a for a in plan.actions if a.api == API_INFO]
+    assert [len(a.items) for a in verify] == [50, 50, 20]
+
+
+def test_cost_line_matches_the_design_example() -> None:
+    # 1 create + 2 bookkeeping + 1,236 add_subscriber batches + 1 verification read = 1,240.
+    users = [f"u{i:06d}" for i in range(123_600)]
+    plan = plan_for(desired(account("news", members=users)), live(users=[*users, "ops_admin"]))
+    assert plan.cost.describe() == "Cost: ≈ 1,240 calls, ≈ 6.2 s at 200/s"
+    assert plan.cost.calls == {
+        API_CREATE: 1,
+        API_ADD: 1237,
+        API_SUBSCRIBER_INFO: 1,
+        API_INFO: 1,
+    }
+
+
+def test_cost_uses_the_vendor_ceiling_of_the_account_apis() -> None:
+    users = [f"u{i:04d}" for i in range(1000)]
+    plan = plan_for(desired(users=users), live(users=()), limits=Limits(calls_per_second=400))
+    # 10 multiaccount_import calls at the vendor's 100/s, not the configured 400/s
+    assert plan.cost.describe() == "Cost: ≈ 10 calls, ≈ 0.1 s at 400/s"
+
+
+def test_read_calls_are_shown_when_the_reader_counted_them() -> None:
+    state = live()
+    state = LiveState(state.accounts, state.existing_users, read_calls={"x/y": 3, "x/z": 4})
+    assert plan_for(desired(), state).cost.describe() == (
+        "Cost: ≈ 0 calls, ≈ 0.0 s at 200/s (the read took 7 calls)"
+    )
+
+
+def removals(account_id: str, n: int, live_count: int) -> RemoveSubscribers:
+    return RemoveSubscribers(account_id, frozenset(f"u{i}" for i in range(n)), live_count, "exact")
+
+
+def destroy(account_id: str, *, protected: bool = False) -> DestroyAccount:
+    return DestroyAccount(account_id, "ops_admin", 3, protected)
+
+
+def test_safety_thresholds_per_account_and_in_total() -> None:
+    safety = Safety(max_destroys=1, max_subscriber_removals=100, max_subscriber_removal_percent=10)
+    changes = [
+        removals("@TOA#_a", 60, 1000),
+        removals("@TOA#_b", 150, 10_000),
+        destroy("@TOA#_c"),
+        destroy("@TOA#_d"),
+    ]
+    assert [str(v) for v in evaluate_safety(changes, safety)] == [
+        "maxDestroys: 2 destroys in total, over 1 (to allow it: --allow-destroys 2)",
+        "maxSubscriberRemovals: 150 subscriber removals on @TOA#_b, over 100"
+        " (to allow it: --allow-removals 210)",
+        "maxSubscriberRemovals: 210 subscriber removals in total, over 100"
+        " (to allow it: --allow-removals 210)",
+    ]
+    assert [str(v) for v in evaluate_safety([removals("@TOA#_a", 20, 100)], safety)] == [
+        "maxSubscriberRemovalPercent: 20.0% of subscribers removed on @TOA#_a, over 10%"
+        " (to allow it: --allow-removals 20)"
+    ]
+
+
+def test_overrides_are_exact_not_blanket() -> None:
+    changes = [removals("@TOA#_a", 1500, 2000), destroy("@TOA#_c")]
+    safety = Safety()
+    assert evaluate_safety(changes, safety, allow_removals=1500, allow_destroys=1) == []
+    assert [
+        v.rule for v in evaluate_safety(changes, safety, allow_removals=1499, allow_destroys=1)
+    ] == ["allowRemovals"]
+    assert [
+        v.rule for v in evaluate_safety(changes, safety, allow_removals=1500, allow_destroys=0)
+    ] == ["allowDestroys"]
+    assert evaluate_safety(changes, safety, force=True) == []
+    with pytest.raises(UnsafePlanError) as caught:
+        check_safety(changes, safety)
+    assert str(caught.value) == (
+        "the plan breaks the safety rules, nothing was applied:\n"
+        "  maxDestroys: 1 destroys in total, over 0 (to allow it: --allow-destroys 1)\n"
+        "  maxSubscriberRemovals: 1,500 subscriber removals on @TOA#_a, over 1,000"
+        " (to allow it: --allow-removals 1500)\n"
+        "  maxSubscriberRemovalPercent: 75.0% of subscribers removed on @TOA#_a, over 10%"
+        " (to allow it: --allow-removals 1500)"
+    )
+    check_safety(changes, safety, allow_removals=1500, allow_destroys=1)
+
+
+def test_protect_is_never_overridden() -> None:
+    violations = evaluate_safety([destroy("@TOA#_v", protected=True)], Safety(), force=True)
+    assert [str(v) for v in violations] == [
+        "@TOA#_v is protected and is never destroyed (no override)"
+    ]
+
+
+def test_plan_shows_safety_violations_but_is_still_a_plan() -> None:
+    keep = account("news", members=["a"], policy=SubscriberPolicy.EXACT)
+    state = live(live_account("news", members=["a", "b", "c"], owned_by=keep), users=["ops_admin"])
+    plan = plan_for(desired(keep), state)
+    assert [v.rule for v in plan.violations] == ["maxSubscriberRemovalPercent"]
+    assert plan.has_changes
+
+
+def test_desired_digest_changes_with_the_manifests() -> None:
+    a = desired(account("news", members=["a"]), users=["a"], speed=1)
+    assert desired_digest(a) == desired_digest(
+        desired(account("news", members=["a"]), users=["a"], speed=1)
+    )
+    assert desired_digest(a) != desired_digest(
+        desired(account("news", members=["a"]), users=["a"], speed=2)
+    )
+    assert desired_digest(a) != desired_digest(
+        desired(account("news", members=["b"]), users=["a"], speed=1)
+    )
+    assert desired_digest(a) != desired_digest(
+        desired(account("news", members=["a"]), users=["b"], speed=1)
+    )
+
+
+def sample() -> tuple[DesiredState, LiveState, Plan]:
+    news = account("news", profile={F.NAME: "News", F.INTRODUCTION: "new"}, members=["a", "b"])
+    d = desired(news, account("fresh"), users=["a", "b"], speed=2)
+    state = live(
+        live_account(
+            "news",
+            profile={F.NAME: "News", F.INTRODUCTION: "old"},
+            members=["a", "z"],
+            owned_by=news,
+        ),
+        live_account("gone", owned_by=account("gone")),
+        users=["ops_admin", "a", "b"],
+        speed=1,
+    )
+    return d, state, plan_for(d, state, prune=True)
+
+
+def test_plan_file_round_trips_exactly() -> None:
+    _, _, plan = sample()
+    text = dump_plan(plan)
+    loaded = load_plan(text)
+    assert loaded == plan
+    assert dump_plan(loaded) == text
+    body = json.loads(text)["body"]
+    assert sorted(body["fingerprints"]) == ["@TOA#_fresh", "@TOA#_gone", "@TOA#_news"]
+    assert body["fingerprints"]["@TOA#_fresh"] is None
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('"old"', '"odd"', 1), "was modified after it was written"),
+        (lambda t: t.replace("@TOA#_gone", "@TOA#_prod", 1), "was modified after it was written"),
+        (lambda t: t[: len(t) // 2], "is not a reconciler plan (not JSON"),
+        (lambda t: "[]", "is not a reconciler plan file"),
+        (lambda t: t.replace('"formatVersion":1', '"formatVersion":9'), "has plan format 9"),
+    ],
+)
+def test_an_edited_or_foreign_plan_file_is_refused(edit: object, message: str) -> None:
+    _, _, plan = sample()
+    text = dump_plan(plan)
+    edited = edit(text)  # type: ignore[operator]
+    assert edited != text
+    with pytest.raises(StalePlanError, match=re.escape(message)):
+        load_plan(edited, source="plan.json")
+
+
+def test_a_plan_with_a_recomputed_digest_but_a_bad_body_is_still_refused() -> None:
+    from reconciler.planfile import _integrity
+
+    _, _, plan = sample()
+    document = json.loads(dump_plan(plan))
+    document["body"]["changes"][0]["type"] = "launchMissiles"
+    document["integrity"] = _integrity(document["body"])
+    with pytest.raises(StalePlanError, match="is not a valid reconciler plan"):
+        load_plan(json.dumps(document))
+
+
+def test_fresh_plan_passes_and_stale_plan_names_the_accounts() -> None:
+    d, state, plan = sample()
+    check_fresh(plan, target=SANDBOX, live=state, desired=d)
+    changed = dict(state.accounts)
+    changed["@TOA#_news"] = live_account("news", profile={F.NAME: "Edited"}, members=["a", "z"])
+    changed["@TOA#_fresh"] = live_account("fresh")
+    moved = LiveState(changed, state.existing_users, mass_speed=1)
+    assert stale_accounts(plan, moved) == ["@TOA#_fresh", "@TOA#_news"]
+    with pytest.raises(StalePlanError) as caught:
+        check_fresh(plan, target=SANDBOX, live=moved)
+    assert str(caught.value) == (
+        "stale plan: 2 account(s) changed since the plan was made: @TOA#_fresh, @TOA#_news;"
+        " make the plan again"
+    )
+    speed = LiveState(state.accounts, state.existing_users, mass_speed=4)
+    with pytest.raises(
+        StalePlanError, match=r"the mass speed changed since the plan was made \(1 → 4\)"
+    ):
+        check_fresh(plan, target=SANDBOX, live=speed)
+
+
+def test_plan_for_another_target_or_other_manifests_is_refused() -> None:
+    _d, state, plan = sample()
+    with pytest.raises(StalePlanError) as caught:
+        check_fresh(plan, target=PROD, live=state)
+    assert str(caught.value) == (
+        "the plan was made for sandbox 'sandbox', embedded sandbox at .reconciler/sandbox.db, not"
+        " for tencent 'prod', sdkappid 1400123456 at https://console.tim.qq.com, WeChat appid"
+        " wx1234567890abcdef"
+    )
+    with pytest.raises(StalePlanError, match="the manifests changed"):
+        check_fresh(plan, target=SANDBOX, live=state, desired=desired())
+
+
+def test_summary_and_has_changes() -> None:
+    _, _, plan = sample()
+    assert plan.summary == {
+        "adopt": 0,
+        "create": 1,
+        "modify": 1,
+        "destroy": 1,
+        "importUsers": 0,
+        "subscribersAdded": 1,
+        "subscribersRemoved": 0,
+        "subscriberProfiles": 0,
+        "massSpeed": 1,
+        "records": 1,
+    }
+    assert plan.has_changes
+    assert ImportUsers not in {type(c) for c in plan.changes}
+    assert AddSubscribers in {type(c) for c in plan.changes}
+    empty = plan_for(desired(), live())
+    assert not empty.has_changes and empty.cost.total == 0

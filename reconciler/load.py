@@ -308,7 +308,7 @@ def load_text(text: str, file: str) -> LoadResult:
         problems.append(_reader_problem(text, file, exc))
     finally:
         loader.dispose()
-    return LoadResult(documents, problems)
+    return LoadResult(documents, sorted(problems))
 
 
 def _reader_problem(text: str, file: str, exc: yaml.reader.ReaderError) -> Problem:

@@ -160,6 +160,11 @@ def test_backoff_doubles_from_400ms_and_is_capped() -> None:
     ]
 
 
+def test_a_policy_needs_one_attempt() -> None:
+    with pytest.raises(ConfigError, match="at least one attempt"):
+        RetryPolicy(attempts=0)
+
+
 def test_backoff_jitter_stays_within_20_percent() -> None:
     policy = RetryPolicy()
     rng = random.Random(7)
@@ -511,3 +516,32 @@ def test_an_unreadable_answer_is_an_error_not_a_retry(body: bytes, message: str)
 
     asyncio.run(main())
     assert fake.pauses == []
+
+
+def test_a_garbled_encoding_is_an_error_not_a_retry() -> None:
+    fake = FakeTime()
+
+    async def scripted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        body = b"this is not gzip"
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server, endpoint = await _serve(scripted)
+        async with server, httpx.AsyncClient() as client:
+            caller = _caller(client, endpoint, fake)
+            with pytest.raises(ProviderError) as caught:
+                await caller.call(REQUEST, _params)
+            assert str(caught.value).startswith(
+                "tencent (get_official_account_info) on @TOA#_news: request failed: DecodingError"
+            )
+            assert caller.calls == {"get_official_account_info": 1}
+            server.close()
+
+    asyncio.run(main())

@@ -7,6 +7,7 @@ test proves nothing would leave the process. Clock, sleep and random are injecte
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from reconciler import usersig
-from reconciler.errors import ProviderError
+from reconciler.errors import ConfigError, ProviderError
 from reconciler.model import ProfileField
 from reconciler.providers import (
     AccountInfo,
@@ -331,7 +332,12 @@ def test_a_wrong_key_fails_without_showing_key_or_sig(
     async def body(client: TencentClient) -> ProviderError:
         with pytest.raises(ProviderError) as caught:
             await client.import_account("alice")
+        # a batch refused as a whole: every id is reported failed, with the code
+        batch = await client.import_accounts(["alice", "bob"])
+        assert sorted(batch.failed) == ["alice", "bob"]
+        assert {f.code for f in batch.failed.values()} == {70009}
         sigs.append(client.sig.current().reveal())
+        assert all(sigs[0] not in f.message for f in batch.failed.values())
         return caught.value
 
     with caplog.at_level(logging.DEBUG):
@@ -486,3 +492,241 @@ def test_over_real_http_on_loopback_with_redacted_request_logs(
     assert len(requests) == 4  # import, create, add, one page
     assert all("usersig=***&" in m for m in requests)
     assert sigs[0] not in caplog.text
+
+
+# -- a vendor that misbehaves in ways the sandbox never does ---------------------------------------
+
+
+class OddVendor:
+    """A real HTTP server on 127.0.0.1 answering each command with the next scripted JSON body.
+
+    The sandbox is a faithful vendor; these are the answers the reference leaves open (items
+    without ids, missing per-item results, cursors that do not move), decoded defensively.
+    """
+
+    def __init__(self, answers: dict[str, list[dict[str, Any]]]) -> None:
+        self.answers = answers
+        self.seen: list[tuple[str, str]] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        target = lines[0].split(" ")[1]
+        length = next(
+            int(line.split(":")[1]) for line in lines if line.lower().startswith("content-length")
+        )
+        body = await reader.readexactly(length)
+        command = target.split("?")[0].rsplit("/", 1)[1]
+        self.seen.append((command, body.decode("utf-8")))
+        queue = self.answers[command]
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        out = json.dumps(answer).encode("utf-8")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + f"Content-Length: {len(out)}\r\n\r\n".encode()
+            + out
+        )
+        await writer.drain()
+        writer.close()
+
+
+def odd(
+    answers: dict[str, list[dict[str, Any]]], body: Callable[[TencentClient], Awaitable[T]]
+) -> T:
+    vendor = OddVendor(answers)
+
+    async def main() -> T:
+        server = await asyncio.start_server(vendor.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, httpx.AsyncClient() as http:
+            client = TencentClient(
+                http,
+                sdkappid=defaults.SDKAPPID,
+                identifier=defaults.ADMIN,
+                secret_key=Secret(defaults.SECRET_KEY),
+                pacer=Pacer(1000, 1),  # one at a time: answers go out in script order
+                endpoint=f"http://127.0.0.1:{port}",
+                rng=random.Random(0),
+                sleep=FakeSleep(),
+            )
+            try:
+                return await body(client)
+            finally:
+                server.close()
+
+    return asyncio.run(main())
+
+
+def OK(**fields: Any) -> dict[str, Any]:
+    return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", **fields}
+
+
+def FAIL(code: int, info: str = "failed", **fields: Any) -> dict[str, Any]:
+    return {"ActionStatus": "FAIL", "ErrorCode": code, "ErrorInfo": info, **fields}
+
+
+async def raises(call: Awaitable[Any]) -> ProviderError:
+    with pytest.raises(ProviderError) as caught:
+        await call
+    return caught.value
+
+
+def test_odd_account_check_answers_are_errors() -> None:
+    answers = {
+        "account_check": [
+            OK(ResultItem=[{"UserID": "a", "ResultCode": 70402, "ResultInfo": "bad"}]),
+            OK(ResultItem=[{"UserID": "a", "ResultCode": 0, "AccountStatus": "Imported"}]),
+        ]
+    }
+
+    async def body(client: TencentClient) -> list[str]:
+        first = await raises(client.check_accounts(["a"]))
+        second = await raises(client.check_accounts(["a", "b"]))
+        return [str(first), str(second)]
+
+    assert odd(answers, body) == [
+        "tencent (account_check) on a: bad [vendor code 70402]",
+        "tencent (account_check) on b: no result for some users",
+    ]
+
+
+def test_a_create_answered_with_another_id_is_an_error() -> None:
+    answers = {"create_official_account": [OK(OfficialAccountUserID="@TOA#_@TOA#0001")]}
+
+    async def body(client: TencentClient) -> str:
+        return str(await raises(client.create_account(NEWS, "o", {ProfileField.NAME: "n"})))
+
+    assert odd(answers, body) == (
+        "tencent (create_official_account) on @TOA#_news: vendor assigned another id"
+        " '@TOA#_@TOA#0001'"
+    )
+
+
+def test_a_whole_info_request_failing_on_a_missing_id_is_asked_again_one_by_one() -> None:
+    answers = {
+        "get_official_account_info": [
+            FAIL(130004, "official account does not exist"),
+            OK(OfficialAccountInfoList=[OK(Official_Account="@TOA#_a", Name="A")]),
+            FAIL(130004, "official account does not exist"),
+            OK(OfficialAccountInfoList=[OK(Official_Account="@TOA#_c", Name="C")]),
+        ]
+    }
+
+    async def body(client: TencentClient) -> dict[str, str]:
+        found = await client.get_accounts(["@TOA#_a", "@TOA#_b", "@TOA#_c"])
+        assert client.calls["get_official_account_info"] == 4
+        return {k: v.name for k, v in found.items()}
+
+    assert odd(answers, body) == {"@TOA#_a": "A", "@TOA#_c": "C"}
+
+
+def test_info_items_without_ids_are_matched_by_position_only_when_counts_agree() -> None:
+    answers = {
+        "get_official_account_info": [
+            OK(OfficialAccountInfoList=[{"Name": "A"}, {"Name": "B"}]),
+            OK(OfficialAccountInfoList=[{"Name": "A"}]),
+            OK(OfficialAccountInfoList=[FAIL(10010, "odd", Official_Account="@TOA#_a")]),
+        ]
+    }
+
+    async def body(client: TencentClient) -> list[Any]:
+        found = await client.get_accounts(["@TOA#_a", "@TOA#_b"])
+        unmatched = await raises(client.get_accounts(["@TOA#_a", "@TOA#_b"]))
+        item_error = await raises(client.get_accounts(["@TOA#_a"]))
+        return [{k: v.name for k, v in found.items()}, str(unmatched), item_error.code]
+
+    assert odd(answers, body) == [
+        {"@TOA#_a": "A", "@TOA#_b": "B"},
+        "tencent (get_official_account_info) on @TOA#_a (+1 more): answer items cannot be"
+        " matched to ids",
+        10010,
+    ]
+
+
+def test_paging_that_does_not_advance_is_an_error_not_a_loop() -> None:
+    page = OK(SubscriberList=[{"Subscriber_Account": "a"}], SubscriberNum=9, Next="c1")
+    answers = {
+        "get_subscriber_info": [page, page],
+        "get_subscribed_official_account_list": [
+            OK(OfficialAccountInfoList=[], CompleteFlag=0, Next=0, TotalCount=3)
+        ],
+    }
+
+    async def body(client: TencentClient) -> list[str]:
+        subscribers = await raises(client.get_subscribers(NEWS))
+        subscriptions = await raises(client.get_subscriptions("inv"))
+        return [str(subscribers), str(subscriptions)]
+
+    assert odd(answers, body) == [
+        "tencent (get_subscriber_info) on @TOA#_news: paging cursor did not advance",
+        "tencent (get_subscribed_official_account_list) on inv: paging did not advance",
+    ]
+
+
+def test_membership_items_without_a_result_are_failures_by_id() -> None:
+    answers = {"delete_subscriber": [OK(SubscriberList=[{"Subscriber_Account": "a", "Result": 1}])]}
+
+    async def body(client: TencentClient) -> ItemResults:
+        return await client.remove_subscribers(NEWS, ["a", "b"])
+
+    assert odd(answers, body) == ItemResults(
+        changed=frozenset({"a"}),
+        failed={"b": ItemFailure(None, "delete_subscriber returned no result for b")},
+    )
+
+
+def test_envelopes_are_read_leniently_and_vendor_text_is_redacted() -> None:
+    sig_echo: list[str] = []
+    answers = {
+        "account_import": [{"ActionStatus": "OK"}],  # no ErrorCode: OK says it all
+        "modify_subscriber_info": [{"ActionStatus": "FAIL", "ErrorCode": True}],
+        "destroy_official_account": [FAIL(6017, "placeholder")],
+    }
+
+    async def body(client: TencentClient) -> list[str]:
+        await client.import_account("a")
+        sig = client.sig.current().reveal()
+        sig_echo.append(sig)
+        answers["destroy_official_account"] = [FAIL(6017, f"bad usersig={sig} from {sig}")]
+        bool_code = await raises(client.set_subscriber_profile(NEWS, "a", "x"))
+        echoed = await raises(client.destroy_account(NEWS))
+        return [str(bool_code), str(echoed)]
+
+    assert odd(answers, body) == [
+        "tencent (modify_subscriber_info) on @TOA#_news/a: request failed [vendor code -1]",
+        "tencent (destroy_official_account) on @TOA#_news: bad usersig=*** from ***"
+        " [vendor code 6017]",
+    ]
+
+
+def test_an_odd_number_field_reads_as_zero() -> None:
+    info = AccountInfo.from_vendor(
+        {"SubscriberNum": "12", "MaxSubscriberNum": True, "CreateTime": "soon", "Name": 7},
+        NEWS,
+    )
+    assert (info.subscriber_num, info.max_subscriber_num, info.create_time, info.name) == (
+        12,
+        1,
+        0,
+        "7",
+    )
+
+
+def test_a_client_needs_an_endpoint() -> None:
+    async def main() -> None:
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(ConfigError, match="needs an endpoint"):
+                TencentClient(
+                    http, sdkappid=1, identifier="a", secret_key=Secret("k"), pacer=Pacer()
+                )
+            with pytest.raises(ConfigError, match="must use https"):
+                TencentClient(
+                    http,
+                    sdkappid=1,
+                    identifier="a",
+                    secret_key=Secret("k"),
+                    pacer=Pacer(),
+                    endpoint="http://console.tim.qq.com",
+                )
+
+    asyncio.run(main())

@@ -7,6 +7,7 @@ waiting; the http client points at the real WeChat host through the in-process t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from reconciler.errors import ProviderError
+from reconciler.errors import ConfigError, ProviderError
 from reconciler.providers import MassSpeedInfo, Pacer, WeChatClient
 from reconciler.providers.http import RetryPolicy
 from reconciler.sandbox import defaults
@@ -254,5 +255,127 @@ def test_over_real_http_on_loopback(make_sandbox_server: Callable[..., Any]) -> 
             )
             await client.set_mass_speed(4)
             assert await client.get_mass_speed() == MassSpeedInfo(4, 10.0)
+
+    asyncio.run(main())
+
+
+def test_concurrent_first_calls_wait_for_one_token_fetch(
+    make_sandbox: Callable[..., Sandbox], clocks: Clocks
+) -> None:
+    sandbox = make_sandbox(latency_ms=5)  # the fetch takes time: the others queue on the lock
+
+    async def body(http: httpx.AsyncClient) -> None:
+        client = client_for(http, clocks)
+        await asyncio.gather(*(client.get_mass_speed() for _ in range(5)))
+        assert dict(client.calls) == {"stable_token": 1, "mass_speed_get": 5}
+
+    run(sandbox, body)
+
+
+def test_a_token_rejected_again_after_refresh_is_an_error(clocks: Clocks) -> None:
+    # Every request lands 8000 s after the one before: each token is expired on its first use.
+    def leaping() -> float:
+        clocks.wall += 8000
+        return clocks.wall
+
+    sandbox = Sandbox(SandboxOptions(db_path=":memory:", clock=leaping))
+
+    async def body(http: httpx.AsyncClient) -> ProviderError:
+        client = client_for(http, clocks)
+        with pytest.raises(ProviderError) as caught:
+            await client.get_mass_speed()
+        assert dict(client.calls) == {"stable_token": 2, "mass_speed_get": 2}
+        return caught.value
+
+    try:
+        error = run(sandbox, body)
+    finally:
+        sandbox.close()
+    assert (error.action, error.code) == ("mass_speed_get", 42001)
+
+
+class OddWeChat:
+    """A real HTTP server on 127.0.0.1 answering each path with a scripted JSON body."""
+
+    def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
+        self.answers = answers
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        path = lines[0].split(" ")[1].split("?")[0]
+        length = next(
+            int(line.split(":")[1]) for line in lines if line.lower().startswith("content-length")
+        )
+        await reader.readexactly(length)
+        out = json.dumps(self.answers[path]).encode("utf-8")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + f"Content-Length: {len(out)}\r\n\r\n".encode()
+            + out
+        )
+        await writer.drain()
+        writer.close()
+
+
+TOKEN = {"access_token": "tok-0123456789", "expires_in": 7200}
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        (
+            {"/cgi-bin/stable_token": {"access_token": "", "expires_in": 7200}},
+            "wechat (stable_token) on wxsandbox00000000: token answer lacks"
+            " access_token/expires_in",
+        ),
+        (
+            {"/cgi-bin/stable_token": TOKEN, "/cgi-bin/message/mass/speed/get": {"errcode": "0"}},
+            "wechat (mass_speed_get) on wxsandbox00000000: errcode is not an integer",
+        ),
+        (
+            {"/cgi-bin/stable_token": TOKEN, "/cgi-bin/message/mass/speed/get": {"realspeed": 3}},
+            "wechat (mass_speed_get): speed answer lacks speed/realspeed",
+        ),
+        (
+            {
+                "/cgi-bin/stable_token": TOKEN,
+                "/cgi-bin/message/mass/speed/get": {
+                    "errcode": 48001,
+                    "errmsg": "api unauthorized for tok-0123456789",
+                },
+            },
+            "wechat (mass_speed_get) on wxsandbox00000000: api unauthorized for ***"
+            " [vendor code 48001]",
+        ),
+    ],
+)
+def test_odd_answers_are_errors(
+    clocks: Clocks, answers: dict[str, dict[str, Any]], message: str
+) -> None:
+    vendor = OddWeChat(answers)
+
+    async def main() -> str:
+        server = await asyncio.start_server(vendor.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, httpx.AsyncClient() as http:
+            client = client_for(http, clocks, endpoint=f"http://127.0.0.1:{port}")
+            with pytest.raises(ProviderError) as caught:
+                await client.get_mass_speed()
+            server.close()
+            return str(caught.value)
+
+    assert asyncio.run(main()) == message
+
+
+def test_a_client_needs_an_app_id_and_defaults_to_the_wechat_host(clocks: Clocks) -> None:
+    async def main() -> None:
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(ConfigError, match="needs an AppID"):
+                WeChatClient(http, app_id="", secret=Secret("s"), pacer=Pacer())
+            client = WeChatClient(http, app_id="wx1", secret=Secret("s3cr3t"), pacer=Pacer())
+            assert repr(client) == (
+                "WeChatClient(endpoint='https://api.weixin.qq.com', app_id='wx1')"
+            )
 
     asyncio.run(main())

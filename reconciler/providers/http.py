@@ -137,6 +137,10 @@ class RetryPolicy:
     cap: float = 10.0
     jitter: tuple[float, float] = (0.8, 1.2)
 
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigError("a retry policy needs at least one attempt")
+
     def delay(self, attempt: int, rng: random.Random) -> float:
         return min(self.cap, self.base * 2.0**attempt * rng.uniform(*self.jitter))
 
@@ -283,14 +287,17 @@ class Caller:
         `params()` is called per attempt (so a renewed credential is used); `check` inspects the
         decoded body and raises `Transient` (retry) or `ProviderError` (give up).
         """
-        last: Transient | None = None
-        for attempt in range(1, self.retry.attempts + 1):
+        attempt = 1
+        while True:
             try:
                 return await self._attempt(request, params(), check)
             except Transient as exc:
-                last = exc
-                if attempt == self.retry.attempts:
-                    break
+                if attempt >= self.retry.attempts:
+                    raise self.error(
+                        request,
+                        f"gave up after {self.retry.attempts} attempts: {exc.reason}",
+                        exc.code,
+                    ) from exc
                 self.retries[request.api] += 1
                 pause = self.retry.delay(attempt, self.rng)
                 logger.info(
@@ -302,11 +309,8 @@ class Caller:
                     self.retry.attempts - 1,
                     pause,
                 )
-                await self._sleep(pause)
-        assert last is not None
-        raise self.error(
-            request, f"gave up after {self.retry.attempts} attempts: {last.reason}", last.code
-        ) from last
+            await self._sleep(pause)
+            attempt += 1
 
     async def _attempt(
         self, request: Request, params: Mapping[str, str], check: Check | None

@@ -33,6 +33,11 @@ PHASE_NOTICE: Final = 9
 _FIELD_BY_NAME: Final = {f.value: f for f in ProfileField}
 
 
+def plural(n: int, word: str) -> str:
+    """`1 subscriber`, `2 subscribers`, `1,500 subscribers`."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
 def first_ids(users: frozenset[str], n: int) -> list[str]:
     """The `n` smallest ids, without sorting the whole set."""
     return heapq.nsmallest(n, users)

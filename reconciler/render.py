@@ -28,6 +28,7 @@ from reconciler.changes import (
     SetMassSpeed,
     SetSubscriberProfiles,
     first_ids,
+    plural,
 )
 from reconciler.drift import DriftItem, DriftReport, IgnoreEntry
 from reconciler.live import members_digest
@@ -127,7 +128,9 @@ def _detail_lines(changes: Sequence[Change], *, show_all: bool) -> list[tuple[st
             lines.append(("~", f"subscriber profiles: {len(c.profiles):,} to set"))
             lines.extend(("~", f"  {line}") for line in _profile_lines(c.profiles, limit))
         elif isinstance(c, DestroyAccount):
-            lines.append(("-", f"owner: {_value(c.owner)}, {c.subscriber_count:,} subscribers"))
+            lines.append(
+                ("-", f"owner: {_value(c.owner)}, {plural(c.subscriber_count, 'subscriber')}")
+            )
     return lines
 
 
@@ -171,7 +174,9 @@ def render_text(plan: Plan, *, color: bool = False, show_all: bool = False) -> s
     if plan.problems:
         out.append(
             _paint(
-                f"Error: this plan cannot be applied ({len(plan.problems)} problems):", "!", color
+                f"Error: this plan cannot be applied ({plural(len(plan.problems), 'problem')}):",
+                "!",
+                color,
             )
         )
         out.extend(f"  {p}" for p in plan.problems)
@@ -264,7 +269,7 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     head = [f"**{_esc(plan.target.describe())}**", ""]
     if plan.problems:
         head += _md_list(
-            f"**Error: this plan cannot be applied ({len(plan.problems)} problems):**",
+            f"**Error: this plan cannot be applied ({plural(len(plan.problems), 'problem')}):**",
             [str(p) for p in plan.problems],
         )
     head += ["#### " + (_summary_line(plan) if plan.resource_changes else NO_CHANGES), ""]
@@ -393,14 +398,16 @@ def _drift_line(item: DriftItem, *, show_all: bool = False) -> str:
 def _drift_headline(report: DriftReport) -> str:
     if not report.items:
         return "No drift: the live system matches git."
-    return f"Drift: {len(report.items)} difference(s) from git."
+    return f"Drift: {plural(len(report.items), 'difference')} from git."
 
 
 def render_drift_text(report: DriftReport, *, show_all: bool = False) -> str:
     """Plain text drift report: one line per difference, then silenced and expired entries."""
     out = [report.target.describe(), ""]
     if report.problems:
-        out.append(f"Error: the drift check is incomplete ({len(report.problems)} problems):")
+        out.append(
+            f"Error: the drift check is incomplete ({plural(len(report.problems), 'problem')}):"
+        )
         out.extend(f"  {p}" for p in report.problems)
         out.append("")
     out.append(_drift_headline(report))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler.changes import Change, DestroyAccount, RemoveSubscribers
+from reconciler.changes import Change, DestroyAccount, RemoveSubscribers, plural
 from reconciler.config import Safety
 from reconciler.errors import UnsafePlanError
 
@@ -37,8 +37,8 @@ class Violation:
         if self.rule == "maxSubscriberRemovalPercent":
             numbers = f"{self.actual:.1f}% of subscribers removed {where}, over {self.limit:g}%"
         else:
-            what = "destroys" if "Destroys" in self.rule else "subscriber removals"
-            numbers = f"{self.actual:,.0f} {what} {where}, over {self.limit:,.0f}"
+            what = "destroy" if "Destroys" in self.rule else "subscriber removal"
+            numbers = f"{plural(int(self.actual), what)} {where}, over {self.limit:,.0f}"
         return f"{self.rule}: {numbers} (to allow it: {self.override})"
 
     @property

@@ -7,6 +7,7 @@ changes onto a live state the way the vendor would, so tests can check that a pl
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -208,3 +209,15 @@ def simulate_apply(changes: Iterable[Change], state: LiveState) -> LiveState:
         inventory_exists,
         speed,
     )
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def check_golden(name: str, text: str) -> None:
+    """Exact comparison with `tests/golden/<name>`; `RECONCILER_UPDATE_GOLDEN=1` rewrites it."""
+    path = GOLDEN / name
+    if os.environ.get("RECONCILER_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.read_text(encoding="utf-8") == text, f"differs from {path}"

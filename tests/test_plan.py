@@ -145,7 +145,7 @@ def test_overrides_are_exact_not_blanket() -> None:
         check_safety(changes, safety)
     assert str(caught.value) == (
         "the plan breaks the safety rules, nothing was applied:\n"
-        "  maxDestroys: 1 destroys in total, over 0 (to allow it: --allow-destroys 1)\n"
+        "  maxDestroys: 1 destroy in total, over 0 (to allow it: --allow-destroys 1)\n"
         "  maxSubscriberRemovals: 1,500 subscriber removals on @TOA#_a, over 1,000"
         " (to allow it: --allow-removals 1500)\n"
         "  maxSubscriberRemovalPercent: 75.0% of subscribers removed on @TOA#_a, over 10%"

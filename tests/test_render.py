@@ -1,0 +1,211 @@
+"""Renderers: golden text, markdown and json; the schema; the PR-comment limit; no secrets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from plan_scenarios import (
+    INVENTORY,
+    PROD,
+    PROD_SECRET,
+    SANDBOX,
+    WECHAT_SECRET,
+    F,
+    account,
+    check_golden,
+    desired,
+    live,
+    live_account,
+)
+
+from reconciler.diff import diff
+from reconciler.live import LiveState
+from reconciler.model import DesiredState, SubscriberPolicy
+from reconciler.plan import Plan, TargetIdentity, build_plan
+from reconciler.planfile import dump_plan
+from reconciler.render import (
+    GITHUB_COMMENT_LIMIT,
+    members_ndjson,
+    plan_data,
+    render_json,
+    render_markdown,
+    render_text,
+)
+
+SCHEMA = json.loads(
+    (Path(__file__).parent.parent / "schemas" / "plan.schema.json").read_text(encoding="utf-8")
+)
+
+
+def make(
+    d: DesiredState, state: LiveState, *, target: TargetIdentity = SANDBOX, prune: bool = False
+) -> Plan:
+    changes = diff(d, state, prune=prune, inventory_user=INVENTORY)
+    return build_plan(changes, desired=d, live=state, target=target, prune=prune)
+
+
+def rich(target: TargetIdentity = SANDBOX) -> Plan:
+    """One of everything: import, create, adopt, modify and clear, members, profiles, destroy."""
+    staff = [f"staff{i:02d}" for i in range(14)]
+    news = account(
+        "news",
+        profile={F.NAME: "Daily News", F.INTRODUCTION: "Morning headlines"},
+        members=["alice", "bob", *staff],
+        absent=["mallory"],
+        profiles={"alice": "vip", "bob": "tier=2"},
+    )
+    sports_before = account(
+        "sports", profile={F.NAME: "Sports", F.FACE_URL: "https://example.com/s.png"}
+    )
+    sports = account(
+        "sports",
+        profile={F.NAME: "Sports Desk", F.ORGANIZATION: "Example Media"},
+        members=["alice"],
+        policy=SubscriberPolicy.EXACT,
+    )
+    legacy = account("legacy", profile={F.NAME: "Legacy", F.CUSTOM_STRING: "tier=gold"})
+    d = desired(news, sports, legacy, users=["ops_admin", "alice", "bob", *staff], speed=2)
+    state = live(
+        live_account(
+            "sports",
+            profile={F.NAME: "Sports", F.FACE_URL: "https://example.com/s.png"},
+            members=["alice", "carol", "dave"],
+            owned_by=sports_before,
+        ),
+        live_account("legacy", profile={F.NAME: "Legacy", F.CUSTOM_STRING: "tier=silver"}),
+        live_account("old", members=["erin"], owned_by=account("old")),
+        live_account("vault", owned_by=account("vault", protect=True)),
+        live_account("mallory-den", members=["mallory"]),
+        users=["ops_admin", "alice", "carol", "dave", "erin", "mallory"],
+        speed=1,
+    )
+    return make(d, state, target=target, prune=True)
+
+
+def nothing() -> Plan:
+    news = account("news", members=["alice"])
+    state = live(
+        live_account("news", members=["alice"], owned_by=news), users=["ops_admin", "alice"]
+    )
+    return make(desired(news, users=["alice"]), state)
+
+
+def broken() -> Plan:
+    news = account("news", owner="ghost", members=["alice", "zed"])
+    renamed = account("sports", owner="new_admin")
+    state = live(live_account("sports", owned_by=renamed), users=["ops_admin", "alice"])
+    return make(desired(news, renamed), state, target=PROD)
+
+
+@pytest.mark.parametrize(
+    ("name", "render"),
+    [
+        ("plan_rich.txt", lambda: render_text(rich())),
+        ("plan_rich_color.txt", lambda: render_text(rich(), color=True)),
+        ("plan_rich_show_all.txt", lambda: render_text(rich(), show_all=True)),
+        ("plan_rich.md", lambda: render_markdown(rich())),
+        ("plan_rich.json", lambda: render_json(rich())),
+        ("plan_rich_prod.txt", lambda: render_text(rich(PROD))),
+        ("plan_no_changes.txt", lambda: render_text(nothing())),
+        ("plan_no_changes.md", lambda: render_markdown(nothing())),
+        ("plan_no_changes.json", lambda: render_json(nothing())),
+        ("plan_errors.txt", lambda: render_text(broken())),
+        ("plan_errors.md", lambda: render_markdown(broken())),
+        ("members_rich.ndjson", lambda: "".join(members_ndjson(rich()))),
+    ],
+)
+def test_golden(name: str, render: object) -> None:
+    check_golden(name, render())  # type: ignore[operator]
+
+
+def test_every_rendering_starts_with_the_target_and_states_cost_and_blind_spot() -> None:
+    for plan in (rich(), nothing(), broken(), rich(PROD)):
+        for text in (render_text(plan), render_markdown(plan)):
+            assert plan.target.describe() in text.splitlines()[0].replace("**", "")
+            assert "Cost: ≈ " in text and "Blind spot: " in text
+        assert json.loads(render_json(plan))["targetLine"] == plan.target.describe()
+    assert render_text(nothing()).splitlines()[0] == (
+        "Target: sandbox 'sandbox', embedded sandbox at .reconciler/sandbox.db"
+    )
+    assert "No changes." in render_text(nothing())
+    assert "No changes." not in render_text(rich())
+
+
+@pytest.mark.parametrize("show_all", [False, True])
+@pytest.mark.parametrize("make_plan", [rich, nothing, broken])
+def test_json_output_validates_against_the_schema(make_plan: object, show_all: bool) -> None:
+    data = json.loads(render_json(make_plan(), show_all=show_all))  # type: ignore[operator]
+    jsonschema.Draft202012Validator(SCHEMA).validate(data)
+    assert data["formatVersion"] == 1
+
+
+def test_json_is_stable_and_sorted() -> None:
+    text = render_json(rich())
+    assert text == render_json(rich())
+    assert list(json.loads(text)) == sorted(json.loads(text))
+
+
+def test_huge_plan_markdown_stays_under_the_comment_limit() -> None:
+    long_text = "x" * 3000
+    accounts = [
+        account(
+            f"acct{n:04d}",
+            profile={
+                F.NAME: f"Account {n}",
+                F.INTRODUCTION: long_text[:400],
+                F.CUSTOM_STRING: long_text,
+                F.FACE_URL: long_text[:500],
+            },
+            members=[f"u{n:04d}_{i:03d}" for i in range(30)],
+        )
+        for n in range(1500)
+    ]
+    users = [u for a in accounts for u in (a.subscribers.members if a.subscribers else ())]
+    plan = make(desired(*accounts, users=users), live(users=[*users, "ops_admin"]))
+    text = render_markdown(plan)
+    assert len(text) < GITHUB_COMMENT_LIMIT
+    assert "more accounts are not shown to stay under GitHub's comment limit" in text
+    assert text.rstrip().endswith(plan.cost.describe() + "\n\n" + text.rstrip().splitlines()[-1])
+    assert len(render_markdown(plan, limit=20_000)) < 20_000
+
+
+def test_huge_membership_is_one_attribute() -> None:
+    users = [f"user{i:06d}" for i in range(100_000)]
+    plan = make(
+        desired(account("big", members=users), users=users), live(users=[*users, "ops_admin"])
+    )
+    text = render_text(plan)
+    assert len(text) < 4000
+    assert "+ subscribers: 100,000 to add: user000000, user000001," in text
+    assert len(render_markdown(plan)) < 5000
+    assert len(render_json(plan)) < 8000
+    assert len(list(members_ndjson(plan))) == 100_000
+
+
+def test_show_all_lists_every_id() -> None:
+    text = render_text(rich(), show_all=True)
+    for n in range(14):
+        assert f"    +   staff{n:02d}\n" in text
+    data = plan_data(rich(), show_all=True)
+    add = next(c for c in data["changes"] if c["type"] == "addSubscribers")
+    assert len(add["users"]) == 16
+
+
+def test_no_secret_appears_in_any_output_or_plan_file() -> None:
+    for plan in (rich(PROD), broken()):
+        outputs = [
+            render_text(plan),
+            render_text(plan, color=True, show_all=True),
+            render_markdown(plan),
+            render_json(plan),
+            render_json(plan, show_all=True),
+            "".join(members_ndjson(plan)),
+            dump_plan(plan),
+        ]
+        for text in outputs:
+            assert PROD_SECRET not in text
+            assert WECHAT_SECRET not in text
+        assert "1400123456" in outputs[0] and "wx1234567890abcdef" in outputs[0]

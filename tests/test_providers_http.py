@@ -545,3 +545,17 @@ def test_a_garbled_encoding_is_an_error_not_a_retry() -> None:
             server.close()
 
     asyncio.run(main())
+
+
+def test_a_request_repr_leaves_the_body_out() -> None:
+    request = Request(
+        api="stable_token",
+        action="stable_token",
+        method="POST",
+        path="/cgi-bin/stable_token",
+        body={"secret": "app-secret-value"},
+    )
+    assert repr(request) == (
+        "Request(api='stable_token', action='stable_token', method='POST',"
+        " path='/cgi-bin/stable_token', object_id='', ceiling=None)"
+    )

@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -224,7 +224,8 @@ class Request:
     path: str
     object_id: str = ""
     ceiling: float | None = None
-    body: Mapping[str, Any] | None = None
+    #: kept out of repr: the WeChat token request carries the AppSecret in its body
+    body: Mapping[str, Any] | None = field(default=None, repr=False)
 
 
 Params = Callable[[], Mapping[str, str]]

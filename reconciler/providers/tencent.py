@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Final
 
@@ -196,11 +197,13 @@ class TencentClient:
         return f"TencentClient(endpoint={self._caller.endpoint!r}, sig={self.sig!r})"
 
     @property
-    def calls(self) -> Mapping[str, int]:
+    def calls(self) -> Counter[str]:
+        """Requests sent per command, retries included."""
         return self._caller.calls
 
     @property
-    def retries(self) -> Mapping[str, int]:
+    def retries(self) -> Counter[str]:
+        """Attempts that failed transiently and were retried, per command."""
         return self._caller.retries
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -272,7 +275,9 @@ class TencentClient:
             reply = await self._call(
                 ACCOUNT_SVC,
                 "multiaccount_import",
-                {"AccountList": [{"UserID": i} for i in ids]},
+                # The old form (plain ids): the new `AccountList` form overwrites the profile of
+                # an existing user with what it carries (reference 3.2), and we carry none.
+                {"Accounts": ids},
                 object_id=_span(ids),
             )
         except ProviderError as exc:

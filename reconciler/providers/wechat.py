@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -126,11 +127,13 @@ class WeChatClient:
         return f"WeChatClient(endpoint={self._caller.endpoint!r}, app_id={self.app_id!r})"
 
     @property
-    def calls(self) -> Mapping[str, int]:
+    def calls(self) -> Counter[str]:
+        """Requests sent per API (`stable_token`, `mass_speed_get`, …), retries included."""
         return self._caller.calls
 
     @property
-    def retries(self) -> Mapping[str, int]:
+    def retries(self) -> Counter[str]:
+        """Attempts that failed transiently and were retried, per API."""
         return self._caller.retries
 
     def _check(self, request: Request, reply: dict[str, Any]) -> None:

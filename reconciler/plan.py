@@ -63,7 +63,7 @@ DEFAULT_VENDOR_RATE: Final = 200.0
 
 BLIND_SPOT: Final = (
     "Blind spot: only accounts declared here or owned by this repo's inventory were read;"
-    " other accounts of the app are invisible to this plan."
+    " other accounts of the app are invisible to this run."
 )
 
 

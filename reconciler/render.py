@@ -382,14 +382,18 @@ def members_ndjson(plan: Plan) -> Iterator[str]:
 # -- drift -------------------------------------------------------------------------------------
 
 
+def _by_hand(item: DriftItem, *, show_all: bool = False) -> str:
+    parts = []
+    for users, what in ((item.added_by_hand, "added"), (item.removed_by_hand, "removed")):
+        if users:
+            ids = ", ".join(sorted(users)) if show_all else _ids(users)
+            parts.append(f"{len(users):,} {what} by hand ({ids})")
+    return "; ".join(parts)
+
+
 def _drift_line(item: DriftItem, *, show_all: bool = False) -> str:
     if item.added_by_hand or item.removed_by_hand:
-        parts = []
-        for users, what in ((item.added_by_hand, "added"), (item.removed_by_hand, "removed")):
-            if users:
-                ids = ", ".join(sorted(users)) if show_all else _ids(users)
-                parts.append(f"{len(users):,} {what} by hand ({ids})")
-        text = f"{item.account} {item.field}: " + "; ".join(parts)
+        text = f"{item.account} {item.field}: {_by_hand(item, show_all=show_all)}"
     else:
         text = f"{item.account} {item.field}: git {_value(item.git)}, live {_value(item.live)}"
     return text + (f" [{item.note}]" if item.note else "")
@@ -449,7 +453,7 @@ def render_drift_markdown(report: DriftReport, *, limit: int = GITHUB_COMMENT_LI
     shown = 0
     for item in report.items:
         if item.added_by_hand or item.removed_by_hand:
-            git, live = "", _drift_line(item).split(": ", 1)[1]
+            git, live = "", _by_hand(item)
         else:
             git, live = _md_value(item.git), _md_value(item.live)
         note = f" ({item.note})" if item.note else ""

@@ -18,6 +18,8 @@ from reconciler import usersig
 from reconciler.sandbox.server import SandboxOptions
 
 JSON = dict[str, Any]
+#: Reference wechat section 1: codes that mean "fetch a new access token".
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 
 
 def im_query(
@@ -94,10 +96,15 @@ class SandboxClient:
     def wx(self, endpoint: str, body: JSON | bytes | None = None) -> JSON:
         """POST `/cgi-bin/<endpoint>?access_token=...`, decoded."""
         content = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body)
-        response = self.http.post(
-            f"/cgi-bin/{endpoint}", params={"access_token": self.token()}, content=content
-        )
-        doc: JSON = response.json()
+        for _ in range(2):
+            response = self.http.post(
+                f"/cgi-bin/{endpoint}", params={"access_token": self.token()}, content=content
+            )
+            doc: JSON = response.json()
+            # As WxJava and wechatpy do: a stale token is fetched again and the call re-issued once.
+            if doc.get("errcode") not in TOKEN_ERRORS:
+                break
+            self._token = None
         return doc
 
     def stats(self) -> JSON:

@@ -574,8 +574,8 @@ def official_account_msg_get_simple(call: Call, body: JSON) -> JSON:
 
 
 def official_account_msg_recall(call: Call, body: JSON) -> JSON:
-    oa_id = _account_id(body) if "Official_Account" in body else None
-    if oa_id is None:
+    oa_id = body.get("Official_Account")
+    if not isinstance(oa_id, str) or not oa_id:
         raise ApiError(RECALL_INVALID, "Official_Account is required")
     keys = get_list(body, "MsgKeyList", code=RECALL_INVALID, maximum=RECALL_MAX)
     get_str(body, "Reason", code=RECALL_INVALID, max_bytes=RECALL_REASON_MAX_BYTES)

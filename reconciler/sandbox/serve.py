@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -69,6 +70,23 @@ def banner(url: str, options: SandboxOptions) -> str:
     )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, minus re-raising the stop signal after a graceful shutdown (so `serve` exits 0)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        stops = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
 def _server(sandbox: Sandbox) -> uvicorn.Server:
     config = uvicorn.Config(
         sandbox.asgi_app,
@@ -79,7 +97,7 @@ def _server(sandbox: Sandbox) -> uvicorn.Server:
         timeout_keep_alive=30,
         backlog=1024,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def command(args: argparse.Namespace, *, stdout: TextIO) -> int:
@@ -90,7 +108,7 @@ def command(args: argparse.Namespace, *, stdout: TextIO) -> int:
         sock = bind(args.host, args.port)
         stdout.write(banner(base_url(sock), options))
         stdout.flush()
-        # uvicorn installs SIGINT/SIGTERM handlers and returns from run() on either.
+        # SIGINT and SIGTERM make run() shut down gracefully and return.
         _server(sandbox).run(sockets=[sock])
     finally:
         sandbox.close()

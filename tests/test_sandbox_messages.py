@@ -1,0 +1,184 @@
+"""Broadcasts, history and recall (reference sections 5.10-5.12 and 7), on an injected clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from conftest import FakeClock
+
+from reconciler.sandbox.client import SandboxClient
+from reconciler.sandbox.serve import RunningServer
+
+NEWS = "@TOA#_news"
+
+
+def text(value: str) -> list[dict[str, Any]]:
+    return [{"MsgType": "TIMTextElem", "MsgContent": {"Text": value}}]
+
+
+@pytest.fixture
+def client(
+    make_sandbox_server: Callable[..., RunningServer], fake_clock: FakeClock
+) -> Iterator[SandboxClient]:
+    server = make_sandbox_server(clock=fake_clock)
+    with httpx.Client(base_url=server.base_url) as http:
+        c = SandboxClient(http, server.options, clock=fake_clock)
+        c.account("account_import", {"UserID": "owner"})
+        c.oa(
+            "create_official_account",
+            {"Owner_Account": "owner", "OfficialAccountUserID": NEWS, "Name": "News"},
+        )
+        yield c
+
+
+def send(client: SandboxClient, body: str, **extra: Any) -> dict[str, Any]:
+    return client.oa(
+        "send_official_account_msg",
+        {"Official_Account": NEWS, "Random": 7, "MsgBody": text(body), **extra},
+    )
+
+
+def history(client: SandboxClient, **body: Any) -> dict[str, Any]:
+    return client.oa("official_account_msg_get_simple", {"Official_Account": NEWS, **body})
+
+
+def test_send_returns_msgkey_seq_1_servertime(client: SandboxClient, fake_clock: FakeClock) -> None:
+    now = int(fake_clock())
+    assert send(client, "one") == {
+        "ActionStatus": "OK",
+        "ErrorCode": 0,
+        "ErrorInfo": "",
+        "MsgTime": now,
+        "MsgKey": f"1_1_{now}",
+    }
+    fake_clock.advance(1800)
+    assert send(client, "two")["MsgKey"] == f"2_1_{now + 1800}"
+    info = client.oa(
+        "get_official_account_info",
+        {
+            "OfficialAccountIdList": [{"Official_Account": NEWS}],
+            "ResponseFilter": {"OfficialAccountBaseInfoFilter": ["LastMsgTime"]},
+        },
+    )
+    assert info["OfficialAccountInfoList"][0]["LastMsgTime"] == now + 1800
+
+
+def test_one_per_second_and_two_per_hour(client: SandboxClient, fake_clock: FakeClock) -> None:
+    assert send(client, "a")["ErrorCode"] == 0
+    assert send(client, "b")["ErrorCode"] == 60018  # same second
+    fake_clock.advance(1)
+    assert send(client, "b")["ErrorCode"] == 0
+    fake_clock.advance(1)
+    assert send(client, "c")["ErrorCode"] == 60019  # third within the hour
+    fake_clock.advance(3600)
+    assert send(client, "c")["ErrorCode"] == 0
+
+
+def test_identical_content_within_5_minutes_is_discarded(
+    client: SandboxClient, fake_clock: FakeClock
+) -> None:
+    first = send(client, "same")
+    fake_clock.advance(299)
+    # The retry gets the original message back and nothing new is sent.
+    assert send(client, "same", Random=8) == first
+    fake_clock.advance(2)
+    again = send(client, "same")
+    assert again["ErrorCode"] == 0
+    assert again["MsgKey"] != first["MsgKey"]
+    sent = [e["effects"] for e in client.log() if e["api"].endswith("send_official_account_msg")]
+    assert sent == [
+        [["message_sent", NEWS, first["MsgKey"]]],
+        [],
+        [["message_sent", NEWS, again["MsgKey"]]],
+    ]
+
+
+def test_send_validation(client: SandboxClient) -> None:
+    assert send(client, "x" * 13000)["ErrorCode"] == 6017  # over 12 KB
+    bad_type = {"Official_Account": NEWS, "MsgBody": [{"MsgType": "Nope", "MsgContent": {}}]}
+    assert client.oa("send_official_account_msg", bad_type)["ErrorCode"] == 6017
+    assert send(client, "r", Random=2**32)["ErrorCode"] == 6017
+    conflict = send(client, "c", OnlineOnlyFlag=1, SendMsgControl=["NoLastMsg"])
+    assert conflict["ErrorCode"] == 6017
+    assert send(client, "ok", Random=2**32 - 1)["ErrorCode"] == 0
+
+
+def test_history_paging_recall_and_placeholders(
+    client: SandboxClient, fake_clock: FakeClock
+) -> None:
+    keys = []
+    for i in range(25):
+        keys.append(send(client, f"m{i}")["MsgKey"])
+        fake_clock.advance(1801)  # two per hour at most
+    newest_first = keys[::-1]
+    page = history(client, ReqMsgNumber=30)  # more than 20: 20, not finished
+    assert [m["MsgKey"] for m in page["RspMsgList"]] == newest_first[:20]
+    assert page["IsFinished"] == 0
+    assert page["LastMsgKey"] == newest_first[19]
+    rest = history(client, LastMsgKey=page["LastMsgKey"], ReqMsgNumber=20)
+    assert [m["MsgKey"] for m in rest["RspMsgList"]] == newest_first[20:]
+    assert rest["IsFinished"] == 1
+    first = rest["RspMsgList"][-1]
+    assert first == {
+        "From_Account": NEWS,
+        "IsPlaceMsg": 0,
+        "MsgBody": text("m0"),
+        "IsSystemMsg": 0,
+        "MsgPriority": 2,
+        "MsgRandom": 7,
+        "MsgKey": keys[0],
+        "MsgSeq": 1,
+        "MsgTimeStamp": int(keys[0].split("_")[2]),
+    }
+    recall = client.oa(
+        "official_account_msg_recall",
+        {"Official_Account": NEWS, "MsgKeyList": [keys[-1], "99_1_1", keys[-1]], "Reason": "oops"},
+    )
+    assert recall["RecallRetList"] == [
+        {"MsgKey": keys[-1], "RetCode": 0},
+        {"MsgKey": "99_1_1", "RetCode": 10030},
+        {"MsgKey": keys[-1], "RetCode": 0},
+    ]
+    assert history(client, ReqMsgNumber=1)["RspMsgList"][0]["MsgKey"] == keys[-2]
+    with_recalled = history(client, ReqMsgNumber=1, WithRecalledMsg=1)["RspMsgList"][0]
+    assert (with_recalled["MsgKey"], with_recalled["IsPlaceMsg"], with_recalled["MsgBody"]) == (
+        keys[-1],
+        2,
+        [],
+    )
+    assert history(client, LastMsgKey="garbage")["ErrorCode"] == 6017
+
+
+def test_history_marks_expired_range(client: SandboxClient, fake_clock: FakeClock) -> None:
+    old = send(client, "old")["MsgKey"]
+    fake_clock.advance(8 * 86400)  # past the 7-day retention
+    new = send(client, "new")["MsgKey"]
+    page = history(client)
+    assert [m["MsgKey"] for m in page["RspMsgList"]] == [new]
+    assert page["IsFinished"] == 2
+    recall = client.oa(
+        "official_account_msg_recall", {"Official_Account": NEWS, "MsgKeyList": [old]}
+    )
+    assert recall["RecallRetList"] == [{"MsgKey": old, "RetCode": 10030}]
+
+
+def test_recall_limits_use_the_recall_page_codes(client: SandboxClient) -> None:
+    eleven = [f"{i}_1_1" for i in range(11)]
+    over = client.oa(
+        "official_account_msg_recall", {"Official_Account": NEWS, "MsgKeyList": eleven}
+    )
+    assert over["ErrorCode"] == 10004
+    reason = client.oa(
+        "official_account_msg_recall",
+        {"Official_Account": NEWS, "MsgKeyList": ["1_1_1"], "Reason": "r" * 101},
+    )
+    assert reason["ErrorCode"] == 10004
+    ghost = client.oa(
+        "official_account_msg_recall", {"Official_Account": "@TOA#_ghost", "MsgKeyList": ["1_1_1"]}
+    )
+    assert ghost["ErrorCode"] == 10010
+    missing = client.oa("official_account_msg_recall", {"MsgKeyList": ["1_1_1"]})
+    assert missing["ErrorCode"] == 10004

@@ -126,23 +126,20 @@ def drift_items(changes: Iterable[Change]) -> list[DriftItem]:
 
 def _merge_subscribers(items: list[DriftItem]) -> list[DriftItem]:
     # An account can both miss declared members and hold extra ones: one `subscribers` item.
-    merged: list[DriftItem] = []
+    # The diff lists changes in apply order; a report reads better account by account.
+    merged: dict[tuple[str, str], DriftItem] = {}
     for item in items:
-        last = merged[-1] if merged else None
-        if (
-            last is not None
-            and item.field == SUBSCRIBERS
-            and last.field == SUBSCRIBERS
-            and last.account == item.account
-        ):
-            merged[-1] = replace(
-                last,
-                added_by_hand=last.added_by_hand | item.added_by_hand,
-                removed_by_hand=last.removed_by_hand | item.removed_by_hand,
+        key = (item.account, item.field)
+        seen = merged.get(key)
+        if seen is not None and item.field == SUBSCRIBERS:
+            merged[key] = replace(
+                seen,
+                added_by_hand=seen.added_by_hand | item.added_by_hand,
+                removed_by_hand=seen.removed_by_hand | item.removed_by_hand,
             )
         else:
-            merged.append(item)
-    return merged
+            merged[key] = item
+    return sorted(merged.values(), key=lambda i: i.account)
 
 
 def _entry_account(raw: str) -> str:

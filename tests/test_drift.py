@@ -56,7 +56,7 @@ def out_of_band(state: LiveState) -> LiveState:
         subscriber_profiles={"alice": "regular"},
     )
     accounts["@TOA#_sports"] = dataclasses.replace(
-        sports, subscribers=sports.subscribers | {"eve", "zed"}
+        sports, subscribers=(sports.subscribers | {"eve", "zed"}) - {"carol"}
     )
     return dataclasses.replace(
         state, accounts=accounts, existing_users=state.existing_users | {"eve", "zed"}, mass_speed=0
@@ -86,7 +86,12 @@ def test_out_of_band_changes_are_reported_field_by_field() -> None:
         DriftItem("@TOA#_news", "name", "Daily News", "Daily News!!"),
         DriftItem("@TOA#_news", "subscribers", removed_by_hand=frozenset({"bob"})),
         DriftItem("@TOA#_news", "subscriberProfiles", {"alice": "vip"}, {"alice": "regular"}),
-        DriftItem("@TOA#_sports", "subscribers", added_by_hand=frozenset({"eve", "zed"})),
+        DriftItem(
+            "@TOA#_sports",
+            "subscribers",
+            added_by_hand=frozenset({"eve", "zed"}),
+            removed_by_hand=frozenset({"carol"}),
+        ),
         DriftItem("MassSpeed/wechat-main", "speed", 2, 0),
     )  # faceUrl was never managed: not drift
     assert report.exit_code == 2
@@ -103,12 +108,12 @@ def test_deleted_account_orphan_and_missing_users_are_drift() -> None:
     )
     report = build_drift(changes(d, moved), target=SANDBOX, today=TODAY)
     assert [(i.account, i.field, i.git, i.live) for i in report.items] == [
-        ("UserAccounts", "users", None, None),
+        ("@TOA#_old", "account", "not declared", "exists"),
         ("@TOA#_sports", "account", "declared", "missing"),
         ("@TOA#_sports", "subscribers", None, None),
-        ("@TOA#_old", "account", "not declared", "exists"),
+        ("UserAccounts", "users", None, None),
     ]
-    assert report.items[0].removed_by_hand == {"carol"}
+    assert report.items[3].removed_by_hand == {"carol"}
 
 
 def ignore_file() -> list[IgnoreEntry]:

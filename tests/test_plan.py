@@ -19,14 +19,26 @@ from plan_scenarios import (
 
 from reconciler.changes import (
     AddSubscribers,
+    Change,
+    CreateAccount,
     DestroyAccount,
+    FieldChange,
+    ImportInventoryUser,
     ImportUsers,
+    ModifyAccount,
+    Notice,
+    PlanProblem,
+    ProfileChange,
+    Record,
     RemoveSubscribers,
+    SetMassSpeed,
+    SetSubscriberProfiles,
+    change_from_data,
 )
 from reconciler.config import Limits, Safety
 from reconciler.diff import diff
 from reconciler.errors import StalePlanError, UnsafePlanError
-from reconciler.live import LiveState
+from reconciler.live import LiveState, record_for
 from reconciler.model import DesiredState, SubscriberPolicy
 from reconciler.plan import (
     API_ADD,
@@ -296,3 +308,98 @@ def test_summary_and_has_changes() -> None:
     assert AddSubscribers in {type(c) for c in plan.changes}
     empty = plan_for(desired(), live())
     assert not empty.has_changes and empty.cost.total == 0
+
+
+def every_change() -> list[Change]:
+    return [
+        ImportUsers(frozenset({"a", "b"})),
+        ImportInventoryUser(INVENTORY),
+        CreateAccount("@TOA#_n", "o", ((F.NAME, "N"), (F.MAX_SUBSCRIBER_NUM, 5))),
+        Record("@TOA#_n", record_for(account("n", members=["a"])), subscribe=True, adopt=True),
+        ModifyAccount(
+            "@TOA#_n",
+            (FieldChange(F.NAME, None, "N"), FieldChange(F.FACE_URL, "u", "", cleared=True)),
+        ),
+        AddSubscribers("@TOA#_n", frozenset({"a"})),
+        SetSubscriberProfiles(
+            "@TOA#_n", (ProfileChange("a", None, "v"), ProfileChange("b", "x", ""))
+        ),
+        RemoveSubscribers("@TOA#_n", frozenset({"c"}), 3, "absent"),
+        DestroyAccount("@TOA#_o", "o", 4, protected=True),
+        SetMassSpeed("main", None, 3),
+        Notice("@TOA#_o", "kept", "orphan"),
+        PlanProblem("@TOA#_p", "bad"),
+    ]
+
+
+def test_every_change_round_trips_through_its_data() -> None:
+    for change in every_change():
+        assert change_from_data(json.loads(json.dumps(change.data))) == change
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"type": "launchMissiles"},
+        {"type": "importUsers", "users": "a"},
+        {"type": "importUsers", "users": [1]},
+        {"type": "record", "account": "x", "record": "garbled", "subscribe": True, "adopt": False},
+        {
+            "type": "modifyAccount",
+            "account": "x",
+            "fields": [{"field": "name", "old": None, "new": None, "cleared": False}],
+        },
+        {
+            "type": "modifyAccount",
+            "account": "x",
+            "fields": [{"field": "name", "old": [], "new": "n", "cleared": False}],
+        },
+        {
+            "type": "modifyAccount",
+            "account": "x",
+            "fields": [{"field": "nick", "old": None, "new": "n", "cleared": False}],
+        },
+    ],
+)
+def test_bad_change_data_is_refused(data: dict[str, object]) -> None:
+    with pytest.raises((ValueError, KeyError)):
+        change_from_data(data)
+
+
+def test_total_removal_percentage_over_several_accounts() -> None:
+    safety = Safety(max_subscriber_removals=10_000, max_subscriber_removal_percent=10)
+    changes = [
+        removals("@TOA#_a", 9, 100),
+        removals("@TOA#_b", 9, 100),
+        removals("@TOA#_c", 50, 300),
+    ]
+    assert [str(v) for v in evaluate_safety(changes, safety)] == [
+        "maxSubscriberRemovalPercent: 16.7% of subscribers removed on @TOA#_c, over 10%"
+        " (to allow it: --allow-removals 68)",
+        "maxSubscriberRemovalPercent: 13.6% of subscribers removed in total, over 10%"
+        " (to allow it: --allow-removals 68)",
+    ]
+
+
+def test_plan_actions_for_bookkeeping_profiles_removals_destroys_and_speed() -> None:
+    plan = build_plan(every_change(), desired=desired(), live=live(), target=SANDBOX)
+    assert [a.id for a in plan.actions] == [
+        "importInventoryUser/-/0",
+        "importUsers/-/0",
+        "createAccount/@TOA#_n/0",
+        "record/@TOA#_n/subscribe",
+        "record/@TOA#_n/write",
+        "modifyAccount/@TOA#_n/0",
+        "addSubscribers/@TOA#_n/0",
+        "setSubscriberProfiles/@TOA#_n/0",
+        "setSubscriberProfiles/@TOA#_n/1",
+        "removeSubscribers/@TOA#_n/0",
+        "destroyAccount/@TOA#_o/0",
+        "setMassSpeed/-/0",
+        "verify/-/0",
+    ]
+    assert [v.rule for v in plan.violations] == [
+        "protect",
+        "maxDestroys",
+        "maxSubscriberRemovalPercent",
+    ]

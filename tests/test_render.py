@@ -55,7 +55,7 @@ def rich(target: TargetIdentity = SANDBOX) -> Plan:
         profile={F.NAME: "Daily News", F.INTRODUCTION: "Morning headlines"},
         members=["alice", "bob", *staff],
         absent=["mallory"],
-        profiles={"alice": "vip", "bob": "tier=2"},
+        profiles={"alice": "vip", "bob": "tier=2", **{u: "staff" for u in staff}},
     )
     sports_before = account(
         "sports", profile={F.NAME: "Sports", F.FACE_URL: "https://example.com/s.png"}
@@ -67,7 +67,8 @@ def rich(target: TargetIdentity = SANDBOX) -> Plan:
         policy=SubscriberPolicy.EXACT,
     )
     legacy = account("legacy", profile={F.NAME: "Legacy", F.CUSTOM_STRING: "tier=gold"})
-    d = desired(news, sports, legacy, users=["ops_admin", "alice", "bob", *staff], speed=2)
+    weather = account("weather", protect=True)
+    d = desired(news, sports, legacy, weather, users=["ops_admin", "alice", "bob", *staff], speed=2)
     state = live(
         live_account(
             "sports",
@@ -79,6 +80,7 @@ def rich(target: TargetIdentity = SANDBOX) -> Plan:
         live_account("old", members=["erin"], owned_by=account("old")),
         live_account("vault", owned_by=account("vault", protect=True)),
         live_account("mallory-den", members=["mallory"]),
+        live_account("weather", owned_by=account("weather")),
         users=["ops_admin", "alice", "carol", "dave", "erin", "mallory"],
         speed=1,
     )
@@ -209,3 +211,23 @@ def test_no_secret_appears_in_any_output_or_plan_file() -> None:
             assert PROD_SECRET not in text
             assert WECHAT_SECRET not in text
         assert "1400123456" in outputs[0] and "wx1234567890abcdef" in outputs[0]
+
+
+def test_long_lists_in_markdown_are_summarised() -> None:
+    orphans = [
+        live_account(f"orphan{n:02d}", owned_by=account(f"orphan{n:02d}")) for n in range(25)
+    ]
+    text = render_markdown(make(desired(), live(*orphans)))
+    assert "- @TOA#_orphan19: owned but no longer declared: would destroy with --prune\n" in text
+    assert "- @TOA#_orphan20" not in text
+    assert "- … and 5 more (see the text plan)\n" in text
+    problems = [account(f"p{n:02d}", owner="ghost") for n in range(21)]
+    assert "- … and 1 more (see the text plan)\n" in render_markdown(
+        make(desired(*problems), live())
+    )
+    removals = [account(f"r{n:02d}", members=[], policy=SubscriberPolicy.EXACT) for n in range(21)]
+    state = live(
+        *(live_account(f"r{n:02d}", members=["a", "b"], owned_by=a) for n, a in enumerate(removals))
+    )
+    text = render_markdown(make(desired(*removals), state))
+    assert "- … and 2 more\n" in text  # 21 per-account percent violations and 1 in total

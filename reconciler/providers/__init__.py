@@ -126,3 +126,8 @@ class MassSpeedProvider(Protocol):
     async def set_mass_speed(self, speed: int) -> None:
         """Set the speed level, 0 (fastest) to 4 (slowest)."""
         ...
+
+
+# mypy checks here that the clients satisfy their interfaces (structurally, as callers see them).
+_IM_CONFORMS: type[IMProvider] = TencentClient
+_WX_CONFORMS: type[MassSpeedProvider] = WeChatClient

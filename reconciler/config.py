@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
 from reconciler.errors import ConfigError, Problem
-from reconciler.load import CONFIG_NAME, Node, display_path, load_file, position_of, type_name
+from reconciler.load import (
+    CONFIG_NAME,
+    Node,
+    display_path,
+    format_path,
+    load_file,
+    position_of,
+    type_name,
+)
 from reconciler.model import DEFAULT_INVENTORY_USER, Position
 from reconciler.schemas import CONFIG_SCHEMA
 from reconciler.secret import Secret
@@ -204,7 +212,7 @@ def check_config(path: Path) -> list[Problem]:
         reason = _variable_syntax(value)
         if reason is not None:
             at = pos or start
-            problems.append(Problem(at.file, at.line, at.col, f"{_dotted(key_path)}: {reason}"))
+            problems.append(Problem(at.file, at.line, at.col, f"{format_path(key_path)}: {reason}"))
     targets = data.get("targets")
     names = list(targets) if isinstance(targets, Node) else [EMBEDDED_TARGET]
     default = data.get("defaultTarget")
@@ -252,10 +260,6 @@ def check_config(path: Path) -> list[Problem]:
                     )
                 )
     return problems
-
-
-def _dotted(path: Iterable[str | int]) -> str:
-    return ".".join(str(p) for p in path)
 
 
 def load_config(

@@ -354,11 +354,23 @@ def load_stream(data: bytes | str, name: str = STDIN_NAME) -> LoadResult:
 
 
 def display_path(path: Path) -> str:
-    """A path as messages show it: relative to the current directory when below it."""
+    """A path as messages show it: relative to the current directory when below it.
+
+    Symlinks are not followed (a loop must be reported by reading, not crash here).
+    """
+    absolute = Path(os.path.abspath(path))
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(absolute.relative_to(os.path.abspath(os.getcwd())))
     except ValueError:
         return str(path)
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """`spec.subscribers.members[3]` from a JSON path."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
 
 
 def iter_manifest_files(paths: Iterable[str | Path]) -> list[Path]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -25,6 +26,7 @@ from reconciler.load import (
     Document,
     Node,
     display_path,
+    format_path,
     iter_manifest_files,
     key_position_of,
     load_file,
@@ -51,14 +53,6 @@ _TYPE_NAMES: Final = {
     "object": "a mapping",
     "null": "null",
 }
-
-
-def format_path(path: Iterable[str | int]) -> str:
-    """`spec.subscribers.members[3]` from a JSON path."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
 
 
 def _show(value: object, limit: int = 60) -> str:
@@ -173,7 +167,7 @@ def collect(
         else:
             display = display_path(path)
             result = load_file(path, display)
-            base_dirs[display] = path.resolve().parent
+            base_dirs[display] = Path(os.path.abspath(path)).parent
         documents.extend(result.documents)
         problems.extend(result.problems)
     complete = not problems

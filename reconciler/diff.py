@@ -66,7 +66,6 @@ class _Differ:
         self.desired = desired
         self.live = live
         self.inventory = inventory_user
-        self.known_users = live.existing_users | desired.users
         self.changes: list[Change] = []
 
     def run(self, *, prune: bool) -> list[Change]:
@@ -109,7 +108,10 @@ class _Differ:
         self._subscribers(account, live)
 
     def _create(self, account: Account) -> None:
-        if account.owner not in self.known_users:
+        if (
+            account.owner not in self.live.existing_users
+            and account.owner not in self.desired.users
+        ):
             self._problem(
                 account,
                 f"owner {account.owner!r} does not exist and is not declared in UserAccounts",
@@ -157,14 +159,18 @@ class _Differ:
             self._problem(account, "its subscribers were not read; cannot plan them")
             return
         current = frozenset() if live is None else live.subscribers or frozenset()
-        current = current - {self.inventory}
-        declared = declared_subs.members - declared_subs.absent - {self.inventory}
+        # copies of 100,000-member sets cost; only make them when something is to be taken out
+        if self.inventory in current:
+            current = current - {self.inventory}
+        declared = declared_subs.members
+        if declared_subs.absent or self.inventory in declared:
+            declared = declared - declared_subs.absent - {self.inventory}
         add = declared - current
         if declared_subs.policy is SubscriberPolicy.EXACT:
             remove, reason = current - declared, "exact"
         else:
             remove, reason = current & declared_subs.absent, "absent"
-        missing = add - self.known_users
+        missing = add - self.live.existing_users - self.desired.users if add else add
         if missing:
             self._problem(
                 account,
@@ -175,7 +181,6 @@ class _Differ:
             self.changes.append(AddSubscribers(account.id, add))
         if remove:
             self.changes.append(RemoveSubscribers(account.id, remove, len(current), reason))
-        final = current | add
         live_profiles: Mapping[str, str] = {} if live is None else live.subscriber_profiles or {}
         profiles = []
         for user, wanted in sorted(declared_subs.profiles.items()):
@@ -187,7 +192,7 @@ class _Differ:
         if profiles:
             self.changes.append(SetSubscriberProfiles(account.id, tuple(profiles)))
         # the inventory user's own subscription counts against MaxSubscriberNum too
-        self._check_capacity(account, live, len(final) - len(remove) + 1)
+        self._check_capacity(account, live, len(current) + len(add) - len(remove) + 1)
 
     def _check_capacity(self, account: Account, live: LiveAccount | None, needed: int) -> None:
         field = ProfileField.MAX_SUBSCRIBER_NUM

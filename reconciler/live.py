@@ -10,6 +10,7 @@ reference section 4.3).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -47,7 +48,7 @@ class LastApplied:
     protect: bool = False
     #: None when the manifest said nothing about subscribers
     policy: SubscriberPolicy | None = None
-    #: digest of the account's spec as last applied (`account_digest`), "" when unknown
+    #: digest of the account's settings as last applied (`account_digest(members=False)`)
     digest: str = ""
     known: bool = True
 
@@ -62,7 +63,7 @@ def record_for(account: Account) -> LastApplied:
         fields=frozenset(account.profile),
         protect=account.protect,
         policy=account.subscribers.policy if account.subscribers is not None else None,
-        digest=account_digest(account),
+        digest=account_digest(account, members=False),
     )
 
 
@@ -110,11 +111,21 @@ def decode_record(text: str | None) -> LastApplied:
 
 def members_digest(members: Iterable[str]) -> str:
     """An order-independent digest of a set of user ids: SHA-256 over the sorted ids."""
-    hasher = hashlib.sha256()
-    for member in sorted(members):
-        hasher.update(member.encode())
-        hasher.update(b"\n")
-    return "sha256:" + hasher.hexdigest()
+    if isinstance(members, frozenset):
+        return _frozenset_digest(members)
+    return _digest_sorted(sorted(members))
+
+
+# The diff, the record and the plan's digests see the same frozensets; sorting 100,000 ids costs
+# tens of milliseconds, so each set is sorted once per process. A frozenset caches its own hash.
+@functools.lru_cache(maxsize=64)
+def _frozenset_digest(members: frozenset[str]) -> str:
+    return _digest_sorted(sorted(members))
+
+
+def _digest_sorted(ordered: list[str]) -> str:
+    text = "\n".join(ordered) + "\n" if ordered else ""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def profile_digest(owner: str, profile: Mapping[ProfileField, ProfileValue]) -> str:
@@ -124,8 +135,13 @@ def profile_digest(owner: str, profile: Mapping[ProfileField, ProfileValue]) -> 
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def account_digest(account: Account) -> str:
-    """Digest of an account's spec (values included); position and labels excluded."""
+def account_digest(account: Account, *, members: bool = True) -> str:
+    """Digest of an account's spec (values included); position and labels excluded.
+
+    With `members=False` (the last-applied record's digest) the membership is left out: hashing
+    100,000 ids means sorting them, which the diff should not pay for on every run; the plan
+    file's digest of the desired state covers memberships.
+    """
     subscribers = account.subscribers
     body: dict[str, object] = {
         "id": account.id,
@@ -134,12 +150,14 @@ def account_digest(account: Account) -> str:
         "ignoreChanges": sorted(f.value for f in account.ignore_changes),
     }
     if subscribers is not None:
-        body["subscribers"] = {
+        subs: dict[str, object] = {
             "policy": subscribers.policy.value,
-            "members": members_digest(subscribers.members),
-            "absent": members_digest(subscribers.absent),
             "profiles": dict(sorted(subscribers.profiles.items())),
         }
+        if members:
+            subs["members"] = members_digest(subscribers.members)
+            subs["absent"] = members_digest(subscribers.absent)
+        body["subscribers"] = subs
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -124,6 +124,17 @@ def test_record_for_takes_names_policy_and_protect() -> None:
     )
     record = record_for(acc)
     assert record == LastApplied(
-        frozenset({F.NAME, F.FACE_URL}), True, SubscriberPolicy.EXACT, account_digest(acc)
+        frozenset({F.NAME, F.FACE_URL}),
+        True,
+        SubscriberPolicy.EXACT,
+        account_digest(acc, members=False),
     )
     assert json.loads(encode_record(record)[len(RECORD_PREFIX) :])["f"] == ["faceUrl", "name"]
+
+
+def test_record_digest_leaves_membership_to_the_plan_digest() -> None:
+    few = account("news", members=["a"])
+    many = account("news", members=["a", "b"])
+    assert record_for(few).digest == record_for(many).digest
+    assert account_digest(few) != account_digest(many)
+    assert record_for(few).digest != record_for(account("news", members=["a"], protect=True)).digest

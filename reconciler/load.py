@@ -385,22 +385,27 @@ def iter_manifest_files(paths: Iterable[str | Path]) -> list[Path]:
     seen: set[Path] = set()
     for raw in paths:
         path = Path(raw)
-        if str(raw) != "-" and path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.suffix in (".yaml", ".yml")
-                and p.name != CONFIG_NAME
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                and p.is_file()
-            )
-        else:
-            found = [path]
+        found = sorted(_walk_manifests(path)) if str(raw) != "-" and path.is_dir() else [path]
         for p in found:
             if p not in seen or str(p) == "-":
                 seen.add(p)
                 result.append(p)
     return result
+
+
+def _walk_manifests(root: Path) -> Iterator[Path]:
+    # os.walk with pruning: a repository's .git or .venv is never even listed.
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        for name in files:
+            if (
+                name.endswith((".yaml", ".yml"))
+                and name != CONFIG_NAME
+                and not name.startswith(".")
+            ):
+                path = Path(directory, name)
+                if path.is_file():
+                    yield path
 
 
 def position_of(container: object, key: str | int) -> Position | None:

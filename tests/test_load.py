@@ -112,6 +112,7 @@ def test_documents_before_a_syntax_error_are_kept() -> None:
 
 
 def test_iter_manifest_files(tmp_path: Path) -> None:
+    # sorted; reconciler.yaml, hidden files and hidden directories left out; `-` kept each time
     for name in [
         "b.yaml",
         "a.yml",
@@ -119,6 +120,7 @@ def test_iter_manifest_files(tmp_path: Path) -> None:
         "sub/c.yaml",
         "sub/reconciler.yaml",
         ".hidden/d.yaml",
+        ".pre-commit-config.yaml",
         "sub/.git/e.yaml",
         "notes.txt",
         "dir.yaml/f.yaml",

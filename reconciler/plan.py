@@ -323,6 +323,12 @@ class Plan:
         """True when apply has anything to do (bookkeeping included); False means "No changes."."""
         return any(c.kind in ACTION_KINDS for c in self.changes)
 
+    def exit_code(self, *, detailed: bool = False) -> int:
+        """Exit status: 1 with problems; with `--detailed-exitcode` 2 when it has changes."""
+        if self.problems:
+            return 1
+        return 2 if detailed and self.has_changes else 0
+
     @property
     def summary(self) -> dict[str, int]:
         counts = {

@@ -403,3 +403,12 @@ def test_plan_actions_for_bookkeeping_profiles_removals_destroys_and_speed() -> 
         "maxDestroys",
         "maxSubscriberRemovalPercent",
     ]
+
+
+def test_exit_codes() -> None:
+    _, _, plan = sample()
+    assert (plan.exit_code(), plan.exit_code(detailed=True)) == (0, 2)
+    empty = plan_for(desired(), live())
+    assert (empty.exit_code(), empty.exit_code(detailed=True)) == (0, 0)
+    broken = plan_for(desired(account("news", owner="ghost")), live())
+    assert (broken.exit_code(), broken.exit_code(detailed=True)) == (1, 1)

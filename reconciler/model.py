@@ -1,7 +1,8 @@
 """The desired state: frozen records that validation produces and the diff consumes.
 
-After validation, dicts stop. `validate.resolve()` is the only way raw manifest documents become
-these records; everything downstream (read, diff, plan, apply) takes them as they are.
+After validation, dicts stop. `reconciler.validate.load_desired_state()` (through
+`reconciler.resolve`) is the only way raw manifest documents become these records; everything
+downstream (read, diff, plan, apply) takes them as they are.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
 
 from reconciler.schemas import CONFIG_SCHEMA, KINDS, load_schema, schema_dir, validator
 
@@ -76,3 +77,23 @@ def test_wheel_ships_the_schemas(tmp_path: Path) -> None:
             if name.startswith("reconciler/schemas/")
         }
     assert shipped == {p.name: p.read_bytes() for p in SCHEMAS}
+
+
+def test_manifest_schema_dispatches_on_kind() -> None:
+    resources = [
+        (p.name, Resource.from_contents(json.loads(p.read_text(encoding="utf-8")))) for p in SCHEMAS
+    ]
+    registry: Registry[Any] = Registry().with_resources(resources)
+    combined = Draft202012Validator(load_schema("manifest"), registry=registry)
+    good = {
+        "apiVersion": "reconciler/v1",
+        "kind": "MassSpeed",
+        "metadata": {"name": "wx"},
+        "spec": {"speed": 2},
+    }
+    assert list(combined.iter_errors(good)) == []
+    bad = good | {"spec": {"speed": 7}}
+    assert [e.message for e in combined.iter_errors(bad)] == ["7 is greater than the maximum of 4"]
+    assert [e.message for e in combined.iter_errors({"kind": "Pod"})] == [
+        "'Pod' is not one of ['MassSpeed', 'OfficialAccount', 'SubscriberSet', 'UserAccounts']"
+    ]

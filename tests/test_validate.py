@@ -14,6 +14,7 @@ import pytest
 
 from reconciler.cli import main
 from reconciler.errors import ManifestError, Problem
+from reconciler.load import load_file
 from reconciler.model import ProfileField, SubscriberPolicy
 from reconciler.validate import command, load_desired_state
 
@@ -324,3 +325,22 @@ def test_large_member_file_loads_quickly(tmp_path: Path) -> None:
     )
     state = load_desired_state([str(tmp_path)])
     assert len(state.users) == 200_000
+
+
+def test_pre_commit_hook_definition() -> None:
+    result = load_file(ROOT / ".pre-commit-hooks.yaml", ".pre-commit-hooks.yaml")
+    assert result.problems == []
+    (document,) = result.documents
+    (hook,) = document.data
+    assert dict(hook) == {
+        "id": "reconciler-validate",
+        "name": "reconciler validate",
+        "description": (
+            "Validate reconciler manifests, member files and reconciler.yaml (no network)."
+        ),
+        "entry": "reconciler validate",
+        "language": "python",
+        "files": "\\.(ya?ml|txt)$",
+        "pass_filenames": False,
+        "require_serial": True,
+    }

@@ -188,7 +188,9 @@ class LiveState:
 
     #: account id → account: every owned account plus every declared account that exists
     accounts: Mapping[str, LiveAccount]
-    #: IM users known to exist (owners and members checked, plus every subscriber read)
+    #: IM users known to exist. The reader must check every user the desired state names (owners,
+    #: members, `UserAccounts`) and may add every subscriber it read; a declared user missing here
+    #: is planned for import (or is a problem when not in `UserAccounts`).
     existing_users: frozenset[str]
     #: the IM user that records what this repo owns (DESIGN section 5)
     inventory_user: str = DEFAULT_INVENTORY_USER

@@ -46,6 +46,10 @@ MARKDOWN_LIST_ITEMS: Final = 20
 
 _ANSI: Final = {"+": "32", "~": "33", "-": "31", "<=": "36", "!": "31;1", "bold": "1"}
 NO_CHANGES: Final = "No changes. The live system matches the manifests."
+BOOKKEEPING_ONLY: Final = (
+    "No changes to accounts, subscribers or users;"
+    " apply only updates this repo's inventory records."
+)
 
 
 def _esc(text: str) -> str:
@@ -153,6 +157,12 @@ def _summary_line(plan: Plan) -> str:
     return "; ".join(parts) + "."
 
 
+def _headline_text(plan: Plan) -> str:
+    if plan.resource_changes:
+        return _summary_line(plan)
+    return BOOKKEEPING_ONLY if plan.has_changes else NO_CHANGES
+
+
 def _records_line(plan: Plan) -> str | None:
     bare = [account for account, changes in _by_account(plan).items() if _headline(changes) is None]
     if not bare:
@@ -207,7 +217,7 @@ def render_text(plan: Plan, *, color: bool = False, show_all: bool = False) -> s
     records = _records_line(plan)
     if records:
         out.append(records)
-    out.append(_summary_line(plan) if plan.resource_changes else NO_CHANGES)
+    out.append(_headline_text(plan))
     out.extend(_safety_lines(plan))
     out.append(plan.cost.describe())
     out.append(BLIND_SPOT)
@@ -272,7 +282,7 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
             f"**Error: this plan cannot be applied ({plural(len(plan.problems), 'problem')}):**",
             [str(p) for p in plan.problems],
         )
-    head += ["#### " + (_summary_line(plan) if plan.resource_changes else NO_CHANGES), ""]
+    head += ["#### " + _headline_text(plan), ""]
     if plan.resource_changes:
         rows = [
             ("accounts to create", s["create"]),

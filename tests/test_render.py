@@ -231,3 +231,17 @@ def test_long_lists_in_markdown_are_summarised() -> None:
     )
     text = render_markdown(make(desired(*removals), state))
     assert "- … and 2 more\n" in text  # 21 per-account percent violations and 1 in total
+
+
+def test_bookkeeping_only_plan_says_so() -> None:
+    before = account("news", profile={F.NAME: "News"})
+    now = account("news", profile={F.NAME: "News"}, protect=True)
+    plan = make(desired(now), live(live_account("news", owned_by=before)))
+    assert plan.has_changes and not plan.resource_changes
+    text = render_text(plan)
+    assert text.splitlines()[2:4] == [
+        "Inventory records to update (bookkeeping only): 1: @TOA#_news",
+        "No changes to accounts, subscribers or users; apply only updates this repo's inventory"
+        " records.",
+    ]
+    assert "#### No changes to accounts, subscribers or users;" in render_markdown(plan)

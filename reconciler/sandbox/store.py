@@ -162,3 +162,41 @@ def read_log(conn: sqlite3.Connection, since: int, limit: int) -> dict[str, Any]
         for row in rows
     ]
     return {"entries": entries, "next": rows[-1][0] if rows else since}
+
+
+def bulk_load(
+    conn: sqlite3.Connection,
+    *,
+    owner: str,
+    memberships: dict[str, list[str]],
+    now: int,
+) -> None:
+    """Seed users, accounts and memberships directly (benchmarks and scale tests).
+
+    Creates `owner`, every subscriber as an imported user, one account per key of `memberships`
+    (named after the key, owned by `owner`) and its subscriptions, in one transaction. Nothing is
+    written to the call log: this is state set up, not traffic.
+    """
+    users = {owner}
+    for members in memberships.values():
+        users.update(members)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(
+            "INSERT OR IGNORE INTO users (user_id, created) VALUES (?, ?)",
+            ((user, now) for user in sorted(users)),
+        )
+        for oa_id, members in memberships.items():
+            conn.execute(
+                "INSERT INTO accounts (oa_id, owner, name, max_subscriber_num, subscriber_num,"
+                " create_time) VALUES (?, ?, ?, ?, ?, ?)",
+                (oa_id, owner, oa_id, max(100000, len(members)), len(members), now),
+            )
+            conn.executemany(
+                "INSERT INTO subscriptions (account, subscriber, subscribe_time) VALUES (?, ?, ?)",
+                ((oa_id, member, now) for member in members),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -6,9 +6,8 @@ calls in flight. `Caller` sends one logical call through it, retrying transient 
 exponential backoff and jitter, and turns everything that goes wrong into a `ProviderError` whose
 text holds no secret.
 
-Retries are a small loop rather than `tenacity`: whether to retry depends on the decoded vendor
-code, every attempt must re-enter the pacer, and sleep, clock and jitter are injected for tests;
-with tenacity that is three custom strategy objects around a loop this size.
+Retries run on `tenacity`: an attempt that raises `Transient` (decided from the decoded vendor
+code) is retried; every attempt re-enters the pacer; sleep and jitter are injected for tests.
 """
 
 from __future__ import annotations
@@ -28,6 +27,13 @@ from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
 
 from reconciler.errors import ConfigError, ProviderError
 from reconciler.secret import REDACTED, Secret
@@ -288,30 +294,39 @@ class Caller:
         `params()` is called per attempt (so a renewed credential is used); `check` inspects the
         decoded body and raises `Transient` (retry) or `ProviderError` (give up).
         """
-        attempt = 1
-        while True:
-            try:
-                return await self._attempt(request, params(), check)
-            except Transient as exc:
-                if attempt >= self.retry.attempts:
-                    raise self.error(
-                        request,
-                        f"gave up after {self.retry.attempts} attempts: {exc.reason}",
-                        exc.code,
-                    ) from exc
-                self.retries[request.api] += 1
-                pause = self.retry.delay(attempt, self.rng)
-                logger.info(
-                    "%s %s: %s; retry %d/%d in %.2fs",
-                    self.vendor,
-                    request.action,
-                    exc.reason,
-                    attempt,
-                    self.retry.attempts - 1,
-                    pause,
-                )
-            await self._sleep(pause)
-            attempt += 1
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=lambda state: self.retry.delay(state.attempt_number, self.rng),
+            retry=retry_if_exception_type(Transient),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._note_retry(request, state),
+            reraise=False,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(request, params(), check)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            assert isinstance(last, Transient)  # only Transient is retried
+            raise self.error(
+                request, f"gave up after {self.retry.attempts} attempts: {last.reason}", last.code
+            ) from last
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    def _note_retry(self, request: Request, state: RetryCallState) -> None:
+        self.retries[request.api] += 1
+        outcome = state.outcome
+        reason = outcome.exception() if outcome is not None else None
+        logger.info(
+            "%s %s: %s; retry %d/%d in %.2fs",
+            self.vendor,
+            request.action,
+            reason.reason if isinstance(reason, Transient) else reason,
+            state.attempt_number,
+            self.retry.attempts - 1,
+            state.upcoming_sleep,
+        )
 
     async def _attempt(
         self, request: Request, params: Mapping[str, str], check: Check | None

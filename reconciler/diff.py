@@ -203,7 +203,8 @@ class _Differ:
             limit = live.profile.get(field, DEFAULT_MAX_SUBSCRIBER_NUM)
         else:
             limit = DEFAULT_MAX_SUBSCRIBER_NUM
-        if isinstance(limit, int) and needed > limit:
+        # 0 is what a read that did not return MaxSubscriberNum gives: unknown, not a limit of 0
+        if isinstance(limit, int) and 0 < limit < needed:
             self._problem(
                 account,
                 f"maxSubscriberNum {limit} is below the declared membership: {needed} subscribers"

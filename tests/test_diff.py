@@ -398,3 +398,12 @@ def test_applying_a_plan_converges_to_no_changes(
     assert not [c for c in changes if isinstance(c, PlanProblem)]
     after = simulate_apply(changes, state)
     assert run(d, after, prune=True) == []
+
+
+def test_an_unread_max_subscriber_num_is_not_a_limit() -> None:
+    news = account("news", members=["a", "b", "c"])
+    state = live(
+        live_account("news", profile={F.NAME: "News", F.MAX_SUBSCRIBER_NUM: 0}, members=["a"]),
+        users=["ops_admin", "b", "c"],
+    )
+    assert not any(isinstance(c, PlanProblem) for c in run(desired(news), state))

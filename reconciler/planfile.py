@@ -100,7 +100,7 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
         plan = _plan_from_body(body)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StalePlanError(f"{source} is not a valid reconciler plan: {exc!r}") from exc
-    if [a.id for a in plan.actions] != body["actionIds"]:
+    if [a.id for a in plan.actions] != body.get("actionIds"):
         raise StalePlanError(
             f"{source} was written by a reconciler that batches differently; make the plan again"
         )

@@ -412,3 +412,14 @@ def test_exit_codes() -> None:
     assert (empty.exit_code(), empty.exit_code(detailed=True)) == (0, 0)
     broken = plan_for(desired(account("news", owner="ghost")), live())
     assert (broken.exit_code(), broken.exit_code(detailed=True)) == (1, 1)
+
+
+def test_a_plan_whose_action_ids_do_not_match_is_refused() -> None:
+    from reconciler.planfile import _integrity
+
+    _, _, plan = sample()
+    document = json.loads(dump_plan(plan))
+    document["body"]["actionIds"] = document["body"]["actionIds"][:-1]
+    document["integrity"] = _integrity(document["body"])
+    with pytest.raises(StalePlanError, match="batches differently"):
+        load_plan(json.dumps(document))

@@ -1,0 +1,139 @@
+"""Read the live state: only what the desired state and the inventory name, each call once.
+
+The vendor cannot list an app's official accounts, so ownership lives in the inventory user's
+subscriptions (DESIGN section 5). One read runs in dependent steps, each step's calls concurrent
+within the shared pacer:
+
+1. the inventory walk (every owned account with its base info and last-applied record) and, when a
+   mass speed is declared, the WeChat speed;
+2. the declared accounts the walk did not return, by id in batches of 50; subscriber lists of the
+   declared accounts that declare subscribers (owned ones at once, adopted ones when found);
+3. the existence of the users that must exist and were not seen subscribed somewhere: owners,
+   `UserAccounts` members and subscribers still to add, in batches of 100.
+
+A user seen as a subscriber of any account read exists (the vendor only subscribes imported users),
+so a no-op plan of a large membership costs its subscriber pages and nothing per member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+from reconciler.live import LiveAccount, LiveState, decode_record
+from reconciler.model import DesiredState
+from reconciler.providers import AccountInfo, IMProvider, MassSpeedProvider, SubscriberPage
+
+logger = logging.getLogger(__name__)
+
+
+def _live_account(
+    info: AccountInfo, page: SubscriberPage | None, *, owned: bool, record: str = ""
+) -> LiveAccount:
+    subscribers = profiles = None
+    if page is not None:
+        subscribers = frozenset(s.user_id for s in page.subscribers)
+        # only non-empty profiles are kept: an absent key reads as "" and 100,000 empty strings
+        # would cost memory for nothing
+        profiles = {s.user_id: s.custom_string for s in page.subscribers if s.custom_string}
+    return LiveAccount(
+        id=info.id,
+        owner=info.owner,
+        profile=info.profile,
+        subscriber_count=page.total if page is not None else info.subscriber_num,
+        subscribers=subscribers,
+        subscriber_profiles=profiles,
+        owned=owned,
+        last_applied=decode_record(record) if owned else decode_record(None),
+    )
+
+
+def _users_that_must_exist(desired: DesiredState, accounts: Mapping[str, LiveAccount]) -> set[str]:
+    """Owners, `UserAccounts` members and the subscribers still to add."""
+    needed = set(desired.users)
+    for account in desired.accounts.values():
+        needed.add(account.owner)
+        if account.subscribers is None:
+            continue
+        live = accounts.get(account.id)
+        current = live.subscribers if live is not None and live.subscribers else frozenset()
+        needed.update(account.subscribers.members - current - account.subscribers.absent)
+    return needed
+
+
+async def read_live(
+    desired: DesiredState,
+    im: IMProvider,
+    *,
+    inventory_user: str,
+    mass: MassSpeedProvider | None = None,
+) -> LiveState:
+    """Read what `desired` and the inventory name; see the module docstring for the steps."""
+    before: Counter[str] = Counter(im.calls)
+    mass_before: Counter[str] = Counter(mass.calls) if mass is not None else Counter()
+
+    async def speed() -> int | None:
+        if desired.mass_speed is None or mass is None:
+            return None
+        return (await mass.get_mass_speed()).speed
+
+    async with asyncio.TaskGroup() as group:
+        walk = group.create_task(im.get_subscriptions(inventory_user))
+        speed_task = group.create_task(speed())
+    subscriptions = walk.result()
+    logger.info("inventory %s owns %d account(s)", inventory_user, len(subscriptions))
+
+    owned = {s.account.id: s for s in subscriptions}
+    with_subscribers = {a.id for a in desired.accounts.values() if a.subscribers is not None}
+    accounts: dict[str, LiveAccount] = {}
+
+    async def owned_account(account_id: str) -> None:
+        sub = owned[account_id]
+        page = await im.get_subscribers(account_id) if account_id in with_subscribers else None
+        accounts[account_id] = _live_account(
+            sub.account, page, owned=True, record=sub.custom_string
+        )
+
+    async def unowned_account(info: AccountInfo) -> None:
+        page = await im.get_subscribers(info.id) if info.id in with_subscribers else None
+        accounts[info.id] = _live_account(info, page, owned=False)
+
+    async def declared_elsewhere(ids: Iterable[str]) -> None:
+        wanted = sorted(ids)
+        if not wanted:
+            return
+        found = await im.get_accounts(wanted)
+        async with asyncio.TaskGroup() as inner:
+            for info in found.values():
+                inner.create_task(unowned_account(info))
+
+    async with asyncio.TaskGroup() as group:
+        for account_id in sorted(owned):
+            group.create_task(owned_account(account_id))
+        group.create_task(declared_elsewhere(set(desired.accounts) - set(owned)))
+
+    needed = _users_that_must_exist(desired, accounts)
+    unknown = set(needed)
+    for live in accounts.values():
+        unknown.discard(live.owner)
+        if live.subscribers:
+            unknown -= live.subscribers
+    unknown.discard(inventory_user)
+    if not subscriptions:
+        unknown.add(inventory_user)  # owning nothing, it may not exist yet
+    checked = await im.check_accounts(sorted(unknown)) if unknown else {}
+    existing = (needed - unknown) | {user for user, imported in checked.items() if imported}
+
+    read_calls = Counter(im.calls) - before
+    if mass is not None:
+        read_calls += Counter(mass.calls) - mass_before
+    return LiveState(
+        accounts=dict(sorted(accounts.items())),
+        existing_users=frozenset(existing),
+        inventory_user=inventory_user,
+        inventory_exists=bool(subscriptions) or checked.get(inventory_user, False),
+        mass_speed=speed_task.result(),
+        read_calls=dict(read_calls),
+    )

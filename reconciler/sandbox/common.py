@@ -95,11 +95,9 @@ def get_int(
     return value
 
 
-def get_list(body: JSON, key: str, *, code: int, maximum: int, required: bool = True) -> list[Any]:
-    """A non-empty array field of at most `maximum` items; `ApiError(code)` otherwise."""
+def get_list(body: JSON, key: str, *, code: int, maximum: int) -> list[Any]:
+    """A required, non-empty array field of at most `maximum` items; `ApiError(code)` otherwise."""
     value = body.get(key)
-    if value is None and not required:
-        return []
     if not isinstance(value, list):
         raise ApiError(code, f"{key} must be an array")
     if not value:

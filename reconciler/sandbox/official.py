@@ -357,8 +357,7 @@ def add_subscriber(call: Call, body: JSON) -> JSON:
     subscribed = {
         r[0]
         for r in call.db.execute(
-            "SELECT subscriber FROM subscriptions WHERE account = ?"
-            f" AND subscriber IN ({marks})",
+            f"SELECT subscriber FROM subscriptions WHERE account = ? AND subscriber IN ({marks})",
             (oa_id, *unique),
         )
     }

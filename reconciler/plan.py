@@ -35,18 +35,18 @@ from reconciler.live import LiveAccount, LiveState, account_digest, members_dige
 from reconciler.model import DesiredState
 from reconciler.safety import Violation, evaluate_safety
 
-IM_ACCOUNTS: Final = "im_open_login_svc"
-OA: Final = "official_account_open_http_svc"
-API_MULTIACCOUNT_IMPORT: Final = f"{IM_ACCOUNTS}/multiaccount_import"
-API_ACCOUNT_IMPORT: Final = f"{IM_ACCOUNTS}/account_import"
-API_CREATE: Final = f"{OA}/create_official_account"
-API_MODIFY: Final = f"{OA}/modify_official_account_base_info"
-API_ADD: Final = f"{OA}/add_subscriber"
-API_SUBSCRIBER_INFO: Final = f"{OA}/modify_subscriber_info"
-API_DELETE: Final = f"{OA}/delete_subscriber"
-API_DESTROY: Final = f"{OA}/destroy_official_account"
-API_INFO: Final = f"{OA}/get_official_account_info"
-API_SPEED_SET: Final = "wechat/message/mass/speed/set"
+# Endpoints are named by their command, as the providers count their calls (`.calls`), so a
+# plan's cost and a read's `read_calls` use the same names.
+API_MULTIACCOUNT_IMPORT: Final = "multiaccount_import"
+API_ACCOUNT_IMPORT: Final = "account_import"
+API_CREATE: Final = "create_official_account"
+API_MODIFY: Final = "modify_official_account_base_info"
+API_ADD: Final = "add_subscriber"
+API_SUBSCRIBER_INFO: Final = "modify_subscriber_info"
+API_DELETE: Final = "delete_subscriber"
+API_DESTROY: Final = "destroy_official_account"
+API_INFO: Final = "get_official_account_info"
+API_SPEED_SET: Final = "mass_speed_set"
 
 #: Per-call maxima (reference sections 3.2, 5.4, 5.6; delete_subscriber's is not documented, so
 #: add_subscriber's 100 is used as the safe bound, section 5.7).
@@ -54,11 +54,7 @@ IMPORT_BATCH: Final = 100
 SUBSCRIBER_BATCH: Final = 100
 INFO_BATCH: Final = 50
 #: The vendor's per-API ceilings (reference section 1.5): 100/s for the batch account APIs.
-VENDOR_RATE: Final = {
-    f"{IM_ACCOUNTS}/multiaccount_import": 100.0,
-    f"{IM_ACCOUNTS}/account_check": 100.0,
-    f"{IM_ACCOUNTS}/account_delete": 100.0,
-}
+VENDOR_RATE: Final = {"multiaccount_import": 100.0, "account_check": 100.0, "account_delete": 100.0}
 DEFAULT_VENDOR_RATE: Final = 200.0
 
 BLIND_SPOT: Final = (

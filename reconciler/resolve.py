@@ -175,7 +175,7 @@ class Resolver:
             elif entry.kind == "UserAccounts":
                 users |= self._users(entry)
         problems = self._sink.problems
-        if problems or broken:
+        if problems or broken or not self._complete:
             return None, problems
         mass_speed = None
         if speeds:

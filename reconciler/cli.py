@@ -46,6 +46,64 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from reconciler import commands
+
+    return commands.plan_command(
+        args.paths,
+        config=args.config,
+        target=args.target,
+        fmt=args.format,
+        out=args.out,
+        members_out=args.members_out,
+        detailed_exitcode=args.detailed_exitcode,
+        prune=args.prune,
+        selector=args.selector,
+        exclude=args.exclude,
+        show_all=args.show_all,
+        no_color=args.no_color,
+        stdout=sys.stdout,
+        stdin=sys.stdin,
+    )
+
+
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from reconciler import commands
+
+    return commands.drift_command(
+        args.paths,
+        config=args.config,
+        target=args.target,
+        fmt=args.format,
+        ignore=args.ignore,
+        selector=args.selector,
+        exclude=args.exclude,
+        show_all=args.show_all,
+        stdout=sys.stdout,
+        stdin=sys.stdin,
+    )
+
+
+def _scope_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="manifest files or directories")
+    parser.add_argument(
+        "--format", choices=("text", "markdown", "json"), default="text", help="output format"
+    )
+    parser.add_argument(
+        "--selector",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only accounts with this label (repeatable; all must match)",
+    )
+    parser.add_argument(
+        "--exclude", action="append", default=[], metavar="ID", help="leave this account out"
+    )
+    parser.add_argument(
+        "--show-all", action="store_true", help="list every subscriber id, not the first few"
+    )
+
+
 def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from reconciler.sandbox import serve
 
@@ -74,6 +132,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(validate)
     validate.set_defaults(func=_cmd_validate)
+
+    plan = commands.add_parser(
+        "plan",
+        help="read live state and show what apply would change",
+        description="Read the live state, diff it against the manifests and print the plan.",
+    )
+    _scope_flags(plan)
+    plan.add_argument("--out", metavar="FILE", help="save the plan for `reconciler apply FILE`")
+    plan.add_argument(
+        "--members-out", metavar="FILE", help="write every subscriber add and removal as NDJSON"
+    )
+    plan.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 with no changes, 2 with changes, 1 on error",
+    )
+    plan.add_argument(
+        "--prune", action="store_true", help="destroy owned accounts no longer declared"
+    )
+    _common(plan)
+    plan.set_defaults(func=_cmd_plan)
+
+    drift = commands.add_parser(
+        "drift",
+        help="report what differs from git (read-only; exit 2 on drift)",
+        description="Read-only: report live differences from the manifests. Exit 0 in sync,"
+        " 2 on drift, 1 on error.",
+    )
+    _scope_flags(drift)
+    drift.add_argument(
+        "--ignore", metavar="FILE", help="known differences to silence until their expiry date"
+    )
+    _common(drift)
+    drift.set_defaults(func=_cmd_drift)
 
     sandbox = commands.add_parser("sandbox", help="the local emulator of the vendor APIs")
     sandbox_commands = sandbox.add_subparsers(

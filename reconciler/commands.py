@@ -1,0 +1,246 @@
+"""The commands that run against a target: `plan` and `drift`.
+
+Each stage is its own module; this one wires them: config and target, manifests, live read,
+narrowing, diff, plan or drift report, rendering. Commands return their exit status and write to
+the streams they are given; `cli.py` parses flags and owns the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from reconciler.config import Config, Target, load_config, select_target
+from reconciler.connect import connect
+from reconciler.diff import diff, narrow
+from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
+from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.live import LiveState
+from reconciler.load import CONFIG_NAME, display_path, load_file
+from reconciler.model import DesiredState, canonical_account_id
+from reconciler.plan import Plan, TargetIdentity, build_plan
+from reconciler.planfile import dump_plan
+from reconciler.read import read_live
+from reconciler.render import (
+    members_ndjson,
+    render_drift_json,
+    render_drift_markdown,
+    render_drift_text,
+    render_json,
+    render_markdown,
+    render_text,
+)
+from reconciler.validate import load_desired_state
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a run reads and changes: manifests, target and the accounts chosen by flags."""
+
+    config: Config
+    target: Target
+    identity: TargetIdentity
+    #: every declared account (orphan detection needs them all)
+    desired: DesiredState
+    #: the accounts `--selector` and `--exclude` keep
+    selected: DesiredState
+    selector: Mapping[str, str]
+    exclude: tuple[str, ...]
+
+
+def parse_selector(items: Sequence[str]) -> dict[str, str]:
+    """`--selector team=content` (repeatable) → {"team": "content"}."""
+    selector: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--selector {item!r}: expected KEY=VALUE")
+        selector[key.strip()] = value.strip()
+    return selector
+
+
+def _manifest_paths(paths: Sequence[str]) -> list[str]:
+    return [p for p in paths if p == "-" or Path(p).name != CONFIG_NAME]
+
+
+def _config_dir(paths: Sequence[str]) -> Path | None:
+    """`reconciler.yaml` is looked for beside the manifests: the first directory argument holding
+    one (or a `reconciler.yaml` named on the command line), else the current directory."""
+    for raw in paths:
+        path = Path(raw)
+        if raw != "-" and path.name == CONFIG_NAME and path.is_file():
+            return path.parent
+        if raw != "-" and path.is_dir() and (path / CONFIG_NAME).is_file():
+            return path
+    return None
+
+
+def open_scope(
+    paths: Sequence[str],
+    *,
+    config: str | None,
+    target: str | None,
+    selector: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    stdin: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Scope:
+    """Load config and manifests (no network) and choose the target and the accounts."""
+    chosen = parse_selector(selector)
+    loaded = load_config(
+        Path(config) if config else None,
+        search_dir=_config_dir(paths),
+        environ=os.environ if environ is None else environ,
+    )
+    where = select_target(loaded, target)
+    desired = load_desired_state(_manifest_paths(paths), stdin=stdin)
+    excluded = tuple(sorted({canonical_account_id(e) for e in exclude}))
+    selected, _ = narrow(desired, _EMPTY, selector=chosen, exclude=excluded)
+    return Scope(
+        loaded, where, TargetIdentity.from_target(where), desired, selected, chosen, excluded
+    )
+
+
+_EMPTY = LiveState(accounts={}, existing_users=frozenset())
+
+
+async def _read(scope: Scope) -> LiveState:
+    async with connect(scope.target, scope.config.limits) as providers:
+        return await read_live(
+            scope.selected,
+            providers.im,
+            inventory_user=scope.config.inventory,
+            mass=providers.wechat,
+        )
+
+
+def read_scope(scope: Scope) -> tuple[DesiredState, LiveState]:
+    """Read live state for the chosen accounts; both sides narrowed to them."""
+    live = asyncio.run(_read(scope))
+    return narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
+
+
+def make_plan(scope: Scope, *, prune: bool) -> Plan:
+    """Read, diff and plan: everything `plan` and `apply` show before changing anything."""
+    desired, live = read_scope(scope)
+    changes = diff(desired, live, prune=prune, inventory_user=scope.config.inventory)
+    return build_plan(
+        changes,
+        desired=desired,
+        live=live,
+        target=scope.identity,
+        limits=scope.config.limits,
+        safety=scope.config.safety,
+        prune=prune,
+    )
+
+
+def use_color(no_color: bool, stream: TextIO) -> bool:
+    """Colour only on a terminal, never with `--no-color` or `NO_COLOR` set."""
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _write(path: str, text: str, what: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ReconcilerError(f"cannot write {what} {path}: {exc.strerror or exc}") from exc
+
+
+def render_plan(plan: Plan, fmt: str, *, color: bool, show_all: bool) -> str:
+    if fmt == "json":
+        return render_json(plan, show_all=show_all)
+    if fmt == "markdown":
+        return render_markdown(plan)
+    return render_text(plan, color=color, show_all=show_all)
+
+
+def plan_command(
+    paths: Sequence[str],
+    *,
+    config: str | None,
+    target: str | None,
+    fmt: str,
+    out: str | None,
+    members_out: str | None,
+    detailed_exitcode: bool,
+    prune: bool,
+    selector: Sequence[str],
+    exclude: Sequence[str],
+    show_all: bool,
+    no_color: bool,
+    stdout: TextIO,
+    stdin: TextIO,
+) -> int:
+    """`reconciler plan`: 0 (no changes, or changes without `--detailed-exitcode`), 2 changes
+    with `--detailed-exitcode`, 1 when the plan has problems."""
+    scope = open_scope(
+        paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
+    )
+    plan = make_plan(scope, prune=prune)
+    text = render_plan(plan, fmt, color=use_color(no_color, stdout), show_all=show_all)
+    stdout.write(text if text.endswith("\n") else text + "\n")
+    if out is not None and not plan.problems:
+        _write(out, dump_plan(plan), "the plan file")
+    if members_out is not None:
+        _write(members_out, "".join(line + "\n" for line in members_ndjson(plan)), "members to")
+    return plan.exit_code(detailed=detailed_exitcode)
+
+
+def load_ignores(path: str | None) -> list[IgnoreEntry]:
+    """The `--ignore` file's entries; its YAML goes through the one YAML module."""
+    if path is None:
+        return []
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"ignore file '{path}' not found")
+    result = load_file(file, display_path(file))
+    if result.problems:
+        raise ConfigError("\n".join(str(p) for p in result.problems))
+    if len(result.documents) > 1:
+        raise ConfigError(f"{display_path(file)}: an ignore file holds one document")
+    data = result.documents[0].data if result.documents else None
+    return parse_ignore(data, source=display_path(file))
+
+
+def drift_command(
+    paths: Sequence[str],
+    *,
+    config: str | None,
+    target: str | None,
+    fmt: str,
+    ignore: str | None,
+    selector: Sequence[str],
+    exclude: Sequence[str],
+    show_all: bool,
+    stdout: TextIO,
+    stdin: TextIO,
+    today: dt.date | None = None,
+) -> int:
+    """`reconciler drift`: read-only; 0 in sync, 2 drift, 1 error. It never writes: it has no
+    code path to the providers' write methods."""
+    ignores = load_ignores(ignore)
+    scope = open_scope(
+        paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
+    )
+    desired, live = read_scope(scope)
+    changes = diff(desired, live, prune=False, inventory_user=scope.config.inventory)
+    report = build_drift(
+        changes, target=scope.identity, ignores=ignores, today=today or dt.date.today()
+    )
+    if fmt == "json":
+        text = render_drift_json(report, show_all=show_all)
+    elif fmt == "markdown":
+        text = render_drift_markdown(report)
+    else:
+        text = render_drift_text(report, show_all=show_all)
+    stdout.write(text if text.endswith("\n") else text + "\n")
+    return report.exit_code

@@ -1,0 +1,106 @@
+"""Turn a target into provider clients: the one place that builds HTTP clients and transports.
+
+The embedded `sandbox` target runs the emulator in-process (its httpx transport, state in SQLite at
+the target's path, the vendor's own rate limits); a `tencent` target gets a real `httpx` client
+with TLS verification on (only a loopback endpoint may speak plain http: a local
+`reconciler sandbox serve`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from reconciler.config import (
+    REGION_DOMAINS,
+    WECHAT_ENDPOINT,
+    Limits,
+    SandboxTarget,
+    Target,
+    TencentTarget,
+)
+from reconciler.errors import ConfigError
+from reconciler.providers import Pacer, TencentClient, WeChatClient, check_endpoint
+from reconciler.sandbox import defaults
+from reconciler.secret import Secret
+
+
+@dataclass(frozen=True, slots=True)
+class Providers:
+    """The clients of one run, sharing one pacer."""
+
+    im: TencentClient
+    #: None when the target declares no WeChat credentials
+    wechat: WeChatClient | None
+    pacer: Pacer
+
+
+@asynccontextmanager
+async def connect(target: Target, limits: Limits) -> AsyncIterator[Providers]:
+    """Open the clients for `target`; closes them (and an embedded sandbox) on exit."""
+    pacer = Pacer(limits.calls_per_second, limits.concurrency)
+    if isinstance(target, SandboxTarget):
+        # imported here: the sandbox (and its SQLite set-up) is only needed for this target
+        from reconciler.sandbox.server import Sandbox, SandboxOptions
+
+        try:
+            target.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the sandbox directory for {target.path}: {exc}"
+            ) from exc
+        sandbox = Sandbox(SandboxOptions(db_path=target.path))
+        try:
+            async with httpx.AsyncClient(transport=sandbox.async_transport()) as http:
+                yield Providers(
+                    TencentClient(
+                        http,
+                        sdkappid=defaults.SDKAPPID,
+                        identifier=defaults.ADMIN,
+                        secret_key=Secret(defaults.SECRET_KEY),
+                        pacer=pacer,
+                        # the vendor's URL: the in-process transport answers any host
+                        endpoint="https://" + REGION_DOMAINS["cn"],
+                    ),
+                    WeChatClient(
+                        http,
+                        app_id=defaults.WECHAT_APPID,
+                        secret=Secret(defaults.WECHAT_SECRET),
+                        pacer=pacer,
+                        endpoint=WECHAT_ENDPOINT,
+                    ),
+                    pacer,
+                )
+        finally:
+            sandbox.close()
+        return
+    assert isinstance(target, TencentTarget)
+    endpoint = check_endpoint(target.endpoint)
+    wechat = target.wechat
+    if wechat is not None:
+        check_endpoint(wechat.endpoint)
+    http_limits = httpx.Limits(max_connections=limits.concurrency)
+    async with httpx.AsyncClient(limits=http_limits, verify=True) as http:
+        yield Providers(
+            TencentClient(
+                http,
+                sdkappid=target.sdkappid,
+                identifier=target.identifier,
+                secret_key=target.secret_key,
+                pacer=pacer,
+                endpoint=endpoint,
+            ),
+            None
+            if wechat is None
+            else WeChatClient(
+                http,
+                app_id=wechat.app_id,
+                secret=wechat.secret,
+                pacer=pacer,
+                endpoint=wechat.endpoint,
+            ),
+            pacer,
+        )

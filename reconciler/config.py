@@ -190,7 +190,7 @@ def check_config(path: Path) -> list[Problem]:
     """Every structural problem of a reconciler.yaml, without reading the environment.
 
     `validate` runs this in CI, where production secrets are not set: placeholders are checked
-    for syntax only.
+    for syntax only. A secret written literally is logged as a warning (pre-commit shows it).
     """
     data, start, problems = _load_one(path)
     if data is None:
@@ -242,6 +242,7 @@ def check_config(path: Path) -> list[Problem]:
             if not isinstance(target, Node) or target.get("type") != "tencent":
                 continue
             pos = position_of(targets, name) or start
+            _warn_literal_secrets(name, target)
             if "region" not in target and "endpoint" not in target:
                 problems.append(
                     Problem(
@@ -260,6 +261,22 @@ def check_config(path: Path) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def _warn_literal_secrets(name: str, target: Node) -> None:
+    # A warning, not an error: a throwaway emulator's key may well live in the file.
+    for fields in _SECRET_FIELDS:
+        container: Any = target
+        for part in fields[:-1]:
+            container = container.get(part)
+        value = container.get(fields[-1]) if isinstance(container, Node) else None
+        if isinstance(value, str) and "$" not in value:
+            log.warning(
+                "%s: targets.%s.%s is written in the file; use ${VAR} and keep it out of git",
+                position_of(container, fields[-1]),
+                name,
+                ".".join(fields),
+            )
 
 
 def load_config(
@@ -358,18 +375,6 @@ def _build_target(
     if raw["type"] == "sandbox":
         db = get(raw, "path", f"{where}.path") if "path" in raw else SANDBOX_DB
         return (None if missing else SandboxTarget(name, Path(db))), missing
-    for fields in _SECRET_FIELDS:
-        container: Any = raw
-        for part in fields[:-1]:
-            container = container.get(part)
-        if isinstance(container, Node) and "$" not in container.get(fields[-1], "$"):
-            pos = position_of(container, fields[-1])
-            log.warning(
-                "%s: %s.%s is written in the file; use ${VAR} and keep it out of git",
-                pos,
-                where,
-                ".".join(fields),
-            )
     appid_raw = raw["sdkAppId"]
     appid = (
         str(appid_raw) if isinstance(appid_raw, int) else get(raw, "sdkAppId", f"{where}.sdkAppId")

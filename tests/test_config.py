@@ -229,3 +229,20 @@ def test_check_config_reports_broken_yaml(tmp_path: Path) -> None:
         "invalid YAML: while parsing a flow node, expected the node content,"
         " but found '<stream end>'"
     ]
+
+
+def test_validate_warns_about_a_literal_secret(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_config(
+        tmp_path,
+        "targets:\n  p:\n    type: tencent\n    region: cn\n    sdkAppId: 1\n"
+        "    identifier: admin\n    secretKey: hunter2\n    wechat: {appId: a, secret: '${S}'}\n",
+    )
+    with caplog.at_level(logging.WARNING, logger="reconciler.config"):
+        assert check_config(path) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}:7:16: targets.p.secretKey is written in the file;"
+        " use ${VAR} and keep it out of git"
+    ]
+    assert "hunter2" not in caplog.text

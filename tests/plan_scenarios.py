@@ -6,10 +6,15 @@ changes onto a live state the way the vendor would, so tests can check that a pl
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TypeVar
+
+import httpx
 
 from reconciler.changes import (
     AddSubscribers,
@@ -25,6 +30,7 @@ from reconciler.changes import (
     SetSubscriberProfiles,
 )
 from reconciler.config import SandboxTarget, TencentTarget, WeChatCredentials
+from reconciler.diff import diff
 from reconciler.live import LiveAccount, LiveState, decode_record, encode_record, record_for
 from reconciler.model import (
     Account,
@@ -37,8 +43,14 @@ from reconciler.model import (
     Subscribers,
     canonical_account_id,
 )
-from reconciler.plan import TargetIdentity
+from reconciler.plan import Plan, TargetIdentity, build_plan
+from reconciler.providers import Pacer, TencentClient, WeChatClient
+from reconciler.read import read_live
+from reconciler.sandbox import defaults
+from reconciler.sandbox.server import Sandbox
 from reconciler.secret import Secret
+
+T = TypeVar("T")
 
 INVENTORY = "reconciler-inventory"
 SANDBOX = TargetIdentity.from_target(SandboxTarget("sandbox", Path(".reconciler/sandbox.db")))
@@ -221,3 +233,69 @@ def check_golden(name: str, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     assert path.read_text(encoding="utf-8") == text, f"differs from {path}"
+
+
+# -- against the sandbox ------------------------------------------------------------------------
+
+
+def on_sandbox(sandbox: Sandbox, body: Callable[[TencentClient, WeChatClient], Awaitable[T]]) -> T:
+    """Run `body` with vendor clients talking to the in-process sandbox."""
+
+    async def main() -> T:
+        async with httpx.AsyncClient(transport=sandbox.async_transport()) as http:
+            pacer = Pacer(1_000_000, 16)
+            im = TencentClient(
+                http,
+                sdkappid=defaults.SDKAPPID,
+                identifier=defaults.ADMIN,
+                secret_key=Secret(defaults.SECRET_KEY),
+                pacer=pacer,
+                endpoint="https://console.tim.qq.com",
+                rng=random.Random(0),
+            )
+            wx = WeChatClient(
+                http,
+                app_id=defaults.WECHAT_APPID,
+                secret=Secret(defaults.WECHAT_SECRET),
+                pacer=pacer,
+            )
+            return await body(im, wx)
+
+    return asyncio.run(main())
+
+
+async def plan_on(
+    im: TencentClient, wx: WeChatClient, d: DesiredState, *, prune: bool = False
+) -> Plan:
+    """read → diff → plan, the way `reconciler plan` runs them."""
+    state = await read_live(d, im, inventory_user=INVENTORY, mass=wx)
+    changes = diff(d, state, prune=prune, inventory_user=INVENTORY)
+    return build_plan(changes, desired=d, live=state, target=SANDBOX, prune=prune)
+
+
+async def execute(plan: Plan, im: TencentClient, wx: WeChatClient) -> None:
+    """Carry out a plan's changes one by one (a test stand-in for apply, which is not built yet)."""
+    for c in plan.changes:
+        if isinstance(c, ImportUsers):
+            await im.import_accounts(sorted(c.users))
+        elif isinstance(c, ImportInventoryUser):
+            await im.import_account(c.user)
+        elif isinstance(c, CreateAccount):
+            await im.create_account(c.account_id, c.owner, dict(c.profile))
+        elif isinstance(c, Record):
+            if c.subscribe:
+                await im.add_subscribers(c.account_id, [INVENTORY])
+            await im.set_subscriber_profile(c.account_id, INVENTORY, encode_record(c.record))
+        elif isinstance(c, ModifyAccount):
+            await im.modify_account(c.account_id, {f.field: f.new for f in c.fields})
+        elif isinstance(c, AddSubscribers):
+            await im.add_subscribers(c.account_id, sorted(c.users))
+        elif isinstance(c, SetSubscriberProfiles):
+            for p in c.profiles:
+                await im.set_subscriber_profile(c.account_id, p.user, p.new)
+        elif isinstance(c, RemoveSubscribers):
+            await im.remove_subscribers(c.account_id, sorted(c.users))
+        elif isinstance(c, DestroyAccount):
+            await im.destroy_account(c.account_id)
+        elif isinstance(c, SetMassSpeed):
+            await wx.set_mass_speed(c.new)

@@ -14,7 +14,10 @@ from plan_scenarios import (
     account,
     check_golden,
     desired,
+    execute,
     live,
+    on_sandbox,
+    plan_on,
     simulate_apply,
 )
 
@@ -24,7 +27,10 @@ from reconciler.drift import DriftItem, DriftReport, IgnoreEntry, build_drift, p
 from reconciler.errors import ConfigError
 from reconciler.live import LiveState
 from reconciler.model import DesiredState, SubscriberPolicy
+from reconciler.providers import TencentClient, WeChatClient
+from reconciler.read import read_live
 from reconciler.render import render_drift_json, render_drift_markdown, render_drift_text
+from reconciler.sandbox.server import Sandbox
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -259,3 +265,37 @@ def test_huge_drift_markdown_stays_under_the_comment_limit() -> None:
     text = render_drift_markdown(DriftReport(SANDBOX, items))
     assert len(text) < 65536
     assert "more differences not shown" in text
+
+
+def test_sandbox_drift_made_by_out_of_band_vendor_calls(sandbox: Sandbox) -> None:
+    news = account(
+        "news", profile={F.NAME: "Daily News"}, members=["alice", "bob"], profiles={"alice": "vip"}
+    )
+    sports = account("sports", members=["alice"], policy=SubscriberPolicy.EXACT)
+    d = desired(news, sports, users=["ops_admin", "alice", "bob", "eve"], speed=2)
+
+    async def report(im: TencentClient, wx: WeChatClient) -> DriftReport:
+        state = await read_live(d, im, inventory_user=INVENTORY, mass=wx)
+        return build_drift(changes(d, state), target=SANDBOX, today=TODAY)
+
+    async def body(im: TencentClient, wx: WeChatClient) -> None:
+        await execute(await plan_on(im, wx, d), im, wx)
+        assert (await report(im, wx)).exit_code == 0
+        # someone with the admin key, by hand:
+        await im.modify_account(news.id, {F.NAME: "Daily News!!", F.FACE_URL: "https://x/y.png"})
+        await im.remove_subscribers(news.id, ["bob"])
+        await im.set_subscriber_profile(news.id, "alice", "regular")
+        await im.add_subscribers(sports.id, ["eve"])
+        await wx.set_mass_speed(4)
+        drift = await report(im, wx)
+        assert render_drift_text(drift).splitlines()[2:8] == [
+            "Drift: 5 differences from git.",
+            '  @TOA#_news name: git "Daily News", live "Daily News!!"',
+            "  @TOA#_news subscribers: 1 removed by hand (bob)",
+            '  @TOA#_news subscriberProfiles: git {"alice": "vip"}, live {"alice": "regular"}',
+            "  @TOA#_sports subscribers: 1 added by hand (eve)",
+            "  MassSpeed/wechat-main speed: git 2, live 4",
+        ]
+        assert drift.exit_code == 2
+
+    on_sandbox(sandbox, body)

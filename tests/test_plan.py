@@ -13,8 +13,11 @@ from plan_scenarios import (
     F,
     account,
     desired,
+    execute,
     live,
     live_account,
+    on_sandbox,
+    plan_on,
 )
 
 from reconciler.changes import (
@@ -51,7 +54,11 @@ from reconciler.plan import (
     desired_digest,
 )
 from reconciler.planfile import check_fresh, dump_plan, load_plan, stale_accounts
+from reconciler.providers import TencentClient, WeChatClient
+from reconciler.render import render_json, render_markdown, render_text
 from reconciler.safety import check_safety, evaluate_safety
+from reconciler.sandbox import defaults
+from reconciler.sandbox.server import Sandbox
 
 
 def plan_for(d: DesiredState, state: LiveState, *, prune: bool = False, **kw: object) -> Plan:
@@ -423,3 +430,154 @@ def test_a_plan_whose_action_ids_do_not_match_is_refused() -> None:
     document["integrity"] = _integrity(document["body"])
     with pytest.raises(StalePlanError, match="batches differently"):
         load_plan(json.dumps(document))
+
+
+# -- scenarios against the in-process sandbox: read → diff → plan, carried out, planned again ----
+
+NEWS = account(
+    "news",
+    profile={F.NAME: "Daily News", F.INTRODUCTION: "Morning", F.CUSTOM_STRING: "tier=gold"},
+    members=["alice", "bob"],
+    profiles={"alice": "vip"},
+    ignore=[F.CUSTOM_STRING],
+)
+SPORTS = account("sports", members=["alice", "carol"], policy=SubscriberPolicy.EXACT)
+USERS = ["ops_admin", "alice", "bob", "carol"]
+
+
+def kinds(plan: Plan) -> list[tuple[str, str]]:
+    return [(c.kind, c.account) for c in plan.changes]
+
+
+def test_sandbox_fresh_project_then_no_changes(sandbox: Sandbox) -> None:
+    d = desired(NEWS, SPORTS, users=USERS, speed=2)
+
+    async def body(im: TencentClient, wx: WeChatClient) -> None:
+        first = await plan_on(im, wx, d)
+        assert kinds(first) == [
+            ("importInventoryUser", ""),
+            ("importUsers", ""),
+            ("createAccount", "@TOA#_news"),
+            ("createAccount", "@TOA#_sports"),
+            ("record", "@TOA#_news"),
+            ("record", "@TOA#_sports"),
+            ("addSubscribers", "@TOA#_news"),
+            ("addSubscribers", "@TOA#_sports"),
+            ("setSubscriberProfiles", "@TOA#_news"),
+            ("setMassSpeed", ""),
+        ]
+        assert first.exit_code(detailed=True) == 2
+        token = (await wx.access_token()).reveal()
+        secrets = [defaults.SECRET_KEY, defaults.WECHAT_SECRET, token]
+        for text in (
+            render_text(first, show_all=True),
+            render_markdown(first),
+            render_json(first, show_all=True),
+            dump_plan(first),
+        ):
+            assert not [s for s in secrets if s in text]
+        await execute(first, im, wx)
+        again = await plan_on(im, wx, d)
+        assert again.changes == () and again.exit_code(detailed=True) == 0
+        assert "No changes." in render_text(again)
+
+    on_sandbox(sandbox, body)
+
+
+def test_sandbox_manual_setup_that_matches_is_only_adopted(sandbox: Sandbox) -> None:
+    d = desired(NEWS, users=USERS)
+
+    async def body(im: TencentClient, wx: WeChatClient) -> None:
+        await im.import_accounts([*USERS, INVENTORY])
+        await im.create_account(NEWS.id, "ops_admin", NEWS.profile)
+        await im.add_subscribers(NEWS.id, ["alice", "bob"])
+        await im.set_subscriber_profile(NEWS.id, "alice", "vip")
+        plan = await plan_on(im, wx, d)
+        assert kinds(plan) == [("record", "@TOA#_news")]
+        assert plan.summary["adopt"] == 1
+        await execute(plan, im, wx)
+        assert (await plan_on(im, wx, d)).changes == ()
+
+    on_sandbox(sandbox, body)
+
+
+def test_sandbox_field_changes_clears_ignore_changes_and_memberships(sandbox: Sandbox) -> None:
+    async def body(im: TencentClient, wx: WeChatClient) -> None:
+        await execute(await plan_on(im, wx, desired(NEWS, SPORTS, users=USERS)), im, wx)
+        # the manifest drops `introduction`, changes the name and the custom string (ignored),
+        # makes news exact with bob absent... and sports additive with carol absent
+        news = account(
+            "news",
+            profile={F.NAME: "News", F.CUSTOM_STRING: "tier=silver"},
+            members=["alice"],
+            absent=["bob"],
+            profiles={"alice": "vip+"},
+            ignore=[F.CUSTOM_STRING],
+        )
+        sports = account("sports", members=["alice"], absent=["carol"])
+        await im.modify_account(NEWS.id, {F.ORGANIZATION: "set by hand"})  # never managed
+        plan = await plan_on(im, wx, desired(news, sports, users=USERS))
+        assert [c for c in plan.changes if isinstance(c, ModifyAccount)] == [
+            ModifyAccount(
+                "@TOA#_news",
+                (
+                    FieldChange(F.NAME, "Daily News", "News"),
+                    FieldChange(F.INTRODUCTION, "Morning", "", cleared=True),
+                ),
+            )
+        ]
+        assert [c for c in plan.changes if isinstance(c, RemoveSubscribers)] == [
+            RemoveSubscribers("@TOA#_news", frozenset({"bob"}), 2, "absent"),
+            RemoveSubscribers("@TOA#_sports", frozenset({"carol"}), 2, "absent"),
+        ]
+        await execute(plan, im, wx)
+        assert (await plan_on(im, wx, desired(news, sports, users=USERS))).changes == ()
+        info = (await im.get_accounts([NEWS.id]))[NEWS.id]
+        assert (info.organization, info.custom_string) == ("set by hand", "tier=gold")
+
+    on_sandbox(sandbox, body)
+
+
+def test_sandbox_orphans_with_and_without_prune_and_protected(sandbox: Sandbox) -> None:
+    vault = account("vault", protect=True)
+
+    async def body(im: TencentClient, wx: WeChatClient) -> None:
+        await execute(await plan_on(im, wx, desired(NEWS, SPORTS, vault, users=USERS)), im, wx)
+        d = desired(NEWS, users=USERS)
+        kept = await plan_on(im, wx, d)
+        assert [str(n.message) for n in kept.notices] == [
+            "owned but no longer declared: would destroy with --prune",
+            "owned but no longer declared: would destroy with --prune",
+        ]
+        pruned = await plan_on(im, wx, d, prune=True)
+        assert kinds(pruned) == [("destroyAccount", "@TOA#_sports"), ("notice", "@TOA#_vault")]
+        assert [v.rule for v in pruned.violations] == ["maxDestroys"]
+        await execute(pruned, im, wx)
+        after = await plan_on(im, wx, d, prune=True)
+        assert kinds(after) == [("notice", "@TOA#_vault")] and not after.has_changes
+
+    on_sandbox(sandbox, body)
+
+
+def test_sandbox_problems_are_listed_together(sandbox: Sandbox) -> None:
+    async def body(im: TencentClient, wx: WeChatClient) -> None:
+        await execute(await plan_on(im, wx, desired(SPORTS, users=USERS)), im, wx)
+        ghost = account("ghost", owner="nobody", members=["alice", "zed"])
+        moved = account("sports", owner="carol", members=["alice", "carol"])
+        tiny = account(
+            "tiny", profile={F.NAME: "T", F.MAX_SUBSCRIBER_NUM: 2}, members=["alice", "bob"]
+        )
+        plan = await plan_on(im, wx, desired(ghost, moved, tiny, users=USERS))
+        assert [str(p) for p in plan.problems] == [
+            "@TOA#_ghost: owner 'nobody' does not exist and is not declared in UserAccounts",
+            "@TOA#_ghost: 1 subscriber(s) do not exist and are not declared in UserAccounts: zed",
+            "@TOA#_sports: owner changed from 'ops_admin' to 'carol', but the vendor cannot change"
+            " the owner of an existing account (reference section 4.2); declare a new account id"
+            " with the new owner instead, e.g. '@TOA#_sports_v2'",
+            "@TOA#_tiny: maxSubscriberNum 2 is below the declared membership: 3 subscribers after"
+            " this plan (the inventory subscription included); raise maxSubscriberNum to at"
+            " least 3",
+        ]
+        assert plan.exit_code() == 1
+
+    on_sandbox(sandbox, body)

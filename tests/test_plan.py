@@ -55,6 +55,7 @@ from reconciler.plan import (
 )
 from reconciler.planfile import check_fresh, dump_plan, load_plan, stale_accounts
 from reconciler.providers import TencentClient, WeChatClient
+from reconciler.read import read_live
 from reconciler.render import render_json, render_markdown, render_text
 from reconciler.safety import check_safety, evaluate_safety
 from reconciler.sandbox import defaults
@@ -579,5 +580,26 @@ def test_sandbox_problems_are_listed_together(sandbox: Sandbox) -> None:
             " least 3",
         ]
         assert plan.exit_code() == 1
+
+    on_sandbox(sandbox, body)
+
+
+def test_sandbox_saved_plan_goes_stale_when_an_account_changes(sandbox: Sandbox) -> None:
+    d = desired(NEWS, SPORTS, users=USERS)
+
+    async def body(im: TencentClient, wx: WeChatClient) -> None:
+        await execute(await plan_on(im, wx, desired(NEWS, users=USERS)), im, wx)
+        saved = load_plan(dump_plan(await plan_on(im, wx, d)))
+        fresh = await read_live(d, im, inventory_user=INVENTORY, mass=wx)
+        check_fresh(saved, target=SANDBOX, live=fresh, desired=d)
+        await im.add_subscribers(NEWS.id, ["carol"])  # by hand, after the plan was made
+        await im.create_account(SPORTS.id, "ops_admin", SPORTS.profile)
+        moved = await read_live(d, im, inventory_user=INVENTORY, mass=wx)
+        with pytest.raises(StalePlanError) as caught:
+            check_fresh(saved, target=SANDBOX, live=moved, desired=d)
+        assert str(caught.value) == (
+            "stale plan: 2 account(s) changed since the plan was made: @TOA#_news, @TOA#_sports;"
+            " make the plan again"
+        )
 
     on_sandbox(sandbox, body)

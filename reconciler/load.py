@@ -126,7 +126,7 @@ class _Loader(yaml.SafeLoader):
                             self.file,
                             key_pos.line,
                             key_pos.col,
-                            f"duplicate key '{key_node.value}' (first at line {first.line})",
+                            f"duplicate key {_short(key_node.value)} (first at line {first.line})",
                         )
                     )
                 else:
@@ -166,6 +166,11 @@ _Loader.add_constructor(
     "tag:yaml.org,2002:seq",
     _Loader.construct_positioned_sequence,
 )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
 
 
 def _type_name(value: object) -> str:

@@ -307,3 +307,39 @@ def test_serve_command_in_process_stops_cleanly(tmp_path: Path, stop: signal.Sig
     thread.join()
     assert answered == [200]
     assert out.getvalue().startswith("reconciler sandbox listening on http://127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--fail-rate", "1.5"], "error: --fail-rate must be between 0 and 1, not 1.5\n"),
+        (["--latency-ms", "-1"], "error: --latency-ms must not be negative, not -1.0\n"),
+        (
+            ["--calls-per-second", "-2"],
+            "error: --calls-per-second must be 0 (unlimited) or more, not -2.0\n",
+        ),
+    ],
+)
+def test_serve_refuses_bad_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    from reconciler.cli import main
+
+    assert main(["sandbox", "serve", "--db", str(tmp_path / "x.db"), *flags]) == 1
+    assert capsys.readouterr().err == message
+
+
+def test_serve_reports_a_busy_port_and_an_unusable_db(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.cli import main
+
+    with serve.serve_in_thread(serve.SandboxOptions(db_path=tmp_path / "a.db")) as running:
+        port = running.base_url.rsplit(":", 1)[1]
+        assert main(["sandbox", "serve", "--port", port, "--db", str(tmp_path / "b.db")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    (tmp_path / "file").write_text("x")
+    assert main(["sandbox", "serve", "--db", str(tmp_path / "file" / "db.sqlite")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot open the sandbox database {tmp_path}/file/db.sqlite: ")

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sqlite3
 import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -15,13 +16,23 @@ from typing import TextIO
 
 import uvicorn
 
+from reconciler.errors import ConfigError
 from reconciler.sandbox.server import Sandbox, SandboxOptions
 
 log = logging.getLogger(__name__)
 
 
 def options_from_args(args: argparse.Namespace) -> SandboxOptions:
-    """The `SandboxOptions` the flags of `reconciler sandbox serve` describe."""
+    """The `SandboxOptions` the flags of `reconciler sandbox serve` describe (`ConfigError` if
+    a value is out of range)."""
+    if not 0 <= args.fail_rate <= 1:
+        raise ConfigError(f"--fail-rate must be between 0 and 1, not {args.fail_rate}")
+    if args.latency_ms < 0:
+        raise ConfigError(f"--latency-ms must not be negative, not {args.latency_ms}")
+    if args.calls_per_second is not None and args.calls_per_second < 0:
+        raise ConfigError(
+            f"--calls-per-second must be 0 (unlimited) or more, not {args.calls_per_second}"
+        )
     return SandboxOptions(
         db_path=args.db,
         sdkappid=args.sdkappid,
@@ -42,9 +53,13 @@ def bind(host: str, port: int) -> socket.socket:
     # proto must say TCP: asyncio only turns Nagle off (TCP_NODELAY) on accepted sockets whose
     # proto is IPPROTO_TCP; with proto 0 every response waits ~40 ms for a delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -103,9 +118,15 @@ def _server(sandbox: Sandbox) -> uvicorn.Server:
 def command(args: argparse.Namespace, *, stdout: TextIO) -> int:
     """Run `reconciler sandbox serve` until SIGINT or SIGTERM; exit 0."""
     options = options_from_args(args)
-    sandbox = Sandbox(options)
     try:
-        sock = bind(args.host, args.port)
+        sandbox = Sandbox(options)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot open the sandbox database {options.db_path}: {exc}") from exc
+    try:
+        try:
+            sock = bind(args.host, args.port)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
         stdout.write(banner(base_url(sock), options))
         stdout.flush()
         # SIGINT and SIGTERM make run() shut down gracefully and return.

@@ -189,6 +189,11 @@ class Cost:
             text += f" (the read took {sum(self.read_calls.values()):,} calls)"
         return text
 
+    def breakdown(self) -> str:
+        """`add_subscriber 1,237, create_official_account 1, ...`: most calls first."""
+        ranked = sorted(self.calls.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ", ".join(f"{api} {n:,}" for api, n in ranked)
+
     @property
     def data(self) -> dict[str, Any]:
         return {

@@ -220,6 +220,8 @@ def render_text(plan: Plan, *, color: bool = False, show_all: bool = False) -> s
     out.append(_headline_text(plan))
     out.extend(_safety_lines(plan))
     out.append(plan.cost.describe())
+    if plan.cost.calls:
+        out.append(f"  per endpoint: {plan.cost.breakdown()}")
     out.append(BLIND_SPOT)
     return "\n".join(out) + "\n"
 
@@ -316,7 +318,10 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     tail += [f"- {_esc(str(v))}" for v in plan.violations[:MARKDOWN_LIST_ITEMS]]
     if len(plan.violations) > MARKDOWN_LIST_ITEMS:
         tail.append(f"- … and {len(plan.violations) - MARKDOWN_LIST_ITEMS:,} more")
-    tail += ["", plan.cost.describe(), "", BLIND_SPOT]
+    tail += ["", plan.cost.describe()]
+    if plan.cost.calls:
+        tail += [f"(per endpoint: {plan.cost.breakdown()})"]
+    tail += ["", BLIND_SPOT]
     head_text, tail_text = "\n".join(head) + "\n", "\n".join(tail) + "\n"
     omitted_note = 200  # room for the "N more accounts" line
     budget = limit - len(head_text) - len(tail_text) - omitted_note

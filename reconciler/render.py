@@ -381,16 +381,14 @@ def render_json(plan: Plan, *, show_all: bool = False) -> str:
 
 
 def members_ndjson(plan: Plan) -> Iterator[str]:
-    """Every subscriber add and removal, one JSON object a line (`--members-out FILE`)."""
+    """Every subscriber add and removal for `--members-out FILE`: one JSON object per item,
+    without the line break (the writer adds it)."""
     for change in plan.changes:
         if isinstance(change, AddSubscribers | RemoveSubscribers):
             op = "add" if isinstance(change, AddSubscribers) else "remove"
             for user in sorted(change.users):
-                yield (
-                    json.dumps(
-                        {"account": change.account_id, "op": op, "subscriber": user}, sort_keys=True
-                    )
-                    + "\n"
+                yield json.dumps(
+                    {"account": change.account_id, "op": op, "subscriber": user}, sort_keys=True
                 )
 
 

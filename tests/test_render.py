@@ -116,7 +116,7 @@ def broken() -> Plan:
         ("plan_no_changes.json", lambda: render_json(nothing())),
         ("plan_errors.txt", lambda: render_text(broken())),
         ("plan_errors.md", lambda: render_markdown(broken())),
-        ("members_rich.ndjson", lambda: "".join(members_ndjson(rich()))),
+        ("members_rich.ndjson", lambda: "".join(f"{line}\n" for line in members_ndjson(rich()))),
     ],
 )
 def test_golden(name: str, render: object) -> None:

@@ -84,6 +84,38 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from reconciler import commands
+
+    return commands.apply_command(
+        args.paths,
+        config=args.config,
+        target=args.target,
+        selector=args.selector,
+        exclude=args.exclude,
+        options=commands.ApplyOptions(
+            auto_approve=args.auto_approve,
+            prune=args.prune,
+            allow_removals=args.allow_removals,
+            allow_destroys=args.allow_destroys,
+            force=args.force,
+            verify_full=args.verify == "full",
+            show_all=args.show_all,
+            no_color=args.no_color,
+        ),
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+        stdin=sys.stdin,
+    )
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
 def _scope_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", metavar="PATH", help="manifest files or directories")
     parser.add_argument(
@@ -153,6 +185,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(plan)
     plan.set_defaults(func=_cmd_plan)
+
+    apply = commands.add_parser(
+        "apply",
+        help="make the live system match the manifests (or apply a saved plan)",
+        description="Plan and apply (asking for 'yes' unless --auto-approve), or apply a plan"
+        " saved with `plan --out FILE`. Exit 0 all applied, 1 nothing applied, 3 partly applied.",
+    )
+    apply.add_argument(
+        "paths", nargs="*", metavar="PATH", help="manifest files or directories, or one PLANFILE"
+    )
+    apply.add_argument(
+        "--selector",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only accounts with this label (repeatable; all must match)",
+    )
+    apply.add_argument(
+        "--exclude", action="append", default=[], metavar="ID", help="leave this account out"
+    )
+    apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    apply.add_argument(
+        "--prune", action="store_true", help="destroy owned accounts no longer declared"
+    )
+    apply.add_argument(
+        "--allow-removals",
+        type=_count,
+        metavar="N",
+        help="pass the removal thresholds for a plan with at most N subscriber removals",
+    )
+    apply.add_argument(
+        "--allow-destroys",
+        type=_count,
+        metavar="N",
+        help="pass the destroy threshold for a plan with at most N destroys",
+    )
+    apply.add_argument(
+        "--force", action="store_true", help="lift every safety threshold (never `protect`)"
+    )
+    apply.add_argument(
+        "--verify",
+        choices=("basic", "full"),
+        default="basic",
+        help="after applying, re-read account info (basic) or memberships too (full)",
+    )
+    apply.add_argument(
+        "--show-all", action="store_true", help="list every subscriber id, not the first few"
+    )
+    _common(apply)
+    apply.set_defaults(func=_cmd_apply)
 
     drift = commands.add_parser(
         "drift",

@@ -1,4 +1,4 @@
-"""The commands that run against a target: `plan` and `drift`.
+"""The commands that run against a target: `plan`, `apply` and `drift`.
 
 Each stage is its own module; this one wires them: config and target, manifests, live read,
 narrowing, diff, plan or drift report, rendering. Commands return their exit status and write to
@@ -15,17 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from reconciler.apply import apply_plan, render_result
 from reconciler.config import Config, Target, load_config, select_target
-from reconciler.connect import connect
+from reconciler.connect import Providers, connect
 from reconciler.diff import diff, narrow
 from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
-from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError, StalePlanError
 from reconciler.live import LiveState
 from reconciler.load import CONFIG_NAME, display_path, load_file
 from reconciler.model import DesiredState, canonical_account_id
 from reconciler.plan import Plan, TargetIdentity, build_plan
-from reconciler.planfile import dump_plan
-from reconciler.read import read_live
+from reconciler.planfile import check_fresh, dump_plan, load_plan
+from reconciler.progress import progress
+from reconciler.read import read_fingerprinted, read_live
 from reconciler.render import (
     members_ndjson,
     render_drift_json,
@@ -35,6 +37,7 @@ from reconciler.render import (
     render_markdown,
     render_text,
 )
+from reconciler.safety import check_safety
 from reconciler.validate import load_desired_state
 
 
@@ -244,3 +247,183 @@ def drift_command(
         text = render_drift_text(report, show_all=show_all)
     stdout.write(text if text.endswith("\n") else text + "\n")
     return report.exit_code
+
+
+def _saved_plan(paths: Sequence[str]) -> Path | None:
+    """`apply PLANFILE`: one argument naming a file that holds JSON (plans are JSON, manifests
+    are YAML documents)."""
+    if len(paths) != 1 or paths[0] == "-":
+        return None
+    path = Path(paths[0])
+    if not path.is_file() or path.suffix in (".yaml", ".yml"):
+        return None
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64).lstrip()
+    except OSError:
+        return None
+    return path if head.startswith(b"{") else None
+
+
+def _confirm(stdin: TextIO, stdout: TextIO) -> None:
+    isatty = getattr(stdin, "isatty", None)
+    if not (isatty and isatty()):
+        raise ConfigError(
+            "apply needs confirmation and there is no terminal to ask on:"
+            " review the plan and pass --auto-approve (nothing was applied)"
+        )
+    stdout.write(
+        "\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: "
+    )
+    stdout.flush()
+    if stdin.readline().strip() != "yes":
+        raise ReconcilerError("apply cancelled, nothing was applied")
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOptions:
+    """The flags of `reconciler apply` that shape what runs."""
+
+    auto_approve: bool = False
+    prune: bool = False
+    allow_removals: int | None = None
+    allow_destroys: int | None = None
+    force: bool = False
+    verify_full: bool = False
+    show_all: bool = False
+    no_color: bool = False
+
+
+async def _apply_manifests(
+    scope: Scope, options: ApplyOptions, stdout: TextIO, stderr: TextIO, stdin: TextIO
+) -> int:
+    config = scope.config
+    async with connect(scope.target, config.limits) as providers:
+        live = await read_live(
+            scope.selected, providers.im, inventory_user=config.inventory, mass=providers.wechat
+        )
+        desired, live = narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
+        changes = diff(desired, live, prune=options.prune, inventory_user=config.inventory)
+        plan = build_plan(
+            changes,
+            desired=desired,
+            live=live,
+            target=scope.identity,
+            limits=config.limits,
+            safety=config.safety,
+            prune=options.prune,
+        )
+        color = use_color(options.no_color, stdout)
+        stdout.write(render_text(plan, color=color, show_all=options.show_all))
+        if plan.problems:
+            return 1
+        if not plan.has_changes:
+            return 0
+        check_safety(
+            plan.changes,
+            config.safety,
+            allow_removals=options.allow_removals,
+            allow_destroys=options.allow_destroys,
+            force=options.force,
+        )
+        if not options.auto_approve:
+            _confirm(stdin, stdout)
+        return await _execute(plan, providers, config.inventory, options, stdout, stderr)
+
+
+async def _execute(
+    plan: Plan,
+    providers: Providers,
+    inventory: str,
+    options: ApplyOptions,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    with progress(stderr, "applying", len(plan.actions)) as advance:
+        result = await apply_plan(
+            plan,
+            providers,
+            inventory_user=inventory,
+            verify_full=options.verify_full,
+            progress=advance,
+        )
+    stdout.write("\n" + render_result(result))
+    return result.exit_code
+
+
+async def _apply_saved(
+    path: Path,
+    *,
+    config: str | None,
+    target: str | None,
+    options: ApplyOptions,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StalePlanError(f"cannot read the plan file {path}: {exc}") from exc
+    plan = load_plan(text, source=display_path(path))
+    loaded = load_config(Path(config) if config else None, search_dir=None, environ=os.environ)
+    where = select_target(loaded, target or plan.target.name)
+    identity = TargetIdentity.from_target(where)
+    if identity != plan.target:
+        raise StalePlanError(f"the plan was made for {plan.target.label}, not for {identity.label}")
+    if plan.problems:
+        raise StalePlanError("the saved plan has problems; fix them and make the plan again")
+    fingerprinted = list(plan.fingerprints)
+    with_members = [a for a, f in plan.fingerprints.items() if f is not None and f.members]
+    async with connect(where, loaded.limits) as providers:
+        live = await read_fingerprinted(
+            fingerprinted,
+            with_members,
+            providers.im,
+            inventory_user=loaded.inventory,
+            mass=providers.wechat
+            if plan.live_mass_speed is not None
+            or any(c.kind == "setMassSpeed" for c in plan.changes)
+            else None,
+        )
+        check_fresh(plan, target=identity, live=live)
+        stdout.write(render_text(plan, color=use_color(options.no_color, stdout)))
+        if not plan.has_changes:
+            return 0
+        check_safety(
+            plan.changes,
+            loaded.safety,
+            allow_removals=options.allow_removals,
+            allow_destroys=options.allow_destroys,
+            force=options.force,
+        )
+        return await _execute(plan, providers, loaded.inventory, options, stdout, stderr)
+
+
+def apply_command(
+    paths: Sequence[str],
+    *,
+    config: str | None,
+    target: str | None,
+    selector: Sequence[str],
+    exclude: Sequence[str],
+    options: ApplyOptions,
+    stdout: TextIO,
+    stderr: TextIO,
+    stdin: TextIO,
+) -> int:
+    """`reconciler apply`: 0 all applied; 1 nothing applied; 3 partly applied."""
+    saved = _saved_plan(paths)
+    if saved is not None:
+        if selector or exclude or options.prune:
+            raise ConfigError(
+                "--selector, --exclude and --prune shape a plan; a saved plan is applied as made"
+            )
+        return asyncio.run(
+            _apply_saved(
+                saved, config=config, target=target, options=options, stdout=stdout, stderr=stderr
+            )
+        )
+    scope = open_scope(
+        paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
+    )
+    return asyncio.run(_apply_manifests(scope, options, stdout, stderr, stdin))

@@ -137,3 +137,45 @@ async def read_live(
         mass_speed=speed_task.result(),
         read_calls=dict(read_calls),
     )
+
+
+async def read_fingerprinted(
+    account_ids: Iterable[str],
+    with_members: Iterable[str],
+    im: IMProvider,
+    *,
+    inventory_user: str,
+    mass: MassSpeedProvider | None = None,
+) -> LiveState:
+    """Re-read what a saved plan fingerprinted, to refuse it when stale: the inventory, the other
+    accounts by id, the subscriber lists it had read, and the mass speed when asked."""
+    wanted = set(account_ids)
+    members = set(with_members)
+
+    async def speed() -> int | None:
+        return None if mass is None else (await mass.get_mass_speed()).speed
+
+    async with asyncio.TaskGroup() as group:
+        walk = group.create_task(im.get_subscriptions(inventory_user))
+        speed_task = group.create_task(speed())
+    owned = {s.account.id: s for s in walk.result()}
+    accounts: dict[str, LiveAccount] = {}
+
+    async def one(info: AccountInfo, record: str | None) -> None:
+        page = await im.get_subscribers(info.id) if info.id in members else None
+        accounts[info.id] = _live_account(info, page, owned=record is not None, record=record or "")
+
+    others = sorted(wanted - set(owned))
+    found = await im.get_accounts(others) if others else {}
+    async with asyncio.TaskGroup() as group:
+        for sub in owned.values():
+            group.create_task(one(sub.account, sub.custom_string))
+        for info in found.values():
+            group.create_task(one(info, None))
+    return LiveState(
+        accounts=dict(sorted(accounts.items())),
+        existing_users=frozenset(),
+        inventory_user=inventory_user,
+        inventory_exists=bool(owned),
+        mass_speed=speed_task.result(),
+    )

@@ -1,0 +1,489 @@
+"""Apply a plan: every change in DESIGN order, accounts in parallel, per-item results read.
+
+Order and dependencies (DESIGN sections 6 and 7):
+
+1. users are imported first (the inventory user too); an account whose owner failed to import is
+   skipped, and so are subscribers that failed to import;
+2. each account then runs its own changes in order — create (or adopt on 130008), modify, add
+   subscribers, set subscriber profiles, remove subscribers — and right after them its inventory
+   bookkeeping (subscription plus last-applied record). Accounts run concurrently; the shared pacer
+   keeps every API within its rate and the calls in flight within `limits.concurrency`;
+3. then owned accounts no longer declared are destroyed (only those the plan holds), and the
+   mass speed is set.
+
+A failure is recorded against its account with the vendor code and never stops other accounts.
+The record is written only when the account's profile changes succeeded: a record that names a
+field as unmanaged before the field was cleared would leave it set for good. Everything else
+converges on the next run, because the next plan is made from a fresh read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from reconciler.changes import (
+    AddSubscribers,
+    Change,
+    CreateAccount,
+    DestroyAccount,
+    ImportInventoryUser,
+    ImportUsers,
+    ModifyAccount,
+    Record,
+    RemoveSubscribers,
+    SetMassSpeed,
+    SetSubscriberProfiles,
+)
+from reconciler.connect import Providers
+from reconciler.errors import ProviderError
+from reconciler.live import encode_record
+from reconciler.model import ProfileField, ProfileValue
+from reconciler.plan import Plan
+from reconciler.providers import CreateOutcome, ItemResults
+
+logger = logging.getLogger(__name__)
+
+#: where changes that belong to no account are reported
+GLOBAL = "(users and settings)"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One failed change: what, the vendor code when there is one, and why."""
+
+    what: str
+    code: int | None
+    message: str
+
+    def __str__(self) -> str:
+        code = f" [{self.code}]" if self.code is not None else ""
+        return f"{self.what}: {self.message}{code}"
+
+
+@dataclass(slots=True)
+class AccountReport:
+    """What happened to one account (or to the global changes)."""
+
+    applied: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """Per-account outcome, totals, calls made and duration."""
+
+    reports: dict[str, AccountReport] = field(default_factory=dict)
+    created: int = 0
+    adopted: int = 0
+    modified: int = 0
+    destroyed: int = 0
+    users_imported: int = 0
+    subscribers_added: int = 0
+    subscribers_removed: int = 0
+    profiles_set: int = 0
+    mass_speed_set: bool = False
+    #: accounts whose verification found a difference: id → what
+    unverified: dict[str, list[str]] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def report(self, account: str) -> AccountReport:
+        return self.reports.setdefault(account, AccountReport())
+
+    @property
+    def failures(self) -> int:
+        return sum(len(r.failed) for r in self.reports.values()) + len(self.unverified)
+
+    @property
+    def applied(self) -> int:
+        return sum(len(r.applied) for r in self.reports.values())
+
+    @property
+    def skipped(self) -> int:
+        return sum(len(r.skipped) for r in self.reports.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 all applied and verified; 3 partly applied; 1 nothing applied and something failed."""
+        if not self.failures and not self.skipped:
+            return 0
+        return 3 if self.applied else 1
+
+
+Progress = Callable[[int], None]
+
+
+def _failure(what: str, exc: ProviderError) -> Failure:
+    return Failure(what, exc.code, str(exc))
+
+
+def _item_failures(what: str, results: ItemResults) -> list[Failure]:
+    return [
+        Failure(f"{what} {user}", item.code, item.message)
+        for user, item in sorted(results.failed.items())
+    ]
+
+
+class _Run:
+    def __init__(
+        self, plan: Plan, providers: Providers, inventory_user: str, progress: Progress | None
+    ) -> None:
+        self.plan = plan
+        self.im = providers.im
+        self.wechat = providers.wechat
+        self.inventory = inventory_user
+        self.result = ApplyResult()
+        self.progress = progress or (lambda n: None)
+        #: users whose import failed: what needs them is skipped
+        self.missing_users: set[str] = set()
+        #: per account: subscribers actually added / removed (for verification), inventory incl.
+        self.added: dict[str, set[str]] = {}
+        self.removed: dict[str, set[str]] = {}
+        #: per account: subscribers whose add failed (their profiles are skipped)
+        self.failed_adds: dict[str, set[str]] = {}
+        #: per account: profile fields as they must read after apply
+        self.expected: dict[str, dict[ProfileField, ProfileValue]] = {}
+
+    # -- global changes ------------------------------------------------------------------------
+
+    async def import_users(self, changes: Iterable[Change]) -> None:
+        report = self.result.report(GLOBAL)
+        for change in changes:
+            if isinstance(change, ImportInventoryUser):
+                try:
+                    await self.im.import_account(change.user)
+                except ProviderError as exc:
+                    report.failed.append(_failure("import inventory user", exc))
+                    self.missing_users.add(change.user)
+                else:
+                    report.applied.append(f"import inventory user {change.user}")
+                self.progress(1)
+            elif isinstance(change, ImportUsers):
+                try:
+                    results = await self.im.import_accounts(sorted(change.users))
+                except ProviderError as exc:
+                    report.failed.append(_failure(f"import {len(change.users)} users", exc))
+                    self.missing_users.update(change.users)
+                else:
+                    done = len(change.users) - len(results.failed)
+                    self.result.users_imported += done
+                    if done:
+                        report.applied.append(f"import {done} users")
+                    report.failed.extend(_item_failures("import user", results))
+                    self.missing_users.update(results.failed)
+                self.progress(-(-len(change.users) // 100))
+
+    # -- one account ---------------------------------------------------------------------------
+
+    async def account(self, account_id: str, changes: list[Change]) -> None:
+        report = self.result.report(account_id)
+        profile_ok = True
+        exists = True
+        for change in changes:
+            if not exists:
+                report.skipped.append(f"{change.kind}: the account was not created")
+                continue
+            try:
+                if isinstance(change, CreateAccount):
+                    exists = await self._create(change, report)
+                    profile_ok = exists
+                elif isinstance(change, ModifyAccount):
+                    fields = {f.field: f.new for f in change.fields}
+                    await self.im.modify_account(account_id, fields)
+                    self.expected.setdefault(account_id, {}).update(fields)
+                    self.result.modified += 1
+                    report.applied.append(f"modify {', '.join(f.value for f in fields)}")
+                    self.progress(1)
+                elif isinstance(change, AddSubscribers):
+                    await self._members(account_id, change.users, report, add=True)
+                elif isinstance(change, RemoveSubscribers):
+                    await self._members(account_id, change.users, report, add=False)
+                elif isinstance(change, SetSubscriberProfiles):
+                    await self._profiles(change, report)
+                elif isinstance(change, Record):
+                    if not profile_ok:
+                        report.skipped.append("record: a profile change failed")
+                        continue
+                    await self._record(change, report)
+            except ProviderError as exc:
+                report.failed.append(_failure(change.kind, exc))
+                if isinstance(change, CreateAccount | ModifyAccount):
+                    profile_ok = False
+                    exists = not isinstance(change, CreateAccount)
+
+    async def _create(self, change: CreateAccount, report: AccountReport) -> bool:
+        if change.owner in self.missing_users:
+            report.skipped.append(f"create: its owner {change.owner} could not be imported")
+            return False
+        profile = dict(change.profile)
+        outcome = await self.im.create_account(change.account_id, change.owner, profile)
+        self.progress(1)
+        self.expected[change.account_id] = dict(profile)
+        if outcome is CreateOutcome.EXISTED:
+            # 130008: our own id exists (a create whose answer was lost, or a crash before the
+            # record): adopt it and make its profile what the create would have made it
+            if profile:
+                await self.im.modify_account(change.account_id, profile)
+            self.result.adopted += 1
+            report.applied.append("adopt (the id already existed)")
+        else:
+            self.result.created += 1
+            report.applied.append("create")
+        return True
+
+    async def _members(
+        self, account_id: str, users: frozenset[str], report: AccountReport, *, add: bool
+    ) -> None:
+        verb = "add subscriber" if add else "remove subscriber"
+        todo = users - self.missing_users if add else users
+        for user in sorted(users - todo):
+            report.skipped.append(f"{verb} {user}: the user could not be imported")
+        if not todo:
+            return
+        call = self.im.add_subscribers if add else self.im.remove_subscribers
+        results = await call(account_id, sorted(todo))
+        self.progress(-(-len(todo) // 100))
+        done = len(results.changed) + len(results.unchanged)
+        target = self.added if add else self.removed
+        target.setdefault(account_id, set()).update(results.changed)
+        if add:
+            self.result.subscribers_added += len(results.changed)
+        else:
+            self.result.subscribers_removed += len(results.changed)
+        if done:
+            report.applied.append(f"{'add' if add else 'remove'} {done} subscribers")
+        report.failed.extend(_item_failures(verb, results))
+        if add and results.failed:
+            self.failed_adds.setdefault(account_id, set()).update(results.failed)
+
+    async def _profiles(self, change: SetSubscriberProfiles, report: AccountReport) -> None:
+        account_id = change.account_id
+        unsubscribed = self.missing_users | self.failed_adds.get(account_id, set())
+
+        async def one(user: str, value: str) -> None:
+            try:
+                await self.im.set_subscriber_profile(account_id, user, value)
+            except ProviderError as exc:
+                report.failed.append(_failure(f"subscriber profile {user}", exc))
+            else:
+                self.result.profiles_set += 1
+            self.progress(1)
+
+        wanted = [p for p in change.profiles if p.user not in unsubscribed]
+        for p in change.profiles:
+            if p.user in unsubscribed:
+                report.skipped.append(f"subscriber profile {p.user}: not subscribed")
+        async with asyncio.TaskGroup() as group:
+            for p in wanted:
+                group.create_task(one(p.user, p.new))
+        if wanted:
+            report.applied.append(f"set {len(wanted)} subscriber profiles")
+
+    async def _record(self, change: Record, report: AccountReport) -> None:
+        if self.inventory in self.missing_users:
+            report.skipped.append("record: the inventory user could not be imported")
+            return
+        if change.subscribe:
+            results = await self.im.add_subscribers(change.account_id, [self.inventory])
+            self.progress(1)
+            if results.failed:
+                report.failed.extend(_item_failures("inventory subscription", results))
+                return
+            self.added.setdefault(change.account_id, set()).update(results.changed)
+        await self.im.set_subscriber_profile(
+            change.account_id, self.inventory, encode_record(change.record)
+        )
+        self.progress(1)
+        report.applied.append("record" + (" (adopted)" if change.adopt else ""))
+
+    # -- after the accounts --------------------------------------------------------------------
+
+    async def destroy(self, change: DestroyAccount) -> None:
+        report = self.result.report(change.account_id)
+        if change.protected:  # the safety check refuses this; never rely on one line of defence
+            report.skipped.append("destroy: the account is protected")
+            return
+        try:
+            await self.im.destroy_account(change.account_id)
+        except ProviderError as exc:
+            report.failed.append(_failure("destroy", exc))
+        else:
+            self.result.destroyed += 1
+            report.applied.append("destroy")
+        self.progress(1)
+
+    async def mass_speed(self, change: SetMassSpeed) -> None:
+        report = self.result.report(GLOBAL)
+        if self.wechat is None:
+            report.failed.append(
+                Failure("set mass speed", None, "the target has no WeChat credentials")
+            )
+            return
+        try:
+            await self.wechat.set_mass_speed(change.new)
+        except ProviderError as exc:
+            report.failed.append(_failure("set mass speed", exc))
+        else:
+            self.result.mass_speed_set = True
+            report.applied.append(f"set mass speed {change.name} to {change.new}")
+        self.progress(1)
+
+    # -- verification --------------------------------------------------------------------------
+
+    async def verify(self, *, full: bool) -> None:
+        """Re-read the touched accounts' info (50 per call) and compare; `full` re-reads
+        memberships of the accounts whose subscribers changed."""
+        touched = sorted(
+            a
+            for a, r in self.result.reports.items()
+            if a != GLOBAL and r.applied and a not in self._destroyed()
+        )
+        if not touched:
+            return
+        infos = await self.im.get_accounts(touched)
+        for account_id in touched:
+            info = infos.get(account_id)
+            problems: list[str] = []
+            if info is None:
+                problems.append("the account cannot be read back")
+            else:
+                for f, wanted in self.expected.get(account_id, {}).items():
+                    got = info.profile[f]
+                    if got != wanted:
+                        problems.append(f"{f.value} reads {got!r}, expected {wanted!r}")
+                before = self._count_before(account_id)
+                if before is not None:
+                    added = len(self.added.get(account_id, ()))
+                    removed = len(self.removed.get(account_id, ()))
+                    expected = before + added - removed
+                    if info.subscriber_num != expected:
+                        problems.append(f"{info.subscriber_num} subscribers, expected {expected}")
+            if (
+                full
+                and info is not None
+                and (account_id in self.added or account_id in self.removed)
+            ):
+                page = await self.im.get_subscribers(account_id)
+                live = {s.user_id for s in page.subscribers}
+                lost = self.added.get(account_id, set()) - live
+                kept = self.removed.get(account_id, set()) & live
+                if lost:
+                    problems.append(f"{len(lost)} added subscribers are missing")
+                if kept:
+                    problems.append(f"{len(kept)} removed subscribers are still there")
+            if problems:
+                self.result.unverified[account_id] = problems
+
+    def _destroyed(self) -> set[str]:
+        return {c.account_id for c in self.plan.changes if isinstance(c, DestroyAccount)}
+
+    def _count_before(self, account_id: str) -> int | None:
+        if any(
+            isinstance(c, CreateAccount) and c.account_id == account_id for c in self.plan.changes
+        ):
+            return 0
+        fingerprint = self.plan.fingerprints.get(account_id)
+        return None if fingerprint is None else fingerprint.subscriber_count
+
+
+def _by_account(changes: Iterable[Change]) -> dict[str, list[Change]]:
+    grouped: dict[str, list[Change]] = {}
+    for change in changes:
+        if isinstance(
+            change,
+            CreateAccount
+            | ModifyAccount
+            | AddSubscribers
+            | SetSubscriberProfiles
+            | RemoveSubscribers,
+        ):
+            grouped.setdefault(change.account_id, []).append(change)
+    for change in changes:  # bookkeeping right after the account's own changes
+        if isinstance(change, Record):
+            grouped.setdefault(change.account_id, []).append(change)
+    return grouped
+
+
+async def apply_plan(
+    plan: Plan,
+    providers: Providers,
+    *,
+    inventory_user: str,
+    verify_full: bool = False,
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> ApplyResult:
+    """Carry out `plan` (already checked: safe, fresh, without problems); never raises for a
+    vendor failure: every outcome is in the result."""
+    started = clock()
+    before: Counter[str] = Counter(providers.im.calls)
+    wechat_before: Counter[str] = Counter(providers.wechat.calls) if providers.wechat else Counter()
+    run = _Run(plan, providers, inventory_user, progress)
+    await run.import_users(
+        c for c in plan.changes if isinstance(c, ImportUsers | ImportInventoryUser)
+    )
+    async with asyncio.TaskGroup() as group:
+        for account_id, changes in _by_account(plan.changes).items():
+            group.create_task(run.account(account_id, changes))
+    async with asyncio.TaskGroup() as group:
+        for change in plan.changes:
+            if isinstance(change, DestroyAccount):
+                group.create_task(run.destroy(change))
+    for change in plan.changes:
+        if isinstance(change, SetMassSpeed):
+            await run.mass_speed(change)
+    try:
+        await run.verify(full=verify_full)
+    except ProviderError as exc:
+        run.result.report(GLOBAL).failed.append(_failure("verify", exc))
+    result = run.result
+    result.calls = Counter(providers.im.calls) - before
+    if providers.wechat is not None:
+        result.calls += Counter(providers.wechat.calls) - wechat_before
+    result.seconds = clock() - started
+    return result
+
+
+def render_result(result: ApplyResult) -> str:
+    """The summary: a table per account of applied, failed (with code) and skipped changes."""
+    lines: list[str] = []
+    width = max((len(a) for a in result.reports), default=7)
+    header = f"{'account':<{width}}  applied  failed  skipped"
+    rows = [
+        f"{a:<{width}}  {len(r.applied):>7}  {len(r.failed):>6}  {len(r.skipped):>7}"
+        for a, r in sorted(result.reports.items())
+        if r.applied or r.failed or r.skipped
+    ]
+    if rows:
+        lines += [header, *rows, ""]
+    for account, report in sorted(result.reports.items()):
+        for failure in report.failed:
+            lines.append(f"failed  {account}: {failure}")
+        for skipped in report.skipped:
+            lines.append(f"skipped {account}: {skipped}")
+    for account, problems in sorted(result.unverified.items()):
+        for problem in problems:
+            lines.append(f"unverified {account}: {problem}")
+    if result.failures or result.skipped:
+        lines.append("")
+    calls = sum(result.calls.values())
+    lines.append(
+        f"Applied: {result.created} created, {result.adopted} adopted, {result.modified} modified,"
+        f" {result.subscribers_added:,} subscribers added, {result.subscribers_removed:,} removed,"
+        f" {result.profiles_set:,} subscriber profiles set, {result.users_imported:,} users"
+        f" imported, {result.destroyed} destroyed"
+        + (", mass speed set" if result.mass_speed_set else "")
+        + f"; {result.failures} failed, {result.skipped} skipped;"
+        f" {calls:,} calls in {result.seconds:.1f} s."
+    )
+    if result.exit_code == 3:
+        lines.append("Partly applied: run plan again to see exactly what remains.")
+    elif result.exit_code == 1:
+        lines.append("Nothing was applied.")
+    return "\n".join(lines) + "\n"

@@ -4,8 +4,11 @@ The phase numbers put every change in the DESIGN order (section 6): import users
 modify profiles, add subscribers, set subscriber profiles, remove subscribers, destroy accounts, set
 mass speed. Two kinds are not vendor changes: a `Notice` (an orphan left alone, a field the vendor
 cannot clear) and a `PlanProblem` (something that would make apply fail; the plan is then an error).
-Inventory bookkeeping (`ImportInventoryUser`, `Record`) runs right after creates, so an account is
-owned as soon as it exists even if a later step fails.
+Inventory bookkeeping: `ImportInventoryUser` runs with the imports; `Record` (subscribe the
+inventory user, write the last-applied record) runs after an account's own changes, because a
+record written before a field is cleared would mark the field unmanaged and leave it set for good.
+An account created in a run that fails before its record is written is still found next time: it
+is declared, so it is read by id and adopted.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from reconciler.model import ProfileField, ProfileValue
 PHASE_PROBLEM: Final = -1
 PHASE_IMPORT: Final = 0
 PHASE_CREATE: Final = 1
-PHASE_RECORD: Final = 2
-PHASE_MODIFY: Final = 3
-PHASE_ADD: Final = 4
-PHASE_PROFILE: Final = 5
-PHASE_REMOVE: Final = 6
+PHASE_MODIFY: Final = 2
+PHASE_ADD: Final = 3
+PHASE_PROFILE: Final = 4
+PHASE_REMOVE: Final = 5
+PHASE_RECORD: Final = 6
 PHASE_DESTROY: Final = 7
 PHASE_SPEED: Final = 8
 PHASE_NOTICE: Final = 9

@@ -59,9 +59,9 @@ def test_fresh_project_creates_everything_in_design_order() -> None:
         CreateAccount(
             "@TOA#_news", "ops_admin", ((F.NAME, "Daily News"), (F.INTRODUCTION, "Morning"))
         ),
-        Record("@TOA#_news", record_for(news), subscribe=True),
         AddSubscribers("@TOA#_news", frozenset({"alice", "bob"})),
         SetSubscriberProfiles("@TOA#_news", (ProfileChange("alice", None, "vip"),)),
+        Record("@TOA#_news", record_for(news), subscribe=True),
         SetMassSpeed("wechat-main", None, 2),
     ]
 
@@ -110,7 +110,6 @@ def test_field_removed_from_manifest_is_cleared_but_never_managed_is_kept() -> N
         )
     )
     assert run(desired(after), state) == [
-        Record("@TOA#_news", record_for(after), subscribe=False),
         ModifyAccount(
             "@TOA#_news",
             (
@@ -118,6 +117,7 @@ def test_field_removed_from_manifest_is_cleared_but_never_managed_is_kept() -> N
                 FieldChange(F.MAX_SUBSCRIBER_NUM, 50, 100000, cleared=True),
             ),
         ),
+        Record("@TOA#_news", record_for(after), subscribe=False),
     ]  # organization was never managed: left alone
 
 

@@ -13,7 +13,7 @@ Order of checks for a Tencent IM call (`POST /v4/{service}/{command}?sdkappid=&i
    checked with `reconciler.usersig.verify` (70001, 70003, 70009, 70013, 70014); an identifier that
    is not the App admin: 70403 on `im_open_login_svc`, 60010 elsewhere.
 5. the body is read as JSON whatever the Content-Type says; not a JSON object: 60003.
-6. the command (see `accounts.py` and `official.py` for business rules and codes).
+6. the command (see `accounts.py`, `official.py` and `messages.py` for rules and codes).
 Business errors are HTTP 200 with `ActionStatus: FAIL`; a failed command changes nothing.
 
 WeChat (`/cgi-bin/...`): access token checked first (see `wechat.py`), then quotas, then the body
@@ -62,7 +62,7 @@ from urllib.parse import parse_qs
 import httpx
 
 from reconciler import usersig
-from reconciler.sandbox import accounts, defaults, official, store, wechat
+from reconciler.sandbox import accounts, defaults, messages, official, store, wechat
 from reconciler.sandbox.common import JSON, ApiError, Call, Handler
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,12 @@ ACCOUNT_SERVICE: Final = "im_open_login_svc"
 OA_SERVICE: Final = "official_account_open_http_svc"
 IM_HANDLERS: Final[dict[str, dict[str, Handler]]] = {
     ACCOUNT_SERVICE: accounts.HANDLERS,
-    OA_SERVICE: official.HANDLERS,
+    OA_SERVICE: {**official.HANDLERS, **messages.HANDLERS},
 }
 IM_RATES: Final[dict[str, int]] = {
     **{f"{ACCOUNT_SERVICE}/{c}": r for c, r in accounts.RATES.items()},
     **{f"{OA_SERVICE}/{c}": r for c, r in official.RATES.items()},
+    **{f"{OA_SERVICE}/{c}": r for c, r in messages.RATES.items()},
 }
 _JSON_HEADERS: Final = [("content-type", "application/json; charset=utf-8")]
 # WeChat answers with this exact (non-standard) content type.

@@ -109,6 +109,19 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from reconciler import commands
+
+    return commands.import_command(
+        args.ids,
+        all_owned=args.all_owned,
+        out=args.out,
+        config=args.config,
+        target=args.target,
+        stdout=sys.stdout,
+    )
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -248,6 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(drift)
     drift.set_defaults(func=_cmd_drift)
+
+    importer = commands.add_parser(
+        "import",
+        help="write manifests for live accounts and record them as owned",
+        description="Write a manifest per live account (subscribers in a member file when many)"
+        " and record each account in the inventory, so that planning the written files shows no"
+        " changes.",
+    )
+    importer.add_argument("ids", nargs="*", metavar="ID", help="official account ids to import")
+    importer.add_argument(
+        "--all-owned", action="store_true", help="every account this repo's inventory owns"
+    )
+    importer.add_argument(
+        "--out", default="imported", metavar="DIR", help="directory to write (default: imported)"
+    )
+    _common(importer)
+    importer.set_defaults(func=_cmd_import)
 
     sandbox = commands.add_parser("sandbox", help="the local emulator of the vendor APIs")
     sandbox_commands = sandbox.add_subparsers(

@@ -427,3 +427,36 @@ def apply_command(
         paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
     )
     return asyncio.run(_apply_manifests(scope, options, stdout, stderr, stdin))
+
+
+def import_command(
+    ids: Sequence[str],
+    *,
+    all_owned: bool,
+    out: str,
+    config: str | None,
+    target: str | None,
+    stdout: TextIO,
+) -> int:
+    """`reconciler import`: 0 written and recorded; 1 on any error (nothing recorded)."""
+    from reconciler.importer import import_accounts, render_import
+
+    if bool(ids) == all_owned:
+        raise ConfigError("import takes account ids or --all-owned (one of them)")
+    loaded = load_config(Path(config) if config else None, search_dir=None, environ=os.environ)
+    where = select_target(loaded, target)
+    directory = Path(out)
+
+    async def run() -> str:
+        async with connect(where, loaded.limits) as providers:
+            result = await import_accounts(
+                providers,
+                ids=ids,
+                all_owned=all_owned,
+                inventory_user=loaded.inventory,
+                out=directory,
+            )
+        return render_import(result, directory)
+
+    stdout.write(f"{TargetIdentity.from_target(where).describe()}\n" + asyncio.run(run()))
+    return 0

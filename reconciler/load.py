@@ -1,4 +1,5 @@
-"""The one module that reads YAML: safe, positioned, strict about duplicates and alias bombs.
+"""The one module that reads (and writes) YAML: safe, positioned, strict about duplicates and alias
+bombs.
 
 Every mapping becomes a `Node` dict and every sequence a `NodeList`; both remember their own
 position and the position of each key and item, so any value can be traced back to
@@ -443,3 +444,20 @@ def locate(root: Any, path: Iterable[str | int], fallback: Position) -> Position
         except (KeyError, IndexError, TypeError):  # pragma: no cover - positions match content
             break
     return best
+
+
+def dump_documents(documents: Iterable[Any], *, header: str = "") -> str:
+    """Plain data as a multi-document YAML text (keys in the given order, UTF-8 kept).
+
+    The safe dumper quotes whatever would not read back as the same string (`"yes"`, `"1"`, ids
+    starting with `@`), so what `reconciler import` writes loads back unchanged.
+    """
+    body = yaml.safe_dump_all(
+        list(documents),
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        explicit_start=True,
+        width=100,
+    )
+    return header + body

@@ -214,7 +214,9 @@ class _Differ:
 
     def _orphan(self, live: LiveAccount, *, prune: bool) -> None:
         record = live.last_applied
-        if not prune:
+        # a protected or unreadable orphan is kept whatever the flags: without --prune too the
+        # plan says so, never "would destroy with --prune"
+        if not prune and record.known and not record.protect:
             self.changes.append(
                 Notice(
                     live.id, "owned but no longer declared: would destroy with --prune", "orphan"

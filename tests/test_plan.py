@@ -548,7 +548,7 @@ def test_sandbox_orphans_with_and_without_prune_and_protected(sandbox: Sandbox) 
         kept = await plan_on(im, wx, d)
         assert [str(n.message) for n in kept.notices] == [
             "owned but no longer declared: would destroy with --prune",
-            "owned but no longer declared: would destroy with --prune",
+            "owned but no longer declared; protected: not destroyed",
         ]
         pruned = await plan_on(im, wx, d, prune=True)
         assert kinds(pruned) == [("destroyAccount", "@TOA#_sports"), ("notice", "@TOA#_vault")]

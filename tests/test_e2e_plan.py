@@ -1,0 +1,376 @@
+"""End-to-end scenarios of issue 4: plan, apply and drift through the real CLI (in-process
+`cli.main`) against a sandbox served over real HTTP on 127.0.0.1, final state read back with raw
+vendor calls. After every apply comes the Terraform acceptance check: a fresh
+`plan --detailed-exitcode` exits 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from test_e2e_common import (
+    ENV,
+    IM_SECRET,
+    WECHAT_SECRET,
+    Project,
+    Result,
+    Vendor,
+    account_doc,
+    assert_lines,
+    no_changes,
+)
+
+from reconciler.sandbox.serve import RunningServer
+
+USERS = (
+    "apiVersion: reconciler/v1\nkind: UserAccounts\nmetadata: {name: people}\nspec: {members: [%s]}"
+)
+SPEED = "apiVersion: reconciler/v1\nkind: MassSpeed\nmetadata: {name: wx}\nspec: {speed: %d}"
+
+
+def users(*names: str) -> str:
+    return USERS % ", ".join(names)
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path,
+    make_sandbox_server: Callable[..., RunningServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Project:
+    server = make_sandbox_server(secret_key=IM_SECRET, wechat_secret=WECHAT_SECRET)
+    root = tmp_path / "project"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("NO_COLOR", "1")
+    project = Project(root, server.base_url, Path(server.db_path))
+    project.configure()
+    return project
+
+
+@pytest.fixture
+def vendor(project: Project) -> Iterator[Vendor]:
+    client = project.vendor()
+    yield client
+    client.close()
+
+
+def apply(project: Project, *flags: str) -> Result:
+    return project.cli("apply", "m", "--auto-approve", *flags)
+
+
+def converged(project: Project, *flags: str) -> None:
+    """The acceptance property: after apply, a fresh plan has no changes."""
+    result = project.cli("plan", "m", "--detailed-exitcode", *flags)
+    no_changes(result)
+
+
+def summary(result: Result) -> str:
+    """The apply summary line without its timing (calls and seconds vary)."""
+    (line,) = [x for x in result.lines if x.startswith("Applied: ")]
+    return line.rsplit(";", 1)[0]
+
+
+NEWS = account_doc(
+    "news",
+    name="Daily News",
+    introduction="Morning headlines",
+    faceUrl="https://example.com/news.png",
+    organization="Example Media",
+    customString="tier=gold",
+    maxSubscriberNum=500,
+    subscribers={"members": ["alice", "bob"], "profiles": {"alice": "vip"}},
+)
+NEWS_PROFILE = {
+    "Owner_Account": "ops_admin",
+    "Name": "Daily News",
+    "Introduction": "Morning headlines",
+    "FaceUrl": "https://example.com/news.png",
+    "Organization": "Example Media",
+    "CustomString": "tier=gold",
+    "MaxSubscriberNum": 500,
+}
+
+
+def test_fresh_project_is_created_exactly_and_then_plans_no_changes(
+    project: Project, vendor: Vendor
+) -> None:
+    project.manifests(NEWS, users("ops_admin", "alice", "bob", "carol"), SPEED % 3)
+    plan = project.cli("plan", "m", "--detailed-exitcode")
+    assert plan.code == 2, plan.text
+    assert_lines(
+        plan,
+        "+ users to import: 4",
+        "    alice, bob, carol, ops_admin",
+        "+ account @TOA#_news will be created",
+        '    + owner: "ops_admin"',
+        '    + name: "Daily News"',
+        "    + maxSubscriberNum: 500",
+        "    + subscribers: 2 to add: alice, bob",
+        "~ mass speed wx: 0 → 3",
+        "Plan: 1 to create, 0 to modify, 0 to destroy, 0 to adopt; subscribers: 2 to add,"
+        " 0 to remove; 1 subscriber profiles to set; 4 users to import; mass speed to set.",
+    )
+    assert project.cli("plan", "m").code == 0  # changes, but no --detailed-exitcode
+    result = apply(project)
+    assert result.code == 0, result.text
+    assert summary(result) == (
+        "Applied: 1 created, 0 adopted, 0 modified, 2 subscribers added, 0 removed,"
+        " 1 subscriber profiles set, 4 users imported, 0 destroyed, mass speed set;"
+        " 0 failed, 0 skipped"
+    )
+    assert vendor.profile("@TOA#_news") == NEWS_PROFILE
+    assert vendor.subscribers("@TOA#_news") == {"alice": "vip", "bob": ""}
+    assert vendor.owned() == {"@TOA#_news"}
+    assert vendor.imported(["ops_admin", "alice", "bob", "carol"]) == dict.fromkeys(
+        ["alice", "bob", "carol", "ops_admin"], True
+    )
+    assert vendor.speed() == 3
+    converged(project)
+
+
+def test_manual_setup_that_matches_is_adopted_without_touching_it(
+    project: Project, vendor: Vendor
+) -> None:
+    vendor.import_users("ops_admin", "alice", "bob")
+    vendor.create(
+        "@TOA#_news",
+        "ops_admin",
+        "Daily News",
+        Introduction="Morning headlines",
+        FaceUrl="https://example.com/news.png",
+        Organization="Example Media",
+        CustomString="tier=gold",
+        MaxSubscriberNum=500,
+    )
+    vendor.add("@TOA#_news", "alice", "bob")
+    vendor.set_profile("@TOA#_news", "alice", "vip")
+    before = vendor.effects()
+    project.manifests(NEWS, users("ops_admin", "alice", "bob"))
+    plan = project.cli("plan", "m", "--detailed-exitcode")
+    assert plan.code == 2, plan.text
+    assert_lines(
+        plan,
+        "<= account @TOA#_news will be adopted into this repo's inventory",
+        "No changes to accounts, subscribers or users; apply only updates this repo's inventory"
+        " records.",
+    )
+    result = apply(project)
+    assert result.code == 0, result.text
+    made = vendor.effects() - before
+    # bookkeeping only: the inventory user, its subscription and record; the account untouched
+    assert sorted(k[0] for k in made) == [
+        "subscriber_added",
+        "subscriber_modified",
+        "user_imported",
+    ]
+    assert vendor.profile("@TOA#_news") == NEWS_PROFILE
+    assert vendor.subscribers("@TOA#_news") == {"alice": "vip", "bob": ""}
+    assert vendor.owned() == {"@TOA#_news"}
+    converged(project)
+
+
+def test_field_change_removed_field_cleared_and_unmanaged_field_kept(
+    project: Project, vendor: Vendor
+) -> None:
+    first = account_doc(
+        "news", name="Daily News", faceUrl="https://example.com/a.png", organization="Example"
+    )
+    project.manifests(first, users("ops_admin"))
+    assert apply(project).code == 0
+    # customString was never in the manifest: whoever sets it by hand keeps it
+    vendor.modify("@TOA#_news", CustomString="set-by-hand")
+    changed = account_doc("news", name="Daily Newz", organization="Example")
+    project.manifests(changed, users("ops_admin"))
+    plan = project.cli("plan", "m", "--detailed-exitcode")
+    assert plan.code == 2, plan.text
+    assert_lines(
+        plan,
+        "~ account @TOA#_news will be updated in place",
+        '    ~ name: "Daily News" → "Daily Newz"',
+        '    - faceUrl: "https://example.com/a.png" → "" (removed from the manifest)',
+        "Plan: 0 to create, 1 to modify, 0 to destroy, 0 to adopt.",
+    )
+    assert "customString" not in plan.out
+    result = apply(project)
+    assert result.code == 0, result.text
+    assert summary(result).startswith("Applied: 0 created, 0 adopted, 1 modified,")
+    profile = vendor.profile("@TOA#_news")
+    assert (profile["Name"], profile["FaceUrl"], profile["Organization"]) == (
+        "Daily Newz",
+        "",
+        "Example",
+    )
+    assert profile["CustomString"] == "set-by-hand"
+    converged(project)
+
+
+def test_ignore_changes_sets_at_create_then_leaves_the_field_alone(
+    project: Project, vendor: Vendor
+) -> None:
+    doc = account_doc(
+        "weather", name="Weather", customString="feed=v1", ignoreChanges=["customString"]
+    )
+    project.manifests(doc, users("ops_admin"))
+    assert apply(project).code == 0
+    assert vendor.profile("@TOA#_weather")["CustomString"] == "feed=v1"
+    vendor.modify("@TOA#_weather", CustomString="feed=v2")
+    converged(project)
+    assert project.cli("drift", "m").code == 0
+    assert apply(project).code == 0
+    assert vendor.profile("@TOA#_weather")["CustomString"] == "feed=v2"
+
+
+def test_additive_keeps_hand_added_subscribers_exact_removes_them_absent_removes_named(
+    project: Project, vendor: Vendor
+) -> None:
+    additive = account_doc(
+        "add", name="A", subscribers={"members": ["alice"], "absent": ["mallory"]}
+    )
+    exact = account_doc("exact", name="E", subscribers={"policy": "exact", "members": ["alice"]})
+    project.manifests(additive, exact, users("ops_admin", "alice", "eve", "mallory"))
+    assert apply(project).code == 0
+    vendor.add("@TOA#_add", "eve", "mallory")
+    vendor.add("@TOA#_exact", "eve")
+    plan = project.cli("plan", "m", "--detailed-exitcode")
+    assert plan.code == 2, plan.text
+    assert_lines(
+        plan,
+        "~ account @TOA#_add will be updated in place",
+        "    - subscribers: 1 to remove, absent: mallory",
+        "~ account @TOA#_exact will be updated in place",
+        "    - subscribers: 1 to remove, exact: eve",
+    )
+    assert apply(project).code == 1  # 2 of 5 subscribers is over the 10% threshold
+    assert apply(project, "--allow-removals", "1").code == 1
+    result = apply(project, "--allow-removals", "2")
+    assert result.code == 0, result.text
+    assert summary(result).startswith(
+        "Applied: 0 created, 0 adopted, 0 modified, 0 subscribers added, 2 removed,"
+    )
+    assert vendor.members("@TOA#_add") == {"alice", "eve"}
+    assert vendor.members("@TOA#_exact") == {"alice"}
+    converged(project)
+
+
+def test_subscriber_profiles_are_set_and_restored(project: Project, vendor: Vendor) -> None:
+    doc = account_doc(
+        "news",
+        name="News",
+        subscribers={"members": ["alice", "bob"], "profiles": {"alice": "vip", "bob": "std"}},
+    )
+    project.manifests(doc, users("ops_admin", "alice", "bob"))
+    assert apply(project).code == 0
+    assert vendor.subscribers("@TOA#_news") == {"alice": "vip", "bob": "std"}
+    vendor.set_profile("@TOA#_news", "alice", "regular")
+    plan = project.cli("plan", "m", "--detailed-exitcode")
+    assert plan.code == 2, plan.text
+    assert_lines(
+        plan,
+        "~ account @TOA#_news will be updated in place",
+        "    ~ subscriber profiles: 1 to set",
+        '    ~   alice: "regular" → "vip"',
+    )
+    assert apply(project).code == 0
+    assert vendor.subscribers("@TOA#_news") == {"alice": "vip", "bob": "std"}
+    converged(project)
+
+
+def test_orphans_kept_without_prune_destroyed_with_it_protected_never(
+    project: Project, vendor: Vendor
+) -> None:
+    keep = account_doc("keep", name="Keep")
+    old = account_doc("old", name="Old")
+    vault = account_doc("vault", name="Vault", protect=True)
+    project.manifests(keep, old, vault, users("ops_admin"))
+    assert apply(project).code == 0
+    project.manifests(keep, users("ops_admin"))
+    plan = project.cli("plan", "m", "--detailed-exitcode")
+    assert plan.code == 0, plan.text
+    assert_lines(
+        plan,
+        "Notices:",
+        "  @TOA#_old: owned but no longer declared: would destroy with --prune",
+        "  @TOA#_vault: owned but no longer declared; protected: not destroyed",
+        "No changes. The live system matches the manifests.",
+    )
+    pruned = project.cli("plan", "m", "--prune", "--detailed-exitcode")
+    assert pruned.code == 2, pruned.text
+    assert_lines(
+        pruned,
+        "- account @TOA#_old will be destroyed",
+        "Plan: 0 to create, 0 to modify, 1 to destroy, 0 to adopt.",
+        "Safety: apply will refuse this plan unless overridden (1):",
+        "  maxDestroys: 1 destroy in total, over 0 (to allow it: --allow-destroys 1)",
+    )
+    refused = apply(project, "--prune")
+    assert refused.code == 1
+    assert refused.err == (
+        "the plan breaks the safety rules, nothing was applied:\n"
+        "  maxDestroys: 1 destroy in total, over 0 (to allow it: --allow-destroys 1)\n"
+    )
+    assert vendor.account("@TOA#_old") is not None
+    result = apply(project, "--prune", "--allow-destroys", "1")
+    assert result.code == 0, result.text
+    assert vendor.account("@TOA#_old") is None
+    assert vendor.account("@TOA#_vault") is not None
+    assert vendor.owned() == {"@TOA#_keep", "@TOA#_vault"}
+    converged(project, "--prune")
+
+
+def test_missing_users_are_a_problem_unless_declared_then_imported(
+    project: Project, vendor: Vendor
+) -> None:
+    doc = account_doc("news", name="News", subscribers={"members": ["alice", "ghost"]})
+    project.manifests(doc, users("ops_admin", "alice"))
+    plan = project.cli("plan", "m", "--detailed-exitcode")
+    assert plan.code == 1, plan.text
+    assert_lines(
+        plan,
+        "Error: this plan cannot be applied (1 problem):",
+        "  @TOA#_news: 1 subscriber(s) do not exist and are not declared in UserAccounts: ghost",
+    )
+    refused = apply(project)
+    assert refused.code == 1
+    assert vendor.account("@TOA#_news") is None
+    project.manifests(doc, users("ops_admin", "alice", "ghost"))
+    assert apply(project).code == 0
+    assert vendor.members("@TOA#_news") == {"alice", "ghost"}
+    converged(project)
+
+
+def test_owner_change_is_a_problem_and_changes_nothing(project: Project, vendor: Vendor) -> None:
+    project.manifests(account_doc("news", name="News"), users("ops_admin", "other"))
+    assert apply(project).code == 0
+    project.manifests(
+        account_doc("news", owner="other", name="News 2"), users("ops_admin", "other")
+    )
+    plan = project.cli("plan", "m", "--detailed-exitcode")
+    assert plan.code == 1, plan.text
+    assert (
+        "  @TOA#_news: owner changed from 'ops_admin' to 'other', but the vendor cannot change"
+        " the owner of an existing account (reference section 4.2); declare a new account id"
+        " with the new owner instead, e.g. '@TOA#_news_v2'" in plan.lines
+    )
+    assert apply(project).code == 1
+    assert vendor.profile("@TOA#_news")["Name"] == "News"
+
+
+def test_max_subscriber_num_overflow_is_refused_before_any_call(
+    project: Project, vendor: Vendor
+) -> None:
+    doc = account_doc(
+        "small", name="Small", maxSubscriberNum=2, subscribers={"members": ["a1", "a2"]}
+    )
+    project.manifests(doc, users("ops_admin", "a1", "a2"))
+    plan = project.cli("plan", "m")
+    assert plan.code == 1, plan.text
+    problems = [line for line in plan.lines if line.startswith("  @TOA#_small: ")]
+    assert len(problems) == 1, plan.out
+    assert "maxSubscriberNum" in problems[0] or "MaxSubscriberNum" in problems[0]
+    assert apply(project).code == 1
+    assert vendor.account("@TOA#_small") is None

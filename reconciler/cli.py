@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -300,6 +301,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: `file:line:col: message`: such lines are printed as they are, one problem a line.
+_POSITIONED = re.compile(r"^\S.*:\d+:\d+: ")
+
+
+def _error_text(exc: ReconcilerError) -> str:
+    """Problems with positions print as they are; anything else behind `error: `."""
+    text = str(exc)
+    lines = text.splitlines() or [""]
+    if all(_POSITIONED.match(line) for line in lines):
+        return text
+    return f"error: {text}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     verbose = 0
@@ -314,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
         return result
     except ReconcilerError as exc:
-        print(f"error: {exc}" if "\n" not in str(exc) else str(exc), file=sys.stderr)
+        print(_error_text(exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

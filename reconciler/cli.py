@@ -334,11 +334,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: say so, never a bare traceback unless asked
+        # credentials travel in URLs: mask them in whatever the bug's text carries
+        from reconciler.providers.http import redact
+
         if verbose:
-            traceback.print_exc()
+            print(redact(traceback.format_exc()), file=sys.stderr, end="")
         print(
-            f"internal error (this is a bug in reconciler, please report it): "
-            f"{type(exc).__name__}: {exc}" + ("" if verbose else " (run with -v for details)"),
+            "internal error (this is a bug in reconciler, please report it): "
+            + redact(f"{type(exc).__name__}: {exc}")
+            + ("" if verbose else " (run with -v for details)"),
             file=sys.stderr,
         )
         return 1

@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -363,9 +364,14 @@ def no_changes(result: Result) -> None:
     assert "No changes. The live system matches the manifests." in result.lines, result.out
 
 
+#: a UserSig or access token shown anywhere but as `***`
+_CREDENTIAL_IN_URL = re.compile(r"(usersig|access_token|secret)=(?!\*\*\*)", re.IGNORECASE)
+
+
 def secrets_absent(texts: Sequence[str]) -> None:
+    """No secret key, app secret, UserSig or access token in any of `texts`."""
     for text in texts:
         for secret in (IM_SECRET, WECHAT_SECRET):
             assert secret not in text
-        assert "usersig=" not in text.lower()
-        assert "access_token=" not in text.lower()
+        found = _CREDENTIAL_IN_URL.search(text)
+        assert found is None, text[max(found.start() - 200, 0) : found.end() + 200]

@@ -6,9 +6,11 @@ vendor calls. After every apply comes the Terraform acceptance check: a fresh
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 from test_e2e_common import (
     ENV,
@@ -20,10 +22,12 @@ from test_e2e_common import (
     account_doc,
     assert_lines,
     no_changes,
+    secrets_absent,
 )
 
 from reconciler.sandbox.serve import RunningServer
 
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 USERS = (
     "apiVersion: reconciler/v1\nkind: UserAccounts\nmetadata: {name: people}\nspec: {members: [%s]}"
 )
@@ -374,3 +378,140 @@ def test_max_subscriber_num_overflow_is_refused_before_any_call(
     assert "maxSubscriberNum" in problems[0] or "MaxSubscriberNum" in problems[0]
     assert apply(project).code == 1
     assert vendor.account("@TOA#_small") is None
+
+
+DRIFT_SET = (
+    account_doc("news", name="Daily News", subscribers={"members": ["alice", "bob"]}),
+    account_doc(
+        "ops", name="Ops", subscribers={"policy": "exact", "members": ["alice"]}
+    ),
+    users("ops_admin", "alice", "bob", "eve"),
+    SPEED % 2,
+)
+
+
+def ignore_file(expires: str) -> str:
+    return (
+        "ignore:\n"
+        f"  - {{account: news, field: name, reason: campaign rename, owner: alice,"
+        f" expires: {expires}}}\n"
+        f"  - {{account: ops, field: subscribers, reason: testers, owner: bob,"
+        f" expires: {expires}}}\n"
+        f"  - {{account: news, field: subscribers, reason: churn, owner: bob,"
+        f" expires: 2099-12-31}}\n"
+        f"  - {{account: MassSpeed/wx, field: speed, reason: sales, owner: carol,"
+        f" expires: 2099-12-31}}\n"
+    )
+
+
+def test_drift_by_vendor_calls_then_silenced_then_expired(project: Project, vendor: Vendor) -> None:
+    project.manifests(*DRIFT_SET)
+    assert apply(project).code == 0
+    assert project.cli("drift", "m").code == 0
+    vendor.modify("@TOA#_news", Name="Daily News!!")
+    vendor.remove("@TOA#_news", "bob")
+    vendor.add("@TOA#_ops", "eve")
+    vendor.set_speed(0)
+    before = vendor.effects()
+    drift = project.cli("drift", "m")
+    assert drift.code == 2, drift.text
+    assert_lines(
+        drift,
+        "Drift: 4 differences from git.",
+        '  @TOA#_news name: git "Daily News", live "Daily News!!"',
+        "  @TOA#_news subscribers: 1 removed by hand (bob)",
+        "  @TOA#_ops subscribers: 1 added by hand (eve)",
+        "  MassSpeed/wx speed: git 2, live 0",
+    )
+    assert vendor.effects() == before  # drift never writes
+    project.write("ignore.yaml", ignore_file("2099-12-31"))
+    silenced = project.cli("drift", "m", "--ignore", "ignore.yaml")
+    assert silenced.code == 0, silenced.text
+    assert_lines(silenced, "Silenced by the ignore file: 4")
+    project.write("ignore.yaml", ignore_file("2020-01-31"))
+    expired = project.cli("drift", "m", "--ignore", "ignore.yaml")
+    assert expired.code == 2, expired.text
+    assert_lines(
+        expired,
+        "Drift: 2 differences from git.",
+        '  @TOA#_news name: git "Daily News", live "Daily News!!" [ignore entry expired:'
+        " @TOA#_news name (owner alice, until 2020-01-31: campaign rename)]",
+        "  @TOA#_ops subscribers: 1 added by hand (eve) [ignore entry expired: @TOA#_ops"
+        " subscribers (owner bob, until 2020-01-31: testers)]",
+        "Silenced by the ignore file: 2",
+        "Expired ignore entries (renew or remove them): 2",
+    )
+    # apply puts everything back; drift is clean again
+    assert apply(project, "--allow-removals", "1").code == 0
+    assert project.cli("drift", "m").code == 0
+    assert vendor.profile("@TOA#_news")["Name"] == "Daily News"
+    assert vendor.members("@TOA#_news") == {"alice", "bob"}
+    assert vendor.members("@TOA#_ops") == {"alice"}
+    assert vendor.speed() == 2
+
+
+def test_selector_and_exclude_narrow_plan_and_apply(project: Project, vendor: Vendor) -> None:
+    a = account_doc("a", name="A", labels={"team": "content"})
+    b = account_doc("b", name="B", labels={"team": "platform"})
+    project.manifests(a, b, users("ops_admin"))
+    plan = project.cli("plan", "m", "--selector", "team=content")
+    assert plan.code == 0, plan.text
+    assert "+ account @TOA#_a will be created" in plan.lines
+    assert "@TOA#_b" not in plan.out
+    result = apply(project, "--exclude", "a")
+    assert result.code == 0, result.text
+    assert vendor.account("@TOA#_a") is None
+    assert vendor.account("@TOA#_b") is not None
+    # an excluded or unselected account is not an orphan either
+    converged(project, "--exclude", "a", "--prune")
+    converged(project, "--selector", "team=platform", "--prune")
+    assert project.cli("plan", "m", "--detailed-exitcode").code == 2
+    assert apply(project, "--selector", "team=content").code == 0
+    converged(project)
+    assert vendor.owned() == {"@TOA#_a", "@TOA#_b"}
+
+
+def test_json_and_markdown_outputs_parse_and_validate(project: Project, vendor: Vendor) -> None:
+    project.manifests(NEWS, users("ops_admin", "alice", "bob"), SPEED % 1)
+    plan = project.cli("plan", "m", "--format", "json")
+    assert plan.code == 0, plan.text
+    document = json.loads(plan.out)
+    schema = json.loads((SCHEMAS / "plan.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(document, schema)
+    assert document["formatVersion"] == 1
+    markdown = project.cli("plan", "m", "--format", "markdown")
+    assert markdown.code == 0
+    assert markdown.lines[0].startswith("**Target: tencent 'local', sdkappid 1400000000 at ")
+    assert "<details><summary><code>+ @TOA#_news</code> will be created</summary>" in (
+        markdown.lines
+    )
+    assert markdown.out.count("```") % 2 == 0 and len(markdown.out) < 65536
+    assert apply(project).code == 0
+    vendor.modify("@TOA#_news", Name="Renamed")
+    drift = project.cli("drift", "m", "--format", "json")
+    assert drift.code == 2
+    report = json.loads(drift.out)
+    assert report["formatVersion"] == 1
+    items = [(i["account"], i["field"], i["git"], i["live"]) for i in report["items"]]
+    assert items == [("@TOA#_news", "name", "Daily News", "Renamed")]
+    drift_md = project.cli("drift", "m", "--format", "markdown")
+    assert drift_md.code == 2 and "Renamed" in drift_md.out
+
+
+def test_no_secret_in_any_output_log_or_plan_file(project: Project, vendor: Vendor) -> None:
+    project.manifests(NEWS, users("ops_admin", "alice", "bob"), SPEED % 1)
+    outputs = []
+    for fmt in ("text", "json", "markdown"):
+        run = project.run("plan", "m", "--format", fmt, "--out", f"plan-{fmt}.json", "-vv")
+        assert run.code == 0, run.text
+        outputs += [run.out, run.err, (project.root / f"plan-{fmt}.json").read_text()]
+    applied = project.run("apply", "plan-text.json", "-vv")
+    assert applied.code == 0, applied.text
+    vendor.modify("@TOA#_news", Name="Renamed")
+    drift = project.run("drift", "m", "-vv")
+    assert drift.code == 2
+    broken = project.run("plan", "m", "--target", "nope")
+    assert broken.code == 1
+    outputs += [applied.out, applied.err, drift.out, drift.err, broken.err]
+    assert any("DEBUG" in text for text in outputs)  # the logs were really on
+    secrets_absent(outputs)

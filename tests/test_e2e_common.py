@@ -18,15 +18,17 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from reconciler import cli
 from reconciler.sandbox.client import SandboxClient
+from reconciler.sandbox.serve import RunningServer
 from reconciler.sandbox.server import SandboxOptions
 
 #: Credentials of the e2e sandboxes: not the defaults, so a leak of them is recognisable.
@@ -243,6 +245,11 @@ class Vendor:
         body = {"Official_Account": account_id, "Subscriber_Account": user, "CustomString": value}
         self._ok(self.client.oa("modify_subscriber_info", body))
 
+    def delete_users(self, *users: str) -> None:
+        body = {"DeleteItem": [{"UserID": u} for u in users]}
+        doc = self._ok(self.client.account("account_delete", body))
+        assert not doc.get("ResultItem"), doc
+
     def destroy(self, account_id: str) -> None:
         self._ok(self.client.oa("destroy_official_account", {"Official_Account": account_id}))
 
@@ -348,6 +355,28 @@ class Project:
         finally:
             sys.stdin = old_stdin
         return Result(code, out.getvalue(), err.getvalue())
+
+
+def in_process_project(
+    tmp_path: Path,
+    make_sandbox_server: Callable[..., RunningServer],
+    monkeypatch: pytest.MonkeyPatch,
+    **server_options: Any,
+) -> Project:
+    """A project in `tmp_path/project` (the current directory from now on, `ENV` set) whose
+    reconciler.yaml points at a new in-thread sandbox server over real HTTP."""
+    server = make_sandbox_server(
+        secret_key=IM_SECRET, wechat_secret=WECHAT_SECRET, **server_options
+    )
+    root = tmp_path / "project"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("NO_COLOR", "1")
+    project = Project(root, server.base_url, Path(server.db_path))
+    project.configure()
+    return project
 
 
 def assert_lines(result: Result, *expected: str) -> None:

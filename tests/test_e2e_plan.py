@@ -13,14 +13,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 from test_e2e_common import (
-    ENV,
-    IM_SECRET,
-    WECHAT_SECRET,
     Project,
     Result,
     Vendor,
     account_doc,
     assert_lines,
+    in_process_project,
     no_changes,
     secrets_absent,
 )
@@ -44,16 +42,7 @@ def project(
     make_sandbox_server: Callable[..., RunningServer],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Project:
-    server = make_sandbox_server(secret_key=IM_SECRET, wechat_secret=WECHAT_SECRET)
-    root = tmp_path / "project"
-    root.mkdir()
-    monkeypatch.chdir(root)
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("NO_COLOR", "1")
-    project = Project(root, server.base_url, Path(server.db_path))
-    project.configure()
-    return project
+    return in_process_project(tmp_path, make_sandbox_server, monkeypatch)
 
 
 @pytest.fixture
@@ -314,7 +303,7 @@ def test_orphans_kept_without_prune_destroyed_with_it_protected_never(
     refused = apply(project, "--prune")
     assert refused.code == 1
     assert refused.err == (
-        "the plan breaks the safety rules, nothing was applied:\n"
+        "error: the plan breaks the safety rules, nothing was applied:\n"
         "  maxDestroys: 1 destroy in total, over 0 (to allow it: --allow-destroys 1)\n"
     )
     assert vendor.account("@TOA#_old") is not None
@@ -382,9 +371,7 @@ def test_max_subscriber_num_overflow_is_refused_before_any_call(
 
 DRIFT_SET = (
     account_doc("news", name="Daily News", subscribers={"members": ["alice", "bob"]}),
-    account_doc(
-        "ops", name="Ops", subscribers={"policy": "exact", "members": ["alice"]}
-    ),
+    account_doc("ops", name="Ops", subscribers={"policy": "exact", "members": ["alice"]}),
     users("ops_admin", "alice", "bob", "eve"),
     SPEED % 2,
 )

@@ -248,7 +248,7 @@ class Vendor:
     def delete_users(self, *users: str) -> None:
         body = {"DeleteItem": [{"UserID": u} for u in users]}
         doc = self._ok(self.client.account("account_delete", body))
-        assert not doc.get("ResultItem"), doc
+        assert all(i["ResultCode"] == 0 for i in doc["ResultItem"]), doc
 
     def destroy(self, account_id: str) -> None:
         self._ok(self.client.oa("destroy_official_account", {"Official_Account": account_id}))

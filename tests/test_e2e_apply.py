@@ -1,0 +1,315 @@
+"""End-to-end scenarios of issue 5: apply through the real CLI against a sandbox served over real
+HTTP — membership churn, saved plans (fresh, stale, tampered, applied twice), safety refusals and
+their exact overrides, confirmation without a terminal, and a partial apply whose next plan holds
+exactly the remainder. Final state is read back with raw vendor calls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.sandbox.serve import RunningServer
+from test_e2e_common import (
+    Project,
+    Result,
+    Vendor,
+    account_doc,
+    assert_lines,
+    in_process_project,
+    no_changes,
+)
+
+USERS = (
+    "apiVersion: reconciler/v1\nkind: UserAccounts\nmetadata: {name: people}\nspec: {members: [%s]}"
+)
+
+
+def users(*names: str) -> str:
+    return USERS % ", ".join(names)
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path,
+    make_sandbox_server: Callable[..., RunningServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Project:
+    return in_process_project(tmp_path, make_sandbox_server, monkeypatch)
+
+
+@pytest.fixture
+def vendor(project: Project) -> Iterator[Vendor]:
+    client = project.vendor()
+    yield client
+    client.close()
+
+
+def apply(project: Project, *flags: str) -> Result:
+    return project.cli("apply", "m", "--auto-approve", *flags)
+
+
+def converged(project: Project) -> None:
+    no_changes(project.cli("plan", "m", "--detailed-exitcode"))
+
+
+def summary(result: Result) -> str:
+    (line,) = [x for x in result.lines if x.startswith("Applied: ")]
+    return line.rsplit(";", 1)[0]
+
+
+def member_file(project: Project, name: str, members: list[str]) -> None:
+    project.write(f"m/{name}", "".join(m + "\n" for m in members))
+
+
+def set_doc(name: str, files: list[str]) -> str:
+    body = {
+        "apiVersion": "reconciler/v1",
+        "kind": "SubscriberSet",
+        "metadata": {"name": name},
+        "spec": {"files": files},
+    }
+    return json.dumps(body)
+
+
+USERS_OF_SET = (
+    "apiVersion: reconciler/v1\nkind: UserAccounts\nmetadata: {name: staff-users}\n"
+    "spec: {sets: [staff], members: [ops_admin]}"
+)
+
+
+def test_membership_churn_exact_in_batches(project: Project, vendor: Vendor) -> None:
+    first = [f"u{i:03d}" for i in range(250)]
+    member_file(project, "staff.txt", first)
+    news = account_doc("news", name="News", subscribers={"policy": "exact", "sets": ["staff"]})
+    project.manifests(news, set_doc("staff", ["staff.txt"]), USERS_OF_SET)
+    result = apply(project)
+    assert result.code == 0, result.text
+    assert summary(result) == (
+        "Applied: 1 created, 0 adopted, 0 modified, 250 subscribers added, 0 removed,"
+        " 0 subscriber profiles set, 251 users imported, 0 destroyed; 0 failed, 0 skipped"
+    )
+    assert vendor.members("@TOA#_news") == set(first)
+    converged(project)
+    # 120 leave, 130 join: removals are 48% of the account, over the 10% threshold
+    second = first[120:] + [f"v{i:03d}" for i in range(130)]
+    member_file(project, "staff.txt", second)
+    plan = project.cli("plan", "m", "--detailed-exitcode")
+    assert plan.code == 2, plan.text
+    assert_lines(
+        plan,
+        "+ users to import: 130",
+        "~ account @TOA#_news will be updated in place",
+        "    + subscribers: 130 to add: v000, v001, v002, v003, v004, v005, v006, v007, v008,"
+        " v009, … (120 more)",
+        "    - subscribers: 120 to remove, exact: u000, u001, u002, u003, u004, u005, u006, u007,"
+        " u008, u009, … (110 more)",
+        "  maxSubscriberRemovalPercent: 48.0% of subscribers removed on @TOA#_news, over 10%"
+        " (to allow it: --allow-removals 120)",
+    )
+    refused = apply(project, "--allow-removals", "119")
+    assert refused.code == 1
+    assert refused.err == (
+        "error: the plan breaks the safety rules, nothing was applied:\n"
+        "  allowRemovals: 120 subscriber removals in total, over 119"
+        " (to allow it: --allow-removals 120)\n"
+    )
+    assert vendor.members("@TOA#_news") == set(first)
+    before = vendor.log()
+    result = apply(project, "--allow-removals", "120")
+    assert result.code == 0, result.text
+    assert summary(result) == (
+        "Applied: 0 created, 0 adopted, 0 modified, 130 subscribers added, 120 removed,"
+        " 0 subscriber profiles set, 130 users imported, 0 destroyed; 0 failed, 0 skipped"
+    )
+    assert vendor.members("@TOA#_news") == set(second)
+    calls = [e["api"].rsplit("/", 1)[1] for e in vendor.log()[len(before) :]]
+    # at most 100 per membership call (reference 5.6): 2 adds and 2 removals
+    assert calls.count("add_subscriber") == 2
+    assert calls.count("delete_subscriber") == 2
+    converged(project)
+
+
+def test_force_lifts_every_threshold_but_never_protect(project: Project, vendor: Vendor) -> None:
+    keep = account_doc("keep", name="Keep", subscribers={"policy": "exact", "members": ["a"]})
+    old = account_doc("old", name="Old")
+    vault = account_doc("vault", name="Vault", protect=True)
+    project.manifests(keep, old, vault, users("ops_admin", "a", "b"))
+    assert apply(project).code == 0
+    vendor.add("@TOA#_keep", "b")
+    project.manifests(keep, users("ops_admin", "a", "b"))
+    refused = apply(project, "--prune")
+    assert refused.code == 1
+    assert refused.err == (
+        "error: the plan breaks the safety rules, nothing was applied:\n"
+        "  maxDestroys: 1 destroy in total, over 0 (to allow it: --allow-destroys 1)\n"
+        "  maxSubscriberRemovalPercent: 50.0% of subscribers removed on @TOA#_keep, over 10%"
+        " (to allow it: --allow-removals 1)\n"
+    )
+    result = apply(project, "--prune", "--force")
+    assert result.code == 0, result.text
+    assert vendor.account("@TOA#_old") is None
+    assert vendor.account("@TOA#_vault") is not None
+    assert vendor.members("@TOA#_keep") == {"a"}
+    no_changes(project.cli("plan", "m", "--prune", "--detailed-exitcode"))
+
+
+NEWS = account_doc(
+    "news", name="News", subscribers={"members": ["alice"], "profiles": {"alice": "vip"}}
+)
+
+
+def test_saved_plan_is_applied_as_made(project: Project, vendor: Vendor) -> None:
+    project.manifests(NEWS, users("ops_admin", "alice"))
+    plan = project.cli("plan", "m", "--out", "p.json")
+    assert plan.code == 0, plan.text
+    # the manifests change after the plan: the saved plan is what is applied
+    project.manifests(account_doc("news", name="Other"), users("ops_admin"))
+    result = project.cli("apply", "p.json")
+    assert result.code == 0, result.text
+    assert summary(result).startswith("Applied: 1 created,")
+    assert vendor.profile("@TOA#_news")["Name"] == "News"
+    assert vendor.subscribers("@TOA#_news") == {"alice": "vip"}
+    project.manifests(NEWS, users("ops_admin", "alice"))
+    converged(project)
+
+
+def test_saved_plan_applied_twice_is_refused_the_second_time(
+    project: Project, vendor: Vendor
+) -> None:
+    project.manifests(NEWS, users("ops_admin", "alice"))
+    assert project.cli("plan", "m", "--out", "p.json").code == 0
+    assert project.cli("apply", "p.json").code == 0
+    before = vendor.effects()
+    again = project.cli("apply", "p.json")
+    assert again.code == 1
+    assert again.err == (
+        "error: stale plan: 1 account(s) changed since the plan was made: @TOA#_news;"
+        " make the plan again\n"
+    )
+    assert vendor.effects() == before
+
+
+def test_stale_saved_plan_names_the_account_and_applies_nothing(
+    project: Project, vendor: Vendor
+) -> None:
+    other = account_doc("other", name="Other")
+    project.manifests(NEWS, other, users("ops_admin", "alice", "eve"))
+    assert apply(project).code == 0
+    project.manifests(
+        account_doc("news", name="News 2", subscribers={"members": ["alice"]}),
+        account_doc("other", name="Other 2"),
+        users("ops_admin", "alice", "eve"),
+    )
+    assert project.cli("plan", "m", "--out", "p.json").code == 0
+    vendor.add("@TOA#_news", "eve")  # by hand, between plan and apply
+    before = vendor.effects()
+    stale = project.cli("apply", "p.json")
+    assert stale.code == 1
+    assert stale.err == (
+        "error: stale plan: 1 account(s) changed since the plan was made: @TOA#_news;"
+        " make the plan again\n"
+    )
+    assert vendor.effects() == before
+    assert vendor.profile("@TOA#_other")["Name"] == "Other"
+
+
+def test_stale_saved_plan_when_the_mass_speed_changed(project: Project, vendor: Vendor) -> None:
+    speed = "apiVersion: reconciler/v1\nkind: MassSpeed\nmetadata: {name: wx}\nspec: {speed: 4}"
+    project.manifests(speed)
+    assert project.cli("plan", "m", "--out", "p.json").code == 0
+    vendor.set_speed(1)
+    stale = project.cli("apply", "p.json")
+    assert stale.code == 1
+    assert stale.err == (
+        "error: stale plan: the mass speed changed since the plan was made (0 → 1);"
+        " make the plan again\n"
+    )
+    assert vendor.speed() == 1
+
+
+def test_tampered_saved_plan_is_refused(project: Project, vendor: Vendor) -> None:
+    project.manifests(NEWS, users("ops_admin", "alice"))
+    assert project.cli("plan", "m", "--out", "p.json").code == 0
+    text = (project.root / "p.json").read_text(encoding="utf-8")
+    assert text.count('"News"') == 1
+    project.write("p.json", text.replace('"News"', '"Hacked"'))
+    refused = project.cli("apply", "p.json")
+    assert refused.code == 1
+    assert refused.err == (
+        "error: p.json was modified after it was written (integrity digest mismatch);"
+        " make the plan again\n"
+    )
+    project.write("p.json", text[: len(text) // 2])
+    assert project.cli("apply", "p.json").code == 1
+    assert vendor.account("@TOA#_news") is None
+    assert vendor.effects() == {}  # not even a user import
+
+
+def test_saved_plan_over_the_thresholds_needs_the_exact_override(
+    project: Project, vendor: Vendor
+) -> None:
+    exact = account_doc("news", name="News", subscribers={"policy": "exact", "members": ["a"]})
+    project.manifests(exact, users("ops_admin", "a", "b", "c"))
+    assert apply(project).code == 0
+    vendor.add("@TOA#_news", "b", "c")
+    assert project.cli("plan", "m", "--out", "p.json").code == 0
+    refused = project.cli("apply", "p.json", "--allow-removals", "1")
+    assert refused.code == 1
+    assert "allowRemovals: 2 subscriber removals in total, over 1" in refused.err
+    assert vendor.members("@TOA#_news") == {"a", "b", "c"}
+    result = project.cli("apply", "p.json", "--allow-removals", "2")
+    assert result.code == 0, result.text
+    assert vendor.members("@TOA#_news") == {"a"}
+    converged(project)
+
+
+def test_apply_without_a_terminal_or_auto_approve_refuses(project: Project, vendor: Vendor) -> None:
+    project.manifests(NEWS, users("ops_admin", "alice"))
+    refused = project.run("apply", "m", stdin="yes\n")
+    assert refused.code == 1
+    assert refused.err == (
+        "error: apply needs confirmation and there is no terminal to ask on: review the plan and"
+        " pass --auto-approve (nothing was applied)\n"
+    )
+    assert "+ account @TOA#_news will be created" in refused.lines  # the plan was shown
+    assert vendor.effects() == {}
+
+
+def test_partial_apply_exits_3_and_the_next_plan_holds_exactly_the_rest(
+    project: Project, vendor: Vendor
+) -> None:
+    """A user deleted by hand between `plan --out` and `apply`: its subscription fails per item
+    (add_subscriber Result 0), everything else is applied, and the next plan is the remainder."""
+    news = account_doc("news", name="News", subscribers={"members": ["alice", "bob"]})
+    project.manifests(account_doc("news", name="News"), users("ops_admin", "alice", "bob"))
+    assert apply(project).code == 0
+    project.manifests(news, users("ops_admin", "alice", "bob"))
+    assert project.cli("plan", "m", "--out", "p.json").code == 0
+    vendor.delete_users("bob")
+    partial = project.cli("apply", "p.json")
+    assert partial.code == 3, partial.text
+    assert_lines(
+        partial,
+        "@TOA#_news                  2       1        0",
+        "failed  @TOA#_news: add subscriber bob: add_subscriber result 0 for bob",
+        "Partly applied: run plan again to see exactly what remains.",
+    )
+    assert vendor.members("@TOA#_news") == {"alice"}
+    rest = project.cli("plan", "m", "--detailed-exitcode")
+    assert rest.code == 2, rest.text
+    assert_lines(
+        rest,
+        "+ users to import: 1",
+        "    bob",
+        "~ account @TOA#_news will be updated in place",
+        "    + subscribers: 1 to add: bob",
+        "Plan: 0 to create, 0 to modify, 0 to destroy, 0 to adopt; subscribers: 1 to add,"
+        " 0 to remove; 1 users to import.",
+    )
+    assert apply(project).code == 0
+    assert vendor.members("@TOA#_news") == {"alice", "bob"}
+    converged(project)

@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from reconciler.sandbox.serve import RunningServer
 from test_e2e_common import (
     Project,
     Result,
@@ -22,6 +20,8 @@ from test_e2e_common import (
     in_process_project,
     no_changes,
 )
+
+from reconciler.sandbox.serve import RunningServer
 
 USERS = (
     "apiVersion: reconciler/v1\nkind: UserAccounts\nmetadata: {name: people}\nspec: {members: [%s]}"

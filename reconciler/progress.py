@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.status import Status
 
 Advance = Callable[[int], None]
 
@@ -35,3 +37,27 @@ def progress(stream: TextIO, description: str, total: int) -> Iterator[Advance]:
     with bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+@asynccontextmanager
+async def reading(
+    stream: TextIO, calls: Callable[[], int], *, interval: float = 0.2
+) -> AsyncIterator[None]:
+    """While the body runs, show `reading live state… N calls` on a terminal (a spinner)."""
+    isatty = getattr(stream, "isatty", None)
+    if not (isatty and isatty()):
+        yield
+        return
+    status = Status("reading live state…", console=Console(file=stream))
+
+    async def tick() -> None:
+        while True:
+            status.update(f"reading live state… {calls():,} calls")
+            await asyncio.sleep(interval)
+
+    with status:
+        ticker = asyncio.create_task(tick())
+        try:
+            yield
+        finally:
+            ticker.cancel()

@@ -1,0 +1,255 @@
+"""End-to-end scenarios under faults and crashes: `reconciler sandbox serve` in a subprocess with
+`--fail-rate` (seeded) or `--latency-ms`, the CLI in a subprocess, killed with SIGKILL at seeded
+random points. Every run must converge to exactly the manifests (checked with raw vendor calls on a
+fault-free server over the same database), and the sandbox's persistent call log must show no
+account created twice and no subscriber added twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_e2e_common import (
+    ENV,
+    Project,
+    Vendor,
+    config_text,
+    no_changes,
+    secrets_absent,
+    served_sandbox,
+)
+
+MEMBERS_PER_ACCOUNT = 60
+PROFILES_PER_ACCOUNT = 12
+
+
+def generation(
+    gen: str, accounts: int = 4, *, tag: str = "", profiles: int = PROFILES_PER_ACCOUNT
+) -> dict[str, dict[str, Any]]:
+    """What generation "A" or "B" declares: per account its profile, members and profiles.
+
+    B keeps half of A's members, drops the other half (exact policy) and adds as many new ones,
+    renames every account and re-labels every profile; A also declares an account B drops.
+    `tag` makes every name and profile differ from another round's."""
+    gen_tag = gen + tag
+    offset = 0 if gen == "A" else MEMBERS_PER_ACCOUNT // 2
+    wanted: dict[str, dict[str, Any]] = {}
+    for i in range(accounts):
+        members = [f"u{i}_{n:03d}" for n in range(offset, offset + MEMBERS_PER_ACCOUNT)]
+        wanted[f"@TOA#_crash{i}"] = {
+            "name": f"Crash {i} {gen_tag}",
+            "customString": f"gen={gen}",
+            "members": members,
+            "profiles": {m: f"{gen_tag}-{m}" for m in members[:profiles]},
+        }
+    if gen == "A":
+        wanted["@TOA#_extra"] = {
+            "name": "Extra",
+            "customString": "gen=A",
+            "members": ["u0_000"],
+            "profiles": {},
+        }
+    return wanted
+
+
+def manifests(wanted: dict[str, dict[str, Any]], speed: int) -> str:
+    documents = []
+    everyone = sorted({m for spec in wanted.values() for m in spec["members"]} | {"ops_admin"})
+    for account_id, spec in wanted.items():
+        documents.append(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "OfficialAccount",
+                "metadata": {"id": account_id},
+                "spec": {
+                    "owner": "ops_admin",
+                    "name": spec["name"],
+                    "customString": spec["customString"],
+                    "subscribers": {
+                        "policy": "exact",
+                        "members": spec["members"],
+                        "profiles": spec["profiles"],
+                    },
+                },
+            }
+        )
+    documents.append(
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "UserAccounts",
+            "metadata": {"name": "everyone"},
+            "spec": {"members": everyone},
+        }
+    )
+    documents.append(
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "MassSpeed",
+            "metadata": {"name": "wx"},
+            "spec": {"speed": speed},
+        }
+    )
+    return "\n---\n".join(json.dumps(d) for d in documents) + "\n"
+
+
+def check_exact(vendor: Vendor, wanted: dict[str, dict[str, Any]], speed: int) -> None:
+    """The live state is exactly `wanted`: profiles, members, member profiles, ownership."""
+    for account_id, spec in wanted.items():
+        profile = vendor.profile(account_id)
+        assert (profile["Name"], profile["CustomString"]) == (spec["name"], spec["customString"])
+        expected = {m: spec["profiles"].get(m, "") for m in spec["members"]}
+        live = vendor.subscribers(account_id)
+        # members outside the profiles map keep whatever profile they had: only the set matters
+        assert set(live) == set(expected), account_id
+        assert {m: live[m] for m in spec["profiles"]} == spec["profiles"], account_id
+    assert vendor.owned() == set(wanted)
+    for gone in set(generation("A")) - set(wanted):
+        assert vendor.account(gone) is None
+    assert vendor.speed() == speed
+
+
+def check_log(vendor: Vendor) -> None:
+    """Replay the call log's effects: an account is never created while it exists, a subscriber
+    never added while subscribed (a retried call that was applied before its answer was lost must
+    not apply twice)."""
+    accounts: set[str] = set()
+    subscriptions: set[tuple[str, str]] = set()
+    doubles: list[tuple[Any, ...]] = []
+    for entry in vendor.log():
+        for effect in entry["effects"]:
+            kind, *args = effect
+            if kind == "account_created":
+                if args[0] in accounts:
+                    doubles.append((entry["id"], *effect))
+                accounts.add(args[0])
+            elif kind == "account_destroyed":
+                accounts.discard(args[0])
+                subscriptions = {s for s in subscriptions if s[0] != args[0]}
+            elif kind == "subscriber_added":
+                key = (args[0], args[1])
+                if key in subscriptions:
+                    doubles.append((entry["id"], *effect))
+                subscriptions.add(key)
+            elif kind == "subscriber_removed":
+                subscriptions.discard((args[0], args[1]))
+    assert doubles == []
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    root = tmp_path / "project"
+    root.mkdir()
+    return Project(root, "", tmp_path / "sandbox.db")
+
+
+@contextlib.contextmanager
+def serving(project: Project, *flags: str) -> Iterator[Vendor]:
+    """Serve the project's database (faults and latency as `flags` say) and point the project's
+    reconciler.yaml at it; yields a raw vendor client of that server."""
+    with served_sandbox(project.db_path, *flags) as server:
+        project.base_url = server.base_url
+        project.configure()
+        vendor = project.vendor()
+        try:
+            yield vendor
+        finally:
+            vendor.close()
+
+
+def apply_until_done(project: Project, *flags: str, runs: int = 3) -> list[int]:
+    """Apply again while it reports a partial apply (exit 3); the exit codes in order."""
+    codes = []
+    for _ in range(runs):
+        result = project.run("apply", "m", "--auto-approve", *flags)
+        codes.append(result.code)
+        if result.code == 3:
+            assert "Partly applied: run plan again to see exactly what remains." in result.lines
+        else:
+            assert result.code == 0, result.text
+            secrets_absent([result.out, result.err])
+            return codes
+    raise AssertionError(f"no convergence under faults: exit codes {codes}")
+
+
+def test_apply_under_faults_converges_to_exactly_the_manifests(project: Project) -> None:
+    fail_rate, seed = "0.2", "7"
+    first = generation("A", accounts=2, profiles=4)
+    second = generation("B", accounts=2, profiles=4)
+    with serving(project, "--fail-rate", fail_rate, "--seed", seed):
+        project.write("m/all.yaml", manifests(first, 3))
+        apply_until_done(project)
+        project.write("m/all.yaml", manifests(second, 1))
+        apply_until_done(project, "--prune", "--force")
+    with serving(project) as vendor:  # faults off, same database: check the result exactly
+        no_changes(project.run("plan", "m", "--prune", "--detailed-exitcode"))
+        check_exact(vendor, second, 1)
+        check_log(vendor)
+        faults = Counter(e["fault"] for e in vendor.log())
+        # the run really met every kind of fault, lost answers to applied writes included
+        assert faults["vendor"] and faults["http_before"] and faults["http_after"], faults
+
+
+def test_sigkill_at_random_points_then_a_rerun_converges(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project.root)  # the re-runs and plans run in-process, for speed
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    rng = random.Random(20261123)
+    killed = midway = 0
+    with serving(project, "--latency-ms", "2") as vendor:
+        # the killed runs are slow (a second or two of paced calls); the re-runs are not
+        project.write(
+            "slow.yaml",
+            config_text(project.base_url, limits={"callsPerSecond": 40, "concurrency": 4}),
+        )
+        for round_ in range(10):
+            wanted, speed = generation("AB"[round_ % 2], tag=str(round_)), round_ % 5
+            project.write("m/all.yaml", manifests(wanted, speed))
+            before = vendor.effects().total()
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "reconciler",
+                    "apply",
+                    "m",
+                    "--auto-approve",
+                    "--prune",
+                    "--force",
+                    "--config",
+                    "slow.yaml",
+                ],
+                cwd=project.root,
+                env={**os.environ, **ENV},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                process.wait(timeout=rng.uniform(0.45, 1.5))
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                killed += 1
+            at_kill = vendor.effects().total()
+            rerun = project.cli("apply", "m", "--auto-approve", "--prune", "--force")
+            assert rerun.code == 0, rerun.text
+            no_changes(project.cli("plan", "m", "--prune", "--detailed-exitcode"))
+            check_exact(vendor, wanted, speed)
+            # killed in the middle: the killed run changed something and left something to do
+            midway += before < at_kill < vendor.effects().total()
+        check_log(vendor)
+    assert killed == 10
+    assert midway >= 7

@@ -9,7 +9,7 @@ import signal
 import socket
 import sqlite3
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -86,7 +86,21 @@ def banner(url: str, options: SandboxOptions) -> str:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, minus re-raising the stop signal after a graceful shutdown (so `serve` exits 0)."""
+    """uvicorn that exits 0 on SIGINT/SIGTERM and can announce itself once it is serving.
+
+    uvicorn re-raises the stop signal after a graceful shutdown; `serve` must exit 0 instead.
+    `on_started` runs when the server accepts connections and its signal handlers are in place,
+    so whoever reads the banner may stop the server at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -102,7 +116,7 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _server(sandbox: Sandbox) -> uvicorn.Server:
+def _server(sandbox: Sandbox, on_started: Callable[[], None] | None = None) -> _Server:
     config = uvicorn.Config(
         sandbox.asgi_app,
         interface="asgi3",
@@ -112,7 +126,7 @@ def _server(sandbox: Sandbox) -> uvicorn.Server:
         timeout_keep_alive=30,
         backlog=1024,
     )
-    return _Server(config)
+    return _Server(config, on_started)
 
 
 def command(args: argparse.Namespace, *, stdout: TextIO) -> int:
@@ -127,10 +141,14 @@ def command(args: argparse.Namespace, *, stdout: TextIO) -> int:
             sock = bind(args.host, args.port)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
-        stdout.write(banner(base_url(sock), options))
-        stdout.flush()
+        text = banner(base_url(sock), options)
+
+        def announce() -> None:
+            stdout.write(text)
+            stdout.flush()
+
         # SIGINT and SIGTERM make run() shut down gracefully and return.
-        _server(sandbox).run(sockets=[sock])
+        _server(sandbox, announce).run(sockets=[sock])
     finally:
         sandbox.close()
     return 0

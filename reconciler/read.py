@@ -18,10 +18,12 @@ so a no-op plan of a large membership costs its subscriber pages and nothing per
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
+from reconciler.errors import ReconcilerError
 from reconciler.live import LiveAccount, LiveState, decode_record
 from reconciler.model import DesiredState
 from reconciler.providers import AccountInfo, IMProvider, MassSpeedProvider, SubscriberPage
@@ -63,6 +65,26 @@ def _users_that_must_exist(desired: DesiredState, accounts: Mapping[str, LiveAcc
     return needed
 
 
+@contextlib.contextmanager
+def plain_errors() -> Iterator[None]:
+    """Raise a failed call's own error, not the `ExceptionGroup` its TaskGroup wraps it in.
+
+    `cli.main` turns a `ReconcilerError` (a vendor that keeps failing, say) into one clean line;
+    wrapped in a group it would be reported as a bug. A group holding anything else (a bug) is
+    raised unchanged so that nothing is hidden.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        ours, rest = group.split(ReconcilerError)
+        if ours is None or rest is not None:
+            raise
+        first: BaseException = ours
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from group
+
+
 async def read_live(
     desired: DesiredState,
     im: IMProvider,
@@ -71,6 +93,17 @@ async def read_live(
     mass: MassSpeedProvider | None = None,
 ) -> LiveState:
     """Read what `desired` and the inventory name; see the module docstring for the steps."""
+    with plain_errors():
+        return await _read_live(desired, im, inventory_user=inventory_user, mass=mass)
+
+
+async def _read_live(
+    desired: DesiredState,
+    im: IMProvider,
+    *,
+    inventory_user: str,
+    mass: MassSpeedProvider | None,
+) -> LiveState:
     before: Counter[str] = Counter(im.calls)
     mass_before: Counter[str] = Counter(mass.calls) if mass is not None else Counter()
 
@@ -149,6 +182,20 @@ async def read_fingerprinted(
 ) -> LiveState:
     """Re-read what a saved plan fingerprinted, to refuse it when stale: the inventory, the other
     accounts by id, the subscriber lists it had read, and the mass speed when asked."""
+    with plain_errors():
+        return await _read_fingerprinted(
+            account_ids, with_members, im, inventory_user=inventory_user, mass=mass
+        )
+
+
+async def _read_fingerprinted(
+    account_ids: Iterable[str],
+    with_members: Iterable[str],
+    im: IMProvider,
+    *,
+    inventory_user: str,
+    mass: MassSpeedProvider | None,
+) -> LiveState:
     wanted = set(account_ids)
     members = set(with_members)
 

@@ -502,3 +502,20 @@ def test_no_secret_in_any_output_log_or_plan_file(project: Project, vendor: Vend
     outputs += [applied.out, applied.err, drift.out, drift.err, broken.err]
     assert any("DEBUG" in text for text in outputs)  # the logs were really on
     secrets_absent(outputs)
+
+
+def test_a_vendor_error_during_the_read_is_one_clean_line(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong secret key: the vendor refuses the UserSig (not retried); plan, drift and apply
+    say so in one line and exit 1 (it was reported as a bug, wrapped in an ExceptionGroup)."""
+    project.manifests(NEWS, users("ops_admin", "alice", "bob"))
+    monkeypatch.setenv("E2E_IM_KEY", "not-the-key")
+    for command in (["plan", "m"], ["drift", "m"], ["apply", "m", "--auto-approve"]):
+        result = project.cli(*command)
+        assert result.code == 1, result.text
+        assert result.out == ""
+        assert result.err == (
+            "error: tencent (get_subscribed_official_account_list) on reconciler-inventory:"
+            " usersig verification failed [vendor code 70009]\n"
+        )

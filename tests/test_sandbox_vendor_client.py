@@ -10,11 +10,9 @@ import random
 from typing import Any
 
 import httpx
-import pytest
+import TLSSigAPIv2  # Tencent's own UserSig library, a test extra (tls-sig-api-v2)
 
 from reconciler.sandbox.serve import RunningServer
-
-TLSSigAPIv2 = pytest.importorskip("TLSSigAPIv2")
 
 
 class DocsClient:

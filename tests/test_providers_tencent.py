@@ -277,10 +277,12 @@ def test_subscriptions_of_a_user_are_paged_to_the_end(
         await client.set_subscriber_profile(accounts[3], "reconciler-inventory", '{"v":1}')
         subs = await client.get_subscriptions("reconciler-inventory")
         assert client.calls["get_subscribed_official_account_list"] == 2
-        assert [s.account.id for s in subs] == accounts
-        assert subs[3].custom_string == '{"v":1}'
-        assert subs[3].account.name == "a003"
-        assert subs[0].custom_string == ""
+        # subscriptions come in subscription order; the adds ran concurrently
+        assert sorted(s.account.id for s in subs) == accounts
+        by_id = {s.account.id: s for s in subs}
+        assert by_id[accounts[3]].custom_string == '{"v":1}'
+        assert by_id[accounts[3]].account.name == "a003"
+        assert by_id[accounts[0]].custom_string == ""
         assert await client.get_subscriptions("nobody") == []
 
     run(sandbox, body)

@@ -249,15 +249,18 @@ class _Run:
         call = self.im.add_subscribers if add else self.im.remove_subscribers
         results = await call(account_id, sorted(todo))
         self.progress(-(-len(todo) // 100))
-        done = len(results.changed) + len(results.unchanged)
+        # "already subscribed" / "was not subscribed" count as done: the plan read these users on
+        # the other side, so either this run made the change and a retry after a lost answer found
+        # it made (reference 5.6, 5.7), or someone else did; either way it is now as declared
+        done = results.changed | results.unchanged
         target = self.added if add else self.removed
-        target.setdefault(account_id, set()).update(results.changed)
+        target.setdefault(account_id, set()).update(done)
         if add:
-            self.result.subscribers_added += len(results.changed)
+            self.result.subscribers_added += len(done)
         else:
-            self.result.subscribers_removed += len(results.changed)
+            self.result.subscribers_removed += len(done)
         if done:
-            report.applied.append(f"{'add' if add else 'remove'} {done} subscribers")
+            report.applied.append(f"{'add' if add else 'remove'} {len(done)} subscribers")
         report.failed.extend(_item_failures(verb, results))
         if add and results.failed:
             self.failed_adds.setdefault(account_id, set()).update(results.failed)
@@ -295,7 +298,10 @@ class _Run:
             if results.failed:
                 report.failed.extend(_item_failures("inventory subscription", results))
                 return
-            self.added.setdefault(change.account_id, set()).update(results.changed)
+            # an answer lost after the add was applied makes the retry say "already subscribed"
+            self.added.setdefault(change.account_id, set()).update(
+                results.changed | results.unchanged
+            )
         await self.im.set_subscriber_profile(
             change.account_id, self.inventory, encode_record(change.record)
         )

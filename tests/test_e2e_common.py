@@ -301,6 +301,14 @@ def account_doc(account_id: str, owner: str = "ops_admin", **spec: Any) -> str:
     return json.dumps(body, ensure_ascii=False)
 
 
+def users(*names: str) -> str:
+    """A UserAccounts document naming these users."""
+    return (
+        "apiVersion: reconciler/v1\nkind: UserAccounts\nmetadata: {name: people}\n"
+        f"spec: {{members: [{', '.join(names)}]}}"
+    )
+
+
 def docs(*documents: str) -> str:
     return "\n---\n".join(documents) + "\n"
 

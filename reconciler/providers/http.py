@@ -177,6 +177,8 @@ class Pacer:
         self._sleep = sleep
         self._next: dict[str, float] = {}
         self._semaphore = asyncio.Semaphore(concurrency)
+        #: one lock per API: its calls wait for their start times in turn, holding no place
+        self._turns: dict[str, asyncio.Lock] = {}
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -198,17 +200,34 @@ class Pacer:
 
     @asynccontextmanager
     async def slot(self, api: str, ceiling: float | None = None) -> AsyncIterator[None]:
-        """Hold one of the `concurrency` places, then wait for `api`'s next start time."""
-        # The place is taken before the start time is reserved: reserving first and then queueing
-        # on the semaphore would let queued calls leave together, in a burst.
-        async with self._semaphore:
+        """Wait for `api`'s next start time, then take one of the `concurrency` places.
+
+        A call waiting for its own API's budget holds no place: were it to, the calls queued on
+        one busy API (2,000 `add_subscriber` batches) would keep the places from every other API
+        whose budget is idle, and a run would go at one API's rate instead of at all of them
+        (bench/scale.py, S1). Calls of one API take their turns in order (`_turns`), one at a
+        time, so a queue of them never leaves together in a burst.
+        """
+        turn = self._turns.get(api)
+        if turn is None:
+            turn = self._turns[api] = asyncio.Lock()
+        async with turn:
             await self._reserve(api, ceiling)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            try:
-                yield
-            finally:
-                self.in_flight -= 1
+            if self._semaphore.locked():
+                # Every place is taken: this call starts late, and the next call of its API is
+                # spaced from when it really starts (the schedule alone would let them bunch).
+                await self._semaphore.acquire()
+                self._next[api] = max(self._next[api], self._clock() + 1.0 / self.rate(ceiling))
+            else:
+                await self._semaphore.acquire()  # a free place: taken at once
+        # No await from here to the `try`: the place is released whatever happens.
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._semaphore.release()
 
 
 class Transient(Exception):

@@ -56,6 +56,10 @@ _SECRET_PARAM_RE: Final = re.compile(
 RETRY_STATUSES: Final = frozenset({408, 429})
 
 DEFAULT_TIMEOUT: Final = 10.0
+#: The largest answer read. The biggest honest one is a page of 200 subscribers or accounts with
+#: 3,000-byte CustomStrings (reference 4.2, 4.3): well under 2 MiB. Anything larger is a broken
+#: or hostile server (or a compression bomb), refused before it fills memory.
+MAX_ANSWER_BYTES: Final = 8 * 1024 * 1024
 #: Waits shorter than this are not slept (see `Pacer._reserve`).
 SLACK: Final = 0.001
 
@@ -285,6 +289,7 @@ class Caller:
         self.retry = retry or RetryPolicy()
         self.rng = rng or random.Random()
         self.timeout = timeout
+        self.max_answer_bytes = MAX_ANSWER_BYTES
         self._secrets = secrets
         self._sleep = sleep
         #: requests sent per API, retries included: what the vendor's rate limit sees
@@ -353,32 +358,66 @@ class Caller:
         async with self.pacer.slot(request.api, request.ceiling):
             self.calls[request.api] += 1
             try:
-                response = await self.http.request(
-                    request.method,
-                    self.endpoint + request.path,
-                    params=params,
-                    json=request.body,
-                    timeout=self.timeout,
-                )
+                # httpx's `timeout` bounds each wait, and its read timeout restarts with every
+                # byte: a server dripping its answer would never end. The whole exchange gets
+                # twice `timeout` (so a single silent wait still reports as httpx's own timeout).
+                async with asyncio.timeout(2 * self.timeout):
+                    status, content = await self._exchange(request, params)
+            except TimeoutError as exc:
+                raise Transient(
+                    f"timed out: no complete answer within {2 * self.timeout:g}s"
+                ) from exc
             except httpx.TimeoutException as exc:
                 raise Transient(f"timed out ({self._sanitize(exc)})") from exc
             except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 raise Transient(f"network error ({self._sanitize(exc)})") from exc
             except httpx.HTTPError as exc:
                 raise self.error(request, f"request failed: {self._sanitize(exc)}") from exc
-        if response.status_code in RETRY_STATUSES or response.status_code >= 500:
-            raise Transient(f"HTTP {response.status_code}")
-        if response.status_code != 200:
-            raise self.error(request, f"unexpected HTTP status {response.status_code}")
+        if status in RETRY_STATUSES or status >= 500:
+            raise Transient(f"HTTP {status}")
+        if status != 200:
+            raise self.error(request, f"unexpected HTTP status {status}")
+        if content is None:
+            raise self.error(
+                request, f"answer is larger than {self.max_answer_bytes:,} bytes; refused"
+            )
         try:
-            body = json.loads(response.content)
-        except ValueError:
+            body = json.loads(content)
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             raise self.error(request, "response is not JSON") from None
         if not isinstance(body, dict):
             raise self.error(request, "response is not a JSON object")
         if check is not None:
             check(request, body)
         return body
+
+    async def _exchange(
+        self, request: Request, params: Mapping[str, str]
+    ) -> tuple[int, bytes | None]:
+        """Send one request; the status and the (decoded) answer, None when over the size cap.
+
+        Only a 200's body is read; it is read in chunks and abandoned past `max_answer_bytes`.
+        """
+        async with self.http.stream(
+            request.method,
+            self.endpoint + request.path,
+            params=params,
+            json=request.body,
+            timeout=self.timeout,
+        ) as response:
+            if response.status_code != 200:
+                return response.status_code, b""
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_answer_bytes:
+                return 200, None
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_answer_bytes:
+                    return 200, None
+                chunks.append(chunk)
+            return 200, b"".join(chunks)
 
     def _sanitize(self, exc: httpx.HTTPError) -> str:
         """Mask credentials in `exc` itself (it is chained as a cause) and describe it.

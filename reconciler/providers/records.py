@@ -55,8 +55,8 @@ class AccountInfo:
             face_url=str_field(item, "FaceUrl"),
             organization=str_field(item, "Organization"),
             custom_string=str_field(item, "CustomString"),
-            max_subscriber_num=int_field(item, "MaxSubscriberNum"),
-            subscriber_num=int_field(item, "SubscriberNum"),
+            max_subscriber_num=count_field(item, "MaxSubscriberNum"),
+            subscriber_num=count_field(item, "SubscriberNum"),
             create_time=int_field(item, "CreateTime"),
             last_msg_time=int_field(item, "LastMsgTime"),
         )
@@ -116,12 +116,37 @@ class ItemResults:
         return not self.failed
 
 
-def str_field(item: Mapping[str, Any], key: str) -> str:
+class MalformedAnswer(ValueError):
+    """A vendor answer lacks a field the client needs or holds one of the wrong type.
+
+    Raised by the field readers below with the field's path (`SubscriberList[3].Result`); the
+    client turns it into a `ProviderError` naming the call. Reading garbage as `""` or `0` would
+    make a wrong plan (a `SubscriberNum` of 0 passes every removal-percentage check).
+    """
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def str_field(item: Mapping[str, Any], key: str, *, required: bool = False) -> str:
+    """A text field: absent or null reads as `""` (unless `required`); numbers as their digits;
+    anything else (an object, an array, a boolean) is a `MalformedAnswer`."""
     value = item.get(key)
-    return value if isinstance(value, str) else "" if value is None else str(value)
+    if isinstance(value, str):
+        return value
+    if value is None:
+        if required:
+            raise MalformedAnswer(f"{key} is missing")
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise MalformedAnswer(f"{key} is {_shown(value)}, not a string")
 
 
 def int_field(item: Mapping[str, Any], key: str) -> int:
+    """An informational number (times): read leniently, anything unreadable is 0."""
     value = item.get(key)
     if isinstance(value, bool):
         return int(value)
@@ -130,6 +155,37 @@ def int_field(item: Mapping[str, Any], key: str) -> int:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     return 0
+
+
+def count_field(item: Mapping[str, Any], key: str, *, required: bool = False) -> int:
+    """A number decisions rest on (counts, cursors, result codes): absent reads as 0 unless
+    `required`; an integer or a string of digits is read; anything else is a `MalformedAnswer`."""
+    value = item.get(key)
+    if value is None:
+        if required:
+            raise MalformedAnswer(f"{key} is missing")
+        return 0
+    if isinstance(value, int):  # bool included: True/False are 1/0 in JSON-minded vendors
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise MalformedAnswer(f"{key} is {_shown(value)}, not an integer")
+
+
+def object_list(item: Mapping[str, Any], key: str, *, required: bool = False) -> list[Any]:
+    """An array of objects: absent or null is empty (unless `required`); anything else that is
+    not an array of JSON objects is a `MalformedAnswer`."""
+    value = item.get(key)
+    if value is None:
+        if required:
+            raise MalformedAnswer(f"{key} is missing")
+        return []
+    if not isinstance(value, list):
+        raise MalformedAnswer(f"{key} is {_shown(value)}, not an array")
+    for index, element in enumerate(value):
+        if not isinstance(element, dict):
+            raise MalformedAnswer(f"{key}[{index}] is {_shown(element)}, not an object")
+    return value
 
 
 def envelope_code(body: Mapping[str, Any]) -> int:

@@ -13,8 +13,9 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final, TypeVar
 
 import httpx
 
@@ -38,16 +39,21 @@ from reconciler.providers.records import (
     CreateOutcome,
     ItemFailure,
     ItemResults,
+    MalformedAnswer,
     Subscriber,
     SubscriberPage,
     Subscription,
+    count_field,
     envelope_code,
     int_field,
+    object_list,
     str_field,
 )
 from reconciler.secret import Secret
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Regional REST domains (reference 1.2). Use the region the SDKAppID was created in.
 REGION_DOMAINS: Final = {
@@ -79,6 +85,11 @@ MAX_CHECK: Final = 100
 MAX_INFO: Final = 50
 MAX_SUBSCRIBERS: Final = 100  # add_subscriber; delete_subscriber's maximum is undocumented
 PAGE_LIMIT: Final = 200
+#: Pages a paged read may take beyond what the answer's own total needs (ceil(total / 200)):
+#: members may join while we page. A cursor that keeps going past this is a broken server.
+PAGE_SLACK: Final = 3
+#: Without a total, the most pages a read takes (200,000 accounts of one inventory user).
+MAX_PAGES: Final = 1000
 
 #: Codes worth another attempt. Frequency: 60007, 60011, 60018, 60019 (reference 1.5, 1.6).
 #: Internal error / timeout: 70169, 70202, 70500 (section 3), 10002, 10004, 20005 (section 5; 10004
@@ -244,7 +255,8 @@ class TencentClient:
             code = envelope_code(reply)
             if code == 0 or code in accept:
                 return
-            info = str_field(reply, "ErrorInfo") or "request failed"
+            error_info = reply.get("ErrorInfo")
+            info = error_info if isinstance(error_info, str) and error_info else "request failed"
             if code == SIG_EXPIRED:
                 self.sig.invalidate()
             if code in RETRY_CODES or code == SIG_EXPIRED:
@@ -257,6 +269,14 @@ class TencentClient:
         return ProviderError(
             self._caller.redact(message), api="tencent", action=command, object_id=object_id
         )
+
+    @contextmanager
+    def _reading(self, command: str, object_id: str) -> Iterator[None]:
+        """Turn a `MalformedAnswer` found while reading an answer into a `ProviderError`."""
+        try:
+            yield
+        except MalformedAnswer as exc:
+            raise self._error(command, f"malformed answer: {exc}", object_id) from None
 
     # -- IM accounts (im_open_login_svc) ---------------------------------------------------------
 
@@ -282,7 +302,17 @@ class TencentClient:
             )
         except ProviderError as exc:
             return _all_failed(ids, exc)
-        failed_ids = {str(i) for i in reply.get("FailAccounts") or []}
+        fail_accounts = reply.get("FailAccounts") or []
+        if not isinstance(fail_accounts, list) or not all(
+            isinstance(i, str) for i in fail_accounts
+        ):
+            malformed = self._error(
+                "multiaccount_import",
+                "malformed answer: FailAccounts is not an array of ids",
+                _span(ids),
+            )
+            return _all_failed(ids, malformed)
+        failed_ids = set(fail_accounts) & set(ids)
         return ItemResults(
             changed=frozenset(ids) - failed_ids,
             failed={i: ItemFailure(None, "import failed") for i in sorted(failed_ids)},
@@ -304,18 +334,31 @@ class TencentClient:
             object_id=_span(ids),
         )
         found: dict[str, bool] = {}
-        for item in reply.get("ResultItem") or []:
-            user = str_field(item, "UserID")
-            code = int_field(item, "ResultCode")
+        with self._reading("account_check", _span(ids)):
+            items = [
+                _item(
+                    "ResultItem",
+                    n,
+                    lambda i: (
+                        str_field(i, "UserID", required=True),
+                        count_field(i, "ResultCode"),
+                        str_field(i, "ResultInfo"),
+                        str_field(i, "AccountStatus"),
+                    ),
+                    item,
+                )
+                for n, item in enumerate(object_list(reply, "ResultItem"))
+            ]
+        for user, code, result_info, status in items:
             if code != 0:
                 raise ProviderError(
-                    self._caller.redact(str_field(item, "ResultInfo") or "check failed"),
+                    self._caller.redact(result_info or "check failed"),
                     api="tencent",
                     action="account_check",
                     object_id=user,
                     code=code,
                 )
-            found[user] = str_field(item, "AccountStatus") == "Imported"
+            found[user] = status == "Imported"
         missing = [i for i in ids if i not in found]
         if missing:
             raise self._error("account_check", "no result for some users", _span(missing))
@@ -338,7 +381,8 @@ class TencentClient:
         )
         if envelope_code(reply) == ACCOUNT_EXISTS:
             return CreateOutcome.EXISTED
-        assigned = str_field(reply, "OfficialAccountUserID")
+        with self._reading("create_official_account", account_id):
+            assigned = str_field(reply, "OfficialAccountUserID")
         if assigned and assigned != account_id:
             raise self._error(
                 "create_official_account", f"vendor assigned another id {assigned!r}", account_id
@@ -375,11 +419,12 @@ class TencentClient:
         return found
 
     async def _info_batch(self, ids: list[str]) -> dict[str, AccountInfo]:
+        span = _span(ids)
         reply = await self._call(
             OA_SVC,
             "get_official_account_info",
             {"OfficialAccountIdList": [{"Official_Account": i} for i in ids]},
-            object_id=_span(ids),
+            object_id=span,
             accept={ACCOUNT_MISSING},
         )
         if envelope_code(reply) == ACCOUNT_MISSING:
@@ -391,61 +436,98 @@ class TencentClient:
             for part in await run_all(self._info_batch([i]) for i in ids):
                 found.update(part)
             return found
-        items = reply.get("OfficialAccountInfoList") or []
+        with self._reading("get_official_account_info", span):
+            items = object_list(reply, "OfficialAccountInfoList")
+            named = [
+                _item("OfficialAccountInfoList", n, _echoed_id, i) for n, i in enumerate(items)
+            ]
         found = {}
+        answered: set[str] = set()
         for position, item in enumerate(items):
             # Items echo the id on the sandbox; the vendor's doc does not promise it (reference
             # 5.4), so fall back to request order when every item lacks it.
-            account_id = str_field(item, "Official_Account") or (
-                ids[position] if len(items) == len(ids) else ""
-            )
+            account_id = named[position] or (ids[position] if len(items) == len(ids) else "")
             if not account_id:
                 raise self._error(
-                    "get_official_account_info", "answer items cannot be matched to ids", _span(ids)
+                    "get_official_account_info", "answer items cannot be matched to ids", span
                 )
+            if account_id not in ids:
+                # Filing a stranger's info under it would plan a create for the account asked for.
+                raise self._error(
+                    "get_official_account_info",
+                    f"answered for {account_id!r}, which was not asked for",
+                    span,
+                )
+            answered.add(account_id)
             code = envelope_code(item) if "ErrorCode" in item else 0
             if code == ACCOUNT_MISSING:
                 continue
             if code != 0:
                 raise ProviderError(
-                    self._caller.redact(str_field(item, "ErrorInfo") or "read failed"),
+                    self._caller.redact(_text(item.get("ErrorInfo")) or "read failed"),
                     api="tencent",
                     action="get_official_account_info",
                     object_id=account_id,
                     code=code,
                 )
-            found[account_id] = AccountInfo.from_vendor(item, account_id)
+            with self._reading("get_official_account_info", account_id):
+                found[account_id] = AccountInfo.from_vendor(item, account_id)
+        unanswered = [i for i in ids if i not in answered]
+        if unanswered:
+            # Silence is not "does not exist": reading it so would plan a create.
+            raise self._error(
+                "get_official_account_info", "no answer for some accounts", _span(unanswered)
+            )
         return found
 
     async def get_subscribers(self, account_id: str) -> SubscriberPage:
-        """Every subscriber of an account, paging `Limit` 200 / `Next` to the end (ref. 5.5)."""
+        """Every subscriber of an account, paging `Limit` 200 / `Next` to the end (ref. 5.5).
+
+        A broken server cannot keep it paging: a cursor seen before, a page over the limit asked
+        for, or more pages than the account's own `SubscriberNum` needs is an error.
+        """
+        command = "get_subscriber_info"
         subscribers: list[Subscriber] = []
         cursor = ""
+        seen = {cursor}
         total = 0
+        most = 0
+        pages = 0
         while True:
             reply = await self._call(
                 OA_SVC,
-                "get_subscriber_info",
+                command,
                 {"Official_Account": account_id, "Limit": PAGE_LIMIT, "Next": cursor},
                 object_id=account_id,
             )
-            for item in reply.get("SubscriberList") or []:
-                subscribers.append(
-                    Subscriber(
-                        user_id=str_field(item, "Subscriber_Account"),
-                        custom_string=str_field(item, "CustomString"),
-                        subscribe_time=int_field(item, "SubscribeTime"),
-                        msg_flag=str_field(item, "MsgFlag"),
-                    )
+            pages += 1
+            with self._reading(command, account_id):
+                items = object_list(reply, "SubscriberList")
+                subscribers.extend(
+                    _item("SubscriberList", n, _subscriber, i) for n, i in enumerate(items)
                 )
-            total = int_field(reply, "SubscriberNum")
-            following = str_field(reply, "Next")
+                total = count_field(reply, "SubscriberNum", required=True)
+                if "Next" not in reply:
+                    raise MalformedAnswer("Next is missing")
+                following = str_field(reply, "Next")
+            if len(items) > PAGE_LIMIT:
+                raise self._error(
+                    command,
+                    f"a page held {len(items)} subscribers, over the {PAGE_LIMIT} asked",
+                    account_id,
+                )
             if not following:
                 return SubscriberPage(account_id, tuple(subscribers), total)
-            if following == cursor:
+            if following in seen:
+                raise self._error(command, "paging cursor did not advance", account_id)
+            most = max(most, total)
+            if pages >= _page_budget(most):
                 raise self._error(
-                    "get_subscriber_info", "paging cursor did not advance", account_id
+                    command,
+                    f"paging did not end after {pages} pages for {most} subscribers",
+                    account_id,
                 )
+            seen.add(following)
             cursor = following
 
     async def add_subscribers(self, account_id: str, user_ids: Iterable[str]) -> ItemResults:
@@ -477,14 +559,28 @@ class TencentClient:
             body["SubscriberToDel_Account"] = list(ids)
         try:
             reply = await self._call(OA_SVC, command, body, object_id=account_id)
+            with self._reading(command, account_id):
+                results = [
+                    _item(
+                        "SubscriberList",
+                        n,
+                        lambda i: (
+                            str_field(i, "Subscriber_Account", required=True),
+                            count_field(i, "Result", required=True),
+                        ),
+                        item,
+                    )
+                    for n, item in enumerate(object_list(reply, "SubscriberList"))
+                ]
         except ProviderError as exc:
             return _all_failed(ids, exc)
+        asked = set(ids)
         changed: set[str] = set()
         unchanged: set[str] = set()
         failed: dict[str, ItemFailure] = {}
-        for item in reply.get("SubscriberList") or []:
-            user = str_field(item, "Subscriber_Account")
-            result = int_field(item, "Result")
+        for user, result in results:
+            if user not in asked:
+                continue  # an answer about someone else says nothing about this batch
             if result == 1:
                 changed.add(user)
             elif result == 2:
@@ -507,34 +603,99 @@ class TencentClient:
 
     async def get_subscriptions(self, user_id: str) -> list[Subscription]:
         """Every account `user_id` subscribes to, paging `Limit` 200 / `Offset` until
-        `CompleteFlag` is 1 (reference 5.9)."""
+        `CompleteFlag` is 1 (reference 5.9); bounded as `get_subscribers` is, by `TotalCount`."""
+        command = "get_subscribed_official_account_list"
         found: list[Subscription] = []
         offset = 0
+        most = 0
+        pages = 0
         while True:
             reply = await self._call(
                 OA_SVC,
-                "get_subscribed_official_account_list",
+                command,
                 {"Subscriber_Account": user_id, "Limit": PAGE_LIMIT, "Offset": offset},
                 object_id=user_id,
             )
-            items = reply.get("OfficialAccountInfoList") or []
-            for item in items:
-                self_info = item.get("SelfInfo") or {}
-                found.append(
-                    Subscription(
-                        account=AccountInfo.from_vendor(item, str_field(item, "Official_Account")),
-                        custom_string=str_field(self_info, "CustomString"),
-                        subscribe_time=int_field(self_info, "SubscribeTime"),
-                    )
+            pages += 1
+            with self._reading(command, user_id):
+                items = object_list(reply, "OfficialAccountInfoList")
+                found.extend(
+                    _item("OfficialAccountInfoList", n, _subscription, i)
+                    for n, i in enumerate(items)
                 )
-            if int_field(reply, "CompleteFlag") == 1:
-                return found
-            following = int_field(reply, "Next")
-            if following <= offset or not items:
+                complete = count_field(reply, "CompleteFlag")
+                following = count_field(reply, "Next")
+                total = count_field(reply, "TotalCount") if "TotalCount" in reply else None
+            if len(items) > PAGE_LIMIT:
                 raise self._error(
-                    "get_subscribed_official_account_list", "paging did not advance", user_id
+                    command,
+                    f"a page held {len(items)} accounts, over the {PAGE_LIMIT} asked",
+                    user_id,
+                )
+            if complete == 1:
+                return found
+            if following <= offset or not items:
+                raise self._error(command, "paging did not advance", user_id)
+            most = max(most, total or 0)
+            if pages >= (MAX_PAGES if total is None else _page_budget(most)):
+                raise self._error(
+                    command,
+                    f"paging did not end after {pages} pages"
+                    + ("" if total is None else f" for {most} accounts"),
+                    user_id,
                 )
             offset = following
+
+
+def _page_budget(total: int) -> int:
+    """How many pages a read of `total` items may take: what it needs, plus a little slack."""
+    return -(-total // PAGE_LIMIT) + PAGE_SLACK
+
+
+def _text(value: Any) -> str:
+    """A vendor's free text (ErrorInfo), or `""` when it is not a string."""
+    return value if isinstance(value, str) else ""
+
+
+def _item(
+    key: str, index: int, read: Callable[[Mapping[str, Any]], T], item: Mapping[str, Any]
+) -> T:
+    """`read(item)`, a `MalformedAnswer` in it naming the item (`SubscriberList[3].Result …`)."""
+    try:
+        return read(item)
+    except MalformedAnswer as exc:
+        raise MalformedAnswer(f"{key}[{index}].{exc}") from None
+
+
+def _echoed_id(item: Mapping[str, Any]) -> str:
+    return str_field(item, "Official_Account")
+
+
+def _subscriber(item: Mapping[str, Any]) -> Subscriber:
+    return Subscriber(
+        user_id=str_field(item, "Subscriber_Account", required=True),
+        custom_string=str_field(item, "CustomString"),
+        subscribe_time=int_field(item, "SubscribeTime"),
+        msg_flag=str_field(item, "MsgFlag"),
+    )
+
+
+def _subscription(item: Mapping[str, Any]) -> Subscription:
+    self_info = item.get("SelfInfo")
+    if self_info is None:
+        self_info = {}
+    if not isinstance(self_info, dict):
+        raise MalformedAnswer("SelfInfo is not an object")
+    account_id = str_field(item, "Official_Account", required=True)
+    try:
+        custom, since = str_field(self_info, "CustomString"), int_field(self_info, "SubscribeTime")
+    except MalformedAnswer as exc:
+        raise MalformedAnswer(f"SelfInfo.{exc}") from None
+    return Subscription(
+        account=AccountInfo.from_vendor(item, account_id),
+        custom_string=custom,
+        subscribe_time=since,
+    )
 
 
 def _span(ids: list[str]) -> str:

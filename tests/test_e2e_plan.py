@@ -362,9 +362,12 @@ def test_max_subscriber_num_overflow_is_refused_before_any_call(
     project.manifests(doc, users("ops_admin", "a1", "a2"))
     plan = project.cli("plan", "m")
     assert plan.code == 1, plan.text
-    problems = [line for line in plan.lines if line.startswith("  @TOA#_small: ")]
-    assert len(problems) == 1, plan.out
-    assert "maxSubscriberNum" in problems[0] or "MaxSubscriberNum" in problems[0]
+    assert_lines(
+        plan,
+        "Error: this plan cannot be applied (1 problem):",
+        "  @TOA#_small: maxSubscriberNum 2 is below the declared membership: 3 subscribers after"
+        " this plan (the inventory subscription included); raise maxSubscriberNum to at least 3",
+    )
     assert apply(project).code == 1
     assert vendor.account("@TOA#_small") is None
 

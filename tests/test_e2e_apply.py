@@ -7,11 +7,16 @@ exactly the remainder. Final state is read back with raw vendor calls.
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from test_e2e_common import (
+    ENV,
     Project,
     Result,
     Vendor,
@@ -313,3 +318,34 @@ def test_partial_apply_exits_3_and_the_next_plan_holds_exactly_the_rest(
     assert apply(project).code == 0
     assert vendor.members("@TOA#_news") == {"alice", "bob"}
     converged(project)
+
+
+@pytest.mark.parametrize(("answer", "code"), [("yes", 0), ("no", 1)])
+def test_apply_on_a_terminal_asks_and_only_yes_applies(
+    project: Project, vendor: Vendor, answer: str, code: int
+) -> None:
+    project.manifests(NEWS, users("ops_admin", "alice"))
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", "m"],
+            cwd=project.root,
+            env={**os.environ, **ENV, "NO_COLOR": "1"},
+            stdin=follower,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(leader, f"{answer}\n".encode())
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert process.returncode == code, out + err
+    assert "Do you want to perform these actions? Only 'yes' will be accepted." in out
+    if answer == "yes":
+        assert vendor.profile("@TOA#_news")["Name"] == "News"
+        converged(project)
+    else:
+        assert err == "error: apply cancelled, nothing was applied\n"
+        assert vendor.account("@TOA#_news") is None

@@ -211,6 +211,10 @@ def _config_files(paths: Sequence[str], config: str | None) -> list[Path]:
         path = Path(raw)
         if raw != "-" and path.is_dir() and (path / CONFIG_NAME).is_file():
             found.append(path / CONFIG_NAME)
+    if not found and Path(CONFIG_NAME).is_file():
+        # `plan m` uses ./reconciler.yaml when no directory argument holds one: `validate m`
+        # checks the same file, so CI's validate step sees what the plan step will load.
+        found.append(Path(CONFIG_NAME))
     return found
 
 

@@ -114,6 +114,7 @@ EMBEDDED_TARGET: Final = "sandbox"
 #: `${NAME}` reads the environment; `$$` is a literal `$`.
 _VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 _VAR_START = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\}|)")
+_HTTP_SCHEMES: Final = ("http://", "https://")
 #: Fields holding credentials: written literally, they draw a warning.
 _SECRET_FIELDS: Final = (("secretKey",), ("wechat", "secret"))
 
@@ -243,6 +244,7 @@ def check_config(path: Path) -> list[Problem]:
                 continue
             pos = position_of(targets, name) or start
             _warn_literal_secrets(name, target)
+            problems.extend(_endpoint_problems(name, target, pos))
             if "region" not in target and "endpoint" not in target:
                 problems.append(
                     Problem(
@@ -261,6 +263,27 @@ def check_config(path: Path) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def _endpoint_problems(name: str, target: Node, pos: Position) -> list[Problem]:
+    """Literal endpoints that `connect` would refuse: plain http (or anything but http(s)) to a
+    host that is not this machine. Credentials travel in the URL (reference 1.1)."""
+    from reconciler.providers.http import check_endpoint
+
+    found: list[Problem] = []
+    wechat = target.get("wechat")
+    for where, container in (("endpoint", target), ("wechat.endpoint", wechat)):
+        if not isinstance(container, Node):
+            continue
+        value = container.get("endpoint")
+        if not isinstance(value, str) or "$" in value or not value.startswith(_HTTP_SCHEMES):
+            continue  # placeholders are checked once resolved; other schemes by the schema
+        try:
+            check_endpoint(value)
+        except ConfigError as exc:
+            at = position_of(container, "endpoint") or pos
+            found.append(Problem(at.file, at.line, at.col, f"targets.{name}.{where}: {exc}"))
+    return found
 
 
 def _warn_literal_secrets(name: str, target: Node) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -78,9 +79,10 @@ def answer(doc: Any) -> Misbehave:
 class HostileVendor:
     """The server; `base_url` once started. Use as a context manager."""
 
-    def __init__(self, sandbox: Sandbox, script: Script) -> None:
+    def __init__(self, sandbox: Sandbox, script: Script, tls: ssl.SSLContext | None = None) -> None:
         self.sandbox = sandbox
         self.script = script
+        self.tls = tls
         self.calls: Counter[str] = Counter()
         self.base_url = ""
         self._loop = asyncio.new_event_loop()
@@ -93,7 +95,7 @@ class HostileVendor:
         future = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
         self._server = future.result(timeout=10)
         port = self._server.sockets[0].getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.base_url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -110,12 +112,12 @@ class HostileVendor:
         self._loop.close()
 
     async def _start(self) -> asyncio.Server:
-        return await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # Cancelled at shutdown (a connection left hanging on purpose): end quietly.
         with contextlib.suppress(
-            ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError
+            ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError, ssl.SSLError
         ):
             try:
                 while await self._one(reader, writer):
@@ -176,6 +178,8 @@ class HostileVendor:
 
 
 @contextlib.contextmanager
-def hostile_vendor(sandbox: Sandbox, script: Script) -> Iterator[HostileVendor]:
-    with HostileVendor(sandbox, script) as server:
+def hostile_vendor(
+    sandbox: Sandbox, script: Script, tls: ssl.SSLContext | None = None
+) -> Iterator[HostileVendor]:
+    with HostileVendor(sandbox, script, tls) as server:
         yield server

@@ -18,6 +18,7 @@ import json
 import logging
 import random
 import re
+import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
@@ -370,6 +371,13 @@ class Caller:
             except httpx.TimeoutException as exc:
                 raise Transient(f"timed out ({self._sanitize(exc)})") from exc
             except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                untrusted = _certificate_failure(exc)
+                if untrusted is not None:
+                    # Not a blip: another attempt meets the same certificate.
+                    host = urlsplit(self.endpoint).hostname
+                    raise self.error(
+                        request, f"the TLS certificate of {host} cannot be verified: {untrusted}"
+                    ) from exc
                 raise Transient(f"network error ({self._sanitize(exc)})") from exc
             except httpx.HTTPError as exc:
                 raise self.error(request, f"request failed: {self._sanitize(exc)}") from exc
@@ -428,6 +436,18 @@ class Caller:
         text = self.redact(str(exc))
         exc.args = (text,)
         return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _certificate_failure(exc: BaseException) -> str | None:
+    """The verification error behind a failed connection, if a certificate was refused."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current.verify_message or current.reason or "certificate verify failed"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def batches(items: Iterable[str], size: int) -> list[list[str]]:

@@ -7,9 +7,11 @@ vendor calls. After every apply comes the Terraform acceptance check: a fresh
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import jsonschema
 import pytest
 from test_e2e_common import (
@@ -23,9 +25,12 @@ from test_e2e_common import (
     secrets_absent,
 )
 
+from reconciler.sandbox.client import SandboxClient
 from reconciler.sandbox.serve import RunningServer
+from reconciler.sandbox.server import Sandbox, SandboxOptions
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 USERS = (
     "apiVersion: reconciler/v1\nkind: UserAccounts\nmetadata: {name: people}\nspec: {members: [%s]}"
 )
@@ -522,3 +527,57 @@ def test_a_vendor_error_during_the_read_is_one_clean_line(
             "error: tencent (get_subscribed_official_account_list) on reconciler-inventory:"
             " usersig verification failed [vendor code 70009]\n"
         )
+
+
+def test_newcomer_examples_on_the_embedded_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DESIGN section 1: `reconciler apply examples/` on the embedded sandbox, then no changes."""
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    project = Project(tmp_path, "", tmp_path / ".reconciler" / "sandbox.db")
+    result = project.cli("apply", "examples", "--auto-approve")
+    assert result.code == 0, result.text
+    assert (
+        result.lines[0] == "Target: sandbox 'sandbox', embedded sandbox at .reconciler/sandbox.db"
+    )
+    assert summary(result) == (
+        "Applied: 3 created, 0 adopted, 0 modified, 1,008 subscribers added, 0 removed,"
+        " 4 subscriber profiles set, 1,005 users imported, 0 destroyed, mass speed set;"
+        " 0 failed, 0 skipped"
+    )
+    no_changes(project.cli("plan", "examples", "--detailed-exitcode"))
+    assert project.cli("drift", "examples").code == 0
+    box = Sandbox(SandboxOptions(db_path=project.db_path))
+    try:
+        with httpx.Client(transport=box.transport(), base_url="http://sandbox") as http:
+            raw = SandboxClient(http, box.options)
+            doc = raw.oa(
+                "get_official_account_info",
+                {"OfficialAccountIdList": [{"Official_Account": "@TOA#_ops-alerts"}]},
+            )
+            (info,) = doc["OfficialAccountInfoList"]
+            assert (info["Name"], info["MaxSubscriberNum"], info["SubscriberNum"]) == (
+                "Ops Alerts",
+                50,
+                5,  # four declared and the inventory user
+            )
+    finally:
+        box.close()
+
+
+def test_drift_on_a_fresh_project_reports_and_writes_nothing(
+    project: Project, vendor: Vendor
+) -> None:
+    project.manifests(NEWS, users("ops_admin", "alice", "bob"))
+    drift = project.cli("drift", "m")
+    assert drift.code == 2, drift.text
+    assert_lines(
+        drift,
+        "Drift: 4 differences from git.",
+        '  @TOA#_news account: git "declared", live "missing"',
+        "  @TOA#_news subscribers: 2 removed by hand (alice, bob)",
+        '  @TOA#_news subscriberProfiles: git {"alice": "vip"}, live {"alice": null}',
+        "  UserAccounts users: 3 removed by hand (alice, bob, ops_admin)",
+    )
+    assert vendor.effects() == {}

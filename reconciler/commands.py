@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from reconciler.apply import apply_plan, render_result
-from reconciler.config import Config, Target, load_config, select_target
+from reconciler.config import Config, Target, TencentTarget, load_config, select_target
 from reconciler.connect import Providers, connect
 from reconciler.diff import diff, narrow
 from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
@@ -102,6 +102,14 @@ def open_scope(
     )
     where = select_target(loaded, target)
     desired = load_desired_state(_manifest_paths(paths), stdin=stdin)
+    speed = desired.mass_speed
+    if speed is not None and isinstance(where, TencentTarget) and where.wechat is None:
+        # without WeChat credentials the speed can be neither read nor set: say so before any
+        # call, rather than plan a change apply can only fail
+        raise ConfigError(
+            f"{speed.position}: MassSpeed '{speed.name}' is declared but target '{where.name}'"
+            f" has no WeChat credentials (targets.{where.name}.wechat: appId, secret)"
+        )
     excluded = tuple(sorted({canonical_account_id(e) for e in exclude}))
     selected, _ = narrow(desired, _EMPTY, selector=chosen, exclude=excluded)
     return Scope(

@@ -581,3 +581,21 @@ def test_drift_on_a_fresh_project_reports_and_writes_nothing(
         "  UserAccounts users: 3 removed by hand (alice, bob, ops_admin)",
     )
     assert vendor.effects() == {}
+
+
+def test_mass_speed_without_wechat_credentials_is_refused_before_any_call(
+    project: Project, vendor: Vendor
+) -> None:
+    """It was planned as `~ mass speed wx: (unset) → 2`, then apply failed on it (exit 1)."""
+    config = (project.root / "reconciler.yaml").read_text(encoding="utf-8")
+    project.write("reconciler.yaml", config.split("    wechat:")[0])
+    project.manifests(NEWS, users("ops_admin", "alice", "bob"), SPEED % 2)
+    for command in (["plan", "m"], ["drift", "m"], ["apply", "m", "--auto-approve"]):
+        result = project.cli(*command)
+        assert result.code == 1, result.text
+        assert result.out == ""
+        assert result.err == (
+            "m/accounts.yaml:8:1: MassSpeed 'wx' is declared but target 'local' has no"
+            " WeChat credentials (targets.local.wechat: appId, secret)\n"
+        )
+    assert vendor.effects() == {}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from reconciler.apply import apply_plan, render_result
+from reconciler.changes import Change, PlanProblem, SetMassSpeed
 from reconciler.config import Config, Target, TencentTarget, load_config, select_target
 from reconciler.connect import Providers, connect
 from reconciler.diff import diff, narrow
@@ -102,14 +103,6 @@ def open_scope(
     )
     where = select_target(loaded, target)
     desired = load_desired_state(_manifest_paths(paths), stdin=stdin)
-    speed = desired.mass_speed
-    if speed is not None and isinstance(where, TencentTarget) and where.wechat is None:
-        # without WeChat credentials the speed can be neither read nor set: say so before any
-        # call, rather than plan a change apply can only fail
-        raise ConfigError(
-            f"{speed.position}: MassSpeed '{speed.name}' is declared but target '{where.name}'"
-            f" has no WeChat credentials (targets.{where.name}.wechat: appId, secret)"
-        )
     excluded = tuple(sorted({canonical_account_id(e) for e in exclude}))
     selected, _ = narrow(desired, _EMPTY, selector=chosen, exclude=excluded)
     return Scope(
@@ -136,10 +129,30 @@ def read_scope(scope: Scope) -> tuple[DesiredState, LiveState]:
     return narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
 
 
+def diff_scope(
+    scope: Scope, desired: DesiredState, live: LiveState, *, prune: bool
+) -> list[Change]:
+    """`diff`, plus what only the target can tell: a declared MassSpeed on a target without WeChat
+    credentials can be neither read nor set, so it is a problem of the plan (exit 1), not a change
+    that apply could only fail."""
+    changes = diff(desired, live, prune=prune, inventory_user=scope.config.inventory)
+    speed = desired.mass_speed
+    target = scope.target
+    if speed is None or not isinstance(target, TencentTarget) or target.wechat is not None:
+        return changes
+    problem = PlanProblem(
+        "",
+        f"{speed.position}: MassSpeed '{speed.name}' is declared but target '{target.name}' has"
+        f" no WeChat credentials (targets.{target.name}.wechat: appId, secret)",
+    )
+    kept = [c for c in changes if not isinstance(c, SetMassSpeed)]
+    return sorted([*kept, problem], key=lambda c: c.sort_key)
+
+
 def make_plan(scope: Scope, *, prune: bool) -> Plan:
     """Read, diff and plan: everything `plan` and `apply` show before changing anything."""
     desired, live = read_scope(scope)
-    changes = diff(desired, live, prune=prune, inventory_user=scope.config.inventory)
+    changes = diff_scope(scope, desired, live, prune=prune)
     return build_plan(
         changes,
         desired=desired,
@@ -243,7 +256,7 @@ def drift_command(
         paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
     )
     desired, live = read_scope(scope)
-    changes = diff(desired, live, prune=False, inventory_user=scope.config.inventory)
+    changes = diff_scope(scope, desired, live, prune=False)
     report = build_drift(
         changes, target=scope.identity, ignores=ignores, today=today or dt.date.today()
     )
@@ -311,7 +324,7 @@ async def _apply_manifests(
             scope.selected, providers.im, inventory_user=config.inventory, mass=providers.wechat
         )
         desired, live = narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
-        changes = diff(desired, live, prune=options.prune, inventory_user=config.inventory)
+        changes = diff_scope(scope, desired, live, prune=options.prune)
         plan = build_plan(
             changes,
             desired=desired,

@@ -583,19 +583,20 @@ def test_drift_on_a_fresh_project_reports_and_writes_nothing(
     assert vendor.effects() == {}
 
 
-def test_mass_speed_without_wechat_credentials_is_refused_before_any_call(
+def test_mass_speed_without_wechat_credentials_is_a_problem_of_the_plan(
     project: Project, vendor: Vendor
 ) -> None:
-    """It was planned as `~ mass speed wx: (unset) → 2`, then apply failed on it (exit 1)."""
+    """It was planned as `~ mass speed wx: (unset) → 2`, then apply failed on it."""
     config = (project.root / "reconciler.yaml").read_text(encoding="utf-8")
     project.write("reconciler.yaml", config.split("    wechat:")[0])
     project.manifests(NEWS, users("ops_admin", "alice", "bob"), SPEED % 2)
+    problem = (
+        "  m/accounts.yaml:8:1: MassSpeed 'wx' is declared but target 'local' has no WeChat"
+        " credentials (targets.local.wechat: appId, secret)"
+    )
     for command in (["plan", "m"], ["drift", "m"], ["apply", "m", "--auto-approve"]):
         result = project.cli(*command)
         assert result.code == 1, result.text
-        assert result.out == ""
-        assert result.err == (
-            "m/accounts.yaml:8:1: MassSpeed 'wx' is declared but target 'local' has no"
-            " WeChat credentials (targets.local.wechat: appId, secret)\n"
-        )
+        assert problem in result.lines
+        assert "mass speed" not in result.out
     assert vendor.effects() == {}

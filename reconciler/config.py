@@ -235,7 +235,7 @@ def check_config(path: Path) -> list[Problem]:
                 pos.file,
                 pos.line,
                 pos.col,
-                f"defaultTarget: no target named '{default}' (targets: {', '.join(names)})",
+                f"defaultTarget: no target named {default!r} (targets: {_names(names)})",
             )
         )
     if isinstance(targets, Node):
@@ -248,7 +248,10 @@ def check_config(path: Path) -> list[Problem]:
             if "region" not in target and "endpoint" not in target:
                 problems.append(
                     Problem(
-                        pos.file, pos.line, pos.col, f"targets.{name}: needs region: or endpoint:"
+                        pos.file,
+                        pos.line,
+                        pos.col,
+                        f"{format_path(('targets', name))}: needs region: or endpoint:",
                     )
                 )
             appid = target.get("sdkAppId")
@@ -259,10 +262,17 @@ def check_config(path: Path) -> list[Problem]:
                         at.file,
                         at.line,
                         at.col,
-                        f"targets.{name}.sdkAppId: must be a number or ${{VAR}}, not {appid!r}",
+                        f"{format_path(('targets', name, 'sdkAppId'))}: must be a number or"
+                        f" ${{VAR}}, not {appid!r}",
                     )
                 )
     return problems
+
+
+def _names(names: list[str]) -> str:
+    """Target names for a message, quoted like `format_path` quotes an odd key."""
+    plain = (n and n.isprintable() and not any(c.isspace() for c in n) for n in names)
+    return ", ".join(n if ok else repr(n) for n, ok in zip(names, plain, strict=True))
 
 
 def _endpoint_problems(name: str, target: Node, pos: Position) -> list[Problem]:
@@ -282,7 +292,8 @@ def _endpoint_problems(name: str, target: Node, pos: Position) -> list[Problem]:
             check_endpoint(value)
         except ConfigError as exc:
             at = position_of(container, "endpoint") or pos
-            found.append(Problem(at.file, at.line, at.col, f"targets.{name}.{where}: {exc}"))
+            where_path = format_path(("targets", name, *where.split(".")))
+            found.append(Problem(at.file, at.line, at.col, f"{where_path}: {exc}"))
     return found
 
 
@@ -347,7 +358,7 @@ def load_config(
             target, missing = _build_target(name, raw, resolved)
             if target is None:
                 unresolved[name] = "\n".join(
-                    [f"target '{name}' cannot be used: its credentials are missing", *missing]
+                    [f"target {name!r} cannot be used: its credentials are missing", *missing]
                 )
             else:
                 targets[name] = target
@@ -387,7 +398,7 @@ def _build_target(
     raw: Node,
     resolved: Callable[[Node, str, str], tuple[str, list[str]]],
 ) -> tuple[Target | None, list[str]]:
-    where = f"targets.{name}"
+    where = format_path(("targets", name))
     missing: list[str] = []
 
     def get(container: Node, key: str, path: str) -> str:
@@ -445,5 +456,5 @@ def select_target(config: Config, name: str | None) -> Target:
         return config.targets[chosen]
     if chosen in config.unresolved_targets:
         raise ConfigError(config.unresolved_targets[chosen])
-    known = ", ".join(sorted([*config.targets, *config.unresolved_targets]))
-    raise ConfigError(f"no target named '{chosen}' (targets: {known})")
+    known = _names(sorted([*config.targets, *config.unresolved_targets]))
+    raise ConfigError(f"no target named {chosen!r} (targets: {known})")

@@ -372,10 +372,19 @@ def display_path(path: Path) -> str:
 
 
 def format_path(path: Iterable[str | int]) -> str:
-    """`spec.subscribers.members[3]` from a JSON path."""
+    """`spec.subscribers.members[3]` from a JSON path.
+
+    A key that is empty, holds whitespace or an unprintable character is shown quoted
+    (`targets['\\r']`): a raw line break in a key would split one problem over two lines.
+    """
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not part or not part.isprintable() or any(c.isspace() for c in part):
+            text += f"[{part!r}]"
+        else:
+            text += f".{part}" if text else part
     return text
 
 

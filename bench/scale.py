@@ -398,7 +398,31 @@ def s5(work: Path, sizes: Sizes, latency_ms: float) -> list[Run]:
         model.write_project(project, world, server.url)
         code, wall, _, _, calls, _ = run_cli(server, project, "apply", project / "adopt.out")
         print(f"  adopted by apply in {wall:.1f} s (exit {code}, {sum(calls.values()):,} calls)")
-        return [measure("S5", "plan", server, project, world, world, rtt)]
+        run = measure("S5", "plan", server, project, world, world, rtt)
+        stages(project)
+        return [run]
+
+
+def stages(project: Path) -> None:
+    """The same no-op plan in-process, stage by stage (`scale_stages.py`)."""
+    env = {**os.environ, "SCALE_IM_KEY": defaults.SECRET_KEY, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("scale_stages.py")), str(project)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    doc = json.loads(out.splitlines()[-1])
+    print("  the same plan in-process, by stage (CPU, wall, RSS after):")
+    for name, figures in doc["stages"].items():
+        if name != "start":
+            print(
+                f"    {name:<15} CPU {figures['cpu']:6.2f} s  wall {figures['wall']:6.2f} s"
+                f"  RSS {figures['rss_mb']:5.0f} MB"
+            )
+    print(f"    peak RSS {doc['peak_rss_mb']:.0f} MB, {doc['changes']} changes")
 
 
 def summary(runs: list[Run], base: Mapping[str, tuple[float, int]]) -> None:

@@ -1,0 +1,73 @@
+"""One `plan` in-process, stage by stage: CPU seconds and RSS after each (used by S5 of scale.py).
+
+The CLI's rusage says how much a whole plan costs; this says where: loading the manifests, the
+live read, the diff (issue 6 target: under 1 s of CPU at 1,000,000 memberships), the plan and its
+rendering. Prints one JSON object. Run in its own process so that RSS is the plan's alone:
+
+    SCALE_IM_KEY=... .venv/bin/python bench/scale_stages.py PROJECT_DIR
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+from reconciler.commands import _read, open_scope, render_plan
+from reconciler.diff import diff, narrow
+from reconciler.plan import build_plan
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    project = sys.argv[1]
+    stages: dict[str, dict[str, float]] = {}
+    cpu = time.process_time()
+    wall = time.perf_counter()
+
+    def mark(name: str) -> None:
+        nonlocal cpu, wall
+        now_cpu, now_wall = time.process_time(), time.perf_counter()
+        stages[name] = {
+            "cpu": round(now_cpu - cpu, 3),
+            "wall": round(now_wall - wall, 3),
+            "rss_mb": round(rss_mb(), 1),
+        }
+        cpu, wall = now_cpu, now_wall
+
+    mark("start")
+    scope = open_scope([project], config=None, target=None)
+    mark("load manifests")
+    live = asyncio.run(_read(scope))
+    mark("read live")
+    desired, live = narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
+    changes = diff(desired, live, prune=False, inventory_user=scope.config.inventory)
+    mark("diff")
+    plan = build_plan(
+        changes,
+        desired=desired,
+        live=live,
+        target=scope.identity,
+        limits=scope.config.limits,
+        safety=scope.config.safety,
+        prune=False,
+    )
+    mark("plan")
+    render_plan(plan, "text", color=False, show_all=False)
+    mark("render")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"stages": stages, "peak_rss_mb": round(peak, 1), "changes": len(changes)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -61,7 +61,9 @@ class Failure:
     message: str
 
     def __str__(self) -> str:
-        code = f" [{self.code}]" if self.code is not None else ""
+        # a ProviderError's message already ends with its "[vendor code N]"
+        tag = f"[vendor code {self.code}]"
+        code = f" {tag}" if self.code is not None and tag not in self.message else ""
         return f"{self.what}: {self.message}{code}"
 
 

@@ -349,3 +349,55 @@ def test_apply_on_a_terminal_asks_and_only_yes_applies(
     else:
         assert err == "error: apply cancelled, nothing was applied\n"
         assert vendor.account("@TOA#_news") is None
+
+
+def test_a_failed_create_skips_what_depends_on_it_and_not_the_other_accounts(
+    project: Project, vendor: Vendor
+) -> None:
+    """The owner is deleted by hand between `plan --out` and `apply`: the create fails with the
+    vendor's code, that account's members, profiles and record are skipped, the other account is
+    applied (exit 3), and the next plan is exactly what is left."""
+    people = users("boss", "ops_admin", "alice")
+    project.manifests(people)
+    assert apply(project).code == 0
+    news = account_doc(
+        "news",
+        owner="boss",
+        name="News",
+        subscribers={"members": ["alice"], "profiles": {"alice": "vip"}},
+    )
+    sports = account_doc("sports", name="Sports", subscribers={"members": ["alice"]})
+    project.manifests(news, sports, people)
+    assert project.cli("plan", "m", "--out", "p.json").code == 0
+    vendor.delete_users("boss")
+    partial = project.cli("apply", "p.json")
+    assert partial.code == 3, partial.text
+    assert_lines(
+        partial,
+        "account               applied  failed  skipped",
+        "(users and settings)        1       0        0",
+        "@TOA#_news                  0       1        3",
+        "@TOA#_sports                3       0        0",
+        "failed  @TOA#_news: createAccount: tencent (create_official_account) on @TOA#_news:"
+        " Owner_Account has not been imported [vendor code 70107]",
+        "skipped @TOA#_news: addSubscribers: the account was not created",
+        "skipped @TOA#_news: setSubscriberProfiles: the account was not created",
+        "skipped @TOA#_news: record: the account was not created",
+        "Partly applied: run plan again to see exactly what remains.",
+    )
+    assert vendor.account("@TOA#_news") is None
+    assert vendor.members("@TOA#_sports") == {"alice"}
+    rest = project.cli("plan", "m", "--detailed-exitcode")
+    assert rest.code == 2, rest.text
+    assert_lines(
+        rest,
+        "+ users to import: 1",
+        "    boss",
+        "+ account @TOA#_news will be created",
+        "Plan: 1 to create, 0 to modify, 0 to destroy, 0 to adopt; subscribers: 1 to add,"
+        " 0 to remove; 1 subscriber profiles to set; 1 users to import.",
+    )
+    assert "@TOA#_sports" not in rest.out
+    assert apply(project).code == 0
+    assert vendor.subscribers("@TOA#_news") == {"alice": "vip"}
+    converged(project)

@@ -83,6 +83,8 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
         document = json.loads(text)
     except ValueError as exc:
         raise StalePlanError(f"{source} is not a reconciler plan (not JSON: {exc})") from exc
+    except RecursionError:  # arrays nested thousands deep
+        raise StalePlanError(f"{source} is not a reconciler plan (nested too deeply)") from None
     if not isinstance(document, dict) or document.get("kind") != PLAN_FILE_KIND:
         raise StalePlanError(f"{source} is not a reconciler plan file")
     if document.get("formatVersion") != PLAN_FILE_VERSION:
@@ -98,7 +100,15 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
         )
     try:
         plan = _plan_from_body(body)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        OverflowError,  # int(inf): JSON's Infinity and 1e999 read as infinite floats
+        RecursionError,
+    ) as exc:
         raise StalePlanError(f"{source} is not a valid reconciler plan: {exc!r}") from exc
     if [a.id for a in plan.actions] != body.get("actionIds"):
         raise StalePlanError(

@@ -49,7 +49,8 @@ json_values: st.SearchStrategy[Any] = st.recursive(
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=12)
-    | st.sampled_from(["", "@TOA#_news", "alice", "sha256:00", "createAccount", "name", "é\x00"]),
+    | st.sampled_from(["", "@TOA#_news", "alice", "sha256:00", "createAccount", "name", "é\x00"])
+    | st.sampled_from([float("inf"), float("-inf"), float("nan"), 1e300, -1, 0, 2**64]),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),

@@ -221,3 +221,24 @@ def test_apply_refuses_a_mutated_plan_file_before_any_call(
     assert (code, out) == (1, "")
     assert err.startswith("error: mutated.json ") and err.count("\n") == 1, err
     assert _vendor_calls(project) == before
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("liveMassSpeed", float("inf")),  # found by the fuzz: OverflowError escaped
+        ("limits", {"callsPerSecond": 1, "concurrency": float("-inf")}),
+        ("changes", [{"type": "importUsers", "users": {"first": []}}]),
+    ],
+)
+def test_a_rewritten_body_with_odd_numbers_is_refused(original: str, key: str, value: Any) -> None:
+    doc = json.loads(original)
+    body = {**doc["body"], key: value}
+    rewritten = json.dumps({**doc, "body": body, "integrity": _integrity(body)})
+    with pytest.raises(StalePlanError, match=r"^plan\.json is not a valid reconciler plan: "):
+        load_plan(rewritten, source="plan.json")
+
+
+def test_a_plan_nested_too_deeply_is_refused() -> None:
+    with pytest.raises(StalePlanError, match=r"^plan\.json is not a reconciler plan \(nested"):
+        load_plan("[" * 100_000 + "]" * 100_000, source="plan.json")

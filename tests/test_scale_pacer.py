@@ -57,3 +57,55 @@ def test_calls_that_waited_for_a_place_stay_spaced_at_their_rate() -> None:
     assert len(starts) == 6
     assert min(gaps) >= 1 / 50 - SLACK
     assert pacer.max_in_flight == 2
+
+
+class _FakeTime:
+    """A clock tests move by hand; sleeping moves it to the wake-up time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.wakeups: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.wakeups.append(round(self.now, 6))
+        await asyncio.sleep(0)
+
+
+async def _call(pacer: Pacer, api: str) -> None:
+    async with pacer.slot(api):
+        pass
+
+
+def test_a_call_that_comes_a_little_late_keeps_its_apis_schedule() -> None:
+    fake = _FakeTime()
+    pacer = Pacer(100, clock=fake.clock, sleep=fake.sleep)  # due every 10 ms
+
+    async def main() -> None:
+        await _call(pacer, "x")  # at 0: the next is due at 0.010
+        fake.now = 0.014  # comes 4 ms late (under half an interval): goes at once...
+        await _call(pacer, "x")
+        await _call(pacer, "x")  # ...and the next is still due at 0.020, not 0.024
+        fake.now = 0.031  # 1 ms late
+        await _call(pacer, "x")
+        await _call(pacer, "x")
+
+    asyncio.run(main())
+    assert fake.wakeups == [0.02, 0.04]
+
+
+def test_a_call_that_comes_much_later_starts_a_fresh_schedule() -> None:
+    fake = _FakeTime()
+    pacer = Pacer(100, clock=fake.clock, sleep=fake.sleep)
+
+    async def main() -> None:
+        await _call(pacer, "x")
+        fake.now = 0.016  # 6 ms late: more than half an interval, no catching up
+        await _call(pacer, "x")
+        await _call(pacer, "x")
+
+    asyncio.run(main())
+    assert fake.wakeups == [0.026]

@@ -124,17 +124,24 @@ def test_membership_churn_exact_in_batches(project: Project, vendor: Vendor) -> 
     )
     assert vendor.members("@TOA#_news") == set(first)
     before = vendor.log()
-    result = apply(project, "--allow-removals", "120")
+    result = apply(project, "--allow-removals", "120", "--verify", "full")
     assert result.code == 0, result.text
     assert summary(result) == (
         "Applied: 0 created, 0 adopted, 0 modified, 130 subscribers added, 120 removed,"
         " 0 subscriber profiles set, 130 users imported, 0 destroyed; 0 failed, 0 skipped"
     )
-    assert vendor.members("@TOA#_news") == set(second)
     calls = [e["api"].rsplit("/", 1)[1] for e in vendor.log()[len(before) :]]
+    assert vendor.members("@TOA#_news") == set(second)
     # at most 100 per membership call (reference 5.6): 2 adds and 2 removals
     assert calls.count("add_subscriber") == 2
     assert calls.count("delete_subscriber") == 2
+    # --verify full re-reads the changed membership after the last write (2 pages of 200)
+    last_write = max(i for i, c in enumerate(calls) if c.endswith("_subscriber"))
+    assert calls[last_write + 1 :] == [
+        "get_official_account_info",
+        "get_subscriber_info",
+        "get_subscriber_info",
+    ]
     converged(project)
 
 

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -65,36 +66,44 @@ class Result:
 
 
 class ServedSandbox:
-    """`reconciler sandbox serve --port 0` in a subprocess; `base_url` parsed from its banner."""
+    """`reconciler sandbox serve --port 0` in a subprocess; `base_url` parsed from its banner.
 
-    def __init__(self, db_path: Path, *flags: str) -> None:
+    Its stderr goes to a file beside the database (a pipe nobody reads could fill and stall it).
+    """
+
+    def __init__(self, db_path: Path, *flags: str, start_timeout: float = 30) -> None:
         self.db_path = db_path
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "reconciler",
-                "sandbox",
-                "serve",
-                "--port",
-                "0",
-                "--db",
-                str(db_path),
-                "--secret-key",
-                IM_SECRET,
-                "--wechat-secret",
-                WECHAT_SECRET,
-                *flags,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.log_path = db_path.with_name(db_path.name + ".serve.log")
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "reconciler",
+                    "sandbox",
+                    "serve",
+                    "--port",
+                    "0",
+                    "--db",
+                    str(db_path),
+                    "--secret-key",
+                    IM_SECRET,
+                    "--wechat-secret",
+                    WECHAT_SECRET,
+                    *flags,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
         assert self.process.stdout is not None
-        first = self.process.stdout.readline()
+        ready, _, _ = select.select([self.process.stdout], [], [], start_timeout)
+        first = self.process.stdout.readline() if ready else ""
         if not first.startswith("reconciler sandbox listening on "):
             self.stop()
-            raise RuntimeError(f"sandbox serve did not start: {first!r}")
+            log_text = self.log_path.read_text(errors="replace")
+            raise RuntimeError(f"sandbox serve did not start: {first!r}\n{log_text}")
         self.base_url = first.split()[-1]
 
     def stop(self) -> None:
@@ -105,9 +114,8 @@ class ServedSandbox:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 @contextlib.contextmanager

@@ -238,6 +238,17 @@ def check_config(path: Path) -> list[Problem]:
                 f"defaultTarget: no target named {default!r} (targets: {_names(names)})",
             )
         )
+    if isinstance(targets, Node) and not targets:
+        pos = position_of(data, "targets") or start
+        problems.append(
+            Problem(
+                pos.file,
+                pos.line,
+                pos.col,
+                "targets: empty; declare a target, or leave `targets` out to use the embedded"
+                " sandbox",
+            )
+        )
     if isinstance(targets, Node):
         for name, target in targets.items():
             if not isinstance(target, Node) or target.get("type") != "tencent":

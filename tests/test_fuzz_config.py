@@ -258,3 +258,15 @@ def test_a_target_named_with_a_line_break_is_shown_quoted_on_one_line(workdir: P
         f"{config}:4:10: targets['x y']: missing required field 'secretKey'",
         f"{config}:4:10: targets['x y']: needs region: or endpoint:",
     ]
+
+
+def test_an_empty_targets_mapping_is_a_problem_not_a_crash(workdir: Path) -> None:
+    """Found by the fuzz: `targets: {}` raised IndexError in load_config."""
+    config = workdir / "reconciler.yaml"
+    config.write_text("inventory: inv\ntargets: {}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, environ={})
+    assert str(caught.value) == (
+        f"{config}:2:10: targets: empty; declare a target, or leave `targets` out to use the"
+        " embedded sandbox"
+    )

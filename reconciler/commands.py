@@ -24,6 +24,7 @@ from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
 from reconciler.errors import ConfigError, ReconcilerError, StalePlanError
 from reconciler.live import LiveState
 from reconciler.load import CONFIG_NAME, display_path, load_file
+from reconciler.lock import run_lock
 from reconciler.model import DesiredState, canonical_account_id
 from reconciler.plan import Plan, TargetIdentity, build_plan
 from reconciler.planfile import check_fresh, dump_plan, load_plan
@@ -393,6 +394,19 @@ async def _apply_saved(
         raise StalePlanError(f"the plan was made for {plan.target.label}, not for {identity.label}")
     if plan.problems:
         raise StalePlanError("the saved plan has problems; fix them and make the plan again")
+    with run_lock(where):
+        return await _apply_saved_locked(plan, where, loaded, identity, options, stdout, stderr)
+
+
+async def _apply_saved_locked(
+    plan: Plan,
+    where: Target,
+    loaded: Config,
+    identity: TargetIdentity,
+    options: ApplyOptions,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
     fingerprinted = list(plan.fingerprints)
     with_members = [a for a, f in plan.fingerprints.items() if f is not None and f.members]
     async with connect(where, loaded.limits) as providers:
@@ -447,7 +461,9 @@ def apply_command(
     scope = open_scope(
         paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
     )
-    return asyncio.run(_apply_manifests(scope, options, stdout, stderr, stdin))
+    # one apply per target at a time, held from before the read to the summary (lock.py)
+    with run_lock(scope.target):
+        return asyncio.run(_apply_manifests(scope, options, stdout, stderr, stdin))
 
 
 def import_command(

@@ -11,6 +11,7 @@ import os
 import pty
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from test_e2e_common import (
     Vendor,
     account_doc,
     assert_lines,
+    config_text,
     in_process_project,
     no_changes,
 )
@@ -408,3 +410,66 @@ def test_a_failed_create_skips_what_depends_on_it_and_not_the_other_accounts(
     assert apply(project).code == 0
     assert vendor.subscribers("@TOA#_news") == {"alice": "vip"}
     converged(project)
+
+
+def test_a_second_apply_on_the_same_target_refuses_while_the_first_runs(
+    project: Project, vendor: Vendor
+) -> None:
+    """Two applies would read the same state and plan the same creates: the second refuses at
+    once, before reading (lock.py); the first finishes and the state converges."""
+    members = [f"p{i:02d}" for i in range(40)]
+    slow = account_doc(
+        "news",
+        name="News",
+        subscribers={"members": members, "profiles": {m: "x" for m in members}},
+    )
+    project.manifests(slow, users("ops_admin", *members))
+    project.write(
+        "slow.yaml", config_text(project.base_url, limits={"callsPerSecond": 20, "concurrency": 2})
+    )
+    lock = project.root / ".reconciler" / "locks" / "tencent-1400000000.lock"
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "apply",
+            "m",
+            "--auto-approve",
+            "--config",
+            "slow.yaml",
+        ],
+        cwd=project.root,
+        env={**os.environ, **ENV},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not (lock.is_file() and lock.read_text().strip() == str(first.pid)):
+            assert time.monotonic() < deadline and first.poll() is None, "no lock taken"
+            time.sleep(0.02)
+        second = apply(project)
+        assert second.code == 1
+        assert second.out == ""
+        assert second.err == (
+            f"error: another reconciler run (pid {first.pid}) holds the lock on"
+            " .reconciler/locks/tencent-1400000000.lock, retry when it finishes\n"
+        )
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 0, out + err
+    assert vendor.subscribers("@TOA#_news") == dict.fromkeys(members, "x")
+    check_effects_once(vendor)
+    converged(project)
+
+
+def check_effects_once(vendor: Vendor) -> None:
+    """Every state change in the call log happened once (nothing was done twice)."""
+    effects = vendor.effects()
+    assert [e for e, n in effects.items() if n > 1] == []

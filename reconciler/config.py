@@ -388,9 +388,10 @@ def load_config(
         targets=MappingProxyType(targets),
         inventory=top.get("inventory", DEFAULT_INVENTORY_USER),
         safety=Safety(
-            max_destroys=safety.get("maxDestroys", safe.max_destroys),
-            max_subscriber_removals=safety.get(
-                "maxSubscriberRemovals", safe.max_subscriber_removals
+            # int(): JSON Schema counts 3.0 as an integer, so a float may reach here
+            max_destroys=int(safety.get("maxDestroys", safe.max_destroys)),
+            max_subscriber_removals=int(
+                safety.get("maxSubscriberRemovals", safe.max_subscriber_removals)
             ),
             max_subscriber_removal_percent=float(
                 safety.get("maxSubscriberRemovalPercent", safe.max_subscriber_removal_percent)
@@ -398,7 +399,7 @@ def load_config(
         ),
         limits=Limits(
             calls_per_second=float(limits.get("callsPerSecond", lim.calls_per_second)),
-            concurrency=limits.get("concurrency", lim.concurrency),
+            concurrency=int(limits.get("concurrency", lim.concurrency)),
         ),
         unresolved_targets=MappingProxyType(unresolved),
     )
@@ -422,7 +423,9 @@ def _build_target(
         return (None if missing else SandboxTarget(name, Path(db))), missing
     appid_raw = raw["sdkAppId"]
     appid = (
-        str(appid_raw) if isinstance(appid_raw, int) else get(raw, "sdkAppId", f"{where}.sdkAppId")
+        str(int(appid_raw))
+        if isinstance(appid_raw, int | float)
+        else get(raw, "sdkAppId", f"{where}.sdkAppId")
     )
     identifier = get(raw, "identifier", f"{where}.identifier")
     secret_key = get(raw, "secretKey", f"{where}.secretKey")

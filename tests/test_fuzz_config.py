@@ -270,3 +270,19 @@ def test_an_empty_targets_mapping_is_a_problem_not_a_crash(workdir: Path) -> Non
         f"{config}:2:10: targets: empty; declare a target, or leave `targets` out to use the"
         " embedded sandbox"
     )
+
+
+def test_integral_floats_are_read_as_integers(workdir: Path) -> None:
+    """Found by the fuzz: `sdkAppId: 0.0` (an integer to JSON Schema) raised TypeError."""
+    config = workdir / "reconciler.yaml"
+    config.write_text(
+        "targets:\n  p: {type: tencent, region: cn, sdkAppId: 1400000001.0, identifier: a,"
+        " secretKey: '${K}'}\nlimits: {concurrency: 4.0}\n"
+        "safety: {maxDestroys: 2.0, maxSubscriberRemovals: 10.0}\n"
+    )
+    loaded = load_config(config, environ={"K": "k"})
+    target = select_target(loaded, "p")
+    assert getattr(target, "sdkappid", None) == 1400000001
+    assert (loaded.limits.concurrency, loaded.safety.max_destroys) == (4, 2)
+    assert type(loaded.limits.concurrency) is int and type(loaded.safety.max_destroys) is int
+    assert loaded.safety.max_subscriber_removals == 10

@@ -309,6 +309,8 @@ class _Run:
         )
         self.progress(1)
         report.applied.append("record" + (" (adopted)" if change.adopt else ""))
+        if change.adopt:  # the plan counts it as "to adopt"; so does the summary
+            self.result.adopted += 1
 
     # -- after the accounts --------------------------------------------------------------------
 

@@ -159,6 +159,10 @@ def test_manual_setup_that_matches_is_adopted_without_touching_it(
     )
     result = apply(project)
     assert result.code == 0, result.text
+    assert summary(result) == (
+        "Applied: 0 created, 1 adopted, 0 modified, 0 subscribers added, 0 removed,"
+        " 0 subscriber profiles set, 0 users imported, 0 destroyed; 0 failed, 0 skipped"
+    )
     made = vendor.effects() - before
     # bookkeeping only: the inventory user, its subscription and record; the account untouched
     assert sorted(k[0] for k in made) == [

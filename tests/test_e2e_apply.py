@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from test_e2e_common import (
     ENV,
+    INVENTORY,
     Project,
     Result,
     Vendor,
@@ -473,3 +474,56 @@ def check_effects_once(vendor: Vendor) -> None:
     """Every state change in the call log happened once (nothing was done twice)."""
     effects = vendor.effects()
     assert [e for e, n in effects.items() if n > 1] == []
+
+
+def test_saved_prune_plan_needs_its_exact_destroy_override(
+    project: Project, vendor: Vendor
+) -> None:
+    news, old = account_doc("news", name="News"), account_doc("old", name="Old")
+    project.manifests(news, old, users("ops_admin"))
+    assert apply(project).code == 0
+    project.manifests(news, users("ops_admin"))
+    plan = project.cli("plan", "m", "--prune", "--out", "p.json")
+    assert plan.code == 0, plan.text
+    assert "- account @TOA#_old will be destroyed" in plan.lines
+    refused = project.cli("apply", "p.json")
+    assert refused.code == 1
+    assert refused.err == (
+        "error: the plan breaks the safety rules, nothing was applied:\n"
+        "  maxDestroys: 1 destroy in total, over 0 (to allow it: --allow-destroys 1)\n"
+    )
+    flags = project.cli("apply", "p.json", "--prune")
+    assert flags.code == 1
+    assert flags.err == (
+        "error: --selector, --exclude and --prune shape a plan; a saved plan is applied as made\n"
+    )
+    assert vendor.account("@TOA#_old") is not None
+    result = project.cli("apply", "p.json", "--allow-destroys", "1")
+    assert result.code == 0, result.text
+    assert vendor.account("@TOA#_old") is None
+    assert vendor.owned() == {"@TOA#_news"}
+    no_changes(project.cli("plan", "m", "--prune", "--detailed-exitcode"))
+
+
+def test_inventory_user_deleted_by_hand_is_recovered_by_adoption(
+    project: Project, vendor: Vendor
+) -> None:
+    """Ownership lives in the inventory user's subscriptions (DESIGN section 5): deleted by hand,
+    the declared accounts are found by id and adopted again; nothing else changes."""
+    news = account_doc("news", name="News", subscribers={"members": ["alice"]})
+    project.manifests(news, users("ops_admin", "alice"))
+    assert apply(project).code == 0
+    vendor.delete_users(INVENTORY)
+    assert vendor.owned() == set()
+    plan = project.cli("plan", "m", "--detailed-exitcode")
+    assert plan.code == 2, plan.text
+    assert "<= account @TOA#_news will be adopted into this repo's inventory" in plan.lines
+    result = apply(project)
+    assert result.code == 0, result.text
+    assert summary(result) == (
+        "Applied: 0 created, 1 adopted, 0 modified, 0 subscribers added, 0 removed,"
+        " 0 subscriber profiles set, 0 users imported, 0 destroyed; 0 failed, 0 skipped"
+    )
+    assert vendor.owned() == {"@TOA#_news"}
+    assert vendor.members("@TOA#_news") == {"alice"}
+    converged(project)

@@ -38,6 +38,7 @@ from reconciler.changes import (
     RemoveSubscribers,
     SetMassSpeed,
     SetSubscriberProfiles,
+    plural,
 )
 from reconciler.connect import Providers
 from reconciler.errors import ProviderError
@@ -485,12 +486,13 @@ def render_result(result: ApplyResult) -> str:
     calls = sum(result.calls.values())
     lines.append(
         f"Applied: {result.created} created, {result.adopted} adopted, {result.modified} modified,"
-        f" {result.subscribers_added:,} subscribers added, {result.subscribers_removed:,} removed,"
-        f" {result.profiles_set:,} subscriber profiles set, {result.users_imported:,} users"
-        f" imported, {result.destroyed} destroyed"
+        f" {plural(result.subscribers_added, 'subscriber')} added,"
+        f" {result.subscribers_removed:,} removed,"
+        f" {plural(result.profiles_set, 'subscriber profile')} set,"
+        f" {plural(result.users_imported, 'user')} imported, {result.destroyed} destroyed"
         + (", mass speed set" if result.mass_speed_set else "")
         + f"; {result.failures} failed, {result.skipped} skipped;"
-        f" {calls:,} calls in {result.seconds:.1f} s."
+        f" {plural(calls, 'call')} in {result.seconds:.1f} s."
     )
     if result.exit_code == 3:
         lines.append("Partly applied: run plan again to see exactly what remains.")

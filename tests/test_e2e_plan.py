@@ -118,7 +118,7 @@ def test_fresh_project_is_created_exactly_and_then_plans_no_changes(
     assert result.code == 0, result.text
     assert summary(result) == (
         "Applied: 1 created, 0 adopted, 0 modified, 2 subscribers added, 0 removed,"
-        " 1 subscriber profiles set, 4 users imported, 0 destroyed, mass speed set;"
+        " 1 subscriber profile set, 4 users imported, 0 destroyed, mass speed set;"
         " 0 failed, 0 skipped"
     )
     assert vendor.profile("@TOA#_news") == NEWS_PROFILE

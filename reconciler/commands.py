@@ -17,7 +17,14 @@ from typing import TextIO
 
 from reconciler.apply import apply_plan, render_result
 from reconciler.changes import Change, PlanProblem, SetMassSpeed
-from reconciler.config import Config, Target, TencentTarget, load_config, select_target
+from reconciler.config import (
+    Config,
+    Safety,
+    Target,
+    TencentTarget,
+    load_config,
+    select_target,
+)
 from reconciler.connect import Providers, connect
 from reconciler.diff import diff, narrow
 from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
@@ -316,6 +323,28 @@ class ApplyOptions:
     no_color: bool = False
 
 
+def _check_safety(plan: Plan, safety: Safety, options: ApplyOptions, stdout: TextIO) -> None:
+    """Refuse an unsafe plan; when overrides let one pass, say so under the plan, whose own
+    `Safety:` line (made without overrides) still says apply would refuse it."""
+    check_safety(
+        plan.changes,
+        safety,
+        allow_removals=options.allow_removals,
+        allow_destroys=options.allow_destroys,
+        force=options.force,
+    )
+    if plan.violations:
+        flags = [
+            f"--{name} {value}"
+            for name, value in (
+                ("allow-removals", options.allow_removals),
+                ("allow-destroys", options.allow_destroys),
+            )
+            if value is not None
+        ] + (["--force"] if options.force else [])
+        stdout.write(f"Safety: overridden by {' '.join(flags)}.\n")
+
+
 async def _apply_manifests(
     scope: Scope, options: ApplyOptions, stdout: TextIO, stderr: TextIO, stdin: TextIO
 ) -> int:
@@ -341,13 +370,7 @@ async def _apply_manifests(
             return 1
         if not plan.has_changes:
             return 0
-        check_safety(
-            plan.changes,
-            config.safety,
-            allow_removals=options.allow_removals,
-            allow_destroys=options.allow_destroys,
-            force=options.force,
-        )
+        _check_safety(plan, config.safety, options, stdout)
         if not options.auto_approve:
             _confirm(stdin, stdout)
         return await _execute(plan, providers, config.inventory, options, stdout, stderr)
@@ -424,13 +447,7 @@ async def _apply_saved_locked(
         stdout.write(render_text(plan, color=use_color(options.no_color, stdout)))
         if not plan.has_changes:
             return 0
-        check_safety(
-            plan.changes,
-            loaded.safety,
-            allow_removals=options.allow_removals,
-            allow_destroys=options.allow_destroys,
-            force=options.force,
-        )
+        _check_safety(plan, loaded.safety, options, stdout)
         return await _execute(plan, providers, loaded.inventory, options, stdout, stderr)
 
 

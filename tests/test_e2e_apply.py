@@ -129,6 +129,11 @@ def test_membership_churn_exact_in_batches(project: Project, vendor: Vendor) -> 
     before = vendor.log()
     result = apply(project, "--allow-removals", "120", "--verify", "full")
     assert result.code == 0, result.text
+    assert_lines(
+        result,
+        "Safety: apply will refuse this plan unless overridden (1):",
+        "Safety: overridden by --allow-removals 120.",
+    )
     assert summary(result) == (
         "Applied: 0 created, 0 adopted, 0 modified, 130 subscribers added, 120 removed,"
         " 0 subscriber profiles set, 130 users imported, 0 destroyed; 0 failed, 0 skipped"
@@ -166,6 +171,7 @@ def test_force_lifts_every_threshold_but_never_protect(project: Project, vendor:
     )
     result = apply(project, "--prune", "--force")
     assert result.code == 0, result.text
+    assert "Safety: overridden by --force." in result.lines
     assert vendor.account("@TOA#_old") is None
     assert vendor.account("@TOA#_vault") is not None
     assert vendor.members("@TOA#_keep") == {"a"}
@@ -500,6 +506,7 @@ def test_saved_prune_plan_needs_its_exact_destroy_override(
     assert vendor.account("@TOA#_old") is not None
     result = project.cli("apply", "p.json", "--allow-destroys", "1")
     assert result.code == 0, result.text
+    assert "Safety: overridden by --allow-destroys 1." in result.lines
     assert vendor.account("@TOA#_old") is None
     assert vendor.owned() == {"@TOA#_news"}
     no_changes(project.cli("plan", "m", "--prune", "--detailed-exitcode"))

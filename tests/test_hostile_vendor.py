@@ -705,3 +705,114 @@ def test_the_real_process_exits_cleanly_on_a_bad_answer(project: Project) -> Non
         "",
         f"error: tencent ({INFO}) on {SPORTS}: response is not JSON\n",
     )
+
+
+# -- provider-level odds and ends ------------------------------------------------------------------
+
+
+def _client(http: httpx.AsyncClient, url: str) -> TencentClient:
+    return TencentClient(
+        http,
+        sdkappid=1400000000,
+        identifier="administrator",
+        secret_key=Secret(KEY),
+        pacer=Pacer(),
+        endpoint=url,
+        retry=RetryPolicy(attempts=1),
+    )
+
+
+def _run_client(project: Project, script: Script, body: Callable[[TencentClient], Any]) -> Any:
+    async def main(url: str) -> Any:
+        async with httpx.AsyncClient() as http:
+            return await body(_client(http, url))
+
+    with hostile_vendor(project.sandbox, script) as server:
+        return asyncio.run(main(server.base_url))
+
+
+def test_a_garbled_import_answer_fails_every_user_of_the_batch(project: Project) -> None:
+    script = bent("multiaccount_import", _set("FailAccounts", "dave"))
+    results = _run_client(project, script, lambda c: c.import_accounts(["dave", "erin"]))
+    assert sorted(results.failed) == ["dave", "erin"]
+    assert results.failed["dave"].message == (
+        "tencent (multiaccount_import) on dave (+1 more): malformed answer: FailAccounts is not"
+        " an array of ids"
+    )
+
+
+def test_membership_answers_about_users_not_asked_for_are_ignored(project: Project) -> None:
+    def extra(doc: dict[str, Any]) -> None:
+        doc["SubscriberList"].append({"Subscriber_Account": "mallory", "Result": 1})
+
+    script = bent("add_subscriber", extra)
+    results = _run_client(project, script, lambda c: c.add_subscribers(NEWS, ["alice"]))
+    assert (results.changed, results.unchanged, dict(results.failed)) == (
+        frozenset({"alice"}),
+        frozenset(),
+        {},
+    )
+
+
+def test_subscription_pages_are_bounded_and_their_self_info_checked(project: Project) -> None:
+    def huge(doc: dict[str, Any]) -> None:
+        item = doc["OfficialAccountInfoList"][0]
+        doc["OfficialAccountInfoList"] = [
+            {**item, "Official_Account": f"@TOA#_a{i}"} for i in range(201)
+        ]
+
+    def lacking(doc: dict[str, Any]) -> None:
+        del doc["OfficialAccountInfoList"][0]["SelfInfo"]
+
+    def odd_record(doc: dict[str, Any]) -> None:
+        doc["OfficialAccountInfoList"][0]["SelfInfo"]["CustomString"] = ["r"]
+
+    async def read(client: TencentClient) -> Any:
+        try:
+            return await client.get_subscriptions("reconciler-inventory")
+        except ProviderError as exc:
+            return str(exc)
+
+    assert _run_client(project, bent(OWNED, huge), read) == (
+        f"{AT_OWNED}: a page held 201 accounts, over the 200 asked"
+    )
+    (subscription,) = _run_client(project, bent(OWNED, lacking), read)
+    assert (subscription.account.id, subscription.custom_string) == (NEWS, "")
+    assert _run_client(project, bent(OWNED, odd_record), read) == (
+        f"{AT_OWNED}: malformed answer: OfficialAccountInfoList[0].SelfInfo.CustomString is"
+        " ['r'], not a string"
+    )
+
+
+def test_field_readers() -> None:
+    from reconciler.providers.records import (
+        MalformedAnswer,
+        count_field,
+        int_field,
+        object_list,
+    )
+
+    assert [int_field({"t": v}, "t") for v in (True, 7, " 12", "-3", "soon", 1.5, None)] == [
+        1,
+        7,
+        12,
+        -3,
+        0,
+        0,
+        0,
+    ]
+    assert count_field({"n": "42"}, "n") == 42 and count_field({}, "n") == 0
+    assert object_list({}, "l") == []
+    for read, item, message in [
+        (lambda i: count_field(i, "n", required=True), {}, "n is missing"),
+        (lambda i: object_list(i, "l", required=True), {}, "l is missing"),
+        (lambda i: object_list(i, "l"), {"l": [{}, 3]}, "l[1] is 3, not an object"),
+        (
+            lambda i: count_field(i, "n"),
+            {"n": "x" * 50},
+            "n is 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx..., not an integer",
+        ),
+    ]:
+        with pytest.raises(MalformedAnswer) as caught:
+            read(item)
+        assert str(caught.value) == message

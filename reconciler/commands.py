@@ -512,5 +512,8 @@ def import_command(
             )
         return render_import(result, directory)
 
-    stdout.write(f"{TargetIdentity.from_target(where).describe()}\n" + asyncio.run(run()))
+    # import records accounts in the inventory, as apply does: one run per target at a time
+    with run_lock(where):
+        text = asyncio.run(run())
+    stdout.write(f"{TargetIdentity.from_target(where).describe()}\n" + text)
     return 0

@@ -176,11 +176,6 @@ def test_apply_refuses_while_another_run_holds_the_target_and_nothing_is_touched
     assert _cli("plan", "m", "--detailed-exitcode")[0] == 0
 
 
-@pytest.mark.xfail(
-    reason="commands.import_command does not take the run lock yet: it records accounts in the"
-    " inventory, as apply does (fix: `with run_lock(where):` around its asyncio.run)",
-    strict=True,
-)
 def test_import_refuses_while_another_run_holds_the_target(project: Path) -> None:
     assert _cli("apply", "m", "--auto-approve")[0] == 0
     with run_lock(EMBEDDED):

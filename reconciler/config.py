@@ -7,6 +7,7 @@ contract between loading (`load_config`) and everything that runs against a targ
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -171,6 +172,26 @@ def _walk_strings(
                 yield from _walk_strings(value, (*path, index))
 
 
+def _non_finite(
+    node: Any, path: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], Position | None]]:
+    """`.nan` anywhere: a NaN threshold compares false with everything, so
+    `maxSubscriberRemovalPercent: .nan` would pass every plan (JSON Schema lets NaN through;
+    `.inf` meets the schema's maxima, or means "no limit of ours" for callsPerSecond)."""
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for key, value in items:
+        if isinstance(value, float) and math.isnan(value):
+            yield (*path, key), position_of(node, key)
+        else:
+            yield from _non_finite(value, (*path, key))
+
+
 def _load_one(path: Path) -> tuple[Any, Position, list[Problem]]:
     display = display_path(path)
     result = load_file(path, display)
@@ -209,6 +230,13 @@ def check_config(path: Path) -> list[Problem]:
     from reconciler.validate import schema_problems
 
     problems.extend(schema_problems(CONFIG_SCHEMA, data, start))
+    for key_path, pos in _non_finite(data, ()):
+        at = pos or start
+        problems.append(
+            Problem(
+                at.file, at.line, at.col, f"{format_path(key_path)}: must be a number, not .nan"
+            )
+        )
     for key_path, value, pos, _, _ in _walk_strings(data, ()):
         reason = _variable_syntax(value)
         if reason is not None:

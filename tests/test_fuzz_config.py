@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,7 @@ def test_load_config_returns_a_config_or_a_positioned_error(
             assert str(exc)
     assert loaded.limits.concurrency >= 1 and loaded.limits.calls_per_second > 0
     assert loaded.safety.max_destroys >= 0
+    assert not math.isnan(loaded.safety.max_subscriber_removal_percent)
 
 
 def test_nothing_but_our_errors_escape_a_hostile_yaml_tag(workdir: Path) -> None:
@@ -286,3 +288,19 @@ def test_integral_floats_are_read_as_integers(workdir: Path) -> None:
     assert (loaded.limits.concurrency, loaded.safety.max_destroys) == (4, 2)
     assert type(loaded.limits.concurrency) is int and type(loaded.safety.max_destroys) is int
     assert loaded.safety.max_subscriber_removals == 10
+
+
+def test_nan_is_a_problem(workdir: Path) -> None:
+    """Found by the nightly fuzz: `.nan` passed the schema, and a NaN removal percentage would
+    let every plan through the safety check."""
+    config = workdir / "reconciler.yaml"
+    config.write_text(
+        "limits: {callsPerSecond: .nan, concurrency: 2}\n"
+        "safety: {maxSubscriberRemovalPercent: .nan}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, environ={})
+    assert str(caught.value).splitlines() == [
+        f"{config}:1:26: limits.callsPerSecond: must be a number, not .nan",
+        f"{config}:2:39: safety.maxSubscriberRemovalPercent: must be a number, not .nan",
+    ]

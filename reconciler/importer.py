@@ -23,6 +23,7 @@ from reconciler.live import LastApplied, decode_record, encode_record, record_fo
 from reconciler.load import dump_documents
 from reconciler.model import ACCOUNT_ID_PREFIX, SubscriberPolicy, canonical_account_id
 from reconciler.providers import AccountInfo, SubscriberPage
+from reconciler.read import plain_errors
 from reconciler.validate import load_desired_state
 
 #: More subscribers than this go to a member file instead of the manifest.
@@ -146,9 +147,10 @@ async def import_accounts(
     async def read(account_id: str) -> None:
         pages[account_id] = await im.get_subscribers(account_id)
 
-    async with asyncio.TaskGroup() as group:
-        for account_id in wanted:
-            group.create_task(read(account_id))
+    with plain_errors():  # a vendor error is one clean line, not an ExceptionGroup
+        async with asyncio.TaskGroup() as group:
+            for account_id in wanted:
+                group.create_task(read(account_id))
     speed = None
     if all_owned and providers.wechat is not None:
         speed = (await providers.wechat.get_mass_speed()).speed

@@ -568,12 +568,6 @@ def test_a_create_answered_with_garbage_is_a_failure_of_that_account(project: Pr
         assert run("plan", "m", "--detailed-exitcode").code == 0
 
 
-@pytest.mark.xfail(
-    reason="importer.py reads subscriber lists in a bare asyncio.TaskGroup: a vendor error"
-    " reaches the CLI as an ExceptionGroup ('internal error'); fix: wrap it in"
-    " read.plain_errors()",
-    strict=True,
-)
 def test_import_against_a_bad_answer_is_one_clean_error(project: Project) -> None:
     script = bent(SUBSCRIBERS, _drop("SubscriberNum"))
     with project.vendor(script) as run:

@@ -106,7 +106,7 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
         ValueError,
         AttributeError,
         IndexError,
-        OverflowError,  # int(inf): JSON's Infinity and 1e999 read as infinite floats
+        ArithmeticError,  # int(inf) (JSON's Infinity, 1e999), a rate of 0 in the cost
         RecursionError,
     ) as exc:
         raise StalePlanError(f"{source} is not a valid reconciler plan: {exc!r}") from exc

@@ -81,7 +81,15 @@ class _Sink:
     problems: list[Problem] = field(default_factory=list)
 
     def add(self, pos: Position, message: str) -> None:
-        self.problems.append(Problem(pos.file, pos.line, pos.col, message))
+        self.problems.append(Problem(pos.file, pos.line, pos.col, _one_line(message)))
+
+
+def _one_line(text: str) -> str:
+    """`text` with unprintable characters escaped: names and ids from the manifests are quoted
+    into messages, and a raw line break would split one problem over two lines."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _refs(node: Node, key: str, path: str) -> list[_Ref]:

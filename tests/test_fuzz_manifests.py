@@ -74,3 +74,25 @@ def test_validate_positions_every_problem_inside_its_file(root: Path, data: st.D
     if code == 1:
         for line in text_out.splitlines():
             assert PROBLEM.match(line), line
+
+
+def test_a_name_with_a_line_break_stays_on_one_line(root: Path) -> None:
+    """Found by the nightly fuzz: a duplicate name holding a line break split its problem."""
+    case = root / "linebreak"
+    (case / "m").mkdir(parents=True)
+    doc = (
+        '{"apiVersion": "reconciler/v1", "kind": "UserAccounts", "metadata": {"name": "a\\nb"},'
+        ' "spec": {"members": [alice]}}'
+    )
+    (case / "m" / "a.yaml").write_text(doc)
+    (case / "m" / "b.yaml").write_text(doc)
+    with contextlib.chdir(case):
+        code, out, _ = _cli("validate", "m")
+    assert code == 1
+    assert out.splitlines() == [
+        "m/a.yaml:1:78: metadata.name: 'a\\nb' must be letters, digits, '.', '_' or '-', starting"
+        " and ending with a letter or digit (at most 128)",
+        "m/b.yaml:1:78: duplicate UserAccounts name 'a\\nb' (first declared at m/a.yaml:1:78)",
+        "m/b.yaml:1:78: metadata.name: 'a\\nb' must be letters, digits, '.', '_' or '-', starting"
+        " and ending with a letter or digit (at most 128)",
+    ]

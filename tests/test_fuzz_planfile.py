@@ -227,6 +227,7 @@ def test_apply_refuses_a_mutated_plan_file_before_any_call(
     ("key", "value"),
     [
         ("liveMassSpeed", float("inf")),  # found by the fuzz: OverflowError escaped
+        ("limits", {"callsPerSecond": False, "concurrency": 1}),  # nightly: ZeroDivisionError
         ("limits", {"callsPerSecond": 1, "concurrency": float("-inf")}),
         ("changes", [{"type": "importUsers", "users": {"first": []}}]),
     ],

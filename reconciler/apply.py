@@ -188,6 +188,16 @@ class _Run:
         report = self.result.report(account_id)
         profile_ok = True
         exists = True
+        # A new account's inventory subscription rides in its own add_subscriber batches (one
+        # call fewer when its member count is not a multiple of 100); the record is still written
+        # last. None: not ridden (the record step subscribes); True/False: subscribed or failed.
+        ride = (
+            self.inventory not in self.missing_users
+            and any(isinstance(c, CreateAccount) for c in changes)
+            and any(isinstance(c, AddSubscribers) for c in changes)
+            and any(isinstance(c, Record) and c.subscribe for c in changes)
+        )
+        inventory: bool | None = None
         for change in changes:
             if not exists:
                 report.skipped.append(f"{change.kind}: the account was not created")
@@ -204,7 +214,9 @@ class _Run:
                     report.applied.append(f"modify {', '.join(f.value for f in fields)}")
                     self.progress(1)
                 elif isinstance(change, AddSubscribers):
-                    await self._members(account_id, change.users, report, add=True)
+                    inventory = await self._members(
+                        account_id, change.users, report, add=True, inventory=ride
+                    )
                 elif isinstance(change, RemoveSubscribers):
                     await self._members(account_id, change.users, report, add=False)
                 elif isinstance(change, SetSubscriberProfiles):
@@ -213,7 +225,10 @@ class _Run:
                     if not profile_ok:
                         report.skipped.append("record: a profile change failed")
                         continue
-                    await self._record(change, report)
+                    if inventory is False:
+                        report.skipped.append("record: the inventory subscription failed")
+                        continue
+                    await self._record(change, report, subscribed=inventory is True)
             except ProviderError as exc:
                 report.failed.append(_failure(change.kind, exc))
                 if isinstance(change, CreateAccount | ModifyAccount):
@@ -241,32 +256,52 @@ class _Run:
         return True
 
     async def _members(
-        self, account_id: str, users: frozenset[str], report: AccountReport, *, add: bool
-    ) -> None:
+        self,
+        account_id: str,
+        users: frozenset[str],
+        report: AccountReport,
+        *,
+        add: bool,
+        inventory: bool = False,
+    ) -> bool | None:
+        """Add or remove `users`; with `inventory`, the inventory user is added in the same
+        batches and the answer says whether it is subscribed (None when it was not sent)."""
         verb = "add subscriber" if add else "remove subscriber"
         todo = users - self.missing_users if add else users
         for user in sorted(users - todo):
             report.skipped.append(f"{verb} {user}: the user could not be imported")
-        if not todo:
-            return
+        sent = todo | {self.inventory} if inventory else todo
+        if not sent:
+            return None
         call = self.im.add_subscribers if add else self.im.remove_subscribers
-        results = await call(account_id, sorted(todo))
-        self.progress(-(-len(todo) // 100))
+        results = await call(account_id, sorted(sent))
+        self.progress(-(-len(sent) // 100))
         # "already subscribed" / "was not subscribed" count as done: the plan read these users on
         # the other side, so either this run made the change and a retry after a lost answer found
         # it made (reference 5.6, 5.7), or someone else did; either way it is now as declared
         done = results.changed | results.unchanged
         target = self.added if add else self.removed
-        target.setdefault(account_id, set()).update(done)
+        target.setdefault(account_id, set()).update(done)  # the inventory user counts too
+        failed = dict(results.failed)
+        subscribed: bool | None = None
+        if inventory:
+            subscribed = self.inventory in done
+            done = done - {self.inventory}
+            if self.inventory in failed:
+                item = failed.pop(self.inventory)
+                report.failed.append(
+                    Failure(f"inventory subscription {self.inventory}", item.code, item.message)
+                )
         if add:
             self.result.subscribers_added += len(done)
         else:
             self.result.subscribers_removed += len(done)
         if done:
             report.applied.append(f"{'add' if add else 'remove'} {len(done)} subscribers")
-        report.failed.extend(_item_failures(verb, results))
-        if add and results.failed:
-            self.failed_adds.setdefault(account_id, set()).update(results.failed)
+        report.failed.extend(_item_failures(verb, ItemResults(failed=failed)))
+        if add and failed:
+            self.failed_adds.setdefault(account_id, set()).update(failed)
+        return subscribed
 
     async def _profiles(self, change: SetSubscriberProfiles, report: AccountReport) -> None:
         account_id = change.account_id
@@ -291,11 +326,11 @@ class _Run:
         if wanted:
             report.applied.append(f"set {len(wanted)} subscriber profiles")
 
-    async def _record(self, change: Record, report: AccountReport) -> None:
+    async def _record(self, change: Record, report: AccountReport, *, subscribed: bool) -> None:
         if self.inventory in self.missing_users:
             report.skipped.append("record: the inventory user could not be imported")
             return
-        if change.subscribe:
+        if change.subscribe and not subscribed:
             results = await self.im.add_subscribers(change.account_id, [self.inventory])
             self.progress(1)
             if results.failed:

@@ -534,3 +534,32 @@ def test_inventory_user_deleted_by_hand_is_recovered_by_adoption(
     assert vendor.owned() == {"@TOA#_news"}
     assert vendor.members("@TOA#_news") == {"alice"}
     converged(project)
+
+
+def test_a_new_accounts_inventory_subscription_failing_in_its_member_batch(
+    project: Project, vendor: Vendor
+) -> None:
+    """The inventory user rides in a new account's add_subscriber batch. Deleted by hand after
+    `plan --out`, its item fails: reported once, the record is skipped (exit 3), the members are
+    in, and the next plan adopts the account."""
+    vendor.import_users(INVENTORY, "ops_admin", "alice")
+    news = account_doc("news", name="News", subscribers={"members": ["alice"]})
+    project.manifests(news, users("ops_admin", "alice"))
+    assert project.cli("plan", "m", "--out", "p.json").code == 0
+    vendor.delete_users(INVENTORY)
+    partial = project.cli("apply", "p.json")
+    assert partial.code == 3, partial.text
+    assert_lines(
+        partial,
+        "@TOA#_news                  2       1        1",
+        "failed  @TOA#_news: inventory subscription reconciler-inventory: add_subscriber"
+        " result 0 for reconciler-inventory",
+        "skipped @TOA#_news: record: the inventory subscription failed",
+    )
+    assert vendor.members("@TOA#_news") == {"alice"}
+    rest = project.cli("plan", "m", "--detailed-exitcode")
+    assert rest.code == 2, rest.text
+    assert "<= account @TOA#_news will be adopted into this repo's inventory" in rest.lines
+    assert apply(project).code == 0
+    assert vendor.owned() == {"@TOA#_news"}
+    converged(project)

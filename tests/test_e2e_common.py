@@ -130,8 +130,10 @@ def served_sandbox(db_path: Path, *flags: str) -> Iterator[ServedSandbox]:
 class Vendor:
     """Raw vendor-protocol calls against a sandbox: out-of-band changes and final-state checks."""
 
-    def __init__(self, base_url: str, db_path: Path) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=30)
+    def __init__(
+        self, base_url: str, db_path: Path, *, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=30, transport=transport)
         self.client = SandboxClient(self.http, sandbox_options(db_path))
 
     def close(self) -> None:

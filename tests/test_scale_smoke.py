@@ -85,12 +85,6 @@ def test_one_large_account_reads_its_pages_once(server: RunningServer, tmp_path:
     assert made == Counter(get_subscribed_official_account_list=1, get_subscriber_info=6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply subscribes the inventory user of a new account in a call of its own instead"
-    " of in the account's last add_subscriber batch: one extra call per created account when"
-    " its member count is not a multiple of 100 (reconciler/apply.py, `_Run._record`)",
-)
 def test_a_new_accounts_inventory_subscription_shares_its_last_member_batch(
     server: RunningServer, tmp_path: Path
 ) -> None:

@@ -304,3 +304,17 @@ def test_nan_is_a_problem(workdir: Path) -> None:
         f"{config}:1:26: limits.callsPerSecond: must be a number, not .nan",
         f"{config}:2:39: safety.maxSubscriberRemovalPercent: must be a number, not .nan",
     ]
+
+
+def test_a_malformed_endpoint_is_a_positioned_problem(workdir: Path) -> None:
+    """Found by the nightly fuzz: `endpoint: http://[127.0.0.1:8754` raised ValueError."""
+    config = workdir / "reconciler.yaml"
+    config.write_text(
+        "targets:\n  p: {type: tencent, endpoint: 'http://[127.0.0.1:8754', sdkAppId: 1,"
+        " identifier: a, secretKey: '${K}'}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, environ={"K": "k"})
+    assert str(caught.value) == (
+        f"{config}:2:32: targets.p.endpoint: endpoint 'http://[127.0.0.1:8754' is not a valid URL"
+    )

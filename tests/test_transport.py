@@ -233,3 +233,11 @@ def test_no_field_of_a_target_turns_verification_off(tmp_path: Path, field: str)
     )
     with pytest.raises(ConfigError, match=r":8:5: targets\.prod: unknown field"):
         load_config(config, environ={"K": "k"})
+
+
+@pytest.mark.parametrize("url", ["http://[127.0.0.1:8754", "https://host:99999", "https://h:port"])
+def test_a_malformed_endpoint_is_a_clean_error(url: str) -> None:
+    """Found by the nightly fuzz: an unclosed `[` raised ValueError out of validate."""
+    assert not is_loopback(url)
+    with pytest.raises(ConfigError, match=r"^endpoint '.*' is not a valid URL$"):
+        check_endpoint(url)

@@ -103,7 +103,10 @@ def install_log_redaction(names: Iterable[str] = ("httpx", "httpcore")) -> None:
 
 def is_loopback(url: str) -> bool:
     """True when `url` points at this machine (127.0.0.0/8, ::1 or `localhost`)."""
-    host = urlsplit(url).hostname or ""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # "Invalid IPv6 URL": an unclosed `[`
+        return False
     if host == "localhost":
         return True
     try:
@@ -119,7 +122,11 @@ def check_endpoint(url: str, *, verify_tls: bool = True) -> str:
     verification on; plain `http` or `verify_tls=False` is accepted only for a loopback endpoint
     (a local `reconciler sandbox serve`).
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise ConfigError(f"endpoint {redact(url)!r} is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"endpoint {redact(url)!r} is not an http(s) URL")
     if not is_loopback(url):

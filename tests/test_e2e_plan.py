@@ -468,6 +468,11 @@ def test_selector_and_exclude_narrow_plan_and_apply(project: Project, vendor: Ve
     assert apply(project, "--selector", "team=content").code == 0
     converged(project)
     assert vendor.owned() == {"@TOA#_a", "@TOA#_b"}
+    # an owned account left out by --exclude or --selector is out of scope, never an orphan
+    converged(project, "--exclude", "a", "--prune")
+    converged(project, "--selector", "team=content", "--prune")
+    assert apply(project, "--selector", "team=platform", "--prune", "--force").code == 0
+    assert vendor.owned() == {"@TOA#_a", "@TOA#_b"}
 
 
 def test_json_and_markdown_outputs_parse_and_validate(project: Project, vendor: Vendor) -> None:

@@ -27,17 +27,10 @@ from test_e2e_common import (
     config_text,
     in_process_project,
     no_changes,
+    users,
 )
 
 from reconciler.sandbox.serve import RunningServer
-
-USERS = (
-    "apiVersion: reconciler/v1\nkind: UserAccounts\nmetadata: {name: people}\nspec: {members: [%s]}"
-)
-
-
-def users(*names: str) -> str:
-    return USERS % ", ".join(names)
 
 
 @pytest.fixture

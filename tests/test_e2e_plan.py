@@ -23,6 +23,7 @@ from test_e2e_common import (
     in_process_project,
     no_changes,
     secrets_absent,
+    users,
 )
 
 from reconciler.sandbox.client import SandboxClient
@@ -31,14 +32,7 @@ from reconciler.sandbox.server import Sandbox, SandboxOptions
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-USERS = (
-    "apiVersion: reconciler/v1\nkind: UserAccounts\nmetadata: {name: people}\nspec: {members: [%s]}"
-)
 SPEED = "apiVersion: reconciler/v1\nkind: MassSpeed\nmetadata: {name: wx}\nspec: {speed: %d}"
-
-
-def users(*names: str) -> str:
-    return USERS % ", ".join(names)
 
 
 @pytest.fixture

@@ -87,9 +87,10 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
         raise StalePlanError(f"{source} is not a reconciler plan (nested too deeply)") from None
     if not isinstance(document, dict) or document.get("kind") != PLAN_FILE_KIND:
         raise StalePlanError(f"{source} is not a reconciler plan file")
-    if document.get("formatVersion") != PLAN_FILE_VERSION:
+    version = document.get("formatVersion")
+    if type(version) is not int or version != PLAN_FILE_VERSION:  # `true` and `1.0` equal 1
         raise StalePlanError(
-            f"{source} has plan format {document.get('formatVersion')!r}; this reconciler reads"
+            f"{source} has plan format {version!r}; this reconciler reads"
             f" format {PLAN_FILE_VERSION}: make the plan again with this version"
         )
     body = document.get("body")

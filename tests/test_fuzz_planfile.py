@@ -243,3 +243,11 @@ def test_a_rewritten_body_with_odd_numbers_is_refused(original: str, key: str, v
 def test_a_plan_nested_too_deeply_is_refused() -> None:
     with pytest.raises(StalePlanError, match=r"^plan\.json is not a reconciler plan \(nested"):
         load_plan("[" * 100_000 + "]" * 100_000, source="plan.json")
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_a_format_version_that_only_equals_1_is_refused(original: str, version: Any) -> None:
+    """Found by the nightly fuzz: `"formatVersion": true` passed (True == 1 in Python)."""
+    doc = {**json.loads(original), "formatVersion": version}
+    with pytest.raises(StalePlanError, match=r"^plan\.json has plan format "):
+        load_plan(json.dumps(doc), source="plan.json")

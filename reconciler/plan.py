@@ -217,6 +217,10 @@ def actions_for(changes: Sequence[Change]) -> list[Action]:
     """
     actions: list[Action] = []
     touched: set[str] = set()
+    # apply subscribes a new account's inventory user in that account's own add batches
+    # (apply.py, `_Run.account`): no call of its own, and an extra batch only on a full one
+    created = {c.account_id for c in changes if isinstance(c, CreateAccount)}
+    ridden = created & {c.account_id for c in changes if isinstance(c, AddSubscribers)}
     for change in changes:
         key = f"{change.kind}/{change.account or '-'}"
         if isinstance(change, ImportUsers):
@@ -227,14 +231,18 @@ def actions_for(changes: Sequence[Change]) -> list[Action]:
         elif isinstance(change, CreateAccount):
             actions.append(Action(f"{key}/0", API_CREATE, change))
         elif isinstance(change, Record):
-            if change.subscribe:
+            if change.subscribe and change.account_id not in ridden:
                 actions.append(Action(f"{key}/subscribe", API_ADD, change))
             actions.append(Action(f"{key}/write", API_SUBSCRIBER_INFO, change))
         elif isinstance(change, ModifyAccount):
             actions.append(Action(f"{key}/0", API_MODIFY, change))
         elif isinstance(change, AddSubscribers | RemoveSubscribers):
             api = API_ADD if isinstance(change, AddSubscribers) else API_DELETE
-            for n, batch in enumerate(_batches(change.users, SUBSCRIBER_BATCH)):
+            batches = _batches(change.users, SUBSCRIBER_BATCH)
+            ride = isinstance(change, AddSubscribers) and change.account_id in ridden
+            if ride and len(change.users) % SUBSCRIBER_BATCH == 0:
+                batches.append(())  # the inventory user's subscription, alone
+            for n, batch in enumerate(batches):
                 actions.append(Action(f"{key}/{n}", api, change, batch))
         elif isinstance(change, SetSubscriberProfiles):
             for n, profile in enumerate(change.profiles):

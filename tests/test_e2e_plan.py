@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -108,8 +109,18 @@ def test_fresh_project_is_created_exactly_and_then_plans_no_changes(
         " 0 to remove; 1 subscriber profiles to set; 4 users to import; mass speed to set.",
     )
     assert project.cli("plan", "m").code == 0  # changes, but no --detailed-exitcode
+    before = len(vendor.log())
     result = apply(project)
     assert result.code == 0, result.text
+    # the plan's cost is what apply called, endpoint by endpoint (reads aside)
+    (per_endpoint,) = [x for x in plan.lines if x.startswith("  per endpoint: ")]
+    planned = dict(
+        (api, int(n)) for api, n in (p.rsplit(" ", 1) for p in per_endpoint[16:].split(", "))
+    )
+    made = Counter(e["api"].rsplit("/", 1)[1] for e in vendor.log()[before:])
+    made["mass_speed_set"] = made.pop("set", 0)  # cgi-bin/message/mass/speed/set
+    writes = {api: n for api, n in made.items() if api in planned and not api.startswith("get_")}
+    assert writes == {api: n for api, n in planned.items() if not api.startswith("get_")}
     assert summary(result) == (
         "Applied: 1 created, 0 adopted, 0 modified, 2 subscribers added, 0 removed,"
         " 1 subscriber profile set, 4 users imported, 0 destroyed, mass speed set;"

@@ -77,8 +77,7 @@ def test_memberships_are_batched_to_100_with_stable_ids() -> None:
         ("createAccount/@TOA#_news/0", API_CREATE, 0),
         ("addSubscribers/@TOA#_news/0", API_ADD, 100),
         ("addSubscribers/@TOA#_news/1", API_ADD, 100),
-        ("addSubscribers/@TOA#_news/2", API_ADD, 50),
-        ("record/@TOA#_news/subscribe", API_ADD, 0),
+        ("addSubscribers/@TOA#_news/2", API_ADD, 50),  # the inventory user rides in it
         ("record/@TOA#_news/write", API_SUBSCRIBER_INFO, 0),
         ("verify/-/0", API_INFO, 1),
     ]
@@ -400,8 +399,7 @@ def test_plan_actions_for_bookkeeping_profiles_removals_destroys_and_speed() -> 
         "setSubscriberProfiles/@TOA#_n/0",
         "setSubscriberProfiles/@TOA#_n/1",
         "removeSubscribers/@TOA#_n/0",
-        "record/@TOA#_n/subscribe",
-        "record/@TOA#_n/write",
+        "record/@TOA#_n/write",  # a new account's inventory subscription rides in its adds
         "destroyAccount/@TOA#_o/0",
         "setMassSpeed/-/0",
         "verify/-/0",

@@ -6,15 +6,20 @@ Order and dependencies (DESIGN sections 6 and 7):
    skipped, and so are subscribers that failed to import;
 2. each account then runs its own changes in order — create (or adopt on 130008), modify, add
    subscribers, set subscriber profiles, remove subscribers — and right after them its inventory
-   bookkeeping (subscription plus last-applied record). Accounts run concurrently; the shared pacer
-   keeps every API within its rate and the calls in flight within `limits.concurrency`;
+   bookkeeping (subscription plus last-applied record; a new account with members gets its
+   inventory subscription inside its own add batches, one call fewer). Accounts run concurrently;
+   the shared pacer keeps every API within its rate and the calls in flight within
+   `limits.concurrency`;
 3. then owned accounts no longer declared are destroyed (only those the plan holds), and the
    mass speed is set.
 
 A failure is recorded against its account with the vendor code and never stops other accounts.
 The record is written only when the account's profile changes succeeded: a record that names a
-field as unmanaged before the field was cleared would leave it set for good. Everything else
-converges on the next run, because the next plan is made from a fresh read.
+field as unmanaged before the field was cleared would leave it set for good (an inventory
+subscription without a record reads as an unknown record: nothing is cleared, and the account is
+never destroyed as an orphan). Membership answers "already subscribed" / "was not subscribed" are
+done, not failures: a retry after a lost answer reads them. Everything else converges on the next
+run, because the next plan is made from a fresh read.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from reconciler.changes import (
     RemoveSubscribers,
     SetMassSpeed,
     SetSubscriberProfiles,
+    plural,
 )
 from reconciler.config import Limits, Safety, SandboxTarget, Target, TencentTarget
 from reconciler.live import LiveAccount, LiveState, account_digest, members_digest, profile_digest
@@ -186,7 +187,7 @@ class Cost:
         """`Cost: ≈ 1,240 calls, ≈ 6.2 s at 200/s` (plus the read, when known)."""
         text = f"Cost: ≈ {self.total:,} calls, ≈ {self.seconds:,.1f} s at {self.rate:g}/s"
         if self.read_calls:
-            text += f" (the read took {sum(self.read_calls.values()):,} calls)"
+            text += f" (the read took {plural(sum(self.read_calls.values()), 'call')})"
         return text
 
     def breakdown(self) -> str:

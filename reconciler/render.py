@@ -149,9 +149,9 @@ def _summary_line(plan: Plan) -> str:
             f"subscribers: {s['subscribersAdded']:,} to add, {s['subscribersRemoved']:,} to remove"
         )
     if s["subscriberProfiles"]:
-        parts.append(f"{s['subscriberProfiles']:,} subscriber profiles to set")
+        parts.append(f"{plural(s['subscriberProfiles'], 'subscriber profile')} to set")
     if s["importUsers"]:
-        parts.append(f"{s['importUsers']:,} users to import")
+        parts.append(f"{plural(s['importUsers'], 'user')} to import")
     if s["massSpeed"]:
         parts.append("mass speed to set")
     return "; ".join(parts) + "."

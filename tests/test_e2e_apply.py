@@ -322,7 +322,7 @@ def test_partial_apply_exits_3_and_the_next_plan_holds_exactly_the_rest(
         "~ account @TOA#_news will be updated in place",
         "    + subscribers: 1 to add: bob",
         "Plan: 0 to create, 0 to modify, 0 to destroy, 0 to adopt; subscribers: 1 to add,"
-        " 0 to remove; 1 users to import.",
+        " 0 to remove; 1 user to import.",
     )
     assert apply(project).code == 0
     assert vendor.members("@TOA#_news") == {"alice", "bob"}
@@ -404,7 +404,7 @@ def test_a_failed_create_skips_what_depends_on_it_and_not_the_other_accounts(
         "    boss",
         "+ account @TOA#_news will be created",
         "Plan: 1 to create, 0 to modify, 0 to destroy, 0 to adopt; subscribers: 1 to add,"
-        " 0 to remove; 1 subscriber profiles to set; 1 users to import.",
+        " 0 to remove; 1 subscriber profile to set; 1 user to import.",
     )
     assert "@TOA#_sports" not in rest.out
     assert apply(project).code == 0

@@ -106,7 +106,7 @@ def test_fresh_project_is_created_exactly_and_then_plans_no_changes(
         "    + subscribers: 2 to add: alice, bob",
         "~ mass speed wx: 0 → 3",
         "Plan: 1 to create, 0 to modify, 0 to destroy, 0 to adopt; subscribers: 2 to add,"
-        " 0 to remove; 1 subscriber profiles to set; 4 users to import; mass speed to set.",
+        " 0 to remove; 1 subscriber profile to set; 4 users to import; mass speed to set.",
     )
     assert project.cli("plan", "m").code == 0  # changes, but no --detailed-exitcode
     before = len(vendor.log())

@@ -65,6 +65,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         no_color=args.no_color,
         stdout=sys.stdout,
         stdin=sys.stdin,
+        stderr=sys.stderr,
     )
 
 
@@ -82,6 +83,7 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         show_all=args.show_all,
         stdout=sys.stdout,
         stdin=sys.stdin,
+        stderr=sys.stderr,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from reconciler.lock import run_lock
 from reconciler.model import DesiredState, canonical_account_id
 from reconciler.plan import Plan, TargetIdentity, build_plan
 from reconciler.planfile import check_fresh, dump_plan, load_plan
-from reconciler.progress import progress
+from reconciler.progress import progress, reading
 from reconciler.read import read_fingerprinted, read_live
 from reconciler.render import (
     members_ndjson,
@@ -121,19 +122,29 @@ def open_scope(
 _EMPTY = LiveState(accounts={}, existing_users=frozenset())
 
 
-async def _read(scope: Scope) -> LiveState:
-    async with connect(scope.target, scope.config.limits) as providers:
+async def _read_live(scope: Scope, providers: Providers, stderr: TextIO | None) -> LiveState:
+    """The live read, with a call counter on stderr when it is a terminal."""
+    im = providers.im
+    with_speed = providers.wechat
+
+    def calls() -> int:
+        return sum(im.calls.values()) + (sum(with_speed.calls.values()) if with_speed else 0)
+
+    async with reading(stderr or io.StringIO(), calls):
         return await read_live(
-            scope.selected,
-            providers.im,
-            inventory_user=scope.config.inventory,
-            mass=providers.wechat,
+            scope.selected, im, inventory_user=scope.config.inventory, mass=providers.wechat
         )
 
 
-def read_scope(scope: Scope) -> tuple[DesiredState, LiveState]:
-    """Read live state for the chosen accounts; both sides narrowed to them."""
-    live = asyncio.run(_read(scope))
+async def _read(scope: Scope, stderr: TextIO | None) -> LiveState:
+    async with connect(scope.target, scope.config.limits, read_only=True) as providers:
+        return await _read_live(scope, providers, stderr)
+
+
+def read_scope(scope: Scope, stderr: TextIO | None = None) -> tuple[DesiredState, LiveState]:
+    """Read live state for the chosen accounts (read-only: a write is refused before it is
+    sent); both sides narrowed to them."""
+    live = asyncio.run(_read(scope, stderr))
     return narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
 
 
@@ -157,9 +168,9 @@ def diff_scope(
     return sorted([*kept, problem], key=lambda c: c.sort_key)
 
 
-def make_plan(scope: Scope, *, prune: bool) -> Plan:
-    """Read, diff and plan: everything `plan` and `apply` show before changing anything."""
-    desired, live = read_scope(scope)
+def make_plan(scope: Scope, *, prune: bool, stderr: TextIO | None = None) -> Plan:
+    """Read, diff and plan: everything `plan` shows, without changing anything."""
+    desired, live = read_scope(scope, stderr)
     changes = diff_scope(scope, desired, live, prune=prune)
     return build_plan(
         changes,
@@ -211,13 +222,14 @@ def plan_command(
     no_color: bool,
     stdout: TextIO,
     stdin: TextIO,
+    stderr: TextIO | None = None,
 ) -> int:
     """`reconciler plan`: 0 (no changes, or changes without `--detailed-exitcode`), 2 changes
     with `--detailed-exitcode`, 1 when the plan has problems."""
     scope = open_scope(
         paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
     )
-    plan = make_plan(scope, prune=prune)
+    plan = make_plan(scope, prune=prune, stderr=stderr)
     text = render_plan(plan, fmt, color=use_color(no_color, stdout), show_all=show_all)
     stdout.write(text if text.endswith("\n") else text + "\n")
     if out is not None and not plan.problems:
@@ -256,14 +268,15 @@ def drift_command(
     stdout: TextIO,
     stdin: TextIO,
     today: dt.date | None = None,
+    stderr: TextIO | None = None,
 ) -> int:
-    """`reconciler drift`: read-only; 0 in sync, 2 drift, 1 error. It never writes: it has no
-    code path to the providers' write methods."""
+    """`reconciler drift`: read-only; 0 in sync, 2 drift, 1 error. It cannot write: its HTTP
+    client refuses every request that is not a vendor read (`reconciler.readonly`)."""
     ignores = load_ignores(ignore)
     scope = open_scope(
         paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
     )
-    desired, live = read_scope(scope)
+    desired, live = read_scope(scope, stderr)
     changes = diff_scope(scope, desired, live, prune=False)
     report = build_drift(
         changes, target=scope.identity, ignores=ignores, today=today or dt.date.today()
@@ -350,9 +363,7 @@ async def _apply_manifests(
 ) -> int:
     config = scope.config
     async with connect(scope.target, config.limits) as providers:
-        live = await read_live(
-            scope.selected, providers.im, inventory_user=config.inventory, mass=providers.wechat
-        )
+        live = await _read_live(scope, providers, stderr)
         desired, live = narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
         changes = diff_scope(scope, desired, live, prune=options.prune)
         plan = build_plan(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -24,6 +25,7 @@ from reconciler.config import (
 )
 from reconciler.errors import ConfigError
 from reconciler.providers import Pacer, TencentClient, WeChatClient, check_endpoint
+from reconciler.readonly import refuse_writes
 from reconciler.sandbox import defaults
 from reconciler.secret import Secret
 
@@ -39,9 +41,16 @@ class Providers:
 
 
 @asynccontextmanager
-async def connect(target: Target, limits: Limits) -> AsyncIterator[Providers]:
-    """Open the clients for `target`; closes them (and an embedded sandbox) on exit."""
+async def connect(
+    target: Target, limits: Limits, *, read_only: bool = False
+) -> AsyncIterator[Providers]:
+    """Open the clients for `target`; closes them (and an embedded sandbox) on exit.
+
+    With `read_only` (plan, drift) every request that is not a vendor read is refused before it
+    leaves the process, whatever the code above asks for.
+    """
     pacer = Pacer(limits.calls_per_second, limits.concurrency)
+    hooks: dict[str, list[Any]] = {"request": [refuse_writes]} if read_only else {}
     if isinstance(target, SandboxTarget):
         # imported here: the sandbox (and its SQLite set-up) is only needed for this target
         from reconciler.sandbox.server import Sandbox, SandboxOptions
@@ -54,7 +63,9 @@ async def connect(target: Target, limits: Limits) -> AsyncIterator[Providers]:
             ) from exc
         sandbox = Sandbox(SandboxOptions(db_path=target.path))
         try:
-            async with httpx.AsyncClient(transport=sandbox.async_transport()) as http:
+            async with httpx.AsyncClient(
+                transport=sandbox.async_transport(), event_hooks=hooks
+            ) as http:
                 yield Providers(
                     TencentClient(
                         http,
@@ -83,7 +94,7 @@ async def connect(target: Target, limits: Limits) -> AsyncIterator[Providers]:
     if wechat is not None:
         check_endpoint(wechat.endpoint)
     http_limits = httpx.Limits(max_connections=limits.concurrency)
-    async with httpx.AsyncClient(limits=http_limits, verify=True) as http:
+    async with httpx.AsyncClient(limits=http_limits, verify=True, event_hooks=hooks) as http:
         yield Providers(
             TencentClient(
                 http,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
 
+from reconciler.config import Limits, SandboxTarget
+from reconciler.connect import connect
 from reconciler.readonly import ReadOnlyViolation, is_read, refuse_writes
 from reconciler.sandbox.server import Sandbox
 
@@ -50,3 +53,23 @@ def test_a_write_never_reaches_the_vendor(sandbox: Sandbox) -> None:
     asyncio.run(main())
     with httpx.Client(transport=sandbox.transport(), base_url="https://x") as http:
         assert http.get("/__sandbox/stats").json()["calls"] == {}
+
+
+def test_connect_read_only_refuses_a_write_and_allows_reads(tmp_path: Path) -> None:
+    target = SandboxTarget("sandbox", tmp_path / "sandbox.db")
+
+    async def main() -> None:
+        async with connect(target, Limits(), read_only=True) as providers:
+            assert await providers.im.check_accounts(["alice"]) == {"alice": False}
+            assert providers.wechat is not None
+            assert (await providers.wechat.get_mass_speed()).speed == 0
+            with pytest.raises(ReadOnlyViolation):
+                await providers.im.import_accounts(["alice"])
+            with pytest.raises(ReadOnlyViolation):
+                await providers.wechat.set_mass_speed(3)
+        async with connect(target, Limits()) as providers:
+            assert await providers.im.check_accounts(["alice"]) == {"alice": False}
+            assert providers.wechat is not None
+            assert (await providers.wechat.get_mass_speed()).speed == 0
+
+    asyncio.run(main())

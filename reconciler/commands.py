@@ -8,6 +8,7 @@ the streams they are given; `cli.py` parses flags and owns the process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import io
 import os
@@ -233,7 +234,8 @@ def plan_command(
     text = render_plan(plan, fmt, color=use_color(no_color, stdout), show_all=show_all)
     stdout.write(text if text.endswith("\n") else text + "\n")
     if out is not None and not plan.problems:
-        _write(out, dump_plan(plan), "the plan file")
+        recorded = None if scope.config.path is None else str(scope.config.path)
+        _write(out, dump_plan(dataclasses.replace(plan, config_path=recorded)), "the plan file")
     if members_out is not None:
         _write(members_out, "".join(line + "\n" for line in members_ndjson(plan)), "members to")
     return plan.exit_code(detailed=detailed_exitcode)
@@ -421,7 +423,11 @@ async def _apply_saved(
     except (OSError, UnicodeDecodeError) as exc:
         raise StalePlanError(f"cannot read the plan file {path}: {exc}") from exc
     plan = load_plan(text, source=display_path(path))
-    loaded = load_config(Path(config) if config else None, search_dir=None, environ=os.environ)
+    config_file = Path(config) if config else None
+    if config_file is None and not Path(CONFIG_NAME).is_file() and plan.config_path is not None:
+        # the plan was made with a reconciler.yaml beside its manifests: use that one
+        config_file = Path(plan.config_path)
+    loaded = load_config(config_file, search_dir=None, environ=os.environ)
     where = select_target(loaded, target or plan.target.name)
     identity = TargetIdentity.from_target(where)
     if identity != plan.target:

@@ -312,6 +312,9 @@ class Plan:
     limits: Limits
     safety: Safety
     prune: bool = False
+    #: the reconciler.yaml the plan was made with (None: none, or not recorded); a saved plan is
+    #: applied with it unless `--config` names another or the current directory holds one
+    config_path: str | None = None
 
     @property
     def problems(self) -> list[PlanProblem]:
@@ -387,6 +390,7 @@ def make_plan(
     safety: Safety,
     prune: bool = False,
     read_calls: Mapping[str, int] | None = None,
+    config_path: str | None = None,
 ) -> Plan:
     """Assemble a plan from changes and what was read; also how a saved plan is rebuilt."""
     ordered = tuple(sorted(changes, key=lambda c: c.sort_key))
@@ -403,6 +407,7 @@ def make_plan(
         limits=limits,
         safety=safety,
         prune=prune,
+        config_path=config_path,
     )
 
 

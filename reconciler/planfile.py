@@ -59,6 +59,7 @@ def plan_body(plan: Plan) -> dict[str, Any]:
             "maxSubscriberRemovalPercent": plan.safety.max_subscriber_removal_percent,
         },
         "prune": plan.prune,
+        "configPath": plan.config_path,
         "readCalls": dict(sorted(plan.cost.read_calls.items())),
         "changes": [c.data for c in plan.changes],
         "actionIds": [a.id for a in plan.actions],
@@ -137,6 +138,7 @@ def _plan_from_body(body: Mapping[str, Any]) -> Plan:
         ),
         prune=bool(body["prune"]),
         read_calls={str(k): int(v) for k, v in body["readCalls"].items()},
+        config_path=None if body.get("configPath") is None else str(body["configPath"]),
     )
 
 

@@ -1,0 +1,50 @@
+"""`reconciler import` through the real CLI in a subprocess, against `reconciler sandbox serve`:
+import, then plan the written files: no changes; then apply them after an edit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_e2e_common import Project, served_sandbox
+
+
+def test_import_round_trip_over_real_http(tmp_path: Path) -> None:
+    with served_sandbox(tmp_path / "sandbox.db") as server:
+        project = Project(tmp_path / "project", server.base_url, server.db_path)
+        project.root.mkdir()
+        project.configure()
+        vendor = project.vendor()
+        try:
+            members = [f"reader{i:03d}" for i in range(120)]
+            vendor.import_users("boss", *members[:99])
+            vendor.import_users(*members[99:])
+            vendor.create("@TOA#_daily", "boss", "Daily", Introduction="by hand")
+            vendor.add("@TOA#_daily", *members[:100])
+            vendor.add("@TOA#_daily", *members[100:])
+            vendor.set_profile("@TOA#_daily", "reader007", "vip")
+
+            result = project.run("import", "daily", "--out", "imported")
+            assert result.code == 0, result.text
+            assert result.lines[1:3] == [
+                "Imported 1 account(s) into imported:",
+                "  @TOA#_daily: daily.yaml (120 subscribers, members in daily.members.txt;"
+                " adopted)",
+            ]
+            assert vendor.owned() == {"@TOA#_daily"}
+
+            plan = project.run("plan", "imported", "--detailed-exitcode")
+            assert plan.code == 0, plan.text
+            assert "No changes. The live system matches the manifests." in plan.lines
+
+            text = (project.root / "imported/daily.yaml").read_text()
+            (project.root / "imported/daily.yaml").write_text(
+                text.replace("introduction: by hand", "introduction: from git")
+            )
+            applied = project.run("apply", "imported", "--auto-approve")
+            assert applied.code == 0, applied.text
+            assert vendor.profile("@TOA#_daily")["Introduction"] == "from git"
+            assert vendor.members("@TOA#_daily") == set(members)
+            again = project.run("plan", "imported", "--detailed-exitcode")
+            assert again.code == 0, again.text
+        finally:
+            vendor.close()

@@ -8,10 +8,28 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.status import Status
+from rich.text import Text
 
 Advance = Callable[[int], None]
+
+
+class RateColumn(ProgressColumn):
+    """Calls per second so far (rich's own speed columns speak of bytes)."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        rate = task.completed / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate:,.0f}/s")
 
 
 def _silent(n: int) -> None:
@@ -20,7 +38,8 @@ def _silent(n: int) -> None:
 
 @contextmanager
 def progress(stream: TextIO, description: str, total: int) -> Iterator[Advance]:
-    """Yield `advance(n)`; draws a bar (calls done/total, elapsed) on a terminal, else nothing."""
+    """Yield `advance(n)`; draws a bar (calls done/total, rate, elapsed) on a terminal, else
+    nothing."""
     isatty = getattr(stream, "isatty", None)
     if not (isatty and isatty()) or total <= 0:
         yield _silent
@@ -30,6 +49,7 @@ def progress(stream: TextIO, description: str, total: int) -> Iterator[Advance]:
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("calls"),
+        RateColumn(),
         TimeElapsedColumn(),
         console=Console(file=stream),
         transient=True,

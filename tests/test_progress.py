@@ -33,6 +33,7 @@ def test_bar_on_a_terminal() -> None:
         advance(10)
     assert "applying" in stream.getvalue()
     assert "10/10" in stream.getvalue()
+    assert "/s" in stream.getvalue()
 
 
 def test_read_counter_on_a_terminal() -> None:

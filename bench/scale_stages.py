@@ -9,15 +9,14 @@ rendering. Prints one JSON object. Run in its own process so that RSS is the pla
 
 from __future__ import annotations
 
-import asyncio
 import json
 import resource
 import sys
 import time
 from pathlib import Path
 
-from reconciler.commands import _read, open_scope, render_plan
-from reconciler.diff import diff, narrow
+from reconciler.commands import open_scope, read_scope, render_plan
+from reconciler.diff import diff
 from reconciler.plan import build_plan
 
 
@@ -28,8 +27,8 @@ def rss_mb() -> float:
     return 0.0
 
 
-def main() -> int:
-    project = sys.argv[1]
+def main(argv: list[str] | None = None) -> int:
+    project = (sys.argv[1:] if argv is None else argv)[0]
     stages: dict[str, dict[str, float]] = {}
     cpu = time.process_time()
     wall = time.perf_counter()
@@ -47,9 +46,8 @@ def main() -> int:
     mark("start")
     scope = open_scope([project], config=None, target=None)
     mark("load manifests")
-    live = asyncio.run(_read(scope))
+    desired, live = read_scope(scope)
     mark("read live")
-    desired, live = narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
     changes = diff(desired, live, prune=False, inventory_user=scope.config.inventory)
     mark("diff")
     plan = build_plan(

@@ -25,6 +25,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_e2e_common import (
@@ -78,7 +79,7 @@ class Spec:
             "absent": sorted(self.absent),
             "profiles": dict(sorted(self.profiles.items())),
         }
-        extra = {"protect": True} if self.protect else {}
+        extra: dict[str, Any] = {"protect": True} if self.protect else {}
         return account_doc(
             account_id, name=self.name, subscribers=subscribers, **self.fields, **extra
         )

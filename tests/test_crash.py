@@ -1,0 +1,285 @@
+"""Crash consistency: `reconciler apply` SIGKILLed at seeded random points, then run again.
+
+The kill points are counted in vendor calls, not seconds: the test follows the sandbox's call log
+(`/__sandbox/log`) while the apply runs in a subprocess and kills it right after the k-th call it
+made (k seeded), so the points spread over the read, the creates, the membership batches, the
+subscriber profiles, the inventory records, the destroys and the mass speed whatever the machine's
+speed. Every re-run must converge to exactly the manifests (raw vendor reads), a fresh plan must
+say no changes, and the call log must show no account created twice and no subscriber added twice.
+
+The orphan case gets its own tests: an account created but killed before its inventory record was
+written is found by id and adopted by the next run (custom ids make that possible); and what
+happens when the next run no longer declares it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_e2e_common import (
+    ENV,
+    INVENTORY,
+    Project,
+    Vendor,
+    account_doc,
+    config_text,
+    docs,
+    no_changes,
+    users,
+)
+from test_e2e_faults import check_log, serving
+
+logger = logging.getLogger(__name__)
+
+RUNS = int(os.environ.get("RECONCILER_CRASH_RUNS", "30"))
+SEED = int(os.environ.get("RECONCILER_CRASH_SEED", "20261124"))
+PEOPLE = tuple(f"c{n:02d}" for n in range(16))
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    root = tmp_path / "project"
+    root.mkdir()
+    monkeypatch.chdir(root)  # re-runs and plans run in-process, for speed
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("NO_COLOR", "1")
+    return Project(root, "", tmp_path / "sandbox.db")
+
+
+def wanted_in_round(round_: int, rng: random.Random) -> dict[str, dict[str, Any]]:
+    """Two long-lived accounts whose names, members and profiles change every round, and one new
+    account per round (the previous round's is pruned): every run has a create, a destroy,
+    membership changes both ways and profile changes to be killed in the middle of."""
+    wanted: dict[str, dict[str, Any]] = {}
+    for i in range(2):
+        members = sorted(rng.sample(PEOPLE, 8))
+        wanted[f"@TOA#_keep{i}"] = {
+            "name": f"Keep {i} r{round_}",
+            "members": members,
+            "profiles": {m: f"r{round_}" for m in members[:3]},
+        }
+    wanted[f"@TOA#_new{round_}"] = {
+        "name": f"New {round_}",
+        "members": sorted(rng.sample(PEOPLE, 4)),
+        "profiles": {},
+    }
+    return wanted
+
+
+def manifests(wanted: dict[str, dict[str, Any]], speed: int) -> str:
+    documents = [
+        account_doc(
+            account_id,
+            name=spec["name"],
+            subscribers={
+                "policy": "exact",
+                "members": spec["members"],
+                "profiles": spec["profiles"],
+            },
+        )
+        for account_id, spec in wanted.items()
+    ]
+    speed_doc = {
+        "apiVersion": "reconciler/v1",
+        "kind": "MassSpeed",
+        "metadata": {"name": "wx"},
+        "spec": {"speed": speed},
+    }
+    return docs(*documents, users("ops_admin", *PEOPLE), json.dumps(speed_doc))
+
+
+def check_exact(vendor: Vendor, wanted: dict[str, dict[str, Any]], gone: set[str]) -> None:
+    for account_id, spec in wanted.items():
+        assert vendor.profile(account_id)["Name"] == spec["name"]
+        live = vendor.subscribers(account_id)
+        assert set(live) == set(spec["members"]), account_id
+        assert {m: live[m] for m in spec["profiles"]} == spec["profiles"], account_id
+    assert vendor.owned() == set(wanted)
+    for account_id in gone:
+        assert vendor.account(account_id) is None, account_id
+
+
+def last_id(http: httpx.Client) -> int:
+    since = 0
+    while True:
+        page = http.get("/__sandbox/log", params={"since": since, "limit": 5000}).json()
+        if not page["entries"]:
+            return since
+        since = page["next"]
+
+
+def apply_process(project: Project, *flags: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "m", "--auto-approve", *flags],
+        cwd=project.root,
+        env={**os.environ, **ENV},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def kill_after(
+    process: subprocess.Popen[bytes],
+    http: httpx.Client,
+    since: int,
+    *,
+    calls: int = 0,
+    effects: int = 0,
+    delay: float = 0,
+    timeout: float = 30,
+) -> list[dict[str, Any]]:
+    """SIGKILL `process` `delay` seconds after the call log shows `calls` calls (or `effects`
+    state changes) after `since`; the calls logged up to then. Returns early (not killed) when
+    the process ends by itself first."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        page = http.get("/__sandbox/log", params={"since": since, "limit": 5000}).json()
+        seen += page["entries"]
+        since = page["next"] if page["entries"] else since
+        hit = (calls and len(seen) >= calls) or (
+            effects and sum(len(entry["effects"]) for entry in seen) >= effects
+        )
+        if hit:
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+            break
+        assert time.monotonic() < deadline, "the apply neither ended nor reached the kill point"
+        time.sleep(0.003)
+    process.wait()
+    return seen
+
+
+def phase(seen: list[dict[str, Any]]) -> str:
+    """Where the kill landed: the API of the last call logged before it (reads included)."""
+    if not seen:
+        return "before the first call"
+    return str(seen[-1]["api"]).rsplit("/", 1)[-1]
+
+
+def test_sigkill_at_seeded_call_counts_then_a_rerun_converges(project: Project) -> None:
+    rng = random.Random(SEED)
+    killed = midway = 0
+    phases: Counter[str] = Counter()
+    everything: set[str] = set()
+    with serving(project, "--latency-ms", "2") as vendor:
+        # paced so that the poll of the call log (a few ms) sees each call before the next
+        project.write(
+            "slow.yaml",
+            config_text(project.base_url, limits={"callsPerSecond": 100, "concurrency": 2}),
+        )
+        for round_ in range(RUNS):
+            wanted = wanted_in_round(round_, rng)
+            everything |= set(wanted)
+            speed = round_ % 5
+            project.write("m/all.yaml", manifests(wanted, speed))
+            since = last_id(vendor.http)
+            before = vendor.effects().total()
+            process = apply_process(project, "--prune", "--force", "--config", "slow.yaml")
+            # an uninterrupted run makes about 20 calls (7 reads, about 13 writes)
+            seen = kill_after(process, vendor.http, since, calls=rng.randint(1, 22))
+            if process.returncode == -signal.SIGKILL:
+                killed += 1
+                phases[phase(seen)] += 1
+            at_kill = vendor.effects().total()
+            rerun = project.cli("apply", "m", "--auto-approve", "--prune", "--force")
+            assert rerun.code == 0, rerun.text
+            no_changes(project.cli("plan", "m", "--prune", "--detailed-exitcode"))
+            check_exact(vendor, wanted, everything - set(wanted))
+            assert vendor.speed() == speed
+            # killed in the middle: the killed run changed something and left something to do
+            midway += before < at_kill < vendor.effects().total()
+        check_log(vendor)
+    logger.info("crash: %d runs, %d killed, %d midway; phases %s", RUNS, killed, midway, phases)
+    assert killed >= RUNS * 0.8
+    assert midway >= RUNS // 3
+    # the points spread over the reads and the writes
+    # (right after a create is the orphan case, pinned down by the two tests below)
+    assert len(phases) >= 6, phases
+    assert {"add_subscriber", "delete_subscriber", "modify_subscriber_info"} & set(phases), phases
+    assert {"get_official_account_info", "account_check"} & set(phases), phases
+
+
+def kill_during_the_create(project: Project) -> None:
+    """Run apply against a slow server (400 ms a call) and SIGKILL it 200 ms after its user
+    imports (ops_admin, alice, bob and the inventory user: 4 effects) were answered: the create it
+    sent right after is in flight and the server still applies it, but the run never sees the
+    answer, so it never subscribes the inventory user nor writes the record (a crash between
+    create and record; a create whose answer was lost is the same)."""
+    with serving(project, "--latency-ms", "400") as vendor:
+        process = apply_process(project)
+        since = last_id(vendor.http)
+        seen = kill_after(process, vendor.http, since, effects=4, delay=0.2)
+        assert process.returncode == -signal.SIGKILL
+        imported = sorted(e[1] for entry in seen for e in entry["effects"])
+        assert imported == ["alice", "bob", "ops_admin", INVENTORY], seen
+        time.sleep(0.6)  # the create still in the server's latency is applied meanwhile
+        after = [entry["effects"] for entry in vendor.log()[-2:]]
+        assert after[-1] == [["account_created", "@TOA#_news"]], after
+        assert vendor.account("@TOA#_news") is not None
+        assert vendor.owned() == set()
+        assert vendor.subscribers("@TOA#_news", with_inventory=True) == {}
+
+
+def test_an_account_created_before_a_kill_is_adopted_by_the_next_run(project: Project) -> None:
+    people = users("ops_admin", "alice", "bob")
+    news = account_doc("news", name="News", subscribers={"members": ["alice", "bob"]})
+    project.manifests(news, people)
+    kill_during_the_create(project)
+    with serving(project) as vendor:
+        plan = project.cli("plan", "m")
+        assert plan.code == 0, plan.text
+        assert "<= account @TOA#_news will be adopted into this repo's inventory" in plan.lines
+        applied = project.cli("apply", "m", "--auto-approve")
+        assert applied.code == 0, applied.text
+        assert "Applied: 0 created, 1 adopted" in applied.out, applied.out
+        assert vendor.owned() == {"@TOA#_news"}
+        assert vendor.subscribers("@TOA#_news", with_inventory=True).keys() == {
+            "alice",
+            "bob",
+            INVENTORY,
+        }
+        no_changes(project.cli("plan", "m", "--detailed-exitcode"))
+        check_log(vendor)
+        assert vendor.effects()[("account_created", "@TOA#_news")] == 1
+
+
+def test_an_orphan_no_longer_declared_stays_unowned_and_invisible(project: Project) -> None:
+    """The known limit (DESIGN section 6: accounts outside this repo's inventory are invisible):
+    killed during the create, then the manifest drops the account before the next run. Nothing
+    recorded that the create happened, so no run can see the account: it is left on the vendor,
+    unowned, and `--prune` cannot remove it. Declaring it again (or `reconciler import`) brings it
+    back under management. If this test starts failing because the leftover is found, the gap
+    was closed: update RELIABILITY.md."""
+    people = users("ops_admin", "alice", "bob")
+    news = account_doc("news", name="News", subscribers={"members": ["alice", "bob"]})
+    sports = account_doc("sports", name="Sports")
+    project.manifests(news, people)
+    kill_during_the_create(project)
+    with serving(project) as vendor:
+        project.manifests(sports, people)
+        applied = project.cli("apply", "m", "--auto-approve", "--prune")
+        assert applied.code == 0, applied.text
+        no_changes(project.cli("plan", "m", "--prune", "--detailed-exitcode"))
+        assert vendor.owned() == {"@TOA#_sports"}
+        assert vendor.account("@TOA#_news") is not None  # the unowned leftover
+        project.manifests(news, sports, people)  # declared again: adopted
+        again = project.cli("apply", "m", "--auto-approve")
+        assert again.code == 0, again.text
+        assert "Applied: 0 created, 1 adopted" in again.out, again.out
+        assert vendor.owned() == {"@TOA#_news", "@TOA#_sports"}
+        check_log(vendor)

@@ -283,3 +283,40 @@ def test_an_orphan_no_longer_declared_stays_unowned_and_invisible(project: Proje
         assert "Applied: 0 created, 1 adopted" in again.out, again.out
         assert vendor.owned() == {"@TOA#_news", "@TOA#_sports"}
         check_log(vendor)
+
+
+def test_a_kill_between_the_inventory_subscription_and_its_record_never_destroys(
+    project: Project,
+) -> None:
+    """Killed while the new account's add batch (members and the inventory user) is in flight:
+    the account is owned but its record (the inventory subscription's CustomString) was never
+    written, so nothing says whether it is protected. Dropped from the manifests, `--prune` must
+    keep it (an unreadable record counts as protected) and say why; declared again, it converges."""
+    people = users("ops_admin", "alice", "bob")
+    news = account_doc("news", name="News", protect=True, subscribers={"members": ["alice"]})
+    sports = account_doc("sports", name="Sports")
+    project.manifests(news, people)
+    with serving(project, "--latency-ms", "400") as vendor:
+        process = apply_process(project)
+        # 4 users imported, then the create: kill while the add batch that follows is in flight
+        kill_after(process, vendor.http, last_id(vendor.http), effects=5, delay=0.2)
+        assert process.returncode == -signal.SIGKILL
+        time.sleep(0.6)
+        assert vendor.subscribers("@TOA#_news", with_inventory=True) == {"alice": "", INVENTORY: ""}
+    with serving(project) as vendor:
+        project.manifests(sports, people)
+        applied = project.cli("apply", "m", "--auto-approve", "--prune", "--force")
+        assert applied.code == 0, applied.text
+        assert vendor.account("@TOA#_news") is not None
+        plan = project.cli("plan", "m", "--prune")
+        assert (
+            "owned but no longer declared, and its inventory record is unreadable:"
+            " not destroyed (declare it again or destroy it by hand)"
+        ) in plan.out, plan.out
+        project.manifests(news, sports, people)
+        again = project.cli("apply", "m", "--auto-approve", "--prune")
+        assert again.code == 0, again.text
+        no_changes(project.cli("plan", "m", "--prune", "--detailed-exitcode"))
+        assert vendor.owned() == {"@TOA#_news", "@TOA#_sports"}
+        assert [e for e in vendor.effects() if e[0] == "account_destroyed"] == []
+        check_log(vendor)

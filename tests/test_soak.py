@@ -15,7 +15,8 @@ bounded). After EVERY round:
   effects: a retried add answered "already subscribed" adds nothing) and no protected account
   destroyed.
 
-CI runs 30 rounds; `RECONCILER_SOAK_ROUNDS=200` (and `RECONCILER_SOAK_SEED`) is the nightly size.
+CI runs 30 rounds; `RECONCILER_SOAK_ROUNDS=200` is the nightly size (`RECONCILER_SOAK_SEED` and
+`RECONCILER_SOAK_FAIL_RATE` vary it).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from reconciler.sandbox.server import Sandbox
 
 ROUNDS = int(os.environ.get("RECONCILER_SOAK_ROUNDS", "30"))
 SEED = int(os.environ.get("RECONCILER_SOAK_SEED", "20261123"))
+FAIL_RATE = os.environ.get("RECONCILER_SOAK_FAIL_RATE", "0.1")
 POOL = tuple(f"s{n:02d}" for n in range(24))
 PROTECTED = "@TOA#_soak_keep"
 #: manifest key -> the vendor's profile field (reference: official account base info)
@@ -268,7 +270,7 @@ def soak_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pr
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("NO_COLOR", "1")
     db = tmp_path / "sandbox.db"
-    flags = ("--fail-rate", "0.1", "--latency-ms", "2", "--seed", str(SEED))
+    flags = ("--fail-rate", FAIL_RATE, "--latency-ms", "2", "--seed", str(SEED))
     with served_sandbox(db, *flags) as server:
         project = Project(root, server.base_url, db)
         project.configure()

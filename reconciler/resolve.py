@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from sys import intern
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -459,7 +460,10 @@ def read_member_lines(data: bytes, display: str) -> _MemberFile:
         return _MemberFile(None, [Problem(display, row, col, "not valid UTF-8")])
     if _CLEAN_FILE.fullmatch(text if text.endswith("\n") else text + "\n"):
         # The common case, checked by one regex pass in C: a UserID or a comment on every line.
-        return _MemberFile([line for line in text.split("\n") if line and line[0] != "#"], [])
+        # interned: the live read interns the ids it decodes, so both sides share one string
+        return _MemberFile(
+            [intern(line) for line in text.split("\n") if line and line[0] != "#"], []
+        )
     lines = text.splitlines()
     ids: list[str] = []
     problems: list[Problem] = []

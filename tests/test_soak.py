@@ -21,6 +21,7 @@ CI runs 30 rounds; `RECONCILER_SOAK_ROUNDS=200` is the nightly size (`RECONCILER
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from collections.abc import Iterator
@@ -261,6 +262,19 @@ def check_protected(vendor: Vendor) -> None:
     assert destroyed == []
 
 
+@contextlib.contextmanager
+def clean_vendor(db_path: Path) -> Iterator[Vendor]:
+    """Raw vendor calls through a fault-free in-process sandbox over the same database (the
+    served one may be faulty; WAL lets both use the file)."""
+    clean = Sandbox(sandbox_options(db_path))
+    vendor = Vendor("http://sandbox", db_path, transport=clean.transport())
+    try:
+        yield vendor
+    finally:
+        vendor.close()
+        clean.close()
+
+
 @pytest.fixture
 def soak_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
     root = tmp_path / "project"
@@ -315,9 +329,7 @@ def test_soak_random_mutations_under_faults_stay_exact(soak_project: Project) ->
         codes = converge(project)
         world.applied()
         no_changes(fresh_plan(project))
-        clean = Sandbox(sandbox_options(project.db_path))  # fault-free, the same database
-        vendor = Vendor("http://sandbox", project.db_path, transport=clean.transport())
-        try:
+        with clean_vendor(project.db_path) as vendor:
             try:
                 check_live(vendor, world)
             except AssertionError as exc:
@@ -325,9 +337,6 @@ def test_soak_random_mutations_under_faults_stay_exact(soak_project: Project) ->
             check_log(vendor)
             check_protected(vendor)
             log = vendor.log()
-        finally:
-            vendor.close()
-            clean.close()
     faults = {e["fault"] for e in log}
     # the soak really met every kind of fault, answers lost after an applied write included
     assert {"vendor", "http_before", "http_after"} <= faults, faults

@@ -124,9 +124,10 @@ def last_id(http: httpx.Client) -> int:
         since = page["next"]
 
 
-def apply_process(project: Project, *flags: str) -> subprocess.Popen[bytes]:
+def apply_process(project: Project, *flags: str, what: str = "m") -> subprocess.Popen[bytes]:
+    """`reconciler apply WHAT --auto-approve FLAGS` in a subprocess (to be killed)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "apply", "m", "--auto-approve", *flags],
+        [sys.executable, "-m", "reconciler", "apply", what, "--auto-approve", *flags],
         cwd=project.root,
         env={**os.environ, **ENV},
         stdin=subprocess.DEVNULL,
@@ -331,3 +332,45 @@ def test_a_kill_between_the_inventory_subscription_and_its_record_never_destroys
         assert vendor.owned() == {"@TOA#_news", "@TOA#_sports"}
         assert [e for e in vendor.effects() if e[0] == "account_destroyed"] == []
         check_log(vendor)
+
+
+def test_a_saved_plan_killed_midway_is_refused_as_stale_or_finished_never_doubled(
+    project: Project,
+) -> None:
+    """`plan --out` then `apply PLANFILE` killed at seeded call counts; applying the same file
+    again either refuses it as stale (the killed run changed what it fingerprinted: nothing is
+    sent) or, killed before any fingerprinted change, applies it whole. A fresh plan and apply
+    then converge exactly; no create or add happens twice."""
+    rng = random.Random(SEED + 1)
+    outcomes: Counter[str] = Counter()
+    everything: set[str] = set()
+    with serving(project, "--latency-ms", "2") as vendor:
+        project.write(
+            "slow.yaml",
+            config_text(project.base_url, limits={"callsPerSecond": 100, "concurrency": 2}),
+        )
+        for round_ in range(6):
+            wanted = wanted_in_round(round_, rng)
+            everything |= set(wanted)
+            project.write("m/all.yaml", manifests(wanted, round_ % 5))
+            saved = project.cli("plan", "m", "--prune", "--out", "p.json", "--config", "slow.yaml")
+            assert saved.code == 0, saved.text
+            since = last_id(vendor.http)
+            process = apply_process(project, "--force", what="p.json")
+            kill_after(process, vendor.http, since, calls=rng.randint(6, 18))
+            before = vendor.effects()
+            again = project.cli("apply", "p.json", "--auto-approve", "--force")
+            if again.code == 1:
+                assert "stale" in again.err.lower(), again.text
+                assert vendor.effects() == before  # refused before anything was sent
+                outcomes["stale"] += 1
+            else:
+                assert again.code == 0, again.text
+                outcomes["applied"] += 1
+            rerun = project.cli("apply", "m", "--auto-approve", "--prune", "--force")
+            assert rerun.code == 0, rerun.text
+            no_changes(project.cli("plan", "m", "--prune", "--detailed-exitcode"))
+            check_exact(vendor, wanted, everything - set(wanted))
+        check_log(vendor)
+    logger.info("saved plan killed: %s", dict(outcomes))
+    assert outcomes["stale"] >= 3, outcomes

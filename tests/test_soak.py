@@ -50,7 +50,10 @@ from reconciler.sandbox.server import Sandbox
 ROUNDS = int(os.environ.get("RECONCILER_SOAK_ROUNDS", "30"))
 SEED = int(os.environ.get("RECONCILER_SOAK_SEED", "20261123"))
 FAIL_RATE = os.environ.get("RECONCILER_SOAK_FAIL_RATE", "0.1")
-POOL = tuple(f"s{n:02d}" for n in range(24))
+#: the users the accounts draw their members from; nightly `RECONCILER_SOAK_POOL=600` makes
+#: memberships of 50-200, several 100-item add_subscriber batches (reference: add_subscriber)
+POOL_SIZE = int(os.environ.get("RECONCILER_SOAK_POOL", "24"))
+POOL = tuple(f"s{n:03d}" for n in range(POOL_SIZE))
 PROTECTED = "@TOA#_soak_keep"
 #: manifest key -> the vendor's profile field (reference: official account base info)
 FIELDS = {
@@ -134,7 +137,7 @@ class World:
         return set(self.rng.sample(items, min(len(items), self.rng.randint(low, high))))
 
     def _new_spec(self, *, protect: bool = False) -> Spec:
-        members = self._sample(POOL, 2, 8)
+        members = self._sample(POOL, max(2, POOL_SIZE // 12), max(8, POOL_SIZE // 3))
         spec = Spec(
             name=f"Soak {self.counter}",
             policy=self.rng.choice(["additive", "exact"]),
@@ -210,8 +213,11 @@ class World:
 
     def _change(self, op: str, spec: Spec) -> None:
         if op == "churn":
-            gone = self._sample(spec.members, 0, 3)
-            spec.members = (spec.members - gone) | self._sample(set(POOL) - spec.members, 1, 4)
+            churn = max(3, POOL_SIZE // 8)
+            gone = self._sample(spec.members, 0, churn)
+            spec.members = (spec.members - gone) | self._sample(
+                set(POOL) - spec.members, 1, churn + 1
+            )
             spec.profiles = {m: v for m, v in spec.profiles.items() if m in spec.members}
             spec.absent -= spec.members
         elif op == "flip":

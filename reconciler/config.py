@@ -91,6 +91,8 @@ class Limits:
 
     calls_per_second: float = 200.0
     concurrency: int = 16
+    #: seconds one attempt may wait (per read of its answer; the whole answer gets twice that)
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +430,7 @@ def load_config(
         limits=Limits(
             calls_per_second=float(limits.get("callsPerSecond", lim.calls_per_second)),
             concurrency=int(limits.get("concurrency", lim.concurrency)),
+            timeout_seconds=float(limits.get("timeoutSeconds", lim.timeout_seconds)),
         ),
         unresolved_targets=MappingProxyType(unresolved),
     )

@@ -73,6 +73,7 @@ async def connect(
                         identifier=defaults.ADMIN,
                         secret_key=Secret(defaults.SECRET_KEY),
                         pacer=pacer,
+                        timeout=limits.timeout_seconds,
                         # the vendor's URL: the in-process transport answers any host
                         endpoint="https://" + REGION_DOMAINS["cn"],
                     ),
@@ -81,6 +82,7 @@ async def connect(
                         app_id=defaults.WECHAT_APPID,
                         secret=Secret(defaults.WECHAT_SECRET),
                         pacer=pacer,
+                        timeout=limits.timeout_seconds,
                         endpoint=WECHAT_ENDPOINT,
                     ),
                     pacer,
@@ -102,6 +104,7 @@ async def connect(
                 identifier=target.identifier,
                 secret_key=target.secret_key,
                 pacer=pacer,
+                timeout=limits.timeout_seconds,
                 endpoint=endpoint,
             ),
             None
@@ -111,6 +114,7 @@ async def connect(
                 app_id=wechat.app_id,
                 secret=wechat.secret,
                 pacer=pacer,
+                timeout=limits.timeout_seconds,
                 endpoint=wechat.endpoint,
             ),
             pacer,

@@ -60,3 +60,12 @@ def test_drift_never_writes_even_when_the_inventory_is_missing(
     assert main(["plan", "news.yaml", "--detailed-exitcode"]) == 2
     out = capsys.readouterr().out
     assert "+ account @TOA#_news will be created" in out.splitlines()
+
+
+def test_limits_timeout_seconds_is_read(tmp_path: Path) -> None:
+    from reconciler.config import load_config
+
+    (tmp_path / "reconciler.yaml").write_text(CONFIG + "limits: {timeoutSeconds: 2.5}\n")
+    assert load_config(None, search_dir=tmp_path, environ={}).limits.timeout_seconds == 2.5
+    (tmp_path / "reconciler.yaml").write_text(CONFIG)
+    assert load_config(None, search_dir=tmp_path, environ={}).limits.timeout_seconds == 10.0

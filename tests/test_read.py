@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import TypeVar
 
-import httpx
-
+from reconciler.config import Limits, SandboxTarget
+from reconciler.connect import connect
 from reconciler.live import LiveAccount, encode_record, record_for
 from reconciler.model import (
     Account,
@@ -19,11 +19,9 @@ from reconciler.model import (
     SubscriberPolicy,
     Subscribers,
 )
-from reconciler.providers import Pacer, TencentClient, WeChatClient
+from reconciler.providers import TencentClient, WeChatClient
 from reconciler.read import read_live
-from reconciler.sandbox import defaults
 from reconciler.sandbox.server import Sandbox
-from reconciler.secret import Secret
 
 T = TypeVar("T")
 INVENTORY = "reconciler-inventory"
@@ -60,25 +58,13 @@ def desired_of(
 
 
 def on_sandbox(sandbox: Sandbox, body: Callable[[TencentClient, WeChatClient], Awaitable[T]]) -> T:
+    """Run `body` with the clients `connect` builds for the embedded sandbox on the same db."""
+    db = Path(sandbox.options.db_path)
+
     async def main() -> T:
-        async with httpx.AsyncClient(transport=sandbox.async_transport()) as http:
-            pacer = Pacer(1_000_000, 16)
-            im = TencentClient(
-                http,
-                sdkappid=defaults.SDKAPPID,
-                identifier=defaults.ADMIN,
-                secret_key=Secret(defaults.SECRET_KEY),
-                pacer=pacer,
-                endpoint="https://console.tim.qq.com",
-                rng=random.Random(0),
-            )
-            wx = WeChatClient(
-                http,
-                app_id=defaults.WECHAT_APPID,
-                secret=Secret(defaults.WECHAT_SECRET),
-                pacer=pacer,
-            )
-            return await body(im, wx)
+        async with connect(SandboxTarget("sandbox", db), Limits()) as providers:
+            assert providers.wechat is not None
+            return await body(providers.im, providers.wechat)
 
     return asyncio.run(main())
 

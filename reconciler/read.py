@@ -22,6 +22,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Final
 
 from reconciler.errors import ReconcilerError
 from reconciler.live import LiveAccount, LiveState, decode_record
@@ -29,6 +30,9 @@ from reconciler.model import DesiredState
 from reconciler.providers import AccountInfo, IMProvider, MassSpeedProvider, SubscriberPage
 
 logger = logging.getLogger(__name__)
+
+#: How many accounts' subscriber lists are paged at the same time.
+PAGING_ACCOUNTS: Final = 64
 
 
 def _live_account(
@@ -121,17 +125,25 @@ async def _read_live(
     owned = {s.account.id: s for s in subscriptions}
     with_subscribers = {a.id for a in desired.accounts.values() if a.subscribers is not None}
     accounts: dict[str, LiveAccount] = {}
+    # Accounts whose lists are being paged at once: enough to keep every place in flight busy,
+    # few enough that 1,000 half-read lists never sit in memory together (BENCHMARKS.md, S5).
+    paging = asyncio.Semaphore(PAGING_ACCOUNTS)
+
+    async def subscribers(account_id: str) -> SubscriberPage | None:
+        if account_id not in with_subscribers:
+            return None
+        async with paging:
+            return await im.get_subscribers(account_id)
 
     async def owned_account(account_id: str) -> None:
         sub = owned[account_id]
-        page = await im.get_subscribers(account_id) if account_id in with_subscribers else None
+        page = await subscribers(account_id)
         accounts[account_id] = _live_account(
             sub.account, page, owned=True, record=sub.custom_string
         )
 
     async def unowned_account(info: AccountInfo) -> None:
-        page = await im.get_subscribers(info.id) if info.id in with_subscribers else None
-        accounts[info.id] = _live_account(info, page, owned=False)
+        accounts[info.id] = _live_account(info, await subscribers(info.id), owned=False)
 
     async def declared_elsewhere(ids: Iterable[str]) -> None:
         wanted = sorted(ids)

@@ -30,7 +30,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
 
 from reconciler.changes import (
     AddSubscribers,
@@ -126,12 +125,6 @@ class ApplyResult:
 
 
 Progress = Callable[[int], None]
-
-
-#: How the HTTP layer words a call that was retried until it gave up (providers/http.py). Only
-#: such a call may have been applied unseen: a definite vendor error applied nothing, and a
-#: malformed answer to one attempt is a vendor bug the verification should flag.
-_GAVE_UP: Final = "gave up after"
 
 
 def _failure(what: str, exc: ProviderError) -> Failure:
@@ -300,10 +293,10 @@ class _Run:
         target = self.added if add else self.removed
         target.setdefault(account_id, set()).update(done)  # the inventory user counts too
         failed = dict(results.failed)
+        # only a call that gave up after transient faults may have been applied unseen: a
+        # definite vendor error applied nothing, and a malformed answer is for verify to flag
         maybe = self.maybe_added if add else self.maybe_removed
-        maybe.setdefault(account_id, set()).update(
-            u for u, f in failed.items() if _GAVE_UP in f.message
-        )
+        maybe.setdefault(account_id, set()).update(u for u, f in failed.items() if f.maybe_applied)
         subscribed: bool | None = None
         if inventory:
             subscribed = self.inventory in done

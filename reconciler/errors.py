@@ -61,11 +61,15 @@ class ProviderError(ReconcilerError):
         action: str = "",
         object_id: str = "",
         code: int | None = None,
+        maybe_applied: bool = False,
     ) -> None:
         self.api = api
         self.action = action
         self.object_id = object_id
         self.code = code
+        #: the call gave up after transient faults: an attempt may have been applied by the vendor
+        #: and only its answer lost (DESIGN section 7), so its effect is unknown, not absent
+        self.maybe_applied = maybe_applied
         where = api + (f" ({action})" if action else "") + (f" on {object_id}" if object_id else "")
         suffix = f" [vendor code {code}]" if code is not None else ""
         super().__init__(f"{where}: {message}{suffix}")

@@ -319,13 +319,21 @@ class Caller:
     def redact(self, text: str) -> str:
         return redact(text, self._secrets())
 
-    def error(self, request: Request, message: str, code: int | None = None) -> ProviderError:
+    def error(
+        self,
+        request: Request,
+        message: str,
+        code: int | None = None,
+        *,
+        maybe_applied: bool = False,
+    ) -> ProviderError:
         return ProviderError(
             self.redact(message),
             api=self.vendor,
             action=request.action,
             object_id=request.object_id,
             code=code,
+            maybe_applied=maybe_applied,
         )
 
     async def call(
@@ -352,7 +360,10 @@ class Caller:
             last = exc.last_attempt.exception()
             assert isinstance(last, Transient)  # only Transient is retried
             raise self.error(
-                request, f"gave up after {self.retry.attempts} attempts: {last.reason}", last.code
+                request,
+                f"gave up after {self.retry.attempts} attempts: {last.reason}",
+                last.code,
+                maybe_applied=True,
             ) from last
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 

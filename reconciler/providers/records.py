@@ -97,6 +97,8 @@ class ItemFailure:
 
     code: int | None
     message: str
+    #: the batch's call gave up after transient faults: the item may have been applied
+    maybe_applied: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -710,7 +710,7 @@ def _span(ids: list[str]) -> str:
 
 
 def _all_failed(ids: Iterable[str], exc: ProviderError) -> ItemResults:
-    failure = ItemFailure(exc.code, str(exc))
+    failure = ItemFailure(exc.code, str(exc), exc.maybe_applied)
     return ItemResults(failed={i: failure for i in ids})
 
 

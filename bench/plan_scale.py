@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from plan_scenarios import (  # noqa: E402
+from plan_scenarios import (
     INVENTORY,
     SANDBOX,
     SubscriberPolicy,
@@ -26,10 +26,10 @@ from plan_scenarios import (  # noqa: E402
     live_account,
 )
 
-from reconciler.diff import diff  # noqa: E402
-from reconciler.live import _frozenset_digest  # noqa: E402
-from reconciler.plan import build_plan  # noqa: E402
-from reconciler.render import render_json, render_markdown, render_text  # noqa: E402
+from reconciler.diff import diff
+from reconciler.live import _frozenset_digest
+from reconciler.plan import build_plan
+from reconciler.render import render_json, render_markdown, render_text
 
 ACCOUNTS, PER_ACCOUNT = 10, 100_000
 

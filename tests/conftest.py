@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from test_e2e_common import Project, Vendor, in_process_project
 
 from reconciler.sandbox.client import SandboxClient
 from reconciler.sandbox.serve import RunningServer, serve_in_thread
@@ -72,3 +73,21 @@ def sandbox_client(sandbox_server: RunningServer) -> Iterator[SandboxClient]:
     """A vendor-protocol client of `sandbox_server` over real HTTP."""
     with httpx.Client(base_url=sandbox_server.base_url) as http:
         yield SandboxClient(http, sandbox_server.options, clock=sandbox_server.options.clock)
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path,
+    make_sandbox_server: Callable[..., RunningServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Project:
+    """An e2e project (tests/test_e2e_common.py) on a new in-thread sandbox server."""
+    return in_process_project(tmp_path, make_sandbox_server, monkeypatch)
+
+
+@pytest.fixture
+def vendor(project: Project) -> Iterator[Vendor]:
+    """Raw vendor calls against `project`'s sandbox."""
+    client = project.vendor()
+    yield client
+    client.close()

@@ -12,54 +12,22 @@ import pty
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from test_e2e_common import (
     ENV,
     INVENTORY,
     Project,
-    Result,
     Vendor,
     account_doc,
+    apply,
     assert_lines,
     config_text,
-    in_process_project,
+    converged,
     no_changes,
+    summary,
     users,
 )
-
-from reconciler.sandbox.serve import RunningServer
-
-
-@pytest.fixture
-def project(
-    tmp_path: Path,
-    make_sandbox_server: Callable[..., RunningServer],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Project:
-    return in_process_project(tmp_path, make_sandbox_server, monkeypatch)
-
-
-@pytest.fixture
-def vendor(project: Project) -> Iterator[Vendor]:
-    client = project.vendor()
-    yield client
-    client.close()
-
-
-def apply(project: Project, *flags: str) -> Result:
-    return project.cli("apply", "m", "--auto-approve", *flags)
-
-
-def converged(project: Project) -> None:
-    no_changes(project.cli("plan", "m", "--detailed-exitcode"))
-
-
-def summary(result: Result) -> str:
-    (line,) = [x for x in result.lines if x.startswith("Applied: ")]
-    return line.rsplit(";", 1)[0]
 
 
 def member_file(project: Project, name: str, members: list[str]) -> None:

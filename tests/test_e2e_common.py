@@ -422,3 +422,20 @@ def secrets_absent(texts: Sequence[str]) -> None:
             assert secret not in text
         found = _CREDENTIAL_IN_URL.search(text)
         assert found is None, text[max(found.start() - 200, 0) : found.end() + 200]
+
+
+def apply(project: Project, *flags: str) -> Result:
+    """`apply m --auto-approve` in-process."""
+    return project.cli("apply", "m", "--auto-approve", *flags)
+
+
+def converged(project: Project, *flags: str) -> None:
+    """The acceptance property: after apply, a fresh plan has no changes."""
+    result = project.cli("plan", "m", "--detailed-exitcode", *flags)
+    no_changes(result)
+
+
+def summary(result: Result) -> str:
+    """The apply summary line without its timing (calls and seconds vary)."""
+    (line,) = [x for x in result.lines if x.startswith("Applied: ")]
+    return line.rsplit(";", 1)[0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,55 +16,23 @@ import jsonschema
 import pytest
 from test_e2e_common import (
     Project,
-    Result,
     Vendor,
     account_doc,
+    apply,
     assert_lines,
-    in_process_project,
+    converged,
     no_changes,
     secrets_absent,
+    summary,
     users,
 )
 
 from reconciler.sandbox.client import SandboxClient
-from reconciler.sandbox.serve import RunningServer
 from reconciler.sandbox.server import Sandbox, SandboxOptions
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SPEED = "apiVersion: reconciler/v1\nkind: MassSpeed\nmetadata: {name: wx}\nspec: {speed: %d}"
-
-
-@pytest.fixture
-def project(
-    tmp_path: Path,
-    make_sandbox_server: Callable[..., RunningServer],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Project:
-    return in_process_project(tmp_path, make_sandbox_server, monkeypatch)
-
-
-@pytest.fixture
-def vendor(project: Project) -> Iterator[Vendor]:
-    client = project.vendor()
-    yield client
-    client.close()
-
-
-def apply(project: Project, *flags: str) -> Result:
-    return project.cli("apply", "m", "--auto-approve", *flags)
-
-
-def converged(project: Project, *flags: str) -> None:
-    """The acceptance property: after apply, a fresh plan has no changes."""
-    result = project.cli("plan", "m", "--detailed-exitcode", *flags)
-    no_changes(result)
-
-
-def summary(result: Result) -> str:
-    """The apply summary line without its timing (calls and seconds vary)."""
-    (line,) = [x for x in result.lines if x.startswith("Applied: ")]
-    return line.rsplit(";", 1)[0]
 
 
 NEWS = account_doc(

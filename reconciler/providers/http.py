@@ -506,3 +506,19 @@ async def run_all(calls: Iterable[Awaitable[T]]) -> list[T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+class CountedClient:
+    """What both vendor clients expose about the calls their `Caller` made."""
+
+    _caller: Caller
+
+    @property
+    def calls(self) -> Counter[str]:
+        """Requests sent per API, retries (and token fetches) included."""
+        return self._caller.calls
+
+    @property
+    def retries(self) -> Counter[str]:
+        """Attempts that failed transiently and were retried, per API."""
+        return self._caller.retries

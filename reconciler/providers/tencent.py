@@ -13,7 +13,6 @@ import logging
 import random
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, TypeVar
@@ -26,6 +25,7 @@ from reconciler.model import ProfileField, ProfileValue
 from reconciler.providers.http import (
     DEFAULT_TIMEOUT,
     Caller,
+    CountedClient,
     Pacer,
     Request,
     RetryPolicy,
@@ -165,7 +165,7 @@ class AdminSig:
         return f"AdminSig(sdkappid={self.sdkappid}, identifier={self.identifier!r})"
 
 
-class TencentClient:
+class TencentClient(CountedClient):
     """Async client for the Tencent IM account and official-account REST APIs.
 
     Built on a given `httpx.AsyncClient` (never its own). `endpoint` is the base URL
@@ -207,16 +207,6 @@ class TencentClient:
 
     def __repr__(self) -> str:
         return f"TencentClient(endpoint={self._caller.endpoint!r}, sig={self.sig!r})"
-
-    @property
-    def calls(self) -> Counter[str]:
-        """Requests sent per command, retries included."""
-        return self._caller.calls
-
-    @property
-    def retries(self) -> Counter[str]:
-        """Attempts that failed transiently and were retried, per command."""
-        return self._caller.retries
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -481,6 +471,13 @@ class TencentClient:
             )
         return found
 
+    def _check_page_size(self, command: str, size: int, noun: str, object_id: str) -> None:
+        """A page larger than the `Limit` asked for is a vendor bug, not more data to trust."""
+        if size > PAGE_LIMIT:
+            raise self._error(
+                command, f"a page held {size} {noun}, over the {PAGE_LIMIT} asked", object_id
+            )
+
     async def get_subscribers(self, account_id: str) -> SubscriberPage:
         """Every subscriber of an account, paging `Limit` 200 / `Next` to the end (ref. 5.5).
 
@@ -511,12 +508,7 @@ class TencentClient:
                 if "Next" not in reply:
                     raise MalformedAnswer("Next is missing")
                 following = str_field(reply, "Next")
-            if len(items) > PAGE_LIMIT:
-                raise self._error(
-                    command,
-                    f"a page held {len(items)} subscribers, over the {PAGE_LIMIT} asked",
-                    account_id,
-                )
+            self._check_page_size(command, len(items), "subscribers", account_id)
             if not following:
                 return SubscriberPage(account_id, tuple(subscribers), total)
             if following in seen:
@@ -627,12 +619,7 @@ class TencentClient:
                 complete = count_field(reply, "CompleteFlag")
                 following = count_field(reply, "Next")
                 total = count_field(reply, "TotalCount") if "TotalCount" in reply else None
-            if len(items) > PAGE_LIMIT:
-                raise self._error(
-                    command,
-                    f"a page held {len(items)} accounts, over the {PAGE_LIMIT} asked",
-                    user_id,
-                )
+            self._check_page_size(command, len(items), "accounts", user_id)
             if complete == 1:
                 return found
             if following <= offset or not items:

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import random
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -21,6 +20,7 @@ from reconciler.errors import ConfigError, ProviderError
 from reconciler.providers.http import (
     DEFAULT_TIMEOUT,
     Caller,
+    CountedClient,
     Pacer,
     Request,
     RetryPolicy,
@@ -83,7 +83,7 @@ class TokenCache:
         return [] if self._token is None else [self._token]
 
 
-class WeChatClient:
+class WeChatClient(CountedClient):
     """Async client for the WeChat mass-send speed, with access-token handling.
 
     Tokens come from `POST /cgi-bin/stable_token` (section 2.2): unlike `/cgi-bin/token`, fetching
@@ -125,16 +125,6 @@ class WeChatClient:
 
     def __repr__(self) -> str:
         return f"WeChatClient(endpoint={self._caller.endpoint!r}, app_id={self.app_id!r})"
-
-    @property
-    def calls(self) -> Counter[str]:
-        """Requests sent per API (`stable_token`, `mass_speed_get`, …), retries included."""
-        return self._caller.calls
-
-    @property
-    def retries(self) -> Counter[str]:
-        """Attempts that failed transiently and were retried, per API."""
-        return self._caller.retries
 
     def _check(self, request: Request, reply: dict[str, Any]) -> None:
         code = reply.get("errcode", 0)

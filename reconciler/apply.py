@@ -30,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Final, Protocol
 
 from reconciler.changes import (
     AddSubscribers,
@@ -124,7 +125,43 @@ class ApplyResult:
         return 3 if self.applied else 1
 
 
-Progress = Callable[[int], None]
+class Progress(Protocol):
+    """Told which phase runs and how many calls it has made (`reconciler.progress.Phases`)."""
+
+    def phase(self, name: str) -> None: ...
+
+    def __call__(self, n: int) -> None: ...
+
+
+class _NoProgress:
+    def phase(self, name: str) -> None:
+        del name
+
+    def __call__(self, n: int) -> None:
+        del n
+
+
+#: The phases of an apply, in order (DESIGN section 6), as progress shows them.
+PHASES: Final = ("users", "accounts", "destroy", "mass speed", "verify")
+
+
+def phase_totals(plan: Plan) -> dict[str, int]:
+    """Calls each phase of `plan` makes, from its actions."""
+    totals = dict.fromkeys(PHASES, 0)
+    for action in plan.actions:
+        change = action.change
+        if change is None:
+            name = "verify"
+        elif isinstance(change, ImportUsers | ImportInventoryUser):
+            name = "users"
+        elif isinstance(change, DestroyAccount):
+            name = "destroy"
+        elif isinstance(change, SetMassSpeed):
+            name = "mass speed"
+        else:
+            name = "accounts"
+        totals[name] += 1
+    return totals
 
 
 def _failure(what: str, exc: ProviderError) -> Failure:
@@ -147,7 +184,7 @@ class _Run:
         self.wechat = providers.wechat
         self.inventory = inventory_user
         self.result = ApplyResult()
-        self.progress = progress or (lambda n: None)
+        self.progress: Progress = progress or _NoProgress()
         #: users whose import failed: what needs them is skipped
         self.missing_users: set[str] = set()
         #: per account: subscribers actually added / removed (for verification), inventory incl.
@@ -407,6 +444,7 @@ class _Run:
         if not touched:
             return
         infos = await self.im.get_accounts(touched)
+        self.progress(-(-len(touched) // 50))
         for account_id in touched:
             info = infos.get(account_id)
             problems: list[str] = []
@@ -490,19 +528,24 @@ async def apply_plan(
     before: Counter[str] = Counter(providers.im.calls)
     wechat_before: Counter[str] = Counter(providers.wechat.calls) if providers.wechat else Counter()
     run = _Run(plan, providers, inventory_user, progress)
+    run.progress.phase("users")
     await run.import_users(
         c for c in plan.changes if isinstance(c, ImportUsers | ImportInventoryUser)
     )
+    run.progress.phase("accounts")
     async with asyncio.TaskGroup() as group:
         for account_id, changes in _by_account(plan.changes).items():
             group.create_task(run.account(account_id, changes))
+    run.progress.phase("destroy")
     async with asyncio.TaskGroup() as group:
         for change in plan.changes:
             if isinstance(change, DestroyAccount):
                 group.create_task(run.destroy(change))
+    run.progress.phase("mass speed")
     for change in plan.changes:
         if isinstance(change, SetMassSpeed):
             await run.mass_speed(change)
+    run.progress.phase("verify")
     try:
         await run.verify(full=verify_full)
     except ProviderError as exc:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from reconciler.apply import apply_plan, render_result
+from reconciler.apply import apply_plan, phase_totals, render_result
 from reconciler.changes import Change, PlanProblem, SetMassSpeed
 from reconciler.config import (
     Config,
@@ -397,7 +397,7 @@ async def _execute(
     stdout: TextIO,
     stderr: TextIO,
 ) -> int:
-    with progress(stderr, "applying", len(plan.actions)) as advance:
+    with progress(stderr, phase_totals(plan)) as advance:
         result = await apply_plan(
             plan,
             providers,

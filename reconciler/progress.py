@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import TextIO
 
@@ -14,13 +14,12 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.status import Status
 from rich.text import Text
-
-Advance = Callable[[int], None]
 
 
 class RateColumn(ProgressColumn):
@@ -32,20 +31,37 @@ class RateColumn(ProgressColumn):
         return Text(f"{rate:,.0f}/s")
 
 
-def _silent(n: int) -> None:
-    del n
+class Phases:
+    """`advance(n)` moves the current phase's bar; `phase(name)` says which phase runs now."""
+
+    def __init__(self, bar: Progress | None = None, tasks: Mapping[str, TaskID] = {}) -> None:
+        self._bar = bar
+        self._tasks = dict(tasks)
+        self._current = ""
+
+    def phase(self, name: str) -> None:
+        self._current = name
+        task = self._tasks.get(name)
+        if self._bar is not None and task is not None:
+            self._bar.start_task(task)  # its clock (and so its rate) starts with the phase
+
+    def __call__(self, n: int) -> None:
+        task = self._tasks.get(self._current)
+        if self._bar is not None and task is not None:
+            self._bar.advance(task, n)
 
 
 @contextmanager
-def progress(stream: TextIO, description: str, total: int) -> Iterator[Advance]:
-    """Yield `advance(n)`; draws a bar (calls done/total, rate, elapsed) on a terminal, else
-    nothing."""
+def progress(stream: TextIO, totals: Mapping[str, int]) -> Iterator[Phases]:
+    """One bar per phase with calls to make (done/total calls, rate, elapsed), drawn only on a
+    terminal; yields the `Phases` that moves them."""
     isatty = getattr(stream, "isatty", None)
-    if not (isatty and isatty()) or total <= 0:
-        yield _silent
+    wanted = {name: total for name, total in totals.items() if total > 0}
+    if not (isatty and isatty()) or not wanted:
+        yield Phases()
         return
     bar = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("calls"),
@@ -55,8 +71,8 @@ def progress(stream: TextIO, description: str, total: int) -> Iterator[Advance]:
         transient=True,
     )
     with bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+        tasks = {name: bar.add_task(name, total=t, start=False) for name, t in wanted.items()}
+        yield Phases(bar, tasks)
 
 
 @asynccontextmanager

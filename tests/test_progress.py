@@ -15,7 +15,8 @@ class Terminal(io.StringIO):
 
 def test_nothing_when_not_a_terminal() -> None:
     stream = io.StringIO()
-    with progress(stream, "applying", 10) as advance:
+    with progress(stream, {"users": 10}) as advance:
+        advance.phase("users")
         advance(3)
     assert stream.getvalue() == ""
 
@@ -27,13 +28,51 @@ def test_nothing_when_not_a_terminal() -> None:
     assert stream.getvalue() == ""
 
 
-def test_bar_on_a_terminal() -> None:
+def test_a_bar_per_phase_on_a_terminal() -> None:
     stream = Terminal()
-    with progress(stream, "applying", 10) as advance:
+    with progress(stream, {"users": 2, "accounts": 10, "destroy": 0}) as advance:
+        advance.phase("users")
+        advance(2)
+        advance.phase("accounts")
         advance(10)
-    assert "applying" in stream.getvalue()
-    assert "10/10" in stream.getvalue()
-    assert "/s" in stream.getvalue()
+        advance.phase("destroy")  # no calls planned: no bar, and advancing is harmless
+        advance(1)
+    shown = stream.getvalue()
+    assert "users" in shown and "2/2" in shown
+    assert "accounts" in shown and "10/10" in shown
+    assert "destroy" not in shown
+    assert "/s" in shown
+
+
+def test_phase_totals_follow_the_plan() -> None:
+    from pathlib import Path
+
+    from reconciler.apply import phase_totals
+    from reconciler.changes import AddSubscribers, DestroyAccount, ImportUsers, SetMassSpeed
+    from reconciler.config import Limits, Safety
+    from reconciler.plan import TargetIdentity, make_plan
+
+    plan = make_plan(
+        [
+            ImportUsers(frozenset(f"u{i}" for i in range(150))),
+            AddSubscribers("@TOA#_a", frozenset(f"u{i}" for i in range(150))),
+            DestroyAccount("@TOA#_b", "boss", 0),
+            SetMassSpeed("wx", 0, 2),
+        ],
+        target=TargetIdentity("sandbox", "sandbox", path=str(Path("x"))),
+        desired_digest="sha256:x",
+        fingerprints={},
+        live_mass_speed=None,
+        limits=Limits(),
+        safety=Safety(),
+    )
+    assert phase_totals(plan) == {
+        "users": 2,
+        "accounts": 2,
+        "destroy": 1,
+        "mass speed": 1,
+        "verify": 1,
+    }
 
 
 def test_read_counter_on_a_terminal() -> None:

@@ -34,7 +34,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--latency-ms",
         type=float,
         default=0.0,
-        help="round trip per call in ms (the call is handled on arrival, answered after it)",
+        help="round trip per call in ms, the handling inside it",
     )
     parser.add_argument(
         "--fail-rate",

@@ -424,17 +424,18 @@ class Sandbox:
     async def handle_async(self, method: str, path: str, query: str, body: bytes) -> Reply:
         """`handle` inside the configured latency (awaited: never blocks the event loop).
 
-        The latency is a round trip as a client measures it: the call is handled when it arrives
-        and its answer leaves when the latency has passed since then. The handling's own time
-        falls inside it, as a real vendor's does, so a chain of dependent calls costs one latency
-        per call, not latency plus handling. (One timer per call: an event loop wakes up to a
-        millisecond late, and a second timer would add a second such delay to every call.)
+        The latency is a round trip as a client measures it: half of it passes before the call is
+        handled (the request on its way), the answer leaves when the whole of it has passed since
+        the request arrived. The handling's own time falls inside it, as a real vendor's does, so
+        a chain of dependent calls costs one latency per call, not latency plus handling.
         """
         latency = self._latency(path)
+        if not latency:
+            return self.handle(method, path, query, body)
         deadline = time.monotonic() + latency
+        await asyncio.sleep(latency / 2)
         reply = self.handle(method, path, query, body)
-        if latency:
-            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
         return reply
 
     def transport(self) -> httpx.BaseTransport:
@@ -459,6 +460,7 @@ class _SyncTransport(httpx.BaseTransport):
         path = request.url.path
         latency = self._sandbox._latency(path)
         deadline = time.monotonic() + latency
+        time.sleep(latency / 2)
         status, headers, out = self._sandbox.handle(
             request.method, path, request.url.query.decode("ascii"), body
         )

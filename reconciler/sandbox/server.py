@@ -415,28 +415,11 @@ class Sandbox:
         )
         await send({"type": "http.response.body", "body": out})
 
-    def _latency(self, path: str) -> float:
-        """Seconds from a call's arrival to its answer (0 for the sandbox's own endpoints)."""
-        if self.options.latency_ms > 0 and not path.startswith("/__sandbox/"):
-            return self.options.latency_ms / 1000
-        return 0.0
-
     async def handle_async(self, method: str, path: str, query: str, body: bytes) -> Reply:
-        """`handle` inside the configured latency (awaited: never blocks the event loop).
-
-        The latency is a round trip as a client measures it: half of it passes before the call is
-        handled (the request on its way), the answer leaves when the whole of it has passed since
-        the request arrived. The handling's own time falls inside it, as a real vendor's does, so
-        a chain of dependent calls costs one latency per call, not latency plus handling.
-        """
-        latency = self._latency(path)
-        if not latency:
-            return self.handle(method, path, query, body)
-        deadline = time.monotonic() + latency
-        await asyncio.sleep(latency / 2)
-        reply = self.handle(method, path, query, body)
-        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-        return reply
+        """`handle` with the configured latency awaited first (never blocks the event loop)."""
+        if self.options.latency_ms > 0 and not path.startswith("/__sandbox/"):
+            await asyncio.sleep(self.options.latency_ms / 1000)
+        return self.handle(method, path, query, body)
 
     def transport(self) -> httpx.BaseTransport:
         """An in-process sync httpx transport; any base URL host works, routing is by path."""
@@ -458,13 +441,11 @@ class _SyncTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
         path = request.url.path
-        latency = self._sandbox._latency(path)
-        deadline = time.monotonic() + latency
-        time.sleep(latency / 2)
+        if self._sandbox.options.latency_ms > 0 and not path.startswith("/__sandbox/"):
+            time.sleep(self._sandbox.options.latency_ms / 1000)
         status, headers, out = self._sandbox.handle(
             request.method, path, request.url.query.decode("ascii"), body
         )
-        time.sleep(max(0.0, deadline - time.monotonic()))
         return httpx.Response(status, headers=headers, content=out, request=request)
 
 

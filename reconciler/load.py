@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
+from yaml.composer import Composer, ComposerError
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.resolver import Resolver
 
 from reconciler.errors import Problem
 from reconciler.model import Position
@@ -169,6 +171,37 @@ _Loader.add_constructor(
 )
 
 
+#: Where the two parsers part (found by tests/test_load_parsers.py): PyYAML refuses a tab after
+#: a scalar that libyaml reads as a space, they disagree on some `?` keys in flow collections, and
+#: on a byte-order mark or a Unicode line break inside the text. Such a text takes the pure parser.
+_PARSERS_PART: Final = re.compile("[\t?\ufeff\u2028\u2029\x85]")
+
+try:
+    from yaml._yaml import CParser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    LIBYAML = False
+else:
+    LIBYAML = True
+
+    class _FastLoader(CParser, _Loader):
+        """`_Loader` fed by libyaml's parser: the C class answers the event calls."""
+
+        def __init__(self, text: str, file: str) -> None:
+            CParser.__init__(self, text)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self.file = file
+            self.problems = []
+            self._depth = 0
+
+        # the C class composes too: composing stays Python's, with `_Loader`'s depth bound
+        check_node = Composer.check_node
+        get_node = Composer.get_node
+        compose_document = Composer.compose_document
+        compose_node = _Loader.compose_node
+
+
 def _short(text: str, limit: int = 60) -> str:
     shown = repr(text)
     return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
@@ -283,7 +316,46 @@ def load_text(text: str, file: str) -> LoadResult:
     """Load every document of `text` (named `file` in positions).
 
     A syntax error ends the file: documents before it are returned, the error is a problem.
+    A file is read with libyaml's parser when PyYAML has it (four times faster); one that holds
+    any problem is read again by PyYAML's own, so every message and position is the same
+    whichever parser the machine has.
     """
+    fast = _load_fast(text, file)
+    return fast if fast is not None else _load_pure(text, file)
+
+
+def _load_fast(text: str, file: str) -> LoadResult | None:
+    """Every document of `text` through libyaml's events, or None on any problem (or no libyaml).
+
+    Only the events come from C: composing (with its depth bound), the alias bound and the
+    positioned construction are `_Loader`'s own, and libyaml counts lines and columns in
+    characters as PyYAML does, so the documents and their positions are the same.
+    """
+    if not LIBYAML:  # pragma: no cover - PyYAML built without libyaml
+        return None
+    if _PARSERS_PART.search(text):
+        return None
+    documents: list[Document] = []
+    try:
+        loader = _FastLoader(text, file)
+        index = 0
+        while loader.check_node():
+            root = loader.get_node()
+            if root is None:  # pragma: no cover - check_node() guarantees a node
+                break
+            _expanded_size(root)
+            data = loader.construct_document(root)
+            if data is not None:
+                documents.append(Document(file, index, data, _pos(file, root.start_mark)))
+            index += 1
+    except Exception:  # any problem: the pure parser reads the file again and says what
+        return None
+    if loader.problems:
+        return None
+    return LoadResult(documents, [])
+
+
+def _load_pure(text: str, file: str) -> LoadResult:
     documents: list[Document] = []
     problems: list[Problem] = []
     try:

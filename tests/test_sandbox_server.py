@@ -281,6 +281,40 @@ def test_in_process_transports_and_latency(tmp_path: Path) -> None:
         box.close()
 
 
+def test_latency_counts_the_handling_inside_it(tmp_path: Path) -> None:
+    """A call waits the latency less what its path's calls cost on top of their wait, so its
+    answer leaves about `latency_ms` after it arrived; the sandbox's own endpoints never wait."""
+    box = Sandbox(SandboxOptions(db_path=tmp_path / "t.db", latency_ms=40))
+    path = f"/v4/{CHECK}"
+
+    async def run() -> list[float]:
+        async with httpx.AsyncClient(
+            transport=box.async_transport(), base_url="https://console.tim.qq.com"
+        ) as http:
+            params = im_query(box.options, now=int(time.time()))
+            took = []
+            for _ in range(4):
+                started = time.perf_counter()
+                response = await http.post(path, params=params, json=CHECK_BODY)
+                assert response.json()["ErrorCode"] == 0
+                took.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            assert (await http.get("/__sandbox/stats")).status_code == 200
+            took.append(time.perf_counter() - started)
+            return took
+
+    try:
+        took = asyncio.run(run())
+        overhead = box._overhead[path]
+        assert 0 < overhead < 0.04
+        assert set(box._overhead) == {path}
+        assert took[0] >= 0.04  # nothing known yet: the whole latency
+        assert all(t >= 0.04 - overhead - 0.005 for t in took[1:4])
+        assert took[4] < 0.04
+    finally:
+        box.close()
+
+
 def test_sandbox_fixture_is_in_process(sandbox: Sandbox) -> None:
     with httpx.Client(transport=sandbox.transport(), base_url="http://sandbox") as http:
         client = SandboxClient(http, sandbox.options)

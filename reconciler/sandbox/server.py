@@ -167,6 +167,8 @@ class Sandbox:
         self.options = options or SandboxOptions()
         self._db = store.connect(self.options.db_path)
         self._lock = threading.Lock()
+        #: per path: what its calls cost on top of their latency wait (a moving average)
+        self._overhead: dict[str, float] = {}
         self._limiter = _Limiter(self.options.calls_per_second)
         self._rng = random.Random(self.options.seed)
         self._stats = _Stats()
@@ -416,10 +418,24 @@ class Sandbox:
         await send({"type": "http.response.body", "body": out})
 
     async def handle_async(self, method: str, path: str, query: str, body: bytes) -> Reply:
-        """`handle` with the configured latency awaited first (never blocks the event loop)."""
-        if self.options.latency_ms > 0 and not path.startswith("/__sandbox/"):
-            await asyncio.sleep(self.options.latency_ms / 1000)
-        return self.handle(method, path, query, body)
+        """`handle` at the end of the configured latency (awaited: never blocks the event loop).
+
+        The latency is the round trip a client sees, and a vendor's own work is part of it: the
+        call waits the latency less what its path's calls have been costing on top of their wait
+        (the handling, and an event loop waking up to a millisecond late), then is handled. Its
+        answer so leaves about `latency_ms` after the request arrived, and a chain of dependent
+        calls costs one latency per call, not latency plus overhead.
+        """
+        if self.options.latency_ms <= 0 or path.startswith("/__sandbox/"):
+            return self.handle(method, path, query, body)
+        latency = self.options.latency_ms / 1000
+        arrived = time.monotonic()
+        wait = max(0.0, latency - self._overhead.get(path, 0.0))
+        await asyncio.sleep(wait)
+        reply = self.handle(method, path, query, body)
+        extra = time.monotonic() - arrived - wait
+        self._overhead[path] = 0.8 * self._overhead.get(path, extra) + 0.2 * extra
+        return reply
 
     def transport(self) -> httpx.BaseTransport:
         """An in-process sync httpx transport; any base URL host works, routing is by path."""

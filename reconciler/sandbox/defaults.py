@@ -31,7 +31,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wechat-appid", default=WECHAT_APPID, help="WeChat AppID to accept")
     parser.add_argument("--wechat-secret", default=WECHAT_SECRET, help="WeChat AppSecret to accept")
     parser.add_argument(
-        "--latency-ms", type=float, default=0.0, help="added round-trip latency per call"
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="round trip per call in ms, the sandbox's own handling counted inside it",
     )
     parser.add_argument(
         "--fail-rate",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
@@ -72,3 +73,19 @@ def test_a_bug_is_named_and_redacted(
     )
     assert ("Traceback (most recent call last):" in err) == bool(verbose)
     assert last.endswith("went wrong") == bool(verbose)
+
+
+def test_the_collector_is_eased_during_a_run_and_restored_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[tuple[int, int, int]] = []
+
+    def plan(*args: object, **kwargs: object) -> int:
+        seen.append(gc.get_threshold())
+        return 0
+
+    monkeypatch.setattr(commands, "plan_command", plan)
+    before = gc.get_threshold()
+    assert main(["plan"]) == 0
+    assert seen == [(20_000, 50, 50)]
+    assert gc.get_threshold() == before

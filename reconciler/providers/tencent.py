@@ -677,6 +677,10 @@ def _echoed_id(item: Mapping[str, Any]) -> str:
     return str_field(item, "Official_Account")
 
 
+#: The documented `MsgFlag` values (reference 4.3), shared by every subscriber that has one.
+_FLAGS: Final = {f: f for f in ("AcceptAndNotify", "AcceptNotNotify", "Discard")}
+
+
 def _subscriber(item: Mapping[str, Any]) -> Subscriber:
     # Interned: the JSON decoder makes a new string for every id and flag it reads, and a user
     # who follows ten accounts would be held ten times over (1,000,000 memberships of 100,000
@@ -694,7 +698,7 @@ def _subscriber(item: Mapping[str, Any]) -> Subscriber:
     ):
         # the shape every honest page has: read without the field readers (200,000 items are
         # a no-op plan of 100 accounts; the readers cost three times this)
-        return Subscriber(sys.intern(user_id), custom, since, sys.intern(flag))
+        return Subscriber(sys.intern(user_id), custom, since, _FLAGS.get(flag) or sys.intern(flag))
     return Subscriber(
         user_id=sys.intern(str_field(item, "Subscriber_Account", required=True)),
         custom_string=str_field(item, "CustomString"),

@@ -10,6 +10,17 @@ tool's code. `floor` turns them into the least wall time: phases that depend on 
 after the other; within a phase the APIs run concurrently, each at its vendor rate (reference 1.5),
 so a phase lasts its slowest API plus one round trip, or its longest chain of dependent calls
 (sequential pages of one account) times the round trip, whichever is longer.
+
+The least calls include the inventory ledger's (issue 7): a create that is sent before anything
+records it can be lost for good by a kill between the create and the inventory subscription (the
+vendor cannot list an app's accounts), so a correct tool records the ids it is about to create
+first and clears them once they are owned. Recording them costs a write of one official account's
+CustomString per `LEDGER_SLOT_IDS` creates (3,000 bytes, reference 4.2; ids ≤ 48 bytes, 4.4), the
+slot account created and subscribed by the inventory user the first time it is needed (so the
+inventory walk returns it with its content: reading it costs no call of its own, only its place
+on a walk page), and one rewrite per slot used after the creates. A plan, or an apply without
+creates, costs nothing more. A `World` made by one apply from nothing holds the slots that apply
+needed, `ledger_slots(world)`.
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ INFO_MAX: Final = 50
 MEMBERS_MAX: Final = 100
 PAGE_MAX: Final = 200
 WALK_MAX: Final = 200
+#: ids per ledger slot: a 20-byte header and at most 60 ids of 48 bytes, one a line, in 3,000 bytes
+LEDGER_SLOT_IDS: Final = 60
 
 READ_APIS: Final = (
     "get_subscribed_official_account_list",
@@ -135,12 +148,18 @@ def churn(world: World, fraction: float = 0.1, *, seed: int = 2) -> World:
 # -- what a run must cost ----------------------------------------------------------------------
 
 
+def ledger_slots(live: World | None) -> int:
+    """The inventory ledger's slots on a vendor holding `live`, made by one apply from nothing."""
+    return _ceil(len(live.accounts), LEDGER_SLOT_IDS) if live is not None else 0
+
+
 def read_calls(desired: World, live: World | None) -> Counter[str]:
     """The least calls of a plan's read of `desired` when the vendor holds `live` (all owned)."""
     owned = live.accounts if live is not None else {}
     calls: Counter[str] = Counter()
-    # The inventory walk: one paged list of the accounts the inventory user subscribes to.
-    calls["get_subscribed_official_account_list"] = max(1, _ceil(len(owned), WALK_MAX))
+    # The inventory walk: one paged list of the accounts the inventory user subscribes to (the
+    # ledger's slots among them).
+    calls["get_subscribed_official_account_list"] = walk_pages(live)
     elsewhere = set(desired.accounts) - set(owned)
     calls["get_official_account_info"] = _ceil(len(elsewhere), INFO_MAX)
     seen: set[str] = set()
@@ -169,10 +188,12 @@ class ApplyWork:
     """The least calls of an apply's writes and verification, and its per-account chain."""
 
     calls: Counter[str]
-    #: the longest run of dependent steps of one account (create, modify, add, profiles, remove,
-    #: record), each one round trip at least
+    #: the longest run of dependent steps of one account (ledger, create, modify, add, profiles,
+    #: remove, record), each one round trip at least
     chain: int
     touched: int
+    #: ledger slots rewritten after the accounts' work
+    rewrites: int = 0
 
 
 def apply_work(desired: World, live: World | None) -> ApplyWork:
@@ -182,6 +203,15 @@ def apply_work(desired: World, live: World | None) -> ApplyWork:
         calls["account_import"] = 1  # the inventory user (reference 3.1)
     existing = live.users if live is not None else frozenset()
     calls["multiaccount_import"] = _ceil(len(desired.users - existing), IMPORT_MAX)
+    # the ledger: the creates recorded before they are sent, in the slots there are (a write
+    # each) and new ones (a create and the inventory user's subscription each), cleared after
+    creates = sum(1 for a in desired.accounts if a not in owned)
+    used = _ceil(creates, LEDGER_SLOT_IDS)
+    existing = min(used, ledger_slots(live))
+    calls["modify_official_account_base_info"] += existing + used
+    calls["create_official_account"] += used - existing
+    calls["add_subscriber"] += used - existing
+    ledger_chain = 0 if not used else (1 if used == existing else 2)
     chain = 0
     touched = 0
     for acct in desired.accounts.values():
@@ -193,7 +223,8 @@ def apply_work(desired: World, live: World | None) -> ApplyWork:
             calls["add_subscriber"] += _ceil(len(acct.members) + 1, MEMBERS_MAX)
             profile_sets = sum(1 for v in acct.profiles.values() if v)
             calls["modify_subscriber_info"] += profile_sets + 1  # + the last-applied record
-            steps = 2 + (1 if profile_sets else 0) + 1  # create, add, profiles, record
+            # the ledger, create, add, profiles, record
+            steps = ledger_chain + 2 + (1 if profile_sets else 0) + 1
         else:
             edited = (old.name, old.introduction) != (acct.name, acct.introduction)
             added = acct.members - old.members
@@ -210,7 +241,7 @@ def apply_work(desired: World, live: World | None) -> ApplyWork:
         chain = max(chain, steps)
     # verification re-reads the touched accounts' info, 50 per call (DESIGN section 7)
     calls["get_official_account_info"] += _ceil(touched, INFO_MAX)
-    return ApplyWork(+calls, chain, touched)
+    return ApplyWork(+calls, chain, touched, used)
 
 
 def longest_page_chain(desired: World, live: World | None) -> int:
@@ -223,7 +254,8 @@ def longest_page_chain(desired: World, live: World | None) -> int:
 
 
 def walk_pages(live: World | None) -> int:
-    return max(1, _ceil(len(live.accounts) if live is not None else 0, WALK_MAX))
+    held = len(live.accounts) + ledger_slots(live) if live is not None else 0
+    return max(1, _ceil(held, WALK_MAX))
 
 
 def phase(calls: Mapping[str, int], chain: int, rtt: float) -> float:
@@ -252,12 +284,16 @@ def plan_floor(desired: World, live: World | None, rtt: float) -> float:
 
 
 def apply_floor(desired: World, live: World | None, rtt: float) -> float:
-    """The plan's read, then user imports, then every account's changes, then verification."""
+    """The plan's read, then user imports, then every account's changes (after their ledger
+    write), then the ledger's rewrite, then verification."""
     work = apply_work(desired, live)
+    accounts_calls = dict(work.calls)
+    if work.rewrites:  # the rewrites are a phase of their own, after the accounts
+        accounts_calls["modify_official_account_base_info"] -= work.rewrites
     imports = phase(_pick(work.calls, ["account_import", "multiaccount_import"]), 1, rtt)
     accounts = phase(
         _pick(
-            work.calls,
+            accounts_calls,
             [
                 "create_official_account",
                 "modify_official_account_base_info",
@@ -269,8 +305,9 @@ def apply_floor(desired: World, live: World | None, rtt: float) -> float:
         work.chain,
         rtt,
     )
+    ledger = phase({"modify_official_account_base_info": work.rewrites}, 1, rtt)
     verify = phase(_pick(work.calls, ["get_official_account_info"]), 1, rtt)
-    return plan_floor(desired, live, rtt) + imports + accounts + verify
+    return plan_floor(desired, live, rtt) + imports + accounts + ledger + verify
 
 
 def minimal_calls(command: str, desired: World, live: World | None) -> Counter[str]:

@@ -4,14 +4,17 @@ Order and dependencies (DESIGN sections 6 and 7):
 
 1. users are imported first (the inventory user too); an account whose owner failed to import is
    skipped, and so are subscribers that failed to import;
-2. each account then runs its own changes in order — create (or adopt on 130008), modify, add
-   subscribers, set subscriber profiles, remove subscribers — and right after them its inventory
-   bookkeeping (subscription plus last-applied record; a new account with members gets its
-   inventory subscription inside its own add batches, one call fewer). Accounts run concurrently;
-   the shared pacer keeps every API within its rate and the calls in flight within
-   `limits.concurrency`;
-3. then owned accounts no longer declared are destroyed (only those the plan holds), and the
-   mass speed is set.
+2. the inventory ledger's slots record the ids about to be created (`reconciler.ledger`), each
+   slot concurrently, while each account runs its own changes in order — create (or adopt on
+   130008), modify, add subscribers, set subscriber profiles, remove subscribers — and right after
+   them its inventory bookkeeping (subscription plus last-applied record; a new account with
+   members gets its inventory subscription inside its own add batches, one call fewer). A create
+   waits for its slot's write and is not sent when that failed: an account created but not
+   recorded anywhere could be lost for good by a kill. Accounts run concurrently; the shared
+   pacer keeps every API within its rate and the calls in flight within `limits.concurrency`;
+3. then owned accounts no longer declared are destroyed (only those the plan holds), the ledger
+   slots are rewritten to hold only the ids whose create may have happened but which still have
+   no inventory subscription (usually none), and the mass speed is set.
 
 A failure is recorded against its account with the vendor code and never stops other accounts.
 The record is written only when the account's profile changes succeeded: a record that names a
@@ -34,11 +37,13 @@ from typing import Final, Protocol
 
 from reconciler.changes import (
     AddSubscribers,
+    AdoptOrphan,
     Change,
     CreateAccount,
     DestroyAccount,
     ImportInventoryUser,
     ImportUsers,
+    LedgerWrite,
     ModifyAccount,
     Record,
     RemoveSubscribers,
@@ -48,7 +53,8 @@ from reconciler.changes import (
 )
 from reconciler.connect import Providers
 from reconciler.errors import ProviderError
-from reconciler.live import encode_record
+from reconciler.ledger import SLOT_NAME, encode_slot, slot_index
+from reconciler.live import INTERRUPTED_RECORD, encode_record
 from reconciler.model import ProfileField, ProfileValue
 from reconciler.plan import Plan
 from reconciler.providers import CreateOutcome, ItemResults
@@ -57,6 +63,8 @@ logger = logging.getLogger(__name__)
 
 #: where changes that belong to no account are reported
 GLOBAL = "(users and settings)"
+#: where the inventory ledger's writes are reported (only when one fails)
+LEDGER = "(inventory ledger)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +150,12 @@ class _NoProgress:
 
 
 #: The phases of an apply, in order (DESIGN section 6), as progress shows them.
-PHASES: Final = ("users", "accounts", "destroy", "mass speed", "verify")
+PHASES: Final = ("users", "accounts", "destroy", "ledger", "mass speed", "verify")
 
 
 def phase_totals(plan: Plan) -> dict[str, int]:
-    """Calls each phase of `plan` makes, from its actions."""
+    """Calls each phase of `plan` makes, from its actions; the bookkeeping phase "ledger" (the
+    slots rewritten after the accounts) only when the plan has one."""
     totals = dict.fromkeys(PHASES, 0)
     for action in plan.actions:
         change = action.change
@@ -158,9 +167,13 @@ def phase_totals(plan: Plan) -> dict[str, int]:
             name = "destroy"
         elif isinstance(change, SetMassSpeed):
             name = "mass speed"
+        elif isinstance(change, LedgerWrite) and action.id.endswith("/rewrite"):
+            name = "ledger"
         else:
             name = "accounts"
         totals[name] += 1
+    if not totals["ledger"]:
+        del totals["ledger"]
     return totals
 
 
@@ -199,6 +212,16 @@ class _Run:
         self.maybe_removed: dict[str, set[str]] = {}
         #: per account: profile fields as they must read after apply
         self.expected: dict[str, dict[ProfileField, ProfileValue]] = {}
+        # -- the inventory ledger (reconciler.ledger) --
+        #: create id → its slot's write: None once recorded, else why it was not
+        self.recorded: dict[str, asyncio.Future[str | None]] = {}
+        #: create ids some slot held already when the plan read it
+        self.durable: set[str] = set()
+        #: slot → whether its write before the creates succeeded
+        self.slot_written: dict[int, bool] = {}
+        #: accounts that need no ledger entry any more: subscribed by the inventory user in this
+        #: run, destroyed, or whose create surely never happened
+        self.settled: set[str] = set()
 
     # -- global changes ------------------------------------------------------------------------
 
@@ -268,6 +291,8 @@ class _Run:
                     await self._members(account_id, change.users, report, add=False)
                 elif isinstance(change, SetSubscriberProfiles):
                     await self._profiles(change, report)
+                elif isinstance(change, AdoptOrphan):
+                    await self._adopt_orphan(change, report)
                 elif isinstance(change, Record):
                     if not profile_ok:
                         report.skipped.append("record: a profile change failed")
@@ -281,10 +306,18 @@ class _Run:
                 if isinstance(change, CreateAccount | ModifyAccount):
                     profile_ok = False
                     exists = not isinstance(change, CreateAccount)
+                if isinstance(change, CreateAccount) and not exc.maybe_applied:
+                    self.settled.add(account_id)  # a definite error: nothing was created
 
     async def _create(self, change: CreateAccount, report: AccountReport) -> bool:
         if change.owner in self.missing_users:
             report.skipped.append(f"create: its owner {change.owner} could not be imported")
+            self.settled.add(change.account_id)
+            return False
+        unrecorded = await self._recorded(change.account_id)
+        if unrecorded is not None:
+            report.skipped.append(f"create: {unrecorded}")
+            self.settled.add(change.account_id)
             return False
         profile = dict(change.profile)
         outcome = await self.im.create_account(change.account_id, change.owner, profile)
@@ -337,6 +370,8 @@ class _Run:
         subscribed: bool | None = None
         if inventory:
             subscribed = self.inventory in done
+            if subscribed:
+                self.settled.add(account_id)
             done = done - {self.inventory}
             if self.inventory in failed:
                 item = failed.pop(self.inventory)
@@ -391,6 +426,7 @@ class _Run:
             self.added.setdefault(change.account_id, set()).update(
                 results.changed | results.unchanged
             )
+            self.settled.add(change.account_id)
         await self.im.set_subscriber_profile(
             change.account_id, self.inventory, encode_record(change.record)
         )
@@ -398,6 +434,116 @@ class _Run:
         report.applied.append("record" + (" (adopted)" if change.adopt else ""))
         if change.adopt:  # the plan counts it as "to adopt"; so does the summary
             self.result.adopted += 1
+
+    async def _adopt_orphan(self, change: AdoptOrphan, report: AccountReport) -> None:
+        """Subscribe the inventory user to an account an interrupted apply created, with a record
+        that manages and protects nothing."""
+        if self.inventory in self.missing_users:
+            report.skipped.append("adopt: the inventory user could not be imported")
+            return
+        results = await self.im.add_subscribers(change.account_id, [self.inventory])
+        self.progress(1)
+        if results.failed:
+            report.failed.extend(_item_failures("inventory subscription", results))
+            return
+        self.added.setdefault(change.account_id, set()).update(results.changed | results.unchanged)
+        self.settled.add(change.account_id)
+        await self.im.set_subscriber_profile(
+            change.account_id, self.inventory, encode_record(INTERRUPTED_RECORD)
+        )
+        self.progress(1)
+        self.result.adopted += 1
+        report.applied.append("adopt (created by an interrupted apply, no longer declared)")
+
+    # -- the inventory ledger ------------------------------------------------------------------
+
+    def open_ledger(self, writes: Iterable[LedgerWrite]) -> None:
+        """Which slot records which create (call inside the running loop)."""
+        loop = asyncio.get_running_loop()
+        for write in writes:
+            self.durable.update(write.before - write.drop)
+            if write.add:
+                done: asyncio.Future[str | None] = loop.create_future()
+                for account_id in write.add:
+                    self.recorded[account_id] = done
+
+    async def _recorded(self, account_id: str) -> str | None:
+        """None once the ledger holds `account_id`; else why its create must not be sent."""
+        if account_id in self.durable:
+            return None
+        done = self.recorded.get(account_id)
+        if done is None:
+            return "not sent: the plan records it in no inventory ledger slot"
+        return await asyncio.shield(done)
+
+    async def ledger_write(self, write: LedgerWrite) -> None:
+        """Record `write.add` in the slot before their creates go; they wait for this."""
+        done = self.recorded[min(write.add)]
+        try:
+            why = await self._write_slot(write)
+        except BaseException:
+            done.set_result("not sent: its inventory ledger slot could not be written")
+            raise
+        self.slot_written[write.slot] = why is None
+        done.set_result(why)
+
+    async def _write_slot(self, write: LedgerWrite) -> str | None:
+        report = self.result.report(LEDGER)
+        what = f"ledger slot {write.slot_id}"
+        if self.inventory in self.missing_users:
+            report.skipped.append(f"{what}: the inventory user could not be imported")
+            return "not sent: the inventory ledger cannot be written without the inventory user"
+        why = "not sent: its inventory ledger slot could not be written (the next run retries)"
+        if slot_index(self.inventory, write.slot_id) != write.slot:  # a plan for another inventory
+            message = f"not slot {write.slot} of the inventory user {self.inventory}"
+            report.failed.append(Failure(what, None, message))
+            return why
+        try:
+            fields: dict[ProfileField, ProfileValue] = {
+                ProfileField.CUSTOM_STRING: encode_slot((write.before - write.drop) | write.add)
+            }
+        except ValueError as exc:
+            report.failed.append(Failure(what, None, str(exc)))
+            return why
+        try:
+            if write.exists:
+                await self.im.modify_account(write.slot_id, fields)
+                self.progress(1)
+                return None
+            created = await self.im.create_account(
+                write.slot_id, self.inventory, {ProfileField.NAME: SLOT_NAME, **fields}
+            )
+            self.progress(1)
+            if created is CreateOutcome.EXISTED:
+                # made by a run killed before the inventory subscribed to it: invisible to every
+                # run since, so no create ever waited on what it holds
+                await self.im.modify_account(write.slot_id, fields)
+            results = await self.im.add_subscribers(write.slot_id, [self.inventory])
+            self.progress(1)
+        except ProviderError as exc:
+            report.failed.append(_failure(what, exc))
+            return why
+        if results.failed:  # unsubscribed, the slot is invisible to the next run
+            report.failed.extend(_item_failures(f"{what}: inventory subscription", results))
+            return why
+        return None
+
+    async def ledger_rewrite(self, write: LedgerWrite) -> None:
+        """Keep only the ids whose create may have happened but still have no inventory
+        subscription. A slot whose write failed is left as it is: it then holds what it held or
+        what was written, both supersets of what it must hold."""
+        if write.add and not self.slot_written.get(write.slot, False):
+            return
+        keep = ((write.before - write.drop) | write.add) - self.settled
+        report = self.result.report(LEDGER)
+        try:
+            content = encode_slot(keep)
+            await self.im.modify_account(write.slot_id, {ProfileField.CUSTOM_STRING: content})
+        except ProviderError as exc:
+            report.failed.append(_failure(f"ledger slot {write.slot_id}", exc))
+        except ValueError as exc:
+            report.failed.append(Failure(f"ledger slot {write.slot_id}", None, str(exc)))
+        self.progress(1)
 
     # -- after the accounts --------------------------------------------------------------------
 
@@ -411,6 +557,7 @@ class _Run:
         except ProviderError as exc:
             report.failed.append(_failure("destroy", exc))
         else:
+            self.settled.add(change.account_id)
             self.result.destroyed += 1
             report.applied.append("destroy")
         self.progress(1)
@@ -439,7 +586,7 @@ class _Run:
         touched = sorted(
             a
             for a, r in self.result.reports.items()
-            if a != GLOBAL and r.applied and a not in self._destroyed()
+            if a not in (GLOBAL, LEDGER) and r.applied and a not in self._destroyed()
         )
         if not touched:
             return
@@ -504,7 +651,8 @@ def _by_account(changes: Iterable[Change]) -> dict[str, list[Change]]:
             | ModifyAccount
             | AddSubscribers
             | SetSubscriberProfiles
-            | RemoveSubscribers,
+            | RemoveSubscribers
+            | AdoptOrphan,
         ):
             grouped.setdefault(change.account_id, []).append(change)
     for change in changes:  # bookkeeping right after the account's own changes
@@ -533,7 +681,12 @@ async def apply_plan(
         c for c in plan.changes if isinstance(c, ImportUsers | ImportInventoryUser)
     )
     run.progress.phase("accounts")
+    writes = [c for c in plan.changes if isinstance(c, LedgerWrite)]
+    run.open_ledger(writes)
     async with asyncio.TaskGroup() as group:
+        for write in writes:
+            if write.add:
+                group.create_task(run.ledger_write(write))
         for account_id, changes in _by_account(plan.changes).items():
             group.create_task(run.account(account_id, changes))
     run.progress.phase("destroy")
@@ -541,6 +694,10 @@ async def apply_plan(
         for change in plan.changes:
             if isinstance(change, DestroyAccount):
                 group.create_task(run.destroy(change))
+    run.progress.phase("ledger")
+    async with asyncio.TaskGroup() as group:
+        for write in writes:
+            group.create_task(run.ledger_rewrite(write))
     run.progress.phase("mass speed")
     for change in plan.changes:
         if isinstance(change, SetMassSpeed):

@@ -4,11 +4,13 @@ The phase numbers put every change in the DESIGN order (section 6): import users
 modify profiles, add subscribers, set subscriber profiles, remove subscribers, destroy accounts, set
 mass speed. Two kinds are not vendor changes: a `Notice` (an orphan left alone, a field the vendor
 cannot clear) and a `PlanProblem` (something that would make apply fail; the plan is then an error).
-Inventory bookkeeping: `ImportInventoryUser` runs with the imports; `Record` (subscribe the
-inventory user, write the last-applied record) runs after an account's own changes, because a
-record written before a field is cleared would mark the field unmanaged and leave it set for good.
-An account created in a run that fails before its record is written is still found next time: it
-is declared, so it is read by id and adopted.
+Inventory bookkeeping: `ImportInventoryUser` runs with the imports; `LedgerWrite` records the
+creates in the inventory ledger before they are sent and clears them after (`reconciler.ledger`);
+`Record` (subscribe the inventory user, write the last-applied record) runs after an account's own
+changes, because a record written before a field is cleared would mark the field unmanaged and
+leave it set for good. An account created in a run that fails before its record is written is
+still found next time: declared, it is read by id and adopted; no longer declared, the ledger
+names it, and `AdoptOrphan` takes it into the inventory (or `--prune` destroys it).
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from reconciler.model import ProfileField, ProfileValue
 
 PHASE_PROBLEM: Final = -1
 PHASE_IMPORT: Final = 0
-PHASE_CREATE: Final = 1
-PHASE_MODIFY: Final = 2
-PHASE_ADD: Final = 3
-PHASE_PROFILE: Final = 4
-PHASE_REMOVE: Final = 5
-PHASE_RECORD: Final = 6
-PHASE_DESTROY: Final = 7
-PHASE_SPEED: Final = 8
-PHASE_NOTICE: Final = 9
+PHASE_LEDGER: Final = 1
+PHASE_CREATE: Final = 2
+PHASE_MODIFY: Final = 3
+PHASE_ADD: Final = 4
+PHASE_PROFILE: Final = 5
+PHASE_REMOVE: Final = 6
+PHASE_RECORD: Final = 7
+PHASE_DESTROY: Final = 8
+PHASE_SPEED: Final = 9
+PHASE_NOTICE: Final = 10
 
 _FIELD_BY_NAME: Final = {f.value: f for f in ProfileField}
 
@@ -105,6 +108,67 @@ class ImportInventoryUser(_Change):
 
     def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
         return {"user": self.user}
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerWrite(_Change):
+    """Bookkeeping: one slot of the inventory ledger (`reconciler.ledger`).
+
+    Before any create, `add` (the creates this slot records) is written into the slot, which is
+    created first (owner and subscriber: the inventory user) when it does not `exist`; a create
+    waits for its slot. After every account's work, the slot is rewritten to hold only the ids
+    whose create may have happened but which still have no inventory subscription. `before` is
+    the content the plan read (a saved plan whose slot changed since is stale); `drop` the ids
+    it held that need no record any more.
+    """
+
+    kind: ClassVar[str] = "ledgerWrite"
+    phase: ClassVar[int] = PHASE_LEDGER
+    slot: int
+    slot_id: str
+    exists: bool
+    before: frozenset[str]
+    add: frozenset[str]
+    drop: frozenset[str]
+
+    @property
+    def sort_key(self) -> tuple[int, str, str]:
+        return (self.phase, f"{self.slot:09d}", self.kind)
+
+    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
+        return {
+            "slot": self.slot,
+            "slotId": self.slot_id,
+            "exists": self.exists,
+            "before": sorted(self.before),
+            "add": sorted(self.add),
+            "drop": sorted(self.drop),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptOrphan(_Change):
+    """An account the inventory ledger names, created by an apply interrupted before the
+    inventory subscribed to it, and no longer declared: subscribe the inventory user with a
+    record that manages nothing and protects nothing (a later `--prune` destroys it)."""
+
+    kind: ClassVar[str] = "adoptOrphan"
+    phase: ClassVar[int] = PHASE_RECORD
+    account_id: str
+    owner: str
+    #: its subscribers (the inventory user is not one yet)
+    subscriber_count: int
+
+    @property
+    def account(self) -> str:
+        return self.account_id
+
+    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
+        return {
+            "account": self.account_id,
+            "owner": self.owner,
+            "subscriberCount": self.subscriber_count,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +419,8 @@ class PlanProblem(_Change):
 Change = (
     ImportUsers
     | ImportInventoryUser
+    | LedgerWrite
+    | AdoptOrphan
     | CreateAccount
     | Record
     | ModifyAccount
@@ -372,6 +438,8 @@ ACTION_KINDS: Final = frozenset(
     {
         "importUsers",
         "importInventoryUser",
+        "ledgerWrite",
+        "adoptOrphan",
         "createAccount",
         "record",
         "modifyAccount",
@@ -383,7 +451,7 @@ ACTION_KINDS: Final = frozenset(
     }
 )
 #: Bookkeeping: needed for apply, invisible as a change to the live system's users.
-BOOKKEEPING_KINDS: Final = frozenset({"importInventoryUser", "record"})
+BOOKKEEPING_KINDS: Final = frozenset({"importInventoryUser", "ledgerWrite", "record"})
 
 
 def _value(raw: Any) -> ProfileValue | None:
@@ -405,6 +473,20 @@ def change_from_data(data: Mapping[str, Any]) -> Change:
         return ImportUsers(_str_set(data["users"]))
     if kind == "importInventoryUser":
         return ImportInventoryUser(str(data["user"]))
+    if kind == "ledgerWrite":
+        slot = data["slot"]
+        if type(slot) is not int or slot < 0:
+            raise ValueError("a ledger slot is a number from 0")
+        return LedgerWrite(
+            slot,
+            str(data["slotId"]),
+            bool(data["exists"]),
+            _str_set(data["before"]),
+            _str_set(data["add"]),
+            _str_set(data["drop"]),
+        )
+    if kind == "adoptOrphan":
+        return AdoptOrphan(str(data["account"]), str(data["owner"]), int(data["subscriberCount"]))
     if kind == "createAccount":
         profile = tuple(
             (f, v)

@@ -5,20 +5,29 @@ diff would, so deepdiff does not earn its place here). Memberships are `frozense
 linear in their size. The three-way merge uses the last-applied record (DESIGN section 5): a field
 the manifest set last time and no longer sets is cleared; a field never managed is left alone;
 `ignoreChanges` fields are only set at create.
+
+Every create is recorded in the inventory ledger first (`reconciler.ledger`): the diff lays out
+which ledger slots the plan writes, and turns what the ledger names into changes: an account an
+interrupted apply created and the manifests no longer declare is adopted (`AdoptOrphan`) or, with
+`--prune`, destroyed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 
 from reconciler.changes import (
+    ACTION_KINDS,
     AddSubscribers,
+    AdoptOrphan,
     Change,
     CreateAccount,
     DestroyAccount,
     FieldChange,
     ImportInventoryUser,
     ImportUsers,
+    LedgerWrite,
     ModifyAccount,
     Notice,
     PlanProblem,
@@ -29,6 +38,7 @@ from reconciler.changes import (
     SetSubscriberProfiles,
     first_ids,
 )
+from reconciler.ledger import layout, slot_id, slot_index
 from reconciler.live import (
     DEFAULT_MAX_SUBSCRIBER_NUM,
     UNKNOWN_RECORD,
@@ -75,17 +85,57 @@ class _Differ:
         for account in self.desired.accounts.values():
             self._account(account, self.live.accounts.get(account.id))
         for live_account in self.live.accounts.values():
-            if live_account.owned and live_account.id not in self.desired.accounts:
+            if live_account.id in self.desired.accounts:
+                continue
+            if live_account.owned:
                 self._orphan(live_account, prune=prune)
+            elif live_account.pending:
+                self._interrupted(live_account, prune=prune)
         self._mass_speed()
-        if not self.live.inventory_exists and any(isinstance(c, Record) for c in self.changes):
+        self._ledger()
+        if not self.live.inventory_exists and any(
+            isinstance(c, Record | LedgerWrite) for c in self.changes
+        ):
             self.changes.append(ImportInventoryUser(self.inventory))
         return sorted(self.changes, key=lambda c: c.sort_key)
+
+    def _ledger(self) -> None:
+        """The ledger slots this plan writes: its creates recorded before they are sent, and the
+        ids it acts on (or that need no record any more) cleared after."""
+        ledger = self.live.ledger
+        creates = [c.account_id for c in self.changes if isinstance(c, CreateAccount)]
+        handled = {
+            c.account
+            for c in self.changes
+            if isinstance(c, CreateAccount | AdoptOrphan | DestroyAccount)
+            or (isinstance(c, Record) and c.subscribe)
+        }
+        owned = {i for i, a in self.live.accounts.items() if a.owned}
+        droppable = (ledger.pending & owned) | (ledger.missing - set(creates))
+        tidy = any(c.kind in ACTION_KINDS for c in self.changes)
+        for slot in layout(ledger, creates, handled=handled, droppable=droppable, tidy=tidy):
+            self.changes.append(
+                LedgerWrite(
+                    slot.index,
+                    slot_id(self.inventory, slot.index),
+                    slot.exists,
+                    slot.before,
+                    slot.add,
+                    slot.drop,
+                )
+            )
 
     def _problem(self, account: Account, message: str) -> None:
         self.changes.append(PlanProblem(account.id, message))
 
     def _account(self, account: Account, live: LiveAccount | None) -> None:
+        if slot_index(self.inventory, account.id) is not None:
+            self._problem(
+                account,
+                f"the id is reserved for the inventory ledger of {self.inventory!r}"
+                " (reconciler's own bookkeeping); choose another id",
+            )
+            return
         if live is None:
             self._create(account)
             return
@@ -245,6 +295,16 @@ class _Differ:
             )
             self.changes.append(DestroyAccount(live.id, live.owner, count))
 
+    def _interrupted(self, live: LiveAccount, *, prune: bool) -> None:
+        """Created by an apply interrupted before the inventory subscribed to it (the ledger
+        names it), and no longer declared: ours, so adopted, or destroyed with --prune. Nothing
+        ever said it was protected: an unknown record means protected only for an account some
+        record may have marked so."""
+        if prune:
+            self.changes.append(DestroyAccount(live.id, live.owner, live.subscriber_count))
+        else:
+            self.changes.append(AdoptOrphan(live.id, live.owner, live.subscriber_count))
+
     def _mass_speed(self) -> None:
         speed = self.desired.mass_speed
         if speed is not None and self.live.mass_speed != speed.speed:
@@ -289,12 +349,5 @@ def narrow(
     }
     return (
         DesiredState(selected, desired.users, desired.mass_speed, desired.documents),
-        LiveState(
-            kept,
-            live.existing_users,
-            live.inventory_user,
-            live.inventory_exists,
-            live.mass_speed,
-            live.read_calls,
-        ),
+        dataclasses.replace(live, accounts=kept),
     )

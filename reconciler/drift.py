@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from reconciler.changes import (
     AddSubscribers,
+    AdoptOrphan,
     Change,
     CreateAccount,
     DestroyAccount,
@@ -117,7 +118,7 @@ def drift_items(changes: Iterable[Change]) -> list[DriftItem]:
             items.append(DriftItem(USER_ACCOUNTS, "users", removed_by_hand=c.users))
         elif isinstance(c, SetMassSpeed):
             items.append(DriftItem(MASS_SPEED_PREFIX + c.name, "speed", c.new, c.old))
-        elif isinstance(c, DestroyAccount) or (
+        elif isinstance(c, DestroyAccount | AdoptOrphan) or (
             isinstance(c, Notice) and c.reason in ("orphan", "protected")
         ):
             items.append(DriftItem(c.account, "account", "not declared", "exists"))

@@ -19,11 +19,12 @@ from typing import Any, Final
 
 from reconciler.connect import Providers
 from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.ledger import slot_index
 from reconciler.live import LastApplied, decode_record, encode_record, record_for
 from reconciler.load import dump_documents
 from reconciler.model import ACCOUNT_ID_PREFIX, SubscriberPolicy, canonical_account_id
 from reconciler.providers import AccountInfo, SubscriberPage
-from reconciler.read import plain_errors
+from reconciler.read import plain_errors, split_ledger
 from reconciler.validate import load_desired_state
 
 #: More subscribers than this go to a member file instead of the manifest.
@@ -130,8 +131,14 @@ async def import_accounts(
     """Read the accounts, write their manifests into `out`, validate them, record ownership."""
     im = providers.im
     subscriptions = await im.get_subscriptions(inventory_user)
-    owned = {s.account.id: s for s in subscriptions}
+    owned, _ = split_ledger(subscriptions, inventory_user)  # the ledger's slots are not imported
     wanted = sorted(owned) if all_owned else sorted({canonical_account_id(i) for i in ids})
+    reserved = [i for i in wanted if slot_index(inventory_user, i) is not None]
+    if reserved:
+        raise ConfigError(
+            f"{', '.join(reserved)}: reconciler's own inventory ledger, not an account to import"
+            " (nothing was written)"
+        )
     infos = {i: owned[i].account for i in wanted if i in owned}
     others = [i for i in wanted if i not in owned]
     if others:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from reconciler.ledger import EMPTY_LEDGER, Ledger
 from reconciler.model import (
     DEFAULT_INVENTORY_USER,
     Account,
@@ -55,6 +56,9 @@ class LastApplied:
 
 #: The record of an account whose CustomString is not ours (or unreadable).
 UNKNOWN_RECORD: Final = LastApplied(known=False)
+#: The record of an account an interrupted apply created and the manifests no longer declare,
+#: adopted from the inventory ledger: nothing managed, not protected (`--prune` destroys it).
+INTERRUPTED_RECORD: Final = LastApplied()
 
 
 def record_for(account: Account) -> LastApplied:
@@ -180,6 +184,9 @@ class LiveAccount:
     owned: bool = False
     #: the inventory subscription's record; `UNKNOWN_RECORD` when not owned
     last_applied: LastApplied = UNKNOWN_RECORD
+    #: not owned, but held by the inventory ledger: created by an apply that was interrupted
+    #: before the inventory subscribed to it (`reconciler.ledger`)
+    pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,3 +207,5 @@ class LiveState:
     mass_speed: int | None = None
     #: API calls the read made, per endpoint (for the plan's cost line); empty when unknown
     read_calls: Mapping[str, int] = field(default_factory=dict)
+    #: the inventory ledger of pending creates, its slots left out of `accounts`
+    ledger: Ledger = EMPTY_LEDGER

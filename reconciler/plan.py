@@ -17,11 +17,13 @@ from reconciler.changes import (
     ACTION_KINDS,
     BOOKKEEPING_KINDS,
     AddSubscribers,
+    AdoptOrphan,
     Change,
     CreateAccount,
     DestroyAccount,
     ImportInventoryUser,
     ImportUsers,
+    LedgerWrite,
     ModifyAccount,
     Notice,
     PlanProblem,
@@ -214,7 +216,8 @@ def _batches(users: Iterable[str], size: int) -> list[tuple[str, ...]]:
 def actions_for(changes: Sequence[Change]) -> list[Action]:
     """The vendor calls that carry out `changes` (already sorted), batched, with stable ids.
 
-    An id is `<change type>/<account or ->/<n>`: the same changes always give the same ids.
+    An id is `<change type>/<account or ->/<n>` (a ledger slot's: `ledgerWrite/<slot>/<step>`):
+    the same changes always give the same ids.
     """
     actions: list[Action] = []
     touched: set[str] = set()
@@ -229,6 +232,11 @@ def actions_for(changes: Sequence[Change]) -> list[Action]:
                 actions.append(Action(f"{key}/{n}", API_MULTIACCOUNT_IMPORT, change, batch))
         elif isinstance(change, ImportInventoryUser):
             actions.append(Action(f"{key}/0", API_ACCOUNT_IMPORT, change, (change.user,)))
+        elif isinstance(change, LedgerWrite):
+            actions.extend(ledger_actions(change))
+        elif isinstance(change, AdoptOrphan):
+            actions.append(Action(f"{key}/subscribe", API_ADD, change))
+            actions.append(Action(f"{key}/write", API_SUBSCRIBER_INFO, change))
         elif isinstance(change, CreateAccount):
             actions.append(Action(f"{key}/0", API_CREATE, change))
         elif isinstance(change, Record):
@@ -257,6 +265,20 @@ def actions_for(changes: Sequence[Change]) -> list[Action]:
     # After apply the touched accounts' info is re-read in batches of 50 (DESIGN section 7).
     for n, batch in enumerate(_batches(touched, INFO_BATCH)):
         actions.append(Action(f"verify/-/{n}", API_INFO, None, batch))
+    return actions
+
+
+def ledger_actions(change: LedgerWrite) -> list[Action]:
+    """A slot's calls: written before the creates it records (created and subscribed by the
+    inventory user first when new), then rewritten after every account's work."""
+    key = f"{change.kind}/{change.slot}"
+    actions = []
+    if change.add and change.exists:
+        actions.append(Action(f"{key}/write", API_MODIFY, change))
+    elif change.add:
+        actions.append(Action(f"{key}/create", API_CREATE, change))
+        actions.append(Action(f"{key}/subscribe", API_ADD, change))
+    actions.append(Action(f"{key}/rewrite", API_MODIFY, change))
     return actions
 
 
@@ -360,6 +382,8 @@ class Plan:
             if isinstance(c, Record):
                 counts["records"] += 1
                 counts["adopt"] += c.adopt
+            elif isinstance(c, AdoptOrphan):
+                counts["adopt"] += 1
             elif isinstance(c, CreateAccount):
                 counts["create"] += 1
             elif isinstance(c, ModifyAccount):

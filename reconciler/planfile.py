@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from reconciler.changes import change_from_data
+from reconciler.changes import LedgerWrite, change_from_data
 from reconciler.config import Limits, Safety
 from reconciler.errors import StalePlanError
 from reconciler.live import LiveState
@@ -153,6 +153,19 @@ def stale_accounts(plan: Plan, live: LiveState) -> list[str]:
     return changed
 
 
+def stale_slots(plan: Plan, live: LiveState) -> list[int]:
+    """Ledger slots the plan writes whose existence or content changed since it was made: its
+    writes are computed from what it read, and would drop what another run recorded since."""
+    changed = []
+    for change in plan.changes:
+        if isinstance(change, LedgerWrite):
+            slot = live.ledger.slots.get(change.slot)
+            now = (slot is not None, slot.ids if slot is not None else frozenset())
+            if now != (change.exists, change.before):
+                changed.append(change.slot)
+    return changed
+
+
 def check_fresh(
     plan: Plan,
     *,
@@ -176,6 +189,12 @@ def check_fresh(
             f" and {len(changed) - 20} more" if len(changed) > 20 else ""
         )
         reasons.append(f"{len(changed)} account(s) changed since the plan was made: {shown}")
+    slots = stale_slots(plan, live)
+    if slots:
+        reasons.append(
+            "the inventory ledger changed since the plan was made (slot"
+            f" {', '.join(str(k) for k in slots)})"
+        )
     if live.mass_speed != plan.live_mass_speed:
         reasons.append(
             f"the mass speed changed since the plan was made ({plan.live_mass_speed} →"

@@ -4,10 +4,14 @@ The vendor cannot list an app's official accounts, so ownership lives in the inv
 subscriptions (DESIGN section 5). One read runs in dependent steps, each step's calls concurrent
 within the shared pacer:
 
-1. the inventory walk (every owned account with its base info and last-applied record) and, when a
-   mass speed is declared, the WeChat speed;
-2. the declared accounts the walk did not return, by id in batches of 50; subscriber lists of the
-   declared accounts that declare subscribers (owned ones at once, adopted ones when found);
+1. the inventory walk (every owned account with its base info and last-applied record, and the
+   slots of the inventory ledger with their content, `reconciler.ledger`) and, when a mass speed
+   is declared, the WeChat speed;
+2. the declared accounts the walk did not return and the ledger's ids it did not return, by id
+   in the same batches of 50; subscriber lists of the declared accounts that declare subscribers
+   (owned ones at once, adopted ones when found). A ledger id that exists but is neither owned nor
+   declared was created by an interrupted apply: it is read as `pending`, for the diff to adopt
+   (or, with `--prune`, destroy); one that does not exist is noted as `missing`;
 3. the existence of the users that must exist and were not seen subscribed somewhere: owners,
    `UserAccounts` members and subscribers still to add, in batches of 100.
 
@@ -25,9 +29,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
 
 from reconciler.errors import ReconcilerError
+from reconciler.ledger import Ledger, Slot, decode_slot, slot_index
 from reconciler.live import LiveAccount, LiveState, decode_record
 from reconciler.model import DesiredState
-from reconciler.providers import AccountInfo, IMProvider, MassSpeedProvider, SubscriberPage
+from reconciler.providers import (
+    AccountInfo,
+    IMProvider,
+    MassSpeedProvider,
+    SubscriberPage,
+    Subscription,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +65,37 @@ def _live_account(
         owned=owned,
         last_applied=decode_record(record) if owned else decode_record(None),
     )
+
+
+def split_ledger(
+    subscriptions: Iterable[Subscription], inventory_user: str
+) -> tuple[dict[str, Subscription], dict[int, Slot]]:
+    """The inventory walk's answer as owned accounts and ledger slots (invisible to users).
+
+    A slot whose CustomString is not a ledger's reads as empty, with a warning: it is rewritten
+    when apply next uses it, and an unreadable slot never stops a run.
+    """
+    owned: dict[str, Subscription] = {}
+    slots: dict[int, Slot] = {}
+    for sub in subscriptions:
+        info = sub.account
+        index = slot_index(inventory_user, info.id)
+        if index is None:
+            owned[info.id] = sub
+            continue
+        ids = decode_slot(info.custom_string)
+        if ids is None:
+            logger.warning(
+                "inventory ledger slot %s holds text that is not a ledger's; read as empty",
+                info.id,
+            )
+            slots[index] = Slot(index, info.id, readable=False)
+        else:
+            # a slot naming a slot (edited by hand) must not make the reader adopt the ledger
+            slots[index] = Slot(
+                index, info.id, frozenset(i for i in ids if slot_index(inventory_user, i) is None)
+            )
+    return owned, dict(sorted(slots.items()))
 
 
 def _users_that_must_exist(desired: DesiredState, accounts: Mapping[str, LiveAccount]) -> set[str]:
@@ -120,9 +162,10 @@ async def _read_live(
         walk = group.create_task(im.get_subscriptions(inventory_user))
         speed_task = group.create_task(speed())
     subscriptions = walk.result()
-    logger.info("inventory %s owns %d account(s)", inventory_user, len(subscriptions))
+    owned, slots = split_ledger(subscriptions, inventory_user)
+    pending = frozenset().union(*(s.ids for s in slots.values())) - set(owned)
+    logger.info("inventory %s owns %d account(s)", inventory_user, len(owned))
 
-    owned = {s.account.id: s for s in subscriptions}
     with_subscribers = {a.id for a in desired.accounts.values() if a.subscribers is not None}
     accounts: dict[str, LiveAccount] = {}
     # Accounts whose lists are being paged at once: enough to keep every place in flight busy,
@@ -145,19 +188,31 @@ async def _read_live(
     async def unowned_account(info: AccountInfo) -> None:
         accounts[info.id] = _live_account(info, await subscribers(info.id), owned=False)
 
-    async def declared_elsewhere(ids: Iterable[str]) -> None:
+    missing: set[str] = set()
+
+    async def not_owned(ids: Iterable[str]) -> None:
         wanted = sorted(ids)
         if not wanted:
             return
         found = await im.get_accounts(wanted)
+        missing.update(pending - set(found))
         async with asyncio.TaskGroup() as inner:
             for info in found.values():
-                inner.create_task(unowned_account(info))
+                if info.id in desired.accounts:
+                    inner.create_task(unowned_account(info))
+                else:  # created by an interrupted apply; its members are not needed
+                    accounts[info.id] = LiveAccount(
+                        id=info.id,
+                        owner=info.owner,
+                        profile=info.profile,
+                        subscriber_count=info.subscriber_num,
+                        pending=True,
+                    )
 
     async with asyncio.TaskGroup() as group:
         for account_id in sorted(owned):
             group.create_task(owned_account(account_id))
-        group.create_task(declared_elsewhere(set(desired.accounts) - set(owned)))
+        group.create_task(not_owned((set(desired.accounts) | pending) - set(owned)))
 
     needed = _users_that_must_exist(desired, accounts)
     unknown = set(needed)
@@ -181,6 +236,7 @@ async def _read_live(
         inventory_exists=bool(subscriptions) or checked.get(inventory_user, False),
         mass_speed=speed_task.result(),
         read_calls=dict(read_calls),
+        ledger=Ledger(slots, frozenset(missing)),
     )
 
 
@@ -192,8 +248,9 @@ async def read_fingerprinted(
     inventory_user: str,
     mass: MassSpeedProvider | None = None,
 ) -> LiveState:
-    """Re-read what a saved plan fingerprinted, to refuse it when stale: the inventory, the other
-    accounts by id, the subscriber lists it had read, and the mass speed when asked."""
+    """Re-read what a saved plan fingerprinted, to refuse it when stale: the inventory (the
+    ledger's slots with it), the other accounts by id, the subscriber lists it had read, and the
+    mass speed when asked."""
     with plain_errors():
         return await _read_fingerprinted(
             account_ids, with_members, im, inventory_user=inventory_user, mass=mass
@@ -217,7 +274,7 @@ async def _read_fingerprinted(
     async with asyncio.TaskGroup() as group:
         walk = group.create_task(im.get_subscriptions(inventory_user))
         speed_task = group.create_task(speed())
-    owned = {s.account.id: s for s in walk.result()}
+    owned, slots = split_ledger(walk.result(), inventory_user)
     accounts: dict[str, LiveAccount] = {}
 
     async def one(info: AccountInfo, record: str | None) -> None:
@@ -235,6 +292,7 @@ async def _read_fingerprinted(
         accounts=dict(sorted(accounts.items())),
         existing_users=frozenset(),
         inventory_user=inventory_user,
-        inventory_exists=bool(owned),
+        inventory_exists=bool(owned or slots),
         mass_speed=speed_task.result(),
+        ledger=Ledger(slots),
     )

@@ -15,10 +15,12 @@ from typing import Any, Final
 
 from reconciler.changes import (
     AddSubscribers,
+    AdoptOrphan,
     Change,
     CreateAccount,
     DestroyAccount,
     ImportUsers,
+    LedgerWrite,
     ModifyAccount,
     Notice,
     PlanProblem,
@@ -83,6 +85,12 @@ def _headline(changes: Sequence[Change]) -> tuple[str, str] | None:
         return "+", "will be created"
     if any(isinstance(c, DestroyAccount) for c in changes):
         return "-", "will be destroyed"
+    if any(isinstance(c, AdoptOrphan) for c in changes):
+        return (
+            "<=",
+            "will be adopted into this repo's inventory"
+            " (created by an interrupted apply, no longer declared)",
+        )
     if any(isinstance(c, Record) and c.adopt for c in changes):
         return "<=", "will be adopted into this repo's inventory"
     if any(not isinstance(c, Record) for c in changes):
@@ -135,6 +143,14 @@ def _detail_lines(changes: Sequence[Change], *, show_all: bool) -> list[tuple[st
             lines.append(
                 ("-", f"owner: {_value(c.owner)}, {plural(c.subscriber_count, 'subscriber')}")
             )
+        elif isinstance(c, AdoptOrphan):
+            lines.append(
+                (
+                    " ",
+                    f"owner: {_value(c.owner)}, {plural(c.subscriber_count, 'subscriber')};"
+                    " `--prune` destroys it instead",
+                )
+            )
     return lines
 
 
@@ -168,6 +184,21 @@ def _records_line(plan: Plan) -> str | None:
     if not bare:
         return None
     return f"Inventory records to update (bookkeeping only): {len(bare)}: {_ids(frozenset(bare))}"
+
+
+def _ledger_line(plan: Plan) -> str | None:
+    writes = [c for c in plan.changes if isinstance(c, LedgerWrite)]
+    if not writes:
+        return None
+    creates = sum(len(w.add) for w in writes)
+    used = sum(1 for w in writes if w.add)
+    text = "Inventory ledger (bookkeeping): "
+    if creates:
+        they = "it is" if creates == 1 else "they are"
+        text += (
+            f"{plural(creates, 'create')} recorded in {plural(used, 'slot')} before {they} sent; "
+        )
+    return text + f"{plural(len(writes), 'slot')} cleared after."
 
 
 def _safety_lines(plan: Plan) -> list[str]:
@@ -217,6 +248,9 @@ def render_text(plan: Plan, *, color: bool = False, show_all: bool = False) -> s
     records = _records_line(plan)
     if records:
         out.append(records)
+    ledger = _ledger_line(plan)
+    if ledger:
+        out.append(ledger)
     out.append(_headline_text(plan))
     out.extend(_safety_lines(plan))
     out.append(plan.cost.describe())
@@ -314,6 +348,9 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     records = _records_line(plan)
     if records:
         tail += [_esc(records), ""]
+    ledger = _ledger_line(plan)
+    if ledger:
+        tail += [_esc(ledger), ""]
     tail += _safety_lines(plan)[:1]
     tail += [f"- {_esc(str(v))}" for v in plan.violations[:MARKDOWN_LIST_ITEMS]]
     if len(plan.violations) > MARKDOWN_LIST_ITEMS:

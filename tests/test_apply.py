@@ -16,6 +16,7 @@ from reconciler.changes import (
     DestroyAccount,
     FieldChange,
     ImportUsers,
+    LedgerWrite,
     ModifyAccount,
     ProfileChange,
     Record,
@@ -24,6 +25,7 @@ from reconciler.changes import (
 )
 from reconciler.config import Limits, Safety, SandboxTarget
 from reconciler.connect import Providers, connect
+from reconciler.ledger import slot_id
 from reconciler.live import LastApplied
 from reconciler.model import ProfileField
 from reconciler.plan import Fingerprint, TargetIdentity, make_plan
@@ -42,6 +44,7 @@ def run(
     fingerprints: Mapping[str, Fingerprint | None] | None = None,
     wechat: bool = True,
     verify_full: bool = False,
+    inventory: str = INVENTORY,
 ) -> ApplyResult:
     plan = make_plan(
         changes,
@@ -56,7 +59,7 @@ def run(
     async def main() -> ApplyResult:
         async with connect(SandboxTarget("sandbox", db), Limits()) as providers:
             chosen = providers if wechat else Providers(providers.im, None, providers.pacer)
-            return await apply_plan(plan, chosen, inventory_user=INVENTORY, verify_full=verify_full)
+            return await apply_plan(plan, chosen, inventory_user=inventory, verify_full=verify_full)
 
     return asyncio.run(main())
 
@@ -87,6 +90,12 @@ def seed(db: Path, *users: str, account: str | None = None, members: Sequence[st
     finally:
         http.close()
         box.close()
+
+
+def ledger_for(*created: str) -> LedgerWrite:
+    """The ledger's first slot, new, recording `created` before they are sent."""
+    empty: frozenset[str] = frozenset()
+    return LedgerWrite(0, slot_id(INVENTORY, 0), False, empty, frozenset(created), empty)
 
 
 def record(protect: bool = False) -> LastApplied:
@@ -218,6 +227,7 @@ def test_full_verification_of_a_created_account(tmp_path: Path) -> None:
     result = run(
         db,
         [
+            ledger_for("@TOA#_new"),
             CreateAccount("@TOA#_new", "boss", ((NAME, "New"),)),
             AddSubscribers("@TOA#_new", frozenset({"alice", "bob"})),
             Record("@TOA#_new", record(), subscribe=True),

@@ -60,6 +60,9 @@ def test_a_failed_change_that_was_applied_is_reported_failed_not_unverified(
         clean = Sandbox(sandbox_options(db))
         try:
             vendor = Vendor("http://sandbox", db, transport=clean.transport())
+            if vendor.account("@TOA#_news") is None:  # its ledger slot was not written
+                vendor.close()
+                continue
             live = vendor.members("@TOA#_news")
             done_anyway = failed & live if verb == "add" else failed - live
             if not done_anyway:

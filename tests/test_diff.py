@@ -24,6 +24,7 @@ from reconciler.changes import (
     FieldChange,
     ImportInventoryUser,
     ImportUsers,
+    LedgerWrite,
     ModifyAccount,
     Notice,
     PlanProblem,
@@ -34,10 +35,12 @@ from reconciler.changes import (
     SetSubscriberProfiles,
 )
 from reconciler.diff import diff, narrow
+from reconciler.ledger import slot_id
 from reconciler.live import LiveState, record_for
 from reconciler.model import DesiredState, SubscriberPolicy
 
 EXACT = SubscriberPolicy.EXACT
+SLOT0 = slot_id(INVENTORY, 0)
 
 
 def run(d: DesiredState, state: LiveState, *, prune: bool = False) -> list[Change]:
@@ -56,6 +59,7 @@ def test_fresh_project_creates_everything_in_design_order() -> None:
     assert changes == [
         ImportInventoryUser(INVENTORY),
         ImportUsers(frozenset({"ops_admin", "alice", "bob"})),
+        LedgerWrite(0, SLOT0, False, frozenset(), frozenset({"@TOA#_news"}), frozenset()),
         CreateAccount(
             "@TOA#_news", "ops_admin", ((F.NAME, "Daily News"), (F.INTRODUCTION, "Morning"))
         ),
@@ -150,7 +154,7 @@ def test_ignore_changes_fields_are_set_at_create_only() -> None:
         "news", profile={F.NAME: "News", F.CUSTOM_STRING: "tier=gold"}, ignore=[F.CUSTOM_STRING]
     )
     created = run(desired(news), live())
-    assert created[0] == CreateAccount(
+    assert created[1] == CreateAccount(
         "@TOA#_news", "ops_admin", ((F.NAME, "News"), (F.CUSTOM_STRING, "tier=gold"))
     )
     state = live(

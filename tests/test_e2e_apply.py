@@ -170,7 +170,7 @@ def test_saved_plan_applied_twice_is_refused_the_second_time(
     assert again.code == 1
     assert again.err == (
         "error: stale plan: 1 account(s) changed since the plan was made: @TOA#_news;"
-        " make the plan again\n"
+        " the inventory ledger changed since the plan was made (slot 0); make the plan again\n"
     )
     assert vendor.effects() == before
 
@@ -497,30 +497,37 @@ def test_inventory_user_deleted_by_hand_is_recovered_by_adoption(
     converged(project)
 
 
-def test_a_new_accounts_inventory_subscription_failing_in_its_member_batch(
+def test_an_inventory_user_deleted_after_the_plan_stops_the_creates_before_they_are_sent(
     project: Project, vendor: Vendor
 ) -> None:
-    """The inventory user rides in a new account's add_subscriber batch. Deleted by hand after
-    `plan --out`, its item fails: reported once, the record is skipped (exit 3), the members are
-    in, and the next plan adopts the account."""
+    """Deleted by hand after `plan --out`, the inventory user can own no ledger slot: the slot's
+    create fails (reported once), so the account's create is not sent (an account created
+    without a record anywhere could be lost by a kill): exit 1, nothing applied. The next plan
+    imports the inventory user again and creates the account. (The inventory user's item failing
+    in a new account's member batch, after its create: tests/test_apply.py.)"""
     vendor.import_users(INVENTORY, "ops_admin", "alice")
     news = account_doc("news", name="News", subscribers={"members": ["alice"]})
     project.manifests(news, users("ops_admin", "alice"))
     assert project.cli("plan", "m", "--out", "p.json").code == 0
     vendor.delete_users(INVENTORY)
-    partial = project.cli("apply", "p.json")
-    assert partial.code == 3, partial.text
+    refused = project.cli("apply", "p.json")
+    assert refused.code == 1, refused.text
     assert_lines(
-        partial,
-        "@TOA#_news                  2       1        1",
-        "failed  @TOA#_news: inventory subscription reconciler-inventory: add_subscriber"
-        " result 0 for reconciler-inventory",
-        "skipped @TOA#_news: record: the inventory subscription failed",
+        refused,
+        "(inventory ledger)          0       1        0",
+        "@TOA#_news                  0       0        3",
+        "failed  (inventory ledger): ledger slot @TOA#_rcl-f60a3fdba772-0: tencent"
+        " (create_official_account) on @TOA#_rcl-f60a3fdba772-0: Owner_Account has not been"
+        " imported [vendor code 70107]",
+        "skipped @TOA#_news: create: not sent: its inventory ledger slot could not be written"
+        " (the next run retries)",
+        "Nothing was applied.",
     )
-    assert vendor.members("@TOA#_news") == {"alice"}
+    assert vendor.account("@TOA#_news") is None
     rest = project.cli("plan", "m", "--detailed-exitcode")
     assert rest.code == 2, rest.text
-    assert "<= account @TOA#_news will be adopted into this repo's inventory" in rest.lines
+    assert "+ account @TOA#_news will be created" in rest.lines
     assert apply(project).code == 0
     assert vendor.owned() == {"@TOA#_news"}
+    assert vendor.ledger() == {"@TOA#_rcl-f60a3fdba772-0": []}
     converged(project)

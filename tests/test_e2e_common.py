@@ -38,6 +38,8 @@ WECHAT_SECRET = "e2e-wechat-secret-93d2e7aa0be1"
 #: The environment variables reconciler.yaml reads them from.
 ENV = {"E2E_IM_KEY": IM_SECRET, "E2E_WX_SECRET": WECHAT_SECRET}
 INVENTORY = "reconciler-inventory"
+#: how the ids of the inventory ledger's slots start (sha256("reconciler-inventory")[:12])
+LEDGER_SLOT = "@TOA#_rcl-f60a3fdba772-"
 PROFILE_KEYS = ("Name", "Introduction", "FaceUrl", "Organization", "CustomString")
 
 
@@ -188,8 +190,7 @@ class Vendor:
     def members(self, account_id: str) -> set[str]:
         return set(self.subscribers(account_id))
 
-    def owned(self) -> set[str]:
-        """The accounts the inventory user subscribes to."""
+    def _subscribed(self) -> list[dict[str, Any]]:
         doc = self._ok(
             self.client.oa(
                 "get_subscribed_official_account_list",
@@ -197,7 +198,26 @@ class Vendor:
             )
         )
         assert doc["CompleteFlag"] == 1
-        return {item["Official_Account"] for item in doc["OfficialAccountInfoList"]}
+        return list(doc["OfficialAccountInfoList"])
+
+    def owned(self) -> set[str]:
+        """The accounts the inventory user subscribes to, its ledger's slots left out."""
+        return {
+            item["Official_Account"]
+            for item in self._subscribed()
+            if not item["Official_Account"].startswith(LEDGER_SLOT)
+        }
+
+    def ledger(self) -> dict[str, list[str]]:
+        """The inventory ledger's slots the inventory user subscribes to: id → the ids held
+        (their CustomString after its header line, as stored)."""
+        slots = {}
+        for item in self._subscribed():
+            if item["Official_Account"].startswith(LEDGER_SLOT):
+                header, *ids = item["CustomString"].split("\n")
+                assert header == "reconciler-ledger/v1", item
+                slots[item["Official_Account"]] = ids
+        return slots
 
     def imported(self, users: Iterable[str]) -> dict[str, bool]:
         wanted = sorted(set(users))

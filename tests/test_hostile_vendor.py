@@ -444,7 +444,8 @@ ERRORS: list[tuple[str, Script, str]] = [
     (
         "endless-offsets",
         on(OWNED, _endless_offsets),
-        f"{AT_OWNED}: paging did not end after 4 pages for 1 accounts",
+        # news and the inventory ledger's slot (reconciler/ledger.py)
+        f"{AT_OWNED}: paging did not end after 4 pages for 2 accounts",
     ),
     # statuses that are not retried
     (
@@ -770,8 +771,10 @@ def test_subscription_pages_are_bounded_and_their_self_info_checked(project: Pro
     assert _run_client(project, bent(OWNED, huge), read) == (
         f"{AT_OWNED}: a page held 201 accounts, over the 200 asked"
     )
-    (subscription,) = _run_client(project, bent(OWNED, lacking), read)
-    assert (subscription.account.id, subscription.custom_string) == (NEWS, "")
+    # the first item (the inventory ledger's slot, subscribed first: reconciler/ledger.py) lacks
+    # its SelfInfo: read as an empty one
+    first, second = _run_client(project, bent(OWNED, lacking), read)
+    assert (first.custom_string, second.account.id) == ("", NEWS)
     assert _run_client(project, bent(OWNED, odd_record), read) == (
         f"{AT_OWNED}: malformed answer: OfficialAccountInfoList[0].SelfInfo.CustomString is"
         " ['r'], not a string"

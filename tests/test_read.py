@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
+
 from reconciler.config import Limits, SandboxTarget
 from reconciler.connect import connect
+from reconciler.ledger import Ledger, Slot, encode_slot, slot_id
 from reconciler.live import LiveAccount, encode_record, record_for
 from reconciler.model import (
     Account,
@@ -20,7 +24,7 @@ from reconciler.model import (
     Subscribers,
 )
 from reconciler.providers import TencentClient, WeChatClient
-from reconciler.read import read_live
+from reconciler.read import read_fingerprinted, read_live
 from reconciler.sandbox.server import Sandbox
 
 T = TypeVar("T")
@@ -177,5 +181,83 @@ def test_large_reads_are_paged_and_batched_once(sandbox: Sandbox) -> None:
         got: LiveAccount = live.accounts[big.id]
         assert got.subscribers is not None and len(got.subscribers) == 301
         assert live.existing_users == {"owner"} | frozenset(sorted(members)[300:])
+
+    on_sandbox(sandbox, body)
+
+
+async def ledger_slot(im: TencentClient, index: int, content: str) -> str:
+    """Create slot `index` of the inventory ledger holding `content`, as apply does."""
+    slot = slot_id(INVENTORY, index)
+    fields = {ProfileField.NAME: "reconciler ledger", ProfileField.CUSTOM_STRING: content}
+    await im.create_account(slot, INVENTORY, fields)
+    await im.add_subscribers(slot, [INVENTORY])
+    return slot
+
+
+def test_the_ledger_comes_with_the_walk_and_its_ids_with_the_declared_ones(
+    sandbox: Sandbox,
+) -> None:
+    """Slot 0 names an owned account, one an interrupted apply created (`lost`, no longer
+    declared) and one whose create never happened; the slot is not an account of the repo, `lost`
+    is read as pending in the batch that reads the declared `ghost`, nothing costs a call more."""
+    news = account("news")
+    ghost = account("ghost")
+    desired = desired_of(news, ghost)
+
+    async def body(im: TencentClient, wx: WeChatClient) -> None:
+        del wx
+        await im.import_accounts(["owner", INVENTORY])
+        await own(im, news)
+        await im.create_account("@TOA#_lost", "owner", {ProfileField.NAME: "Lost"})
+        held = {news.id, "@TOA#_lost", "@TOA#_never"}
+        await ledger_slot(im, 0, encode_slot(held))
+        before = dict(im.calls)
+
+        live = await read_live(desired, im, inventory_user=INVENTORY)
+
+        calls = {k: v - before.get(k, 0) for k, v in im.calls.items() if v != before.get(k, 0)}
+        assert calls == {
+            "get_subscribed_official_account_list": 1,
+            "get_official_account_info": 1,  # ghost, lost and never: one batch
+        }
+        assert sorted(live.accounts) == ["@TOA#_lost", news.id]
+        lost = live.accounts["@TOA#_lost"]
+        assert (lost.owned, lost.pending, lost.owner, lost.subscribers) == (
+            False,
+            True,
+            "owner",
+            None,
+        )
+        assert live.accounts[news.id].owned and not live.accounts[news.id].pending
+        assert live.ledger == Ledger(
+            {0: Slot(0, slot_id(INVENTORY, 0), frozenset(held))}, frozenset({"@TOA#_never"})
+        )
+        # the saved-plan re-read sees the slots too, and not as accounts
+        again = await read_fingerprinted([news.id], [], im, inventory_user=INVENTORY)
+        assert sorted(again.accounts) == [news.id]
+        assert again.ledger.slots == live.ledger.slots
+
+    on_sandbox(sandbox, body)
+
+
+def test_a_slot_that_holds_something_else_reads_as_empty_with_a_warning(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(im: TencentClient, wx: WeChatClient) -> None:
+        del wx
+        await im.import_accounts(["owner", INVENTORY])
+        garbled = await ledger_slot(im, 0, "edited by hand")
+        own_slot = await ledger_slot(im, 1, encode_slot([slot_id(INVENTORY, 0), "@TOA#_x"]))
+        with caplog.at_level(logging.WARNING, logger="reconciler.read"):
+            live = await read_live(desired_of(), im, inventory_user=INVENTORY)
+        assert live.accounts == {}
+        assert live.ledger.slots == {
+            0: Slot(0, garbled, readable=False),
+            1: Slot(1, own_slot, frozenset({"@TOA#_x"})),  # a slot never names a slot
+        }
+        assert live.ledger.missing == frozenset({"@TOA#_x"})
+        assert caplog.messages == [
+            f"inventory ledger slot {garbled} holds text that is not a ledger's; read as empty"
+        ]
 
     on_sandbox(sandbox, body)

@@ -7,40 +7,57 @@ subscriber profiles, the inventory records, the destroys and the mass speed what
 speed. Every re-run must converge to exactly the manifests (raw vendor reads), a fresh plan must
 say no changes, and the call log must show no account created twice and no subscriber added twice.
 
+After every kill, every account on the vendor is owned by the inventory user, a slot of the
+inventory ledger, or named in a slot (`reconciler/ledger.py`: creates are recorded before they are
+sent); after every re-run, every account is owned or a slot: nothing is left unowned.
+
 The orphan case gets its own tests: an account created but killed before its inventory record was
-written is found by id and adopted by the next run (custom ids make that possible); and what
-happens when the next run no longer declares it.
+written is found and adopted by the next run, declared or not (a kill during a create whose
+answer was never seen; then `--prune` destroys the leftover), and a run killed at each point of the
+ledger's protocol (before the ledger write, between it and the create, between the create and the
+inventory subscription, before the ledger's rewrite; a scripted vendor holds the chosen call) is
+followed by a run that converges with nothing unowned, whether the account is still declared or
+not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hostile_vendor import Call, Misbehave, hostile_vendor
 from test_e2e_common import (
     ENV,
     INVENTORY,
+    LEDGER_SLOT,
     Project,
     Vendor,
     account_doc,
     config_text,
     docs,
     no_changes,
+    sandbox_options,
     users,
 )
 from test_e2e_faults import check_log, serving
 from test_soak import clean_vendor, converge
+
+from reconciler.sandbox.server import Sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +130,39 @@ def check_exact(vendor: Vendor, wanted: dict[str, dict[str, Any]], gone: set[str
     assert vendor.owned() == set(wanted)
     for account_id in gone:
         assert vendor.account(account_id) is None, account_id
+
+
+def vendor_accounts(db_path: Path) -> tuple[set[str], set[str], set[str]]:
+    """Every account the sandbox's store holds, those the inventory user subscribes to, and the
+    ids the inventory ledger's slots name: one snapshot, read from the store itself."""
+    with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as conn, conn:
+        conn.execute("BEGIN")
+        rows = conn.execute("SELECT oa_id, custom_string FROM accounts").fetchall()
+        owned = {
+            r[0]
+            for r in conn.execute(
+                "SELECT account FROM subscriptions WHERE subscriber = ?", (INVENTORY,)
+            )
+        }
+    named = {
+        line
+        for oa_id, text in rows
+        if oa_id.startswith(LEDGER_SLOT)
+        for line in str(text).split("\n")[1:]
+    }
+    return {r[0] for r in rows}, owned, named
+
+
+def unowned(db_path: Path) -> set[str]:
+    """Accounts that are neither owned by the inventory user nor a ledger slot."""
+    every, owned, _ = vendor_accounts(db_path)
+    return {a for a in every - owned if not a.startswith(LEDGER_SLOT)}
+
+
+def unrecorded(db_path: Path) -> set[str]:
+    """Accounts neither owned, nor a ledger slot, nor named in one: what no run could find."""
+    _, _, named = vendor_accounts(db_path)
+    return unowned(db_path) - named
 
 
 def last_id(http: httpx.Client) -> int:
@@ -196,16 +246,18 @@ def test_sigkill_at_seeded_call_counts_then_a_rerun_converges(project: Project) 
             with clean_vendor(project.db_path) as vendor:
                 before = vendor.effects().total()
             process = apply_process(project, "--prune", "--force", "--config", "slow.yaml")
-            # an uninterrupted run makes about 27 calls: 7 reads (the WeChat token and speed
-            # included), the creates, profile and membership writes and records, the destroy,
-            # the mass speed, the verification read
-            seen = kill_after(process, served.http, since, calls=rng.randint(1, 27))
+            # an uninterrupted run makes about 29 calls: 7 reads (the WeChat token and speed
+            # included), the ledger's write, the creates, profile and membership writes and
+            # records, the destroy, the ledger's rewrite, the mass speed, the verification read
+            seen = kill_after(process, served.http, since, calls=rng.randint(1, 29))
             if process.returncode == -signal.SIGKILL:
                 killed += 1
                 phases[phase(seen)] += 1
+            assert unrecorded(project.db_path) == set()
             with clean_vendor(project.db_path) as vendor:
                 at_kill = vendor.effects().total()
             converge(project)
+            assert unowned(project.db_path) == set()
             for _ in range(3):  # a read may give up under faults: plan again
                 plan = project.cli("plan", "m", "--prune", "--detailed-exitcode")
                 if "gave up after 5 attempts" not in plan.err:
@@ -228,25 +280,36 @@ def test_sigkill_at_seeded_call_counts_then_a_rerun_converges(project: Project) 
     assert {"get_official_account_info", "account_check"} & set(phases), phases
 
 
+SLOT0 = LEDGER_SLOT + "0"
+
+
 def kill_during_the_create(project: Project) -> None:
     """Run apply against a slow server (400 ms a call) and SIGKILL it 200 ms after its user
-    imports (ops_admin, alice, bob and the inventory user: 4 effects) were answered: the create it
-    sent right after is in flight and the server still applies it, but the run never sees the
+    imports (ops_admin, alice, bob and the inventory user: 4 effects) and the inventory ledger's
+    first slot (created holding @TOA#_news, and subscribed: 2 effects) were answered: the create
+    it sent right after is in flight and the server still applies it, but the run never sees the
     answer, so it never subscribes the inventory user nor writes the record (a crash between
     create and record; a create whose answer was lost is the same)."""
     with serving(project, "--latency-ms", "400") as vendor:
         process = apply_process(project)
         since = last_id(vendor.http)
-        seen = kill_after(process, vendor.http, since, effects=4, delay=0.2)
+        seen = kill_after(process, vendor.http, since, effects=6, delay=0.2)
         assert process.returncode == -signal.SIGKILL
-        imported = sorted(e[1] for entry in seen for e in entry["effects"])
-        assert imported == ["alice", "bob", "ops_admin", INVENTORY], seen
+        effects = sorted(tuple(e) for entry in seen for e in entry["effects"])
+        assert effects == [
+            ("account_created", SLOT0),
+            ("subscriber_added", SLOT0, INVENTORY),
+            *(("user_imported", u) for u in sorted(["alice", "bob", "ops_admin", INVENTORY])),
+        ], seen
         time.sleep(0.6)  # the create still in the server's latency is applied meanwhile
         after = [entry["effects"] for entry in vendor.log()[-2:]]
         assert after[-1] == [["account_created", "@TOA#_news"]], after
         assert vendor.account("@TOA#_news") is not None
         assert vendor.owned() == set()
         assert vendor.subscribers("@TOA#_news", with_inventory=True) == {}
+        assert vendor.ledger() == {SLOT0: ["@TOA#_news"]}  # what makes it findable
+    assert unowned(project.db_path) == {"@TOA#_news"}
+    assert unrecorded(project.db_path) == set()
 
 
 def test_an_account_created_before_a_kill_is_adopted_by_the_next_run(project: Project) -> None:
@@ -267,18 +330,20 @@ def test_an_account_created_before_a_kill_is_adopted_by_the_next_run(project: Pr
             "bob",
             INVENTORY,
         }
+        assert vendor.ledger() == {SLOT0: []}
         no_changes(project.cli("plan", "m", "--detailed-exitcode"))
         check_log(vendor)
         assert vendor.effects()[("account_created", "@TOA#_news")] == 1
 
 
-def test_an_orphan_no_longer_declared_stays_unowned_and_invisible(project: Project) -> None:
-    """The known limit (DESIGN section 6: accounts outside this repo's inventory are invisible):
-    killed during the create, then the manifest drops the account before the next run. Nothing
-    recorded that the create happened, so no run can see the account: it is left on the vendor,
-    unowned, and `--prune` cannot remove it. Declaring it again (or `reconciler import`) brings it
-    back under management. If this test starts failing because the leftover is found, the gap
-    was closed: update RELIABILITY.md."""
+def test_an_account_created_before_a_kill_and_no_longer_declared_is_adopted_then_pruned(
+    project: Project,
+) -> None:
+    """Killed during the create, then the manifests drop the account before the next run. The
+    inventory ledger names it, so the next plan finds it and adopts it (it was ours: created by
+    the interrupted apply); once owned, `--prune` destroys it like any orphan. No double create,
+    and nothing is left unowned. (Issue 7: "an account created but never recorded in the
+    inventory must be found and adopted on the next run".)"""
     people = users("ops_admin", "alice", "bob")
     news = account_doc("news", name="News", subscribers={"members": ["alice", "bob"]})
     sports = account_doc("sports", name="Sports")
@@ -286,17 +351,166 @@ def test_an_orphan_no_longer_declared_stays_unowned_and_invisible(project: Proje
     kill_during_the_create(project)
     with serving(project) as vendor:
         project.manifests(sports, people)
-        applied = project.cli("apply", "m", "--auto-approve", "--prune")
+        plan = project.cli("plan", "m")
+        assert plan.code == 0, plan.text
+        assert (
+            "<= account @TOA#_news will be adopted into this repo's inventory"
+            " (created by an interrupted apply, no longer declared)"
+        ) in plan.lines, plan.out
+        applied = project.cli("apply", "m", "--auto-approve")
         assert applied.code == 0, applied.text
-        no_changes(project.cli("plan", "m", "--prune", "--detailed-exitcode"))
+        assert "Applied: 1 created, 1 adopted" in applied.out, applied.out
+        assert vendor.owned() == {"@TOA#_news", "@TOA#_sports"}  # raw: the inventory subscribes
+        assert vendor.ledger() == {SLOT0: []}
+        assert unowned(project.db_path) == set()
+        plan = project.cli("plan", "m", "--prune")
+        assert "- account @TOA#_news will be destroyed" in plan.lines, plan.out
+        pruned = project.cli("apply", "m", "--auto-approve", "--prune", "--allow-destroys", "1")
+        assert pruned.code == 0, pruned.text
+        assert vendor.account("@TOA#_news") is None
         assert vendor.owned() == {"@TOA#_sports"}
-        assert vendor.account("@TOA#_news") is not None  # the unowned leftover
-        project.manifests(news, sports, people)  # declared again: adopted
-        again = project.cli("apply", "m", "--auto-approve")
-        assert again.code == 0, again.text
-        assert "Applied: 0 created, 1 adopted" in again.out, again.out
-        assert vendor.owned() == {"@TOA#_news", "@TOA#_sports"}
+        no_changes(project.cli("plan", "m", "--prune", "--detailed-exitcode"))
         check_log(vendor)
+        assert vendor.effects()[("account_created", "@TOA#_news")] == 1
+    assert unowned(project.db_path) == set()
+
+
+def test_with_prune_the_next_run_destroys_the_leftover_at_once(project: Project) -> None:
+    people = users("ops_admin", "alice", "bob")
+    news = account_doc("news", name="News", subscribers={"members": ["alice", "bob"]})
+    project.manifests(news, people)
+    kill_during_the_create(project)
+    with serving(project) as vendor:
+        project.manifests(people)
+        plan = project.cli("plan", "m", "--prune")
+        assert "- account @TOA#_news will be destroyed" in plan.lines, plan.out
+        assert "Plan: 0 to create, 0 to modify, 1 to destroy, 0 to adopt." in plan.lines
+        pruned = project.cli("apply", "m", "--auto-approve", "--prune", "--allow-destroys", "1")
+        assert pruned.code == 0, pruned.text
+        assert vendor.account("@TOA#_news") is None
+        assert vendor.ledger() == {SLOT0: []}
+        no_changes(project.cli("plan", "m", "--prune", "--detailed-exitcode"))
+    assert vendor_accounts(project.db_path)[0] == {SLOT0}
+
+
+#: The state each kill leaves: (the slot exists, what the ledger shows, news exists, news owned).
+AT_KILL = {
+    "before the ledger write": (False, {}, False, False),
+    "between the slot's create and its subscription": (True, {}, False, False),
+    "between the ledger write and the create": (True, {SLOT0: ["@TOA#_news"]}, False, False),
+    "between the create and the inventory subscription": (
+        True,
+        {SLOT0: ["@TOA#_news"]},
+        True,
+        False,
+    ),
+    "before the ledger rewrite": (True, {SLOT0: ["@TOA#_news"]}, True, True),
+}
+#: Where the scripted vendor holds the apply (then SIGKILLed): the call, its account, and whether
+#: the vendor applies it before holding its answer for ever.
+LEDGER_POINTS = {
+    "before the ledger write": ("create_official_account", SLOT0, False),
+    "between the slot's create and its subscription": ("add_subscriber", SLOT0, False),
+    "between the ledger write and the create": ("create_official_account", "@TOA#_news", False),
+    "between the create and the inventory subscription": (
+        "create_official_account",
+        "@TOA#_news",
+        True,
+    ),
+    "before the ledger rewrite": ("modify_official_account_base_info", SLOT0, False),
+}
+
+
+def _account_of(call: Call) -> str:
+    body = call.json()
+    return str(body.get("OfficialAccountUserID") or body.get("Official_Account") or "")
+
+
+@contextlib.contextmanager
+def holding(project: Project, command: str, account: str, apply_it: bool) -> Iterator[Vendor]:
+    """A scripted vendor over the project's database that holds the first `command` on `account`
+    (applied first when `apply_it`), never answering it; honest otherwise, and once `release` is
+    set. Yields raw vendor calls through it, with `.held` (a threading.Event) set when it holds."""
+    held = threading.Event()
+    release = threading.Event()
+
+    def script(call: Call) -> Misbehave | None:
+        if release.is_set() or held.is_set() or call.command != command:
+            return None
+        if _account_of(call) != account:
+            return None
+        if apply_it:
+            call.honest()
+        held.set()
+        return Misbehave(mode="silent")
+
+    box = Sandbox(sandbox_options(project.db_path))
+    try:
+        with hostile_vendor(box, script) as server:
+            project.base_url = server.base_url
+            project.configure()
+            vendor = Vendor(server.base_url, project.db_path)
+            vendor.held = held  # type: ignore[attr-defined]
+            vendor.release = release  # type: ignore[attr-defined]
+            try:
+                yield vendor
+            finally:
+                vendor.close()
+    finally:
+        box.close()
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "dropped"])
+@pytest.mark.parametrize("point", list(LEDGER_POINTS))
+def test_a_kill_at_each_point_of_the_ledger_protocol_converges_with_nothing_unowned(
+    project: Project, point: str, declared: bool
+) -> None:
+    """The run that creates @TOA#_news is killed at `point`; the next run, with the account
+    still declared or dropped from the manifests (and another to create), converges, and every
+    account on the vendor is owned or a ledger slot; with `--prune` the leftover goes too."""
+    command, account, apply_it = LEDGER_POINTS[point]
+    people = users("ops_admin", "alice", "bob")
+    news = account_doc("news", name="News", subscribers={"members": ["alice", "bob"]})
+    sports = account_doc("sports", name="Sports")
+    project.manifests(news, people)
+    with holding(project, command, account, apply_it) as vendor:
+        process = apply_process(project)
+        assert vendor.held.wait(30), "the apply never reached the point"  # type: ignore[attr-defined]
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        vendor.release.set()  # type: ignore[attr-defined]
+        state = (
+            vendor.account(SLOT0) is not None,
+            vendor.ledger(),
+            vendor.account("@TOA#_news") is not None,
+            "@TOA#_news" in vendor.owned(),
+        )
+        assert state == AT_KILL[point]
+        assert unrecorded(project.db_path) == set()
+        if not declared:
+            project.manifests(sports, people)
+        applied = project.cli("apply", "m", "--auto-approve")
+        assert applied.code == 0, applied.text
+        assert unowned(project.db_path) == set()
+        if declared:
+            assert vendor.owned() == {"@TOA#_news"}
+            assert vendor.members("@TOA#_news") == {"alice", "bob"}
+            # cleared, or (killed before its rewrite, nothing created since) holding owned ids
+            assert set().union(*vendor.ledger().values()) <= {"@TOA#_news"}
+            no_changes(project.cli("plan", "m", "--detailed-exitcode"))
+        else:
+            leftover = vendor.account("@TOA#_news") is not None
+            assert vendor.owned() == {"@TOA#_sports"} | ({"@TOA#_news"} if leftover else set())
+            assert vendor.ledger() == {SLOT0: []}
+            pruned = project.cli("apply", "m", "--auto-approve", "--prune", "--force")
+            assert pruned.code == 0, pruned.text
+            assert vendor.account("@TOA#_news") is None
+            assert vendor.owned() == {"@TOA#_sports"}
+            no_changes(project.cli("plan", "m", "--prune", "--detailed-exitcode"))
+        check_log(vendor)
+        assert vendor.effects()[("account_created", "@TOA#_news")] <= 1
+        assert vendor.effects()[("account_created", SLOT0)] == 1
+    assert unowned(project.db_path) == set()
 
 
 def test_a_kill_between_the_inventory_subscription_and_its_record_never_destroys(
@@ -312,8 +526,9 @@ def test_a_kill_between_the_inventory_subscription_and_its_record_never_destroys
     project.manifests(news, people)
     with serving(project, "--latency-ms", "400") as vendor:
         process = apply_process(project)
-        # 4 users imported, then the create: kill while the add batch that follows is in flight
-        kill_after(process, vendor.http, last_id(vendor.http), effects=5, delay=0.2)
+        # 4 users imported, the ledger's slot created and subscribed, then the create: kill
+        # while the add batch that follows is in flight
+        kill_after(process, vendor.http, last_id(vendor.http), effects=7, delay=0.2)
         assert process.returncode == -signal.SIGKILL
         time.sleep(0.6)
         assert vendor.subscribers("@TOA#_news", with_inventory=True) == {"alice": "", INVENTORY: ""}

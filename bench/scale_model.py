@@ -20,7 +20,7 @@ slot account created and subscribed by the inventory user the first time it is n
 inventory walk returns it with its content: reading it costs no call of its own, only its place
 on a walk page), and one rewrite per slot used after the creates. A plan, or an apply without
 creates, costs nothing more. A `World` made by one apply from nothing holds the slots that apply
-needed, `ledger_slots(world)`.
+needed, `ledger_slots(world)`; a world adopted rather than created (S5) holds none.
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ class World:
 
     accounts: Mapping[str, Acct]
     users: frozenset[str]
+    #: the inventory ledger's slots on a vendor holding this world; None: made by one apply from
+    #: nothing (so as many as its creates needed); 0 for a world adopted, never created
+    slots: int | None = None
 
     @property
     def memberships(self) -> int:
@@ -142,15 +145,19 @@ def churn(world: World, fraction: float = 0.1, *, seed: int = 2) -> World:
         out[account_id] = replace(
             acct, members=frozenset(members), introduction=introduction, profiles=profiles
         )
-    return World(out, world.users | frozenset(new_users))
+    return World(out, world.users | frozenset(new_users), world.slots)
 
 
 # -- what a run must cost ----------------------------------------------------------------------
 
 
 def ledger_slots(live: World | None) -> int:
-    """The inventory ledger's slots on a vendor holding `live`, made by one apply from nothing."""
-    return _ceil(len(live.accounts), LEDGER_SLOT_IDS) if live is not None else 0
+    """The inventory ledger's slots on a vendor holding `live` (`World.slots`)."""
+    if live is None:
+        return 0
+    if live.slots is not None:
+        return live.slots
+    return _ceil(len(live.accounts), LEDGER_SLOT_IDS)
 
 
 def read_calls(desired: World, live: World | None) -> Counter[str]:
@@ -207,11 +214,11 @@ def apply_work(desired: World, live: World | None) -> ApplyWork:
     # each) and new ones (a create and the inventory user's subscription each), cleared after
     creates = sum(1 for a in desired.accounts if a not in owned)
     used = _ceil(creates, LEDGER_SLOT_IDS)
-    existing = min(used, ledger_slots(live))
-    calls["modify_official_account_base_info"] += existing + used
-    calls["create_official_account"] += used - existing
-    calls["add_subscriber"] += used - existing
-    ledger_chain = 0 if not used else (1 if used == existing else 2)
+    reused = min(used, ledger_slots(live))
+    calls["modify_official_account_base_info"] += reused + used
+    calls["create_official_account"] += used - reused
+    calls["add_subscriber"] += used - reused
+    ledger_chain = 0 if not used else (1 if used == reused else 2)
     chain = 0
     touched = 0
     for acct in desired.accounts.values():

@@ -28,7 +28,6 @@ import logging
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -52,7 +51,10 @@ from test_e2e_common import (
     docs,
     no_changes,
     sandbox_options,
+    unowned,
+    unrecorded,
     users,
+    vendor_accounts,
 )
 from test_e2e_faults import check_log, serving
 from test_soak import clean_vendor, converge
@@ -130,39 +132,6 @@ def check_exact(vendor: Vendor, wanted: dict[str, dict[str, Any]], gone: set[str
     assert vendor.owned() == set(wanted)
     for account_id in gone:
         assert vendor.account(account_id) is None, account_id
-
-
-def vendor_accounts(db_path: Path) -> tuple[set[str], set[str], set[str]]:
-    """Every account the sandbox's store holds, those the inventory user subscribes to, and the
-    ids the inventory ledger's slots name: one snapshot, read from the store itself."""
-    with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as conn, conn:
-        conn.execute("BEGIN")
-        rows = conn.execute("SELECT oa_id, custom_string FROM accounts").fetchall()
-        owned = {
-            r[0]
-            for r in conn.execute(
-                "SELECT account FROM subscriptions WHERE subscriber = ?", (INVENTORY,)
-            )
-        }
-    named = {
-        line
-        for oa_id, text in rows
-        if oa_id.startswith(LEDGER_SLOT)
-        for line in str(text).split("\n")[1:]
-    }
-    return {r[0] for r in rows}, owned, named
-
-
-def unowned(db_path: Path) -> set[str]:
-    """Accounts that are neither owned by the inventory user nor a ledger slot."""
-    every, owned, _ = vendor_accounts(db_path)
-    return {a for a in every - owned if not a.startswith(LEDGER_SLOT)}
-
-
-def unrecorded(db_path: Path) -> set[str]:
-    """Accounts neither owned, nor a ledger slot, nor named in one: what no run could find."""
-    _, _, named = vendor_accounts(db_path)
-    return unowned(db_path) - named
 
 
 def last_id(http: httpx.Client) -> int:

@@ -16,6 +16,7 @@ import os
 import re
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -415,6 +416,39 @@ def in_process_project(
     project = Project(root, server.base_url, Path(server.db_path))
     project.configure()
     return project
+
+
+def vendor_accounts(db_path: Path) -> tuple[set[str], set[str], set[str]]:
+    """Every account the sandbox's store holds, those the inventory user subscribes to, and the
+    ids the inventory ledger's slots name: one snapshot, read from the store itself."""
+    with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as conn, conn:
+        conn.execute("BEGIN")
+        rows = conn.execute("SELECT oa_id, custom_string FROM accounts").fetchall()
+        owned = {
+            r[0]
+            for r in conn.execute(
+                "SELECT account FROM subscriptions WHERE subscriber = ?", (INVENTORY,)
+            )
+        }
+    named = {
+        line
+        for oa_id, text in rows
+        if oa_id.startswith(LEDGER_SLOT)
+        for line in str(text).split("\n")[1:]
+    }
+    return {r[0] for r in rows}, owned, named
+
+
+def unowned(db_path: Path) -> set[str]:
+    """Accounts that are neither owned by the inventory user nor a ledger slot."""
+    every, owned, _ = vendor_accounts(db_path)
+    return {a for a in every - owned if not a.startswith(LEDGER_SLOT)}
+
+
+def unrecorded(db_path: Path) -> set[str]:
+    """Accounts neither owned, nor a ledger slot, nor named in one: what no run could find."""
+    _, _, named = vendor_accounts(db_path)
+    return unowned(db_path) - named
 
 
 def assert_lines(result: Result, *expected: str) -> None:

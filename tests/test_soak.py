@@ -13,7 +13,9 @@ bounded). After EVERY round:
 - a fresh `plan --prune --detailed-exitcode` says no changes;
 - the persistent call log shows no account created twice, no subscriber added twice (replayed
   effects: a retried add answered "already subscribed" adds nothing) and no protected account
-  destroyed.
+  destroyed;
+- every account the sandbox's store holds is owned by the inventory user or a slot of its
+  ledger: nothing is left unowned.
 
 CI runs 30 rounds; `RECONCILER_SOAK_ROUNDS=200` is the nightly size (`RECONCILER_SOAK_SEED` and
 `RECONCILER_SOAK_FAIL_RATE` vary it).
@@ -41,6 +43,7 @@ from test_e2e_common import (
     sandbox_options,
     secrets_absent,
     served_sandbox,
+    unowned,
     users,
 )
 from test_e2e_faults import check_log
@@ -343,6 +346,8 @@ def test_soak_random_mutations_under_faults_stay_exact(soak_project: Project) ->
             check_log(vendor)
             check_protected(vendor)
             log = vendor.log()
+        # every account on the vendor is owned or a slot of the inventory ledger (the store)
+        assert unowned(project.db_path) == set(), round_
     faults = {e["fault"] for e in log}
     # the soak really met every kind of fault, answers lost after an applied write included
     assert {"vendor", "http_before", "http_after"} <= faults, faults

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_e2e_common import Project, served_sandbox
+from test_e2e_common import LEDGER_SLOT, Project, account_doc, apply, served_sandbox, users
 
 
 def test_import_round_trip_over_real_http(tmp_path: Path) -> None:
@@ -48,3 +48,22 @@ def test_import_round_trip_over_real_http(tmp_path: Path) -> None:
             assert again.code == 0, again.text
         finally:
             vendor.close()
+
+
+def test_the_inventory_ledger_is_never_imported(project: Project) -> None:
+    """After an apply with a create, the inventory user also subscribes to its ledger's slot:
+    `import --all-owned` leaves it out, and naming it is refused."""
+    project.manifests(account_doc("news", name="News"), users("ops_admin"))
+    assert apply(project).code == 0
+    everything = project.cli("import", "--all-owned", "--out", "imported")
+    assert everything.code == 0, everything.text
+    written = sorted(p.name for p in (project.root / "imported").iterdir())
+    assert written == ["mass-speed.yaml", "news.yaml"]
+    slot = LEDGER_SLOT + "0"
+    refused = project.cli("import", slot, "--out", "other")
+    assert (refused.code, refused.out) == (1, ""), refused.text
+    assert refused.err == (
+        f"error: {slot}: reconciler's own inventory ledger, not an account to import"
+        " (nothing was written)\n"
+    )
+    assert not (project.root / "other").exists()

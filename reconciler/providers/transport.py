@@ -8,9 +8,9 @@ only that: one request at a time per connection, connections kept alive and reus
 streamed as they arrive. httpx above it still builds requests, runs the event hooks, decodes
 `Content-Encoding` and raises its own exceptions, so the providers cannot tell the difference.
 
-- TLS is always verified against the system's trust store (`ssl.create_default_context()`, which
-  honours `SSL_CERT_FILE`/`SSL_CERT_DIR`; httpx's own stack uses certifi's bundle), with SNI set to
-  the host; there is no way to turn that off. Plain http is spoken only to a loopback host (a
+- TLS is always verified against the trust httpx's own stack uses (`httpx.create_ssl_context()`:
+  certifi's bundle, or `SSL_CERT_FILE`/`SSL_CERT_DIR` when set), with SNI set to the host; there
+  is no way to turn that off. Plain http is spoken only to a loopback host (a
   local `reconciler sandbox serve`).
 - At most `max_connections` are open at once; a connection goes back to the pool only after an
   answer read to its end that did not ask to close it, and is checked (closed, readable or older
@@ -551,7 +551,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
         tls = None
         if scheme == "https":
             if self._tls is None:
-                self._tls = ssl.create_default_context()  # verifies; checks the host name
+                # verifies and checks the host name, trusting what httpx would trust
+                self._tls = httpx.create_ssl_context()
             tls = self._tls
         loop = asyncio.get_running_loop()
         connection = _Connection(key, loop)

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from tenacity import (
@@ -434,10 +434,12 @@ class Caller:
 
         Only a 200's body is read; it is read in chunks and abandoned past `max_answer_bytes`.
         """
+        # The query is encoded here, not by httpx: given `params`, httpx parses the URL twice,
+        # checking its 200-character UserSig one character at a time each time.
+        query = urlencode(params)
         async with self.http.stream(
             request.method,
-            self.endpoint + request.path,
-            params=params,
+            f"{self.endpoint}{request.path}?{query}" if query else self.endpoint + request.path,
             json=request.body,
             timeout=self.timeout,
         ) as response:

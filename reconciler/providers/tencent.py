@@ -528,9 +528,7 @@ class TencentClient(CountedClient):
                     seen.add(following)
                     pending = ask(following)
                 with self._reading(command, account_id):
-                    subscribers.extend(
-                        _item("SubscriberList", n, _subscriber, i) for n, i in enumerate(items)
-                    )
+                    _read_subscribers(items, subscribers)
                 if not following:
                     return SubscriberPage(account_id, tuple(subscribers), total)
         finally:
@@ -681,24 +679,41 @@ def _echoed_id(item: Mapping[str, Any]) -> str:
 _FLAGS: Final = {f: f for f in ("AcceptAndNotify", "AcceptNotNotify", "Discard")}
 
 
+def _read_subscribers(items: list[Any], into: list[Subscriber]) -> None:
+    """Append a page's subscribers to `into`; a malformed item is an error naming it.
+
+    The shape every honest page has is read in one loop without the field readers (a no-op plan
+    of 100 accounts reads 200,000 items; the readers cost three times this); an item of any
+    other shape goes through them, which accept what they can and name what they cannot.
+    Ids are interned: the JSON decoder makes a new string for every id it reads, and a user who
+    follows ten accounts would be held ten times over (1,000,000 memberships of 100,000 users:
+    about 100 MB of copies; bench/scale.py S5).
+    """
+    intern = sys.intern
+    flags = _FLAGS
+    make = tuple.__new__  # Subscriber(...) without its Python-level __new__
+    append = into.append
+    for index, item in enumerate(items):
+        user_id = item.get("Subscriber_Account")
+        custom = item.get("CustomString", "")
+        since = item.get("SubscribeTime", 0)
+        flag = item.get("MsgFlag", "")
+        if (
+            type(user_id) is str
+            and user_id
+            and type(custom) is str
+            and type(since) is int
+            and type(flag) is str
+        ):
+            append(
+                make(Subscriber, (intern(user_id), custom, since, flags.get(flag) or intern(flag)))
+            )
+        else:
+            append(_item("SubscriberList", index, _subscriber, item))
+
+
 def _subscriber(item: Mapping[str, Any]) -> Subscriber:
-    # Interned: the JSON decoder makes a new string for every id and flag it reads, and a user
-    # who follows ten accounts would be held ten times over (1,000,000 memberships of 100,000
-    # users: about 100 MB of copies; bench/scale.py S5). Interned, each is held once.
-    user_id = item.get("Subscriber_Account")
-    custom = item.get("CustomString", "")
-    since = item.get("SubscribeTime", 0)
-    flag = item.get("MsgFlag", "")
-    if (
-        type(user_id) is str
-        and user_id
-        and type(custom) is str
-        and type(since) is int
-        and type(flag) is str
-    ):
-        # the shape every honest page has: read without the field readers (200,000 items are
-        # a no-op plan of 100 accounts; the readers cost three times this)
-        return Subscriber(sys.intern(user_id), custom, since, _FLAGS.get(flag) or sys.intern(flag))
+    """A subscriber item of any shape, through the field readers."""
     return Subscriber(
         user_id=sys.intern(str_field(item, "Subscriber_Account", required=True)),
         custom_string=str_field(item, "CustomString"),

@@ -378,6 +378,7 @@ def s5(work: Path, sizes: Sizes, latency_ms: float) -> list[Run]:
             for a, x in world.accounts.items()
         },
         world.users,
+        slots=0,  # bulk-loaded and adopted, never created: no inventory ledger slots
     )
     print(f"S5: {len(world.accounts):,} accounts, {world.memberships:,} memberships; loading")
     db = work / "s5.db"

@@ -609,3 +609,26 @@ def test_sandbox_saved_plan_goes_stale_when_an_account_changes(sandbox: Sandbox)
         )
 
     on_sandbox(sandbox, body)
+
+
+def test_cost_runs_the_apis_of_a_phase_together_and_the_phases_in_turn() -> None:
+    from reconciler.plan import (
+        API_ADD,
+        API_DESTROY,
+        API_MULTIACCOUNT_IMPORT,
+        API_SUBSCRIBER_INFO,
+        Action,
+        cost_of,
+    )
+
+    actions = (
+        [Action(f"a{i}", API_ADD, None) for i in range(400)]
+        + [Action(f"p{i}", API_SUBSCRIBER_INFO, None) for i in range(300)]
+        + [Action(f"u{i}", API_MULTIACCOUNT_IMPORT, None) for i in range(50)]
+        + [Action(f"d{i}", API_DESTROY, None) for i in range(20)]
+    )
+    cost = cost_of(actions, Limits(calls_per_second=200), {})
+    # accounts: adds and profiles together, 400 at 200/s; users: 50 at the vendor's 100/s;
+    # destroy: 20 at 200/s
+    assert cost.seconds == pytest.approx(2.0 + 0.5 + 0.1)
+    assert cost.total == 770

@@ -56,7 +56,7 @@ from reconciler.errors import ProviderError
 from reconciler.ledger import SLOT_NAME, encode_slot, slot_index
 from reconciler.live import INTERRUPTED_RECORD, encode_record
 from reconciler.model import ProfileField, ProfileValue
-from reconciler.plan import Plan
+from reconciler.plan import Plan, phase_of
 from reconciler.providers import CreateOutcome, ItemResults
 
 logger = logging.getLogger(__name__)
@@ -158,20 +158,7 @@ def phase_totals(plan: Plan) -> dict[str, int]:
     slots rewritten after the accounts) only when the plan has one."""
     totals = dict.fromkeys(PHASES, 0)
     for action in plan.actions:
-        change = action.change
-        if change is None:
-            name = "verify"
-        elif isinstance(change, ImportUsers | ImportInventoryUser):
-            name = "users"
-        elif isinstance(change, DestroyAccount):
-            name = "destroy"
-        elif isinstance(change, SetMassSpeed):
-            name = "mass speed"
-        elif isinstance(change, LedgerWrite) and action.id.endswith("/rewrite"):
-            name = "ledger"
-        else:
-            name = "accounts"
-        totals[name] += 1
+        totals[phase_of(action)] += 1
     if not totals["ledger"]:
         del totals["ledger"]
     return totals

@@ -282,15 +282,21 @@ def ledger_actions(change: LedgerWrite) -> list[Action]:
     return actions
 
 
-#: Apply's phases that run one after another (DESIGN section 7); every other API belongs to the
-#: accounts' phase, where the APIs run together, each at its own rate.
-_PHASE_OF_API: Final = {
-    API_MULTIACCOUNT_IMPORT: "users",
-    API_ACCOUNT_IMPORT: "users",
-    API_DESTROY: "destroy",
-    API_SPEED_SET: "mass speed",
-    API_INFO: "verify",
-}
+def phase_of(action: Action) -> str:
+    """The apply phase `action` runs in (DESIGN section 7): phases follow one another, and the
+    calls of one phase run together. "ledger" is the slots rewritten after the accounts."""
+    change = action.change
+    if change is None:
+        return "verify"
+    if isinstance(change, ImportUsers | ImportInventoryUser):
+        return "users"
+    if isinstance(change, DestroyAccount):
+        return "destroy"
+    if isinstance(change, SetMassSpeed):
+        return "mass speed"
+    if isinstance(change, LedgerWrite) and action.id.endswith("/rewrite"):
+        return "ledger"
+    return "accounts"
 
 
 def cost_of(actions: Iterable[Action], limits: Limits, read_calls: Mapping[str, int]) -> Cost:
@@ -299,11 +305,13 @@ def cost_of(actions: Iterable[Action], limits: Limits, read_calls: Mapping[str, 
     follow one another. (Summing every API's time overstated an apply that adds subscribers and
     sets their profiles at once.)"""
     calls: dict[str, int] = {}
+    per_phase: dict[tuple[str, str], int] = {}
     for action in actions:
         calls[action.api] = calls.get(action.api, 0) + 1
+        key = (phase_of(action), action.api)
+        per_phase[key] = per_phase.get(key, 0) + 1
     phases: dict[str, float] = {}
-    for api, n in calls.items():
-        phase = _PHASE_OF_API.get(api, "accounts")
+    for (phase, api), n in per_phase.items():
         took = n / min(limits.calls_per_second, VENDOR_RATE.get(api, DEFAULT_VENDOR_RATE))
         phases[phase] = max(phases.get(phase, 0.0), took)
     return Cost(calls, limits.calls_per_second, sum(phases.values()), dict(read_calls))

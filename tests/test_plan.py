@@ -621,11 +621,15 @@ def test_cost_runs_the_apis_of_a_phase_together_and_the_phases_in_turn() -> None
         cost_of,
     )
 
+    adds = AddSubscribers("@TOA#_a", frozenset())
+    profiles = SetSubscriberProfiles("@TOA#_a", ())
+    users = ImportUsers(frozenset())
+    destroy = DestroyAccount("@TOA#_d", "owner", 0)
     actions = (
-        [Action(f"a{i}", API_ADD, None) for i in range(400)]
-        + [Action(f"p{i}", API_SUBSCRIBER_INFO, None) for i in range(300)]
-        + [Action(f"u{i}", API_MULTIACCOUNT_IMPORT, None) for i in range(50)]
-        + [Action(f"d{i}", API_DESTROY, None) for i in range(20)]
+        [Action(f"a{i}", API_ADD, adds) for i in range(400)]
+        + [Action(f"p{i}", API_SUBSCRIBER_INFO, profiles) for i in range(300)]
+        + [Action(f"u{i}", API_MULTIACCOUNT_IMPORT, users) for i in range(50)]
+        + [Action(f"d{i}", API_DESTROY, destroy) for i in range(20)]
     )
     cost = cost_of(actions, Limits(calls_per_second=200), {})
     # accounts: adds and profiles together, 400 at 200/s; users: 50 at the vendor's 100/s;

@@ -22,7 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
+from reconciler.providers import Pacer, RetryPolicy, TencentClient
 from reconciler.sandbox.server import Sandbox
+from reconciler.secret import Secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,3 +187,16 @@ def hostile_vendor(
 ) -> Iterator[HostileVendor]:
     with HostileVendor(sandbox, script, tls) as server:
         yield server
+
+
+def tencent_client(http: httpx.AsyncClient, url: str, key: str) -> TencentClient:
+    """A Tencent client of the vendor at `url`, one attempt per call (no retries to wait out)."""
+    return TencentClient(
+        http,
+        sdkappid=1400000000,
+        identifier="administrator",
+        secret_key=Secret(key),
+        pacer=Pacer(),
+        endpoint=url,
+        retry=RetryPolicy(attempts=1),
+    )

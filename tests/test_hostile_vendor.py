@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hostile_vendor import Call, Misbehave, Script, answer, hostile_vendor
+from hostile_vendor import Call, Misbehave, Script, answer, hostile_vendor, tencent_client
 
 from reconciler import cli
 from reconciler.errors import ProviderError
@@ -705,22 +705,10 @@ def test_the_real_process_exits_cleanly_on_a_bad_answer(project: Project) -> Non
 # -- provider-level odds and ends ------------------------------------------------------------------
 
 
-def _client(http: httpx.AsyncClient, url: str) -> TencentClient:
-    return TencentClient(
-        http,
-        sdkappid=1400000000,
-        identifier="administrator",
-        secret_key=Secret(KEY),
-        pacer=Pacer(),
-        endpoint=url,
-        retry=RetryPolicy(attempts=1),
-    )
-
-
 def _run_client(project: Project, script: Script, body: Callable[[TencentClient], Any]) -> Any:
     async def main(url: str) -> Any:
         async with httpx.AsyncClient() as http:
-            return await body(_client(http, url))
+            return await body(tencent_client(http, url, KEY))
 
     with hostile_vendor(project.sandbox, script) as server:
         return asyncio.run(main(server.base_url))

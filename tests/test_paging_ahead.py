@@ -15,13 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from hostile_vendor import Call, Script, hostile_vendor
+from hostile_vendor import Call, Script, hostile_vendor, tencent_client
 
 from reconciler.errors import ProviderError
-from reconciler.providers import Pacer, RetryPolicy, TencentClient
 from reconciler.sandbox.client import SandboxClient
 from reconciler.sandbox.server import Sandbox, SandboxOptions
-from reconciler.secret import Secret
 
 KEY = "paging-ahead-key"
 ACCOUNT = "@TOA#_paged"
@@ -60,15 +58,7 @@ def read(sandbox: Sandbox, script: Script) -> tuple[Any, int]:
 
     async def main(url: str) -> Any:
         async with httpx.AsyncClient() as http:
-            client = TencentClient(
-                http,
-                sdkappid=1400000000,
-                identifier="administrator",
-                secret_key=Secret(KEY),
-                pacer=Pacer(),
-                endpoint=url,
-                retry=RetryPolicy(attempts=1),
-            )
+            client = tencent_client(http, url, KEY)
             try:
                 result: Any = await client.get_subscribers(ACCOUNT)
             except ProviderError as exc:

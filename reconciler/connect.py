@@ -2,8 +2,8 @@
 
 The embedded `sandbox` target runs the emulator in-process (its httpx transport, state in SQLite at
 the target's path, the vendor's own rate limits); a `tencent` target gets a real `httpx` client
-over `LeanTransport`, with TLS verification always on (only a loopback endpoint may speak plain
-http: a local `reconciler sandbox serve`).
+over `LeanTransport` (the vendor clients call its `fetch` directly), with TLS verification always
+on (only a loopback endpoint may speak plain http: a local `reconciler sandbox serve`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from reconciler.config import (
 )
 from reconciler.errors import ConfigError
 from reconciler.providers import Pacer, TencentClient, WeChatClient, check_endpoint
-from reconciler.providers.transport import LeanTransport
-from reconciler.readonly import refuse_writes
+from reconciler.providers.transport import LeanClient, LeanTransport
+from reconciler.readonly import refuse_write, refuse_writes
 from reconciler.sandbox import defaults
 from reconciler.secret import Secret
 
@@ -97,7 +97,7 @@ async def connect(
     wechat = target.wechat
     if wechat is not None:
         check_endpoint(wechat.endpoint)
-    async with _vendor_client(limits, hooks) as http:
+    async with _vendor_client(limits, hooks, read_only=read_only) as http:
         yield Providers(
             TencentClient(
                 http,
@@ -122,14 +122,19 @@ async def connect(
         )
 
 
-def _vendor_client(limits: Limits, hooks: dict[str, list[Any]]) -> httpx.AsyncClient:
+def _vendor_client(
+    limits: Limits, hooks: dict[str, list[Any]], *, read_only: bool
+) -> httpx.AsyncClient:
     """The HTTP client of a `tencent` target: both vendors' calls share its connections.
 
-    `LeanTransport` takes a third of the CPU per call of httpx's default transport (issue 6)
-    but speaks to servers directly; when the environment names a proxy (HTTPS_PROXY and
-    the like, which httpx honours only without a transport of ours), httpx's own stack is kept.
+    `LeanTransport` takes a third of the CPU per call of httpx's default transport, and the
+    vendor clients skip httpx's client through its `fetch` (issue 6); it speaks to servers
+    directly, so when the environment names a proxy (HTTPS_PROXY and the like, which httpx
+    honours only without a transport of ours), httpx's own stack is kept. The read-only guard
+    is the transport's too: `fetch` runs no httpx hook.
     """
     if any(getproxies().get(scheme) for scheme in ("http", "https", "all")):
         http_limits = httpx.Limits(max_connections=limits.concurrency)
         return httpx.AsyncClient(limits=http_limits, verify=True, event_hooks=hooks)
-    return httpx.AsyncClient(transport=LeanTransport(limits.concurrency), event_hooks=hooks)
+    transport = LeanTransport(limits.concurrency, guard=refuse_write if read_only else None)
+    return LeanClient(transport, event_hooks=hooks)

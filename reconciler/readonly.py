@@ -1,7 +1,8 @@
 """A guard that makes an HTTP client read-only: `drift` cannot write, whatever the flags.
 
-Installed as an httpx request hook by `connect(..., read_only=True)`: every request whose path is
-not one of the vendor's read endpoints is refused before it leaves the process. The guard does not
+Installed by `connect(..., read_only=True)` as an httpx request hook and as the guard of the lean
+transport (which sees the calls that skip httpx's client): every request whose path is not one of
+the vendor's read endpoints is refused before it leaves the process. The guard does not
 trust the code above it to call only reads; it checks what is actually sent.
 """
 
@@ -45,9 +46,12 @@ def is_read(path: str) -> bool:
     return path.rstrip("/") in READ_WECHAT_PATHS
 
 
+def refuse_write(method: str, path: str) -> None:
+    """Raise `ReadOnlyViolation` for a request that is not a read (`LeanTransport`'s guard)."""
+    if not is_read(path):
+        raise ReadOnlyViolation(f"this run is read-only: refused to send {method} {path}")
+
+
 async def refuse_writes(request: httpx.Request) -> None:
     """httpx request hook: raise `ReadOnlyViolation` for anything but a read."""
-    if not is_read(request.url.path):
-        raise ReadOnlyViolation(
-            f"this run is read-only: refused to send {request.method} {request.url.path}"
-        )
+    refuse_write(request.method, request.url.path)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gzip
 import inspect
+import logging
 import re
 import shutil
 import socket
@@ -20,6 +21,7 @@ import struct
 import subprocess
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +29,14 @@ from typing import Any
 
 import httpx
 import pytest
+from hostile_vendor import tencent_client
 
+from reconciler import __version__
 from reconciler.config import Limits, TencentTarget
 from reconciler.connect import _vendor_client, connect
 from reconciler.providers.http import _certificate_failure
-from reconciler.providers.transport import LeanTransport
-from reconciler.readonly import ReadOnlyViolation
+from reconciler.providers.transport import Endpoint, LeanClient, LeanTransport
+from reconciler.readonly import ReadOnlyViolation, refuse_write
 from reconciler.secret import Secret
 
 SECRET = "usersig-0f3c9a"
@@ -818,6 +822,7 @@ def test_verification_has_no_off_switch() -> None:
     assert list(inspect.signature(LeanTransport).parameters) == [
         "max_connections",
         "keepalive_expiry",
+        "guard",
     ]
 
 
@@ -875,7 +880,7 @@ def test_connect_keeps_httpx_stack_when_a_proxy_is_set(monkeypatch: pytest.Monke
         nowhere = f"http://127.0.0.1:{unused.getsockname()[1]}/x"
 
     async def main() -> int:
-        async with _vendor_client(Limits(), {}) as http:
+        async with _vendor_client(Limits(), {}, read_only=False) as http:
             return (await http.get(nowhere)).status_code
 
     with Server(always(OK)) as proxy:
@@ -883,3 +888,253 @@ def test_connect_keeps_httpx_stack_when_a_proxy_is_set(monkeypatch: pytest.Monke
             monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.port}")
         assert run(main()) == 200  # nothing listens at `nowhere`: the proxy answered
         assert proxy.requests[0].head.startswith(f"GET {nowhere} HTTP/1.1".encode())
+
+
+# -- fetch: the vendor clients' way past httpx's client ----------------------------------------
+
+TARGET = PATH  # path and query after the endpoint's prefix
+
+
+async def fetch_each(
+    base: str,
+    calls: Sequence[tuple[str, bytes | None]],
+    transport: LeanTransport | None = None,
+    *,
+    timeout: float | None = 10.0,
+    limit: int = 1 << 20,
+) -> list[tuple[int, bytes | None]]:
+    """`fetch` TARGET with each (method, body) in turn over one transport; the answers."""
+    endpoint = Endpoint.parse(base)
+    assert endpoint is not None
+    lean = transport or LeanTransport()
+    try:
+        return [
+            await lean.fetch(endpoint, method, TARGET, body, timeout=timeout, limit=limit)
+            for method, body in calls
+        ]
+    finally:
+        await lean.aclose()
+
+
+def test_fetch_sends_a_bare_request_and_reuses_its_connection() -> None:
+    with Server(always(OK)) as server:
+        answers = run(fetch_each(server.url(""), [("POST", b'{"a":1}'), ("GET", None)]))
+        assert answers == [(200, b"{}"), (200, b"{}")]
+        assert server.accepted == 1
+        post, get = server.requests
+    assert post.head.decode() == (
+        f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        "Accept: application/json\r\nAccept-Encoding: identity\r\n"
+        f"User-Agent: reconciler/{__version__}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n"
+    )
+    assert post.body == b'{"a":1}'
+    assert b"Content-" not in get.head and get.body == b""
+
+
+def test_fetch_puts_the_endpoints_path_before_the_target() -> None:
+    with Server(always(OK)) as server:
+        run(fetch_each(server.url("/im/"), [("GET", None)]))
+        assert server.requests[0].head.startswith(f"GET /im{PATH} HTTP/1.1\r\n".encode())
+
+
+def test_fetch_does_not_read_an_error_answer_or_reuse_its_connection() -> None:
+    error = b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy"
+    bodyless = b"HTTP/1.1 204 No Content\r\n\r\n"
+    answers = iter([error, bodyless, OK])
+    with Server(lambda seen: [next(answers)]) as server:
+        got = run(fetch_each(server.url(""), [("GET", None)] * 3))
+        assert got == [(503, b""), (204, b""), (200, b"{}")]
+        assert server.accepted == 2  # the 503's connection was closed; the 204's kept
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n[1,2,3,4,5]",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"6\r\n[1,2,3\r\n5\r\n,4,5]\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n[1,2,3,4,5]",
+    ],
+    ids=["length", "chunked", "to-close"],
+)
+def test_fetch_refuses_an_answer_over_its_limit(answer: bytes) -> None:
+    with Server(always(answer, CLOSE)) as server:
+        assert run(fetch_each(server.url(""), [("GET", None)], limit=10)) == [(200, None)]
+        assert run(fetch_each(server.url(""), [("GET", None)], limit=11)) == [(200, b"[1,2,3,4,5]")]
+
+
+def compressed(coding: str, body: bytes) -> bytes:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n%s"
+    return answer % (coding.encode(), len(body), body)
+
+
+@pytest.mark.parametrize(
+    ("coding", "body"),
+    [
+        ("gzip", gzip.compress(b'{"a":1}')),
+        ("x-gzip", gzip.compress(b'{"a":1}')),
+        ("deflate", zlib.compress(b'{"a":1}')),
+        ("Identity", b'{"a":1}'),
+    ],
+)
+def test_fetch_undoes_a_content_coding_it_did_not_ask_for(coding: str, body: bytes) -> None:
+    with Server(always(compressed(coding, body))) as server:
+        assert run(fetch_each(server.url(""), [("GET", None)] * 2)) == [(200, b'{"a":1}')] * 2
+        assert server.accepted == 1
+
+
+def test_fetch_refuses_a_compression_bomb() -> None:
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024), compresslevel=9)  # 64 MiB in about 64 KB
+    with Server(always(compressed("gzip", bomb))) as server:
+        assert run(fetch_each(server.url(""), [("GET", None)], limit=1024)) == [(200, None)]
+
+
+@pytest.mark.parametrize(
+    ("coding", "body", "message"),
+    [
+        ("br", b"\x0b\x01\x80{}\x03", "content coding (br) is not supported"),
+        ("gzip, gzip", gzip.compress(gzip.compress(b"{}")), "(gzip, gzip) is not supported"),
+        ("gzip", b"\x1f\x8b not gzip at all", "the compressed answer is corrupt"),
+    ],
+)
+def test_fetch_refuses_a_coding_it_cannot_undo(coding: str, body: bytes, message: str) -> None:
+    refused = pytest.raises(httpx.DecodingError, match=re.escape(message))
+    with Server(always(compressed(coding, body))) as server, refused:
+        run(fetch_each(server.url(""), [("GET", None)]))
+
+
+@pytest.mark.parametrize(
+    ("steps", "kind"),
+    [
+        ((FOREVER,), httpx.ReadTimeout),
+        ((b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab", FOREVER), httpx.ReadTimeout),
+        ((RESET,), httpx.ReadError),
+        ((b"HTTP/1.1 200\r\nContent-Length: x\r\n\r\n",), httpx.RemoteProtocolError),
+    ],
+    ids=["silent", "stalled-body", "reset", "malformed"],
+)
+def test_fetch_fails_as_httpx_would(steps: Sequence[Step], kind: type[Exception]) -> None:
+    with Server(always(*steps)) as server, pytest.raises(kind) as caught:
+        run(fetch_each(server.url(""), [("GET", None)], timeout=0.2))
+    assert type(caught.value) is kind and not mentions_secret(caught.value)
+
+
+def test_fetch_to_nothing_listening_is_a_connect_error() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    with pytest.raises(httpx.ConnectError):
+        run(fetch_each(f"http://127.0.0.1:{port}", [("GET", None)]))
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [("GET /x HTTP/1.1\r\nX:", PATH), ("GET", "/v4/a b"), ("GET", "/v4/\r\nX: y"), ("GET", "v4")],
+)
+def test_fetch_refuses_what_cannot_be_put_on_a_request_line(method: str, target: str) -> None:
+    async def main(url: str) -> None:
+        endpoint = Endpoint.parse(url)
+        assert endpoint is not None
+        await LeanTransport().fetch(endpoint, method, target, None, timeout=1, limit=10)
+
+    with Server(always(OK)) as server:
+        with pytest.raises(httpx.LocalProtocolError):
+            run(main(server.url("")))
+        assert server.accepted == 0
+
+
+def test_the_guard_sees_every_request_either_way() -> None:
+    seen: list[tuple[str, str]] = []
+
+    def guard(method: str, path: str) -> None:
+        seen.append((method, path))
+        refuse_write(method, path)
+
+    async def main(base: str) -> None:
+        transport = LeanTransport(guard=guard)
+        endpoint = Endpoint.parse(base)
+        assert endpoint is not None
+        read = "/v4/openim_oa_http_svc/get_subscriber_info?usersig=x"
+        write = "/v4/openim_oa_http_svc/destroy_official_account?usersig=x"
+        assert (await transport.fetch(endpoint, "POST", read, b"{}", timeout=1, limit=99))[0] == 200
+        with pytest.raises(ReadOnlyViolation):
+            await transport.fetch(endpoint, "POST", write, b"{}", timeout=1, limit=99)
+        async with httpx.AsyncClient(transport=transport) as http:
+            with pytest.raises(ReadOnlyViolation):
+                await http.post(base + write, json={})
+
+    with Server(always(OK)) as server:
+        run(main(server.url("")))
+        assert len(server.requests) == 1  # the read; both writes were refused before leaving
+    write_path = "/v4/openim_oa_http_svc/destroy_official_account"
+    assert seen == [
+        ("POST", "/v4/openim_oa_http_svc/get_subscriber_info"),
+        ("POST", write_path),
+        ("POST", write_path),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "key", "authority", "prefix"),
+    [
+        (
+            "https://console.tim.qq.com",
+            ("https", "console.tim.qq.com", 443),
+            b"console.tim.qq.com",
+            "",
+        ),
+        (
+            "https://console.tim.qq.com:443/",
+            ("https", "console.tim.qq.com", 443),
+            b"console.tim.qq.com",
+            "",
+        ),
+        ("http://127.0.0.1:8754/", ("http", "127.0.0.1", 8754), b"127.0.0.1:8754", ""),
+        ("http://[::1]:80/im/v1/", ("http", "::1", 80), b"[::1]", "/im/v1"),
+        ("http://LocalHost:81", ("http", "localhost", 81), b"localhost:81", ""),
+    ],
+)
+def test_an_endpoint_is_split_once(
+    url: str, key: tuple[str, str, int], authority: bytes, prefix: str
+) -> None:
+    assert Endpoint.parse(url) == Endpoint(key, authority, prefix)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:pass@vendor.example",
+        "https://vendor.example/?q=1",
+        "https://vendor.example/#part",
+        "https://bücher.example",
+        "ftp://vendor.example",
+        "https://vendor.example:99999",
+        "https://vendor.example/a b",
+        "https://",
+    ],
+)
+def test_an_endpoint_fetch_does_not_speak_to_is_left_to_httpx(url: str) -> None:
+    assert Endpoint.parse(url) is None
+
+
+def test_the_vendor_clients_fetch_over_a_lean_client_and_log_each_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answer = b'{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}'
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer)
+
+    async def main(url: str, http: httpx.AsyncClient) -> None:
+        async with http:
+            await tencent_client(http, url, "k").import_account("u1")
+
+    caplog.set_level(logging.INFO)
+    with Server(always(reply)) as server:
+        run(main(server.url(""), LeanClient(LeanTransport())))
+        run(main(server.url(""), httpx.AsyncClient(transport=LeanTransport())))
+        lean, plain = (seen.head for seen in server.requests)
+    assert b"\r\nUser-Agent: reconciler/" in lean
+    assert b"\r\nUser-Agent: python-httpx/" in plain
+    (logged,) = [r.getMessage() for r in caplog.records if r.name == "reconciler.providers.http"]
+    assert logged.startswith(f"HTTP Request: POST {server.url('')}/v4/im_open_login_svc/")
+    assert "usersig=***&" in logged and logged.endswith('"HTTP/1.1 200"')

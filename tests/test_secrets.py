@@ -288,7 +288,7 @@ def test_no_command_shows_or_writes_a_secret(
     assert any(w.startswith("project/imported-2/") for w in written)
     assert any(w.startswith("project/plan-2-json.json") for w in written)
     assert any("DEBUG" in text for _, text in texts.items)  # the logs were really on
-    assert any("HTTP Request: POST" in text for _, text in texts.items)  # httpx logged URLs
+    assert any("HTTP Request: POST" in text for _, text in texts.items)  # request URLs logged
 
     sigs = usersigs(since, until)
     tokens = issued_tokens(tmp_path / "sandbox.db")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import Annotated, Any
+
+import msgspec
 
 from reconciler.model import ProfileField, ProfileValue
 
@@ -62,15 +64,27 @@ class AccountInfo:
         )
 
 
-class Subscriber(NamedTuple):
+class Subscriber(
+    msgspec.Struct,
+    frozen=True,
+    gc=False,
+    rename={
+        "user_id": "Subscriber_Account",
+        "custom_string": "CustomString",
+        "subscribe_time": "SubscribeTime",
+        "msg_flag": "MsgFlag",
+    },
+):
     """One subscriber of an account (reference 4.3, 5.5).
 
-    A named tuple, not a dataclass: a no-op plan of 1,000,000 memberships builds one per member,
-    and a tuple of text and numbers is built at half the cost and is not tracked by the garbage
-    collector.
+    A `msgspec` struct named as the vendor names its fields: a page of subscribers in the
+    documented shape is decoded straight into these, in C, with its types checked (the Tencent
+    client reads any other shape field by field). A no-op plan of 1,000,000 memberships reads one
+    per member; decoding a page of 200 this way costs a fifth of `json.loads` plus a loop over
+    its dicts (bench/scale.py). Not tracked by the garbage collector: it holds text and numbers.
     """
 
-    user_id: str
+    user_id: Annotated[str, msgspec.Meta(min_length=1)]
     custom_string: str = ""
     subscribe_time: int = 0
     msg_flag: str = ""

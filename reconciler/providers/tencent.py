@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import httpx
+import msgspec
 
 from reconciler import usersig
 from reconciler.errors import ConfigError, ProviderError
@@ -26,6 +26,7 @@ from reconciler.providers.http import (
     DEFAULT_TIMEOUT,
     Caller,
     CountedClient,
+    Decode,
     Pacer,
     Request,
     RetryPolicy,
@@ -33,6 +34,7 @@ from reconciler.providers.http import (
     Transient,
     batches,
     check_endpoint,
+    decode_json,
     run_all,
 )
 from reconciler.providers.records import (
@@ -218,6 +220,7 @@ class TencentClient(CountedClient):
         *,
         object_id: str = "",
         accept: Collection[int] = (),
+        decode: Decode = decode_json,
     ) -> dict[str, Any]:
         """One logical call; returns the body if its code is 0 or in `accept`, else raises."""
         request = Request(
@@ -228,6 +231,7 @@ class TencentClient(CountedClient):
             object_id=object_id,
             ceiling=RATE_CEILINGS.get(command, DEFAULT_CEILING),
             body=body,
+            decode=decode,
         )
         # One `random` per logical call, reused by its retries (as the doocs SDK does, reference
         # 1.1), so the vendor can tell a retry from a new request.
@@ -500,6 +504,7 @@ class TencentClient(CountedClient):
                     command,
                     {"Official_Account": account_id, "Limit": PAGE_LIMIT, "Next": cursor},
                     object_id=account_id,
+                    decode=_decode_page,
                 )
             )
 
@@ -509,7 +514,9 @@ class TencentClient(CountedClient):
                 reply = await pending
                 pages += 1
                 with self._reading(command, account_id):
-                    items = object_list(reply, "SubscriberList")
+                    items = reply.get("SubscriberList")
+                    if type(items) is not _DecodedSubscribers:
+                        items = object_list(reply, "SubscriberList")
                     total = count_field(reply, "SubscriberNum", required=True)
                     if "Next" not in reply:
                         raise MalformedAnswer("Next is missing")
@@ -675,50 +682,63 @@ def _echoed_id(item: Mapping[str, Any]) -> str:
     return str_field(item, "Official_Account")
 
 
-#: The documented `MsgFlag` values (reference 4.3), shared by every subscriber that has one.
-_FLAGS: Final = {f: f for f in ("AcceptAndNotify", "AcceptNotNotify", "Discard")}
+class _Page(msgspec.Struct, rename="pascal", gc=False):
+    """A `get_subscriber_info` answer in the documented shape (reference 5.5)."""
+
+    error_code: int
+    subscriber_num: int
+    next: str
+    subscriber_list: list[Subscriber]
+    action_status: str = ""
+    error_info: str = ""
+
+
+_PAGE: Final = msgspec.json.Decoder(_Page)
+
+
+class _DecodedSubscribers(list[Subscriber]):
+    """A page's `SubscriberList` decoded straight into records by `_decode_page`. The JSON
+    decoder never makes one, so its type alone tells a page that was read in full."""
+
+
+def _decode_page(content: bytes) -> dict[str, Any]:
+    """A subscriber page, read in one pass in C when it has the documented shape.
+
+    A no-op plan of 100 accounts reads 200,000 items: decoded into `Subscriber` records with
+    their types checked, a page of 200 costs about 0.03 ms instead of 0.2 ms for `json.loads`
+    and a Python loop over its dicts. Any other shape (an error answer, an item with a field of
+    another type) is decoded as plain JSON and read field by field (`_read_subscribers`), which
+    accepts what it can and names what it cannot.
+    """
+    try:
+        page = _PAGE.decode(content)
+    except msgspec.ValidationError:
+        return cast(dict[str, Any], decode_json(content))
+    return {
+        "ActionStatus": page.action_status,
+        "ErrorCode": page.error_code,
+        "ErrorInfo": page.error_info,
+        "SubscriberNum": page.subscriber_num,
+        "Next": page.next,
+        "SubscriberList": _DecodedSubscribers(page.subscriber_list),
+    }
 
 
 def _read_subscribers(items: list[Any], into: list[Subscriber]) -> None:
-    """Append a page's subscribers to `into`; a malformed item is an error naming it.
-
-    The shape every honest page has is read in one loop without the field readers (a no-op plan
-    of 100 accounts reads 200,000 items; the readers cost three times this); an item of any
-    other shape goes through them, which accept what they can and name what they cannot.
-    Ids are interned: the JSON decoder makes a new string for every id it reads, and a user who
-    follows ten accounts would be held ten times over (1,000,000 memberships of 100,000 users:
-    about 100 MB of copies; bench/scale.py S5).
-    """
-    intern = sys.intern
-    flags = _FLAGS
-    make = tuple.__new__  # Subscriber(...) without its Python-level __new__
-    append = into.append
-    for index, item in enumerate(items):
-        user_id = item.get("Subscriber_Account")
-        custom = item.get("CustomString", "")
-        since = item.get("SubscribeTime", 0)
-        flag = item.get("MsgFlag", "")
-        if (
-            type(user_id) is str
-            and user_id
-            and type(custom) is str
-            and type(since) is int
-            and type(flag) is str
-        ):
-            append(
-                make(Subscriber, (intern(user_id), custom, since, flags.get(flag) or intern(flag)))
-            )
-        else:
-            append(_item("SubscriberList", index, _subscriber, item))
+    """Append a page's subscribers to `into`; a malformed item is an error naming it."""
+    if type(items) is _DecodedSubscribers:
+        into.extend(items)
+    else:
+        into.extend(_item("SubscriberList", i, _subscriber, item) for i, item in enumerate(items))
 
 
 def _subscriber(item: Mapping[str, Any]) -> Subscriber:
     """A subscriber item of any shape, through the field readers."""
     return Subscriber(
-        user_id=sys.intern(str_field(item, "Subscriber_Account", required=True)),
+        user_id=str_field(item, "Subscriber_Account", required=True),
         custom_string=str_field(item, "CustomString"),
         subscribe_time=int_field(item, "SubscribeTime"),
-        msg_flag=sys.intern(str_field(item, "MsgFlag")),
+        msg_flag=str_field(item, "MsgFlag"),
     )
 
 

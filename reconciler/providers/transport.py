@@ -5,8 +5,9 @@ call; this one about 0.17 ms (one call at a time to a local `reconciler sandbox 
 calls/s on several APIs at once that difference is a large share of the client's CPU (issue 6,
 BENCHMARKS.md). The vendors speak plain HTTP/1.1 with small JSON answers, so this transport does
 only that: one request at a time per connection, connections kept alive and reused, answers
-streamed as they arrive. httpx above it still builds requests, runs the event hooks, decodes
-`Content-Encoding` and raises its own exceptions, so the providers cannot tell the difference.
+streamed as they arrive. Through `handle_async_request`, httpx above it still builds requests,
+runs the event hooks, decodes `Content-Encoding` and raises its own exceptions, so a caller of
+httpx's client cannot tell the difference.
 
 - TLS is always verified against the trust httpx's own stack uses (`httpx.create_ssl_context()`:
   certifi's bundle, or `SSL_CERT_FILE`/`SSL_CERT_DIR` when set), with SNI set to the host; there
@@ -19,6 +20,16 @@ streamed as they arrive. httpx above it still builds requests, runs the event ho
   other failure is an `httpx.TransportError` chained from its cause (`ConnectError` from an
   `ssl.SSLCertVerificationError` for a refused certificate). Messages never hold a URL: its query
   string holds the UserSig or access token.
+
+`fetch` sends a request without httpx's client at all: no `httpx.Request` or `httpx.Response`
+is built and no URL is parsed per call (httpx's client, its URL parsing, cookie jar and hooks
+cost about as much CPU per call as this transport does; issue 6). The vendor clients use it for
+every call when their httpx client is a `LeanClient` (as `connect()` makes for a `tencent`
+target). It asks for no content coding (but undoes gzip and deflate, bounded, if a server
+compresses anyway), and raises httpx's exceptions as the transport does.
+
+A `guard(method, path)` given to the transport sees every request it sends, either way, before it
+is sent: the read-only guard of `plan` and `drift` runs here, whoever builds the request.
 
 Not supported, as the vendors need none of it: HTTP/2, proxies (`connect()` keeps httpx's own
 stack when the environment names one), upgrades, `Expect: 100-continue`.
@@ -33,11 +44,16 @@ import re
 import select
 import ssl
 import time
+import zlib
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import Final, Literal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 import httpx
+
+from reconciler import __version__
 
 #: The largest status line and header block accepted (h11's default is 16 KiB; nginx's largest
 #: proxied header block is 32 KiB).
@@ -54,12 +70,23 @@ KEEPALIVE_EXPIRY: Final = 5.0
 
 _Key = tuple[str, str, int]  # scheme, host, port
 _Phase = Literal["connect", "write", "read"]
+#: Called with a request's method and URL path before it is sent; raises to refuse it.
+Guard = Callable[[str, str], None]
 
 _TOKEN: Final = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _METHOD: Final = re.compile(_TOKEN.decode())
 _STATUS_LINE: Final = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
 _HEADER_LINE: Final = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)")
 _CHUNK_SIZE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
+#: The headers `fetch` sends besides Host and the body's: JSON, uncompressed (a page of 200
+#: subscribers is about 20 KB; gzip would cost the client more CPU than the bytes save).
+_FIXED_HEADERS: Final = (
+    b"Accept: application/json\r\nAccept-Encoding: identity\r\n"
+    b"User-Agent: reconciler/%s\r\n" % __version__.encode()
+)
+#: What `fetch` puts on a request line: a path and query of printable ASCII without spaces.
+_TARGET: Final = re.compile(r"/[!-~]*")
+_HOST: Final = re.compile(r"[A-Za-z0-9.:\[\]-]+")
 _BODYLESS_STATUSES: Final = frozenset({204, 304})
 _CHUNKS_ENDED: Final = "the answer ended in the middle of its chunks"
 #: How a `_Body` ends, besides a length (0 or more): chunked, or at the connection's close.
@@ -78,7 +105,7 @@ _FAILURES: Final[dict[_Phase, type[httpx.NetworkError]]] = {
 }
 
 
-def _translate(exc: BaseException, phase: _Phase, request: httpx.Request) -> BaseException:
+def _translate(exc: BaseException, phase: _Phase, request: httpx.Request | None) -> BaseException:
     """httpx's exception for `exc`, raised while `phase` (to be raised `from exc`)."""
     if isinstance(exc, httpx.HTTPError):
         return exc
@@ -270,7 +297,7 @@ class _Body(httpx.AsyncByteStream):
         self,
         pool: LeanTransport,
         connection: _Connection,
-        request: httpx.Request,
+        request: httpx.Request | None,
         framing: int,
         keep_alive: bool,
         timeout: float | None,
@@ -347,6 +374,41 @@ class _Body(httpx.AsyncByteStream):
         self._finish(reuse=False)  # not read to its end: what is left would poison the next
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A base URL split once for `fetch`: where to connect, the Host header, the path prefix."""
+
+    key: _Key
+    authority: bytes
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> Endpoint | None:
+        """None for a URL `fetch` does not send to (user info, a query, a non-ASCII host...):
+        such endpoints go through httpx's client, which knows what to do with them."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return None
+        host = parts.hostname or ""
+        prefix = parts.path.rstrip("/")
+        if (
+            parts.scheme not in ("http", "https")
+            or not _HOST.fullmatch(host)
+            or parts.username is not None
+            or parts.password is not None
+            or parts.query
+            or parts.fragment
+            or (prefix and not _TARGET.fullmatch(prefix))
+        ):
+            return None
+        default = 443 if parts.scheme == "https" else 80
+        shown = f"[{host}]" if ":" in host else host
+        authority = shown if port is None or port == default else f"{shown}:{port}"
+        return cls((parts.scheme, host, port or default), authority.encode("ascii"), prefix)
+
+
 class LeanTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 with keep-alive over asyncio, at most `max_connections` open at a time.
 
@@ -355,12 +417,17 @@ class LeanTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(
-        self, max_connections: int = 16, *, keepalive_expiry: float = KEEPALIVE_EXPIRY
+        self,
+        max_connections: int = 16,
+        *,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY,
+        guard: Guard | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = max_connections
         self.keepalive_expiry = keepalive_expiry
+        self.guard = guard
         self._tls: ssl.SSLContext | None = None
         self._idle: dict[_Key, list[_Connection]] = {}
         #: every connection open or being opened (counts against `max_connections`)
@@ -373,6 +440,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
         scheme = url.scheme
         if scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"{scheme!r} is not http or https", request=request)
+        if self.guard is not None:
+            self.guard(request.method, url.path)
         key = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         # The request is ready before a connection is taken: none waits on a streamed body, and
@@ -391,6 +460,80 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 raise
             raise translated from exc
         return response
+
+    async def fetch(
+        self,
+        endpoint: Endpoint,
+        method: str,
+        target: str,
+        body: bytes | None,
+        *,
+        timeout: float | None,
+        limit: int,
+    ) -> tuple[int, bytes | None]:
+        """Send `method` to `target` (path and query, after the endpoint's prefix) with a JSON
+        `body`, without httpx's client; the status and, for a 200, its whole body (None when it
+        is over `limit` bytes). Any other status's body is not read (its connection is closed).
+
+        Every wait (a place in the pool, connecting, sending, each read) lasts at most `timeout`;
+        failures raise httpx's exceptions as `handle_async_request` does.
+        """
+        target = endpoint.prefix + target
+        if not _METHOD.fullmatch(method) or not _TARGET.fullmatch(target):
+            raise httpx.LocalProtocolError("a request method or target that cannot be sent")
+        if self.guard is not None:
+            self.guard(method, target.partition("?")[0])
+        lines = [
+            b"%s %s HTTP/1.1\r\nHost: %s\r\n"
+            % (method.encode(), target.encode(), endpoint.authority),
+            _FIXED_HEADERS,
+        ]
+        if body is not None:
+            lines.append(b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body))
+        lines += (b"\r\n", body or b"")
+        timeouts = {"pool": timeout, "connect": timeout}
+        connection = await self._acquire(endpoint.key, None, timeouts)
+        phase: _Phase = "write"
+        try:
+            await connection.write(b"".join(lines), timeout)
+            phase = "read"
+            code, headers, framing, keep_alive, _ = await self._head(
+                connection, method, False, timeout
+            )
+            if code != 200 or framing == 0:
+                self._give_back(connection, reuse=framing == 0 and keep_alive)
+                return code, b""
+            inflater = _inflater([v for n, v in headers if n.lower() == b"content-encoding"])
+            if framing > limit:
+                self._give_back(connection, reuse=False)
+                return 200, None
+            stream = _Body(self, connection, None, framing, keep_alive, timeout)
+        except BaseException as exc:
+            self._give_back(connection, reuse=False)
+            translated = _translate(exc, phase, None)
+            if translated is exc:
+                raise
+            raise translated from exc
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for data in stream:
+                chunk = data
+                if inflater is not None:
+                    # bounded: an answer that inflates past the limit (a compression bomb) is
+                    # refused without being inflated further
+                    chunk = inflater.decompress(data, limit - size + 1)
+                size += len(chunk)
+                if size > limit:
+                    await stream.aclose()
+                    return 200, None
+                chunks.append(chunk)
+            if inflater is not None:
+                chunks.append(inflater.flush())
+        except zlib.error as exc:
+            await stream.aclose()
+            raise httpx.DecodingError(f"the compressed answer is corrupt: {exc}") from None
+        return 200, b"".join(chunks)
 
     async def aclose(self) -> None:
         """Close every connection, idle or in use, and wait (briefly) until they are closed."""
@@ -426,6 +569,23 @@ class LeanTransport(httpx.AsyncBaseTransport):
     async def _answer(
         self, connection: _Connection, request: httpx.Request, timeout: float | None
     ) -> httpx.Response:
+        close = request.headers.get("connection", "").lower() == "close"
+        code, headers, framing, keep_alive, extensions = await self._head(
+            connection, request.method, close, timeout
+        )
+        if framing == 0:
+            self._give_back(connection, reuse=keep_alive)
+            return httpx.Response(code, headers=headers, extensions=extensions)
+        stream = _Body(self, connection, request, framing, keep_alive, timeout)
+        return httpx.Response(code, headers=headers, stream=stream, extensions=extensions)
+
+    @staticmethod
+    async def _head(
+        connection: _Connection, method: str, close: bool, timeout: float | None
+    ) -> tuple[int, list[tuple[bytes, bytes]], int, bool, dict[str, bytes]]:
+        """An answer's status line and headers: its status, headers, framing (a length,
+        `_CHUNKED` or `_TO_CLOSE`), whether its connection may be reused, and httpx's
+        extensions. `close`: the request asked to close the connection."""
         while True:
             head = await connection.read_until(b"\r\n\r\n", MAX_HEADER_BYTES, timeout)
             status_line, *lines = head.split(b"\r\n")
@@ -442,7 +602,6 @@ class LeanTransport(httpx.AsyncBaseTransport):
         headers: list[tuple[bytes, bytes]] = []
         length: int | None = None
         chunked = False
-        close = request.headers.get("connection", "").lower() == "close"
         keep_alive_asked = False
         for line in lines:
             field = _HEADER_LINE.fullmatch(line)
@@ -463,7 +622,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 keep_alive_asked = keep_alive_asked or b"keep-alive" in tokens
         http_10 = status.group(1) == b"0"
         keep_alive = not close and (keep_alive_asked or not http_10)
-        if request.method == "HEAD" or code in _BODYLESS_STATUSES:
+        if method == "HEAD" or code in _BODYLESS_STATUSES:
             framing = 0
         elif chunked:
             framing = _CHUNKED
@@ -477,16 +636,12 @@ class LeanTransport(httpx.AsyncBaseTransport):
             "http_version": b"HTTP/1.0" if http_10 else b"HTTP/1.1",
             "reason_phrase": status.group(3) or b"",
         }
-        if framing == 0:
-            self._give_back(connection, reuse=keep_alive)
-            return httpx.Response(code, headers=headers, extensions=extensions)
-        stream = _Body(self, connection, request, framing, keep_alive, timeout)
-        return httpx.Response(code, headers=headers, stream=stream, extensions=extensions)
+        return code, headers, framing, keep_alive, extensions
 
     # -- the pool -------------------------------------------------------------------------------
 
     async def _acquire(
-        self, key: _Key, request: httpx.Request, timeouts: dict[str, float | None]
+        self, key: _Key, request: httpx.Request | None, timeouts: dict[str, float | None]
     ) -> _Connection:
         loop = asyncio.get_running_loop()
         pool_timeout = timeouts.get("pool")
@@ -539,7 +694,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         return True
 
     async def _connect(
-        self, key: _Key, request: httpx.Request, timeout: float | None
+        self, key: _Key, request: httpx.Request | None, timeout: float | None
     ) -> _Connection:
         scheme, host, port = key
         if scheme == "http" and not _is_loopback(host):
@@ -605,6 +760,21 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 return
 
 
+def _inflater(codings: list[bytes]) -> zlib._Decompress | None:
+    """What undoes an answer's `Content-Encoding` (None: none to undo). `fetch` asks for none,
+    but a server may compress anyway: gzip and deflate are undone, anything else refused."""
+    names = [c.strip().lower() for value in codings for c in value.split(b",")]
+    names = [name for name in names if name and name != b"identity"]
+    if not names:
+        return None
+    if names in ([b"gzip"], [b"x-gzip"]):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if names == [b"deflate"]:
+        return zlib.decompressobj()
+    shown = b", ".join(names).decode("latin-1")
+    raise httpx.DecodingError(f"the answer's content coding ({shown}) is not supported")
+
+
 def _content_length(value: bytes, previous: int | None) -> int:
     # `Content-Length: 5, 5` (a proxy merged two) is fine; anything else that is not one
     # decimal number is how answers are smuggled.
@@ -618,3 +788,12 @@ def _content_length(value: bytes, previous: int | None) -> int:
     if previous is not None and previous != length:
         raise httpx.RemoteProtocolError("conflicting Content-Length")
     return length
+
+
+class LeanClient(httpx.AsyncClient):
+    """httpx's client over a `LeanTransport`; the vendor clients send their calls through the
+    transport's `fetch` (the same connections), anything else goes through httpx as usual."""
+
+    def __init__(self, transport: LeanTransport, **options: Any) -> None:
+        super().__init__(transport=transport, **options)
+        self.lean = transport

@@ -964,6 +964,14 @@ def test_fetch_refuses_an_answer_over_its_limit(answer: bytes) -> None:
         assert run(fetch_each(server.url(""), [("GET", None)], limit=11)) == [(200, b"[1,2,3,4,5]")]
 
 
+def test_an_answer_over_the_limit_is_not_read_on_and_its_connection_not_reused() -> None:
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n[1,2,3\r\n"
+    with Server(always(chunked, FOREVER)) as server:  # the rest never comes: it is not waited for
+        answers = run(fetch_each(server.url(""), [("GET", None)] * 2, limit=5, timeout=5))
+        assert answers == [(200, None), (200, None)]
+        assert server.accepted == 2
+
+
 def compressed(coding: str, body: bytes) -> bytes:
     answer = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n%s"
     return answer % (coding.encode(), len(body), body)

@@ -46,7 +46,7 @@ import ssl
 import time
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -309,7 +309,7 @@ class _Body(httpx.AsyncByteStream):
         self._keep_alive = keep_alive and framing != _TO_CLOSE
         self._timeout = timeout
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def __aiter__(self) -> AsyncGenerator[bytes, None]:
         connection = self._connection
         if connection is None:
             raise httpx.StreamClosed()
@@ -516,23 +516,23 @@ class LeanTransport(httpx.AsyncBaseTransport):
             raise translated from exc
         chunks: list[bytes] = []
         size = 0
-        try:
-            async for data in stream:
-                chunk = data
+        # closed on every way out: a body left unread closes its connection at once
+        async with contextlib.aclosing(stream.__aiter__()) as arriving:
+            try:
+                async for data in arriving:
+                    chunk = data
+                    if inflater is not None:
+                        # bounded: an answer that inflates past the limit (a compression bomb)
+                        # is refused without being inflated further
+                        chunk = inflater.decompress(data, limit - size + 1)
+                    size += len(chunk)
+                    if size > limit:
+                        return 200, None
+                    chunks.append(chunk)
                 if inflater is not None:
-                    # bounded: an answer that inflates past the limit (a compression bomb) is
-                    # refused without being inflated further
-                    chunk = inflater.decompress(data, limit - size + 1)
-                size += len(chunk)
-                if size > limit:
-                    await stream.aclose()
-                    return 200, None
-                chunks.append(chunk)
-            if inflater is not None:
-                chunks.append(inflater.flush())
-        except zlib.error as exc:
-            await stream.aclose()
-            raise httpx.DecodingError(f"the compressed answer is corrupt: {exc}") from None
+                    chunks.append(inflater.flush())
+            except zlib.error as exc:
+                raise httpx.DecodingError(f"the compressed answer is corrupt: {exc}") from None
         return 200, b"".join(chunks)
 
     async def aclose(self) -> None:

@@ -7,6 +7,7 @@ test proves nothing would leave the process. Clock, sleep and random are injecte
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import random
@@ -28,8 +29,10 @@ from reconciler.providers import (
     Pacer,
     Subscriber,
     TencentClient,
+    tencent,
 )
 from reconciler.providers.http import RetryPolicy
+from reconciler.providers.tencent import _decode_page, _DecodedSubscribers
 from reconciler.sandbox import defaults
 from reconciler.sandbox.server import Sandbox, SandboxOptions
 from reconciler.secret import Secret
@@ -260,6 +263,66 @@ def test_subscribers_are_paged_to_the_end(make_sandbox: Callable[..., Sandbox]) 
         assert (empty.subscribers, empty.total) == ((), 0)
 
     run(sandbox, body)
+
+
+def test_the_sandboxs_pages_are_decoded_into_records_in_one_pass(
+    make_sandbox: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[type] = []
+
+    def watched(content: bytes) -> dict[str, Any]:
+        page = _decode_page(content)
+        decoded.append(type(page["SubscriberList"]))
+        return page
+
+    monkeypatch.setattr(tencent, "_decode_page", watched)
+
+    async def body(client: TencentClient) -> None:
+        await seed(client, members=users(250), accounts=[NEWS])
+        assert (await client.add_subscribers(NEWS, users(250))).ok
+        assert len((await client.get_subscribers(NEWS)).subscribers) == 250
+
+    run(make_sandbox(), body)
+    assert decoded == [_DecodedSubscribers, _DecodedSubscribers]
+
+
+def test_a_page_of_another_shape_is_plain_json_read_field_by_field() -> None:
+    documented: dict[str, Any] = {
+        "ActionStatus": "OK",
+        "ErrorInfo": "",
+        "ErrorCode": 0,
+        "Next": "TGSOTk=",
+        "SubscriberNum": 2,
+        "SubscriberList": [
+            {
+                "Subscriber_Account": "u1",
+                "SubscribeTime": 1,
+                "CustomString": "vip",
+                "MsgFlag": "AcceptAndNotify",
+                "LastSendMsgTime": 5,  # reference 5.5: a field the client does not keep
+            },
+            {"Subscriber_Account": "u2"},
+        ],
+    }
+    page = _decode_page(json.dumps(documented).encode())
+    assert type(page["SubscriberList"]) is _DecodedSubscribers
+    assert page["SubscriberList"] == [
+        Subscriber("u1", "vip", 1, "AcceptAndNotify"),
+        Subscriber("u2"),
+    ]
+    changes: list[Callable[[dict[str, Any]], object]] = [
+        lambda d: d["SubscriberList"][1].update(SubscribeTime="12"),
+        lambda d: d["SubscriberList"][1].update(Subscriber_Account=""),
+        lambda d: d["SubscriberList"][1].update(MsgFlag=None),
+        lambda d: d.update(SubscriberList=None),
+        lambda d: d.pop("ErrorCode"),
+    ]
+    for change in changes:
+        shape = copy.deepcopy(documented)
+        change(shape)
+        odd = json.dumps(shape).encode()
+        assert _decode_page(odd) == json.loads(odd)
+        assert type(_decode_page(odd)["SubscriberList"]) is not _DecodedSubscribers
 
 
 def test_subscriptions_of_a_user_are_paged_to_the_end(

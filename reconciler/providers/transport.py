@@ -86,7 +86,7 @@ _FIXED_HEADERS: Final = (
 )
 #: What `fetch` puts on a request line: a path and query of printable ASCII without spaces.
 _TARGET: Final = re.compile(r"/[!-~]*")
-_HOST: Final = re.compile(r"[A-Za-z0-9.:\[\]-]+")
+_HOST: Final = re.compile(r"[A-Za-z0-9.:-]+")  # a name or an IP address (IPv6 unbracketed)
 _BODYLESS_STATUSES: Final = frozenset({204, 304})
 _CHUNKS_ENDED: Final = "the answer ended in the middle of its chunks"
 #: How a `_Body` ends, besides a length (0 or more): chunked, or at the connection's close.

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from typing import Final
 
 from reconciler.errors import ReconcilerError
@@ -70,6 +70,25 @@ def _live_account(
         owned=owned,
         last_applied=decode_record(record) if owned else decode_record(None),
     )
+
+
+def _pager(
+    im: IMProvider, with_subscribers: Collection[str]
+) -> Callable[[str], Awaitable[SubscriberPage | None]]:
+    """Reads the subscriber list of an account in `with_subscribers` (None for any other).
+
+    At most `PAGING_ACCOUNTS` accounts are paged at once: enough to keep every place in flight
+    busy, few enough that 1,000 half-read lists never sit in memory together (BENCHMARKS.md, S5).
+    """
+    paging = asyncio.Semaphore(PAGING_ACCOUNTS)
+
+    async def subscribers(account_id: str) -> SubscriberPage | None:
+        if account_id not in with_subscribers:
+            return None
+        async with paging:
+            return await im.get_subscribers(account_id)
+
+    return subscribers
 
 
 def split_ledger(
@@ -171,17 +190,8 @@ async def _read_live(
     pending = frozenset().union(*(s.ids for s in slots.values())) - set(owned)
     logger.info("inventory %s owns %d account(s)", inventory_user, len(owned))
 
-    with_subscribers = {a.id for a in desired.accounts.values() if a.subscribers is not None}
+    subscribers = _pager(im, {a.id for a in desired.accounts.values() if a.subscribers is not None})
     accounts: dict[str, LiveAccount] = {}
-    # Accounts whose lists are being paged at once: enough to keep every place in flight busy,
-    # few enough that 1,000 half-read lists never sit in memory together (BENCHMARKS.md, S5).
-    paging = asyncio.Semaphore(PAGING_ACCOUNTS)
-
-    async def subscribers(account_id: str) -> SubscriberPage | None:
-        if account_id not in with_subscribers:
-            return None
-        async with paging:
-            return await im.get_subscribers(account_id)
 
     async def owned_account(account_id: str) -> None:
         sub = owned[account_id]
@@ -280,10 +290,11 @@ async def _read_fingerprinted(
         walk = group.create_task(im.get_subscriptions(inventory_user))
         speed_task = group.create_task(speed())
     owned, slots = split_ledger(walk.result(), inventory_user)
+    subscribers = _pager(im, members)
     accounts: dict[str, LiveAccount] = {}
 
     async def one(info: AccountInfo, record: str | None) -> None:
-        page = await im.get_subscribers(info.id) if info.id in members else None
+        page = await subscribers(info.id)
         accounts[info.id] = _live_account(info, page, owned=record is not None, record=record or "")
 
     others = sorted(wanted - set(owned))

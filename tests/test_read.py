@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import pytest
 
+from reconciler import read
 from reconciler.config import Limits, SandboxTarget
 from reconciler.connect import connect
 from reconciler.ledger import Ledger, Slot, encode_slot, slot_id
@@ -23,7 +24,7 @@ from reconciler.model import (
     SubscriberPolicy,
     Subscribers,
 )
-from reconciler.providers import TencentClient, WeChatClient
+from reconciler.providers import SubscriberPage, TencentClient, WeChatClient
 from reconciler.read import read_fingerprinted, read_live
 from reconciler.sandbox.server import Sandbox
 
@@ -261,3 +262,51 @@ def test_a_slot_that_holds_something_else_reads_as_empty_with_a_warning(
         ]
 
     on_sandbox(sandbox, body)
+
+
+class CountingPages:
+    """A Tencent client whose subscriber reads are counted while they are in flight."""
+
+    def __init__(self, im: TencentClient) -> None:
+        self._im = im
+        self.paging = 0
+        self.most_paging = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._im, name)
+
+    async def get_subscribers(self, account_id: str) -> SubscriberPage:
+        self.paging += 1
+        self.most_paging = max(self.most_paging, self.paging)
+        try:
+            await asyncio.sleep(0.01)  # every account asked for is now waiting its turn
+            return await self._im.get_subscribers(account_id)
+        finally:
+            self.paging -= 1
+
+
+def test_both_reads_page_a_bounded_number_of_accounts_at_once(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read, "PAGING_ACCOUNTS", 3)
+    accounts = [account(f"a{i}", members=frozenset({"alice"})) for i in range(8)]
+    desired = desired_of(*accounts, users=frozenset({"owner", "alice"}))
+    ids = [a.id for a in accounts]
+
+    async def body(im: TencentClient, wx: WeChatClient) -> list[int]:
+        await im.import_accounts(["owner", "alice"])
+        for acct in accounts:
+            await im.create_account(acct.id, acct.owner, acct.profile)
+            await im.add_subscribers(acct.id, ["alice"])
+        most = []
+        for reading in (
+            lambda counted: read_live(desired, counted, inventory_user=INVENTORY),
+            lambda counted: read_fingerprinted(ids, ids, counted, inventory_user=INVENTORY),
+        ):
+            counted = CountingPages(im)
+            live = await reading(counted)
+            assert all(live.accounts[i].subscribers == {"alice"} for i in ids)
+            most.append(counted.most_paging)
+        return most
+
+    assert on_sandbox(sandbox, body) == [3, 3]

@@ -224,10 +224,9 @@ class Resolver:
     # -- sets ---------------------------------------------------------------------------------
 
     def _check_set(self, entry: _Named) -> None:
-        spec = entry.doc.data["spec"]
-        for ref in _refs(spec, "include", "spec") + _refs(spec, "exclude", "spec"):
+        for ref in self._set_refs(entry):
             self._check_set_ref(ref)
-        for ref in _refs(spec, "files", "spec"):
+        for ref in _refs(entry.doc.data["spec"], "files", "spec"):
             self._member_file(entry, ref)
 
     def _check_set_ref(self, ref: _Ref) -> bool:
@@ -266,34 +265,64 @@ class Resolver:
         graph: dict[str, list[_Ref]] = {}
         for name, entry in self._sets.items():
             if entry.valid:
-                spec = entry.doc.data["spec"]
-                refs = _refs(spec, "include", "spec") + _refs(spec, "exclude", "spec")
-                graph[name] = [r for r in refs if r.value in self._sets]
+                graph[name] = [r for r in self._set_refs(entry) if r.value in self._sets]
         done: set[str] = set()
         for start in sorted(graph):
-            self._walk(start, graph, [], done)
+            self._walk(start, graph, done)
 
-    def _walk(
-        self, name: str, graph: dict[str, list[_Ref]], stack: list[str], done: set[str]
-    ) -> None:
-        if name in done or name not in graph:
+    def _walk(self, start: str, graph: dict[str, list[_Ref]], done: set[str]) -> None:
+        """Depth first from `start`, reporting every reference that closes a cycle. A loop, not
+        a recursion: a chain of thousands of includes is valid."""
+        if start in done or start not in graph:
             return
-        stack.append(name)
-        for ref in graph[name]:
-            if ref.value in stack:
-                cycle = [*stack[stack.index(ref.value) :], ref.value]
+        path = [start]
+        refs = [iter(graph[start])]
+        while refs:
+            ref = next(refs[-1], None)
+            if ref is None:
+                refs.pop()
+                done.add(path.pop())
+            elif ref.value in path:
+                cycle = [*path[path.index(ref.value) :], ref.value]
                 self._cyclic.update(cycle)
                 self._sink.add(ref.pos, f"{ref.path}: SubscriberSet cycle: {' → '.join(cycle)}")
-            else:
-                self._walk(ref.value, graph, stack, done)
-        stack.pop()
-        done.add(name)
+            elif ref.value not in done and ref.value in graph:
+                path.append(ref.value)
+                refs.append(iter(graph[ref.value]))
 
     def expand(self, name: str) -> frozenset[str] | None:
         """The members of set `name`, or None if it (or a set it uses) has a problem."""
-        if name in self._expanded:
-            return self._expanded[name]
-        self._expanded[name] = None  # a re-entry (cycle) reads None
+        if name not in self._expanded:
+            # the sets it uses first, each after those it uses: no recursion, however deep
+            for used in self._uses_first(name):
+                self._expanded[used] = self._members(used)
+        return self._expanded[name]
+
+    def _uses_first(self, name: str) -> list[str]:
+        """`name` and the sets it includes or excludes that are not expanded yet, in an order
+        where each comes after the sets it uses (cycles were cut by `_find_cycles`)."""
+        order: list[str] = []
+        seen = {name}
+        frames = [(name, iter(self._uses(name)))]
+        while frames:
+            current, uses = frames[-1]
+            used = next(uses, None)
+            if used is None:
+                frames.pop()
+                order.append(current)
+            elif used not in seen and used not in self._expanded:
+                seen.add(used)
+                frames.append((used, iter(self._uses(used))))
+        return order
+
+    def _uses(self, name: str) -> list[str]:
+        entry = self._sets.get(name)
+        if entry is None or not entry.valid or name in self._cyclic:
+            return []
+        return [r.value for r in self._set_refs(entry)]
+
+    def _members(self, name: str) -> frozenset[str] | None:
+        """Set `name`'s members, the sets it uses already expanded; None on any problem."""
         entry = self._sets.get(name)
         if entry is None or not entry.valid or name in self._cyclic:
             return None
@@ -305,18 +334,21 @@ class Resolver:
                 return None
             members.update(loaded.ids)
         for ref in _refs(spec, "include", "spec"):
-            included = self.expand(ref.value)
+            included = self._expanded.get(ref.value)
             if included is None:
                 return None
             members |= included
         for ref in _refs(spec, "exclude", "spec"):
-            excluded = self.expand(ref.value)
+            excluded = self._expanded.get(ref.value)
             if excluded is None:
                 return None
             members -= excluded
-        result = frozenset(members)
-        self._expanded[name] = result
-        return result
+        return frozenset(members)
+
+    @staticmethod
+    def _set_refs(entry: _Named) -> list[_Ref]:
+        spec = entry.doc.data["spec"]
+        return _refs(spec, "include", "spec") + _refs(spec, "exclude", "spec")
 
     def _union(self, refs: Iterable[_Ref], extra: Iterable[str]) -> frozenset[str] | None:
         parts: list[frozenset[str]] = []

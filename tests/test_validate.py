@@ -152,6 +152,26 @@ def test_sets_expand_and_members_deduplicate(tmp_path: Path) -> None:
     assert subs.members == frozenset({"dave", "erin", "bob", "carol"})
 
 
+def test_a_chain_of_thousands_of_includes_resolves(tmp_path: Path) -> None:
+    depth = 3000  # past Python's recursion limit: the sets are walked with loops
+    docs = [
+        HEADER + f"kind: SubscriberSet\nmetadata: {{name: s{i}}}\n"
+        f"spec: {{members: [u{i}], include: [s{i + 1}], exclude: [x{i % 2}]}}\n"
+        for i in range(depth)
+    ]
+    docs += [
+        HEADER + f"kind: SubscriberSet\nmetadata: {{name: s{depth}}}\nspec: {{members: [last]}}\n",
+        HEADER + "kind: SubscriberSet\nmetadata: {name: x0}\nspec: {members: [u1]}\n",
+        HEADER + "kind: SubscriberSet\nmetadata: {name: x1}\nspec: {members: [u2]}\n",
+        account(spec="  owner: alice\n  name: News\n  subscribers: {sets: [s0]}\n"),
+    ]
+    write(tmp_path, {"m.yaml": "---\n".join(docs)})
+    subs = load_desired_state([str(tmp_path)]).accounts["@TOA#_news"].subscribers
+    assert subs is not None
+    # s_i = {u_i} ∪ s_i+1 − x_(i mod 2): u1 and u2 are each excluded right above where added
+    assert subs.members == frozenset({f"u{i}" for i in range(depth)} | {"last"}) - {"u1", "u2"}
+
+
 def test_single_set_membership_is_shared_not_copied(tmp_path: Path) -> None:
     members = "\n".join(f"user{i}" for i in range(1000)) + "\n"
     docs = [

@@ -818,6 +818,27 @@ def test_a_certificate_trusted_through_ssl_cert_file_is_verified_by_name(
     assert "Hostname mismatch" in (_certificate_failure(error) or "")
 
 
+def test_fetch_verifies_tls_as_the_transport_does(
+    certificates: dict[str, tuple[Path, Path]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates["localhost"][0]))
+    names: list[str | None] = []
+    with Server(always(OK), tls_server(certificates["localhost"], names)) as server:
+        base = server.url("", scheme="https", host="localhost")
+        assert run(fetch_each(base, [("GET", None)])) == [(200, b"{}")]
+        assert server.requests[0].head.startswith(
+            f"GET {PATH} HTTP/1.1\r\nHost: localhost:{server.port}\r\n".encode()
+        )
+    assert names == ["localhost"]
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates["elsewhere"][0]))
+    with Server(always(OK), tls_server(certificates["elsewhere"], [])) as server:
+        with pytest.raises(httpx.ConnectError) as caught:
+            run(fetch_each(server.url("", scheme="https", host="localhost"), [("GET", None)]))
+        assert server.requests == []
+    assert "Hostname mismatch" in (_certificate_failure(caught.value) or "")
+
+
 def test_verification_has_no_off_switch() -> None:
     assert list(inspect.signature(LeanTransport).parameters) == [
         "max_connections",

@@ -338,21 +338,26 @@ def _load_fast(text: str, file: str) -> LoadResult | None:
     documents: list[Document] = []
     try:
         loader = _FastLoader(text, file)
-        index = 0
-        while loader.check_node():
-            root = loader.get_node()
-            if root is None:  # pragma: no cover - check_node() guarantees a node
-                break
-            _expanded_size(root)
-            data = loader.construct_document(root)
-            if data is not None:
-                documents.append(Document(file, index, data, _pos(file, root.start_mark)))
-            index += 1
+        _read_documents(loader, file, documents)
     except Exception:  # any problem: the pure parser reads the file again and says what
         return None
     if loader.problems:
         return None
     return LoadResult(documents, [])
+
+
+def _read_documents(loader: _Loader, file: str, documents: list[Document]) -> None:
+    """Append each document `loader` reads to `documents` (those before a failure stay)."""
+    index = 0
+    while loader.check_node():
+        root = loader.get_node()
+        if root is None:  # pragma: no cover - check_node() guarantees a node
+            break
+        _expanded_size(root)
+        data = loader.construct_document(root)
+        if data is not None:
+            documents.append(Document(file, index, data, _pos(file, root.start_mark)))
+        index += 1
 
 
 def _load_pure(text: str, file: str) -> LoadResult:
@@ -364,16 +369,7 @@ def _load_pure(text: str, file: str) -> LoadResult:
         return LoadResult([], [_reader_problem(text, file, exc)])
     problems = loader.problems
     try:
-        index = 0
-        while loader.check_node():
-            root = loader.get_node()
-            if root is None:  # pragma: no cover - check_node() guarantees a node
-                break
-            _expanded_size(root)
-            data = loader.construct_document(root)
-            if data is not None:
-                documents.append(Document(file, index, data, _pos(file, root.start_mark)))
-            index += 1
+        _read_documents(loader, file, documents)
     except yaml.MarkedYAMLError as exc:
         pos = _pos(file, exc.problem_mark or exc.context_mark)
         message = _yaml_message(exc)

@@ -13,7 +13,6 @@ code) is retried; every attempt re-enters the pacer; sleep and jitter are inject
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import random
 import re
@@ -37,7 +36,12 @@ from tenacity import (
 )
 
 from reconciler.errors import ConfigError, ProviderError
-from reconciler.providers.transport import Endpoint, LeanClient, LeanTransport
+from reconciler.providers.transport import (
+    Endpoint,
+    LeanClient,
+    LeanTransport,
+    is_loopback_host,
+)
 from reconciler.secret import REDACTED, Secret
 
 logger = logging.getLogger(__name__)
@@ -108,12 +112,7 @@ def is_loopback(url: str) -> bool:
         host = urlsplit(url).hostname or ""
     except ValueError:  # "Invalid IPv6 URL": an unclosed `[`
         return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def check_endpoint(url: str, *, verify_tls: bool = True) -> str:

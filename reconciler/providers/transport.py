@@ -117,7 +117,8 @@ def _translate(exc: BaseException, phase: _Phase, request: httpx.Request | None)
     return exc  # cancellation and the like pass through untouched
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:
@@ -697,7 +698,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self, key: _Key, request: httpx.Request | None, timeout: float | None
     ) -> _Connection:
         scheme, host, port = key
-        if scheme == "http" and not _is_loopback(host):
+        if scheme == "http" and not is_loopback_host(host):
             # check_endpoint refuses such endpoints already; this transport never sends a
             # credential in clear over a network, whoever builds the request.
             raise httpx.UnsupportedProtocol(

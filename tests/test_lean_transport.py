@@ -459,38 +459,34 @@ def test_an_abandoned_body_is_not_reused() -> None:
 # -- stale keep-alives -------------------------------------------------------------------------
 
 
+async def get_twice_with_a_pause(url: str, *, busy: bool) -> list[httpx.Response]:
+    """GET `url`, stay idle 0.1 s, GET it again, over one client; the answers, read.
+
+    While idle the client either watches its loop or is busy (its loop blocked), so whatever
+    the server did meanwhile waits on the socket."""
+    async with httpx.AsyncClient(transport=LeanTransport()) as http:
+        first = await http.get(url)
+        if busy:
+            time.sleep(0.1)
+        else:
+            await asyncio.sleep(0.1)
+        return [first, await http.get(url)]
+
+
 @pytest.mark.parametrize("busy", [False, True], ids=["loop-saw-it", "loop-busy"])
 def test_a_keep_alive_closed_by_the_server_costs_no_failed_call(busy: bool) -> None:
-    async def main(url: str) -> list[int]:
-        async with httpx.AsyncClient(transport=LeanTransport()) as http:
-            first = await http.get(url)
-            # the server closes its idle connection; the client either notices on its loop or
-            # was busy (its loop blocked) and finds the end waiting on the socket
-            if busy:
-                time.sleep(0.1)
-            else:
-                await asyncio.sleep(0.1)
-            return [first.status_code, (await http.get(url)).status_code]
-
-    with Server(always(OK, CLOSE)) as server:
-        assert run(main(server.url())) == [200, 200]
+    with Server(always(OK, CLOSE)) as server:  # the server closes its idle connection
+        answers = run(get_twice_with_a_pause(server.url(), busy=busy))
+        assert [a.status_code for a in answers] == [200, 200]
         assert (server.accepted, len(server.requests)) == (2, 2)
 
 
 @pytest.mark.parametrize("busy", [False, True], ids=["loop-saw-it", "loop-busy"])
 def test_an_idle_connection_that_turns_readable_is_not_reused(busy: bool) -> None:
-    async def main(url: str) -> list[object]:
-        async with httpx.AsyncClient(transport=LeanTransport()) as http:
-            first = await http.get(url)
-            if busy:
-                time.sleep(0.1)
-            else:
-                await asyncio.sleep(0.1)
-            return [first.json(), (await http.get(url)).json()]
-
     unasked = b'HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"unasked"'
     with Server(always(OK, 0.02, unasked)) as server:
-        assert run(main(server.url())) == [{}, {}]
+        answers = run(get_twice_with_a_pause(server.url(), busy=busy))
+        assert [a.json() for a in answers] == [{}, {}]
         assert server.accepted == 2
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from reconciler.commands import open_scope, read_scope, render_plan
 from reconciler.diff import diff
-from reconciler.plan import build_plan
+from reconciler.plan import plan_from_read
 
 
 def rss_mb() -> float:
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     mark("read live")
     changes = diff(desired, live, prune=False, inventory_user=scope.config.inventory)
     mark("diff")
-    plan = build_plan(
+    plan = plan_from_read(
         changes,
         desired=desired,
         live=live,

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TextIO
 
 from reconciler.apply import apply_plan, phase_totals, render_result
-from reconciler.changes import Change, PlanProblem, SetMassSpeed
 from reconciler.config import (
     Config,
     Safety,
@@ -28,14 +27,14 @@ from reconciler.config import (
     select_target,
 )
 from reconciler.connect import Providers, connect
-from reconciler.diff import diff, narrow
+from reconciler.diff import Diff, diff, narrow
 from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
 from reconciler.errors import ConfigError, ReconcilerError, StalePlanError
 from reconciler.live import LiveState
 from reconciler.load import CONFIG_NAME, display_path, load_file
 from reconciler.lock import run_lock
 from reconciler.model import DesiredState, canonical_account_id
-from reconciler.plan import Plan, TargetIdentity, build_plan
+from reconciler.plan import Plan, TargetIdentity, plan_from_read
 from reconciler.planfile import check_fresh, dump_plan, load_plan
 from reconciler.progress import progress, reading
 from reconciler.read import read_fingerprinted, read_live
@@ -149,32 +148,27 @@ def read_scope(scope: Scope, stderr: TextIO | None = None) -> tuple[DesiredState
     return narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
 
 
-def diff_scope(
-    scope: Scope, desired: DesiredState, live: LiveState, *, prune: bool
-) -> list[Change]:
-    """`diff`, plus what only the target can tell: a declared MassSpeed on a target without WeChat
-    credentials can be neither read nor set, so it is a problem of the plan (exit 1), not a change
-    that apply could only fail."""
-    changes = diff(desired, live, prune=prune, inventory_user=scope.config.inventory)
-    speed = desired.mass_speed
+def diff_scope(scope: Scope, desired: DesiredState, live: LiveState, *, prune: bool) -> Diff:
+    """`diff`, plus what only the target can tell: a Tencent target without WeChat credentials
+    cannot read or set a declared MassSpeed (the mass speed kind makes that a problem)."""
     target = scope.target
-    if speed is None or not isinstance(target, TencentTarget) or target.wechat is not None:
-        return changes
-    problem = PlanProblem(
-        "",
-        f"{speed.position}: MassSpeed '{speed.name}' is declared but target '{target.name}' has"
-        f" no WeChat credentials (targets.{target.name}.wechat: appId, secret)",
+    wechat_missing = (
+        target.name if isinstance(target, TencentTarget) and target.wechat is None else None
     )
-    kept = [c for c in changes if not isinstance(c, SetMassSpeed)]
-    return sorted([*kept, problem], key=lambda c: c.sort_key)
+    return diff(
+        desired,
+        live,
+        prune=prune,
+        inventory_user=scope.config.inventory,
+        wechat_missing=wechat_missing,
+    )
 
 
-def make_plan(scope: Scope, *, prune: bool, stderr: TextIO | None = None) -> Plan:
+def read_and_plan(scope: Scope, *, prune: bool, stderr: TextIO | None = None) -> Plan:
     """Read, diff and plan: everything `plan` shows, without changing anything."""
     desired, live = read_scope(scope, stderr)
-    changes = diff_scope(scope, desired, live, prune=prune)
-    return build_plan(
-        changes,
+    return plan_from_read(
+        diff_scope(scope, desired, live, prune=prune),
         desired=desired,
         live=live,
         target=scope.identity,
@@ -230,7 +224,7 @@ def plan_command(
     scope = open_scope(
         paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
     )
-    plan = make_plan(scope, prune=prune, stderr=stderr)
+    plan = read_and_plan(scope, prune=prune, stderr=stderr)
     text = render_plan(plan, fmt, color=use_color(no_color, stdout), show_all=show_all)
     stdout.write(text if text.endswith("\n") else text + "\n")
     if out is not None and not plan.problems:
@@ -279,9 +273,11 @@ def drift_command(
         paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
     )
     desired, live = read_scope(scope, stderr)
-    changes = diff_scope(scope, desired, live, prune=False)
     report = build_drift(
-        changes, target=scope.identity, ignores=ignores, today=today or dt.date.today()
+        diff_scope(scope, desired, live, prune=False),
+        target=scope.identity,
+        ignores=ignores,
+        today=today or dt.date.today(),
     )
     if fmt == "json":
         text = render_drift_json(report, show_all=show_all)
@@ -367,9 +363,8 @@ async def _apply_manifests(
     async with connect(scope.target, config.limits) as providers:
         live = await _read_live(scope, providers, stderr)
         desired, live = narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
-        changes = diff_scope(scope, desired, live, prune=options.prune)
-        plan = build_plan(
-            changes,
+        plan = plan_from_read(
+            diff_scope(scope, desired, live, prune=options.prune),
             desired=desired,
             live=live,
             target=scope.identity,

@@ -16,20 +16,75 @@ them outside reconciler.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Mapping
+import operator
 from typing import Any, Final
 
-from reconciler.changes import LedgerWrite, change_from_data
+import msgspec
+
+from reconciler.changes import Finding, Wire
 from reconciler.config import Limits, Safety
+from reconciler.diff import Diff
 from reconciler.errors import StalePlanError
+from reconciler.kinds import wire_types
+from reconciler.kinds.inventory import LedgerWrite
 from reconciler.live import LiveState
 from reconciler.model import DesiredState
-from reconciler.plan import Fingerprint, Plan, TargetIdentity, desired_digest, make_plan
+from reconciler.plan import Fingerprint, Plan, TargetIdentity, assemble_plan, desired_digest
 
 PLAN_FILE_VERSION: Final = 1
 PLAN_FILE_KIND: Final = "ReconcilerPlan"
+
+#: Any change, notice or problem as the file holds it: msgspec picks the Struct by its `type`.
+_CHANGE: Any = functools.reduce(operator.or_, wire_types())
+
+
+class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class TargetData(_Struct, frozen=True):
+    type: str
+    name: str
+    sdkappid: int | None = None
+    endpoint: str | None = None
+    appid: str | None = None
+    path: str | None = None
+
+
+class FingerprintData(_Struct, frozen=True):
+    profile: str
+    subscriberCount: int
+    members: str | None
+
+
+class LimitsData(_Struct, frozen=True):
+    callsPerSecond: float
+    concurrency: int
+
+
+class SafetyData(_Struct, frozen=True):
+    maxDestroys: int
+    maxSubscriberRemovals: int
+    maxSubscriberRemovalPercent: float
+
+
+class PlanBody(_Struct, frozen=True):
+    """Everything a saved plan holds; `changes` are decoded on their own (tagged union)."""
+
+    target: TargetData
+    desiredDigest: str
+    fingerprints: dict[str, FingerprintData | None]
+    liveMassSpeed: int | None
+    limits: LimitsData
+    safety: SafetyData
+    prune: bool
+    readCalls: dict[str, int]
+    changes: list[dict[str, Any]]
+    actionIds: list[str]
+    configPath: str | None = None
 
 
 def _canonical(body: Any) -> bytes:
@@ -41,29 +96,30 @@ def _integrity(body: Any) -> str:
 
 
 def plan_body(plan: Plan) -> dict[str, Any]:
-    """Everything a saved plan holds, as JSON data."""
-    return {
-        "target": plan.target.data,
-        "desiredDigest": plan.desired_digest,
-        "fingerprints": {
-            k: (None if v is None else v.data) for k, v in sorted(plan.fingerprints.items())
+    """Everything a saved plan holds, as JSON data (changes, notices and problems in one list)."""
+    t = plan.target
+    body = PlanBody(
+        target=TargetData(t.type, t.name, t.sdkappid, t.endpoint, t.appid, t.path),
+        desiredDigest=plan.desired_digest,
+        fingerprints={
+            k: None if v is None else FingerprintData(v.profile, v.subscriber_count, v.members)
+            for k, v in sorted(plan.fingerprints.items())
         },
-        "liveMassSpeed": plan.live_mass_speed,
-        "limits": {
-            "callsPerSecond": plan.limits.calls_per_second,
-            "concurrency": plan.limits.concurrency,
-        },
-        "safety": {
-            "maxDestroys": plan.safety.max_destroys,
-            "maxSubscriberRemovals": plan.safety.max_subscriber_removals,
-            "maxSubscriberRemovalPercent": plan.safety.max_subscriber_removal_percent,
-        },
-        "prune": plan.prune,
-        "configPath": plan.config_path,
-        "readCalls": dict(sorted(plan.cost.read_calls.items())),
-        "changes": [c.data for c in plan.changes],
-        "actionIds": [a.id for a in plan.actions],
-    }
+        liveMassSpeed=plan.live_mass_speed,
+        limits=LimitsData(plan.limits.calls_per_second, plan.limits.concurrency),
+        safety=SafetyData(
+            plan.safety.max_destroys,
+            plan.safety.max_subscriber_removals,
+            plan.safety.max_subscriber_removal_percent,
+        ),
+        prune=plan.prune,
+        configPath=plan.config_path,
+        readCalls=dict(sorted(plan.cost.read_calls.items())),
+        changes=[c.data for c in sorted(plan.findings(), key=lambda c: c.sort_key)],
+        actionIds=[a.id for a in plan.actions],
+    )
+    data: dict[str, Any] = msgspec.to_builtins(body)
+    return data
 
 
 def dump_plan(plan: Plan) -> str:
@@ -78,6 +134,12 @@ def dump_plan(plan: Plan) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
+def _made_by(version: object) -> str:
+    if type(version) is not int:  # `true` and `1.0` equal 1
+        return "an unknown version of reconciler"
+    return "an older version of reconciler" if version < PLAN_FILE_VERSION else "a newer version"
+
+
 def load_plan(text: str, *, source: str = "plan file") -> Plan:
     """Read a plan file; a file that is not one, or was edited, raises `StalePlanError`."""
     try:
@@ -89,10 +151,10 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
     if not isinstance(document, dict) or document.get("kind") != PLAN_FILE_KIND:
         raise StalePlanError(f"{source} is not a reconciler plan file")
     version = document.get("formatVersion")
-    if type(version) is not int or version != PLAN_FILE_VERSION:  # `true` and `1.0` equal 1
+    if type(version) is not int or version != PLAN_FILE_VERSION:
         raise StalePlanError(
-            f"{source} has plan format {version!r}; this reconciler reads"
-            f" format {PLAN_FILE_VERSION}: make the plan again with this version"
+            f"{source} has plan format {version!r}, made by {_made_by(version)}; this reconciler"
+            f" reads format {PLAN_FILE_VERSION}: make the plan again with this version"
         )
     body = document.get("body")
     if not isinstance(body, dict) or document.get("integrity") != _integrity(body):
@@ -101,16 +163,8 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
             " make the plan again"
         )
     try:
-        plan = _plan_from_body(body)
-    except (
-        KeyError,
-        TypeError,
-        ValueError,
-        AttributeError,
-        IndexError,
-        ArithmeticError,  # int(inf) (JSON's Infinity, 1e999), a rate of 0 in the cost
-        RecursionError,
-    ) as exc:
+        plan = _plan_from_body(msgspec.convert(body, PlanBody))
+    except (ValueError, RecursionError) as exc:  # msgspec.ValidationError is a ValueError
         raise StalePlanError(f"{source} is not a valid reconciler plan: {exc!r}") from exc
     if [a.id for a in plan.actions] != body.get("actionIds"):
         raise StalePlanError(
@@ -119,26 +173,32 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
     return plan
 
 
-def _plan_from_body(body: Mapping[str, Any]) -> Plan:
-    limits, safety = body["limits"], body["safety"]
-    return make_plan(
-        [change_from_data(c) for c in body["changes"]],
-        target=TargetIdentity.from_data(body["target"]),
-        desired_digest=str(body["desiredDigest"]),
+def decode_change(data: Any) -> Finding:
+    """A change, notice or problem from its full `.data` form; ValueError when it is not one."""
+    wire: Wire = msgspec.convert(data, _CHANGE)
+    return wire.change()
+
+
+def _plan_from_body(body: PlanBody) -> Plan:
+    t, limits, safety = body.target, body.limits, body.safety
+    return assemble_plan(
+        Diff.of(decode_change(c) for c in body.changes),
+        target=TargetIdentity(t.type, t.name, t.sdkappid, t.endpoint, t.appid, t.path),
+        desired_digest=body.desiredDigest,
         fingerprints={
-            str(k): (None if v is None else Fingerprint.from_data(v))
-            for k, v in body["fingerprints"].items()
+            k: None if v is None else Fingerprint(v.profile, v.subscriberCount, v.members)
+            for k, v in body.fingerprints.items()
         },
-        live_mass_speed=None if body["liveMassSpeed"] is None else int(body["liveMassSpeed"]),
-        limits=Limits(float(limits["callsPerSecond"]), int(limits["concurrency"])),
+        live_mass_speed=body.liveMassSpeed,
+        limits=Limits(float(limits.callsPerSecond), limits.concurrency),
         safety=Safety(
-            int(safety["maxDestroys"]),
-            int(safety["maxSubscriberRemovals"]),
-            float(safety["maxSubscriberRemovalPercent"]),
+            safety.maxDestroys,
+            safety.maxSubscriberRemovals,
+            float(safety.maxSubscriberRemovalPercent),
         ),
-        prune=bool(body["prune"]),
-        read_calls={str(k): int(v) for k, v in body["readCalls"].items()},
-        config_path=None if body.get("configPath") is None else str(body["configPath"]),
+        prune=body.prune,
+        read_calls=body.readCalls,
+        config_path=body.configPath,
     )
 
 
@@ -158,7 +218,7 @@ def stale_slots(plan: Plan, live: LiveState) -> list[int]:
     writes are computed from what it read, and would drop what another run recorded since."""
     changed = []
     for change in plan.changes:
-        if isinstance(change, LedgerWrite):
+        if isinstance(change, LedgerWrite):  # the inventory's own change type
             slot = live.ledger.slots.get(change.slot)
             now = (slot is not None, slot.ids if slot is not None else frozenset())
             if now != (change.exists, change.before):

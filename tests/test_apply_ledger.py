@@ -12,20 +12,20 @@ from test_apply import INVENTORY, NAME, TOO_LONG, ledger_for, record, run, seed
 from test_e2e_common import Vendor, sandbox_options
 
 from reconciler.apply import LEDGER, phase_totals, render_result
-from reconciler.changes import (
+from reconciler.config import Limits, Safety
+from reconciler.diff import Diff
+from reconciler.kinds.inventory import ImportInventoryUser, LedgerWrite
+from reconciler.kinds.official_account import (
     AddSubscribers,
     AdoptOrphan,
     CreateAccount,
     DestroyAccount,
-    ImportInventoryUser,
-    ImportUsers,
-    LedgerWrite,
     Record,
 )
-from reconciler.config import Limits, Safety
+from reconciler.kinds.user_accounts import ImportUsers
 from reconciler.ledger import LEDGER_HEADER, encode_slot, slot_id
 from reconciler.live import INTERRUPTED_RECORD, encode_record
-from reconciler.plan import Fingerprint, TargetIdentity, make_plan
+from reconciler.plan import Fingerprint, TargetIdentity, assemble_plan
 from reconciler.sandbox.server import Sandbox
 
 SLOT0 = slot_id(INVENTORY, 0)
@@ -263,8 +263,8 @@ def test_a_slot_of_another_inventory_is_refused(tmp_path: Path) -> None:
 
 
 def test_progress_shows_the_ledger_rewrite_as_its_own_phase() -> None:
-    plan = make_plan(
-        [ledger_for("@TOA#_new"), CreateAccount("@TOA#_new", "boss", ((NAME, "New"),))],
+    plan = assemble_plan(
+        Diff.of([ledger_for("@TOA#_new"), CreateAccount("@TOA#_new", "boss", ((NAME, "New"),))]),
         target=TargetIdentity("sandbox", "sandbox", path="x"),
         desired_digest="sha256:x",
         fingerprints={},

@@ -1,0 +1,341 @@
+"""Bookkeeping that belongs to no manifest kind: the inventory user and the inventory ledger.
+
+Ownership of everything this repo manages lives in one IM user's subscriptions (DESIGN section
+5), and every create is recorded in the inventory ledger before it is sent (`reconciler.ledger`).
+Both serve every kind that creates or owns something, so they are not any kind's own: this module
+is registered like a kind (`reconciler.kinds.REGISTRY`), holds the two bookkeeping changes, lays
+out the ledger's writes from what the other kinds' changes create or take over (`bookkeeping`),
+and keeps the ledger's state during an apply (`Ledger`), which a create waits on.
+
+`ImportInventoryUser` runs with the user imports; `LedgerWrite` records the creates in a slot
+before they are sent and clears them after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from reconciler.changes import (
+    PHASE_IMPORT,
+    PHASE_LEDGER,
+    Action,
+    Change,
+    DriftItem,
+    Kind,
+    Schedule,
+    Wire,
+    plural,
+)
+from reconciler.errors import ProviderError
+from reconciler.ledger import SLOT_NAME, encode_slot, layout, slot_id, slot_index
+from reconciler.live import LiveState
+from reconciler.model import ProfileField, ProfileValue
+from reconciler.outcome import GLOBAL, LEDGER, ApplyRun, Failure, failure, item_failures
+from reconciler.providers import CreateOutcome
+from reconciler.providers.calls import API_ACCOUNT_IMPORT, API_ADD, API_CREATE, API_MODIFY
+
+
+class ImportInventoryUserWire(Wire, frozen=True, tag="importInventoryUser"):
+    user: str
+
+    def change(self) -> ImportInventoryUser:
+        return ImportInventoryUser(self.user)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportInventoryUser(Change):
+    """Bookkeeping: the inventory user does not exist yet (account_import)."""
+
+    kind: ClassVar[str] = "importInventoryUser"
+    phase: ClassVar[int] = PHASE_IMPORT
+    wire_type: ClassVar[type[Wire]] = ImportInventoryUserWire
+    bookkeeping: ClassVar[bool] = True
+    user: str
+
+    def wire(self) -> ImportInventoryUserWire:
+        return ImportInventoryUserWire(self.user)
+
+    def actions(self, schedule: Schedule) -> list[Action]:
+        return [Action(f"{self.kind}/-/0", API_ACCOUNT_IMPORT, self, (self.user,))]
+
+    def apply_phase(self, action: Action) -> str:
+        return "users"
+
+    def count(self, summary: dict[str, int]) -> None:
+        pass  # bookkeeping: not counted
+
+    def headline(self) -> tuple[int, str, str] | None:
+        return None
+
+    def detail_lines(self, *, show_all: bool, first: int) -> list[tuple[str, str]]:
+        return []
+
+    def drift(self) -> list[DriftItem]:
+        return []
+
+    async def run(self, run: ApplyRun, actions: Sequence[Action]) -> None:
+        report = run.result.report(GLOBAL)
+        try:
+            await run.im.import_account(self.user)
+        except ProviderError as exc:
+            report.failed.append(failure("import inventory user", exc))
+            run.missing_users.add(self.user)
+        else:
+            report.applied.append(f"import inventory user {self.user}")
+        run.progress(1)
+
+
+class LedgerWriteWire(Wire, frozen=True, tag="ledgerWrite"):
+    slot: int
+    slotId: str
+    exists: bool
+    before: list[str]
+    add: list[str]
+    drop: list[str]
+
+    def change(self) -> LedgerWrite:
+        if self.slot < 0:
+            raise ValueError("a ledger slot is a number from 0")
+        return LedgerWrite(
+            self.slot,
+            self.slotId,
+            self.exists,
+            frozenset(self.before),
+            frozenset(self.add),
+            frozenset(self.drop),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerWrite(Change):
+    """Bookkeeping: one slot of the inventory ledger (`reconciler.ledger`).
+
+    Before any create, `add` (the creates this slot records) is written into the slot, which is
+    created first (owner and subscriber: the inventory user) when it does not `exist`; a create
+    waits for its slot. After every account's work, the slot is rewritten to hold only the ids
+    whose create may have happened but which still have no inventory subscription. `before` is
+    the content the plan read (a saved plan whose slot changed since is stale); `drop` the ids
+    it held that need no record any more.
+    """
+
+    kind: ClassVar[str] = "ledgerWrite"
+    phase: ClassVar[int] = PHASE_LEDGER
+    wire_type: ClassVar[type[Wire]] = LedgerWriteWire
+    bookkeeping: ClassVar[bool] = True
+    needs_inventory_user: ClassVar[bool] = True
+    slot: int
+    slot_id: str
+    exists: bool
+    before: frozenset[str]
+    add: frozenset[str]
+    drop: frozenset[str]
+
+    @property
+    def sort_key(self) -> tuple[int, str, str]:
+        return (self.phase, f"{self.slot:09d}", self.kind)
+
+    @property
+    def lane(self) -> str:
+        return f"{self.kind}/{self.slot}"  # the slots are written together
+
+    def wire(self) -> LedgerWriteWire:
+        return LedgerWriteWire(
+            self.slot,
+            self.slot_id,
+            self.exists,
+            sorted(self.before),
+            sorted(self.add),
+            sorted(self.drop),
+        )
+
+    def actions(self, schedule: Schedule) -> list[Action]:
+        """A slot's calls: written before the creates it records (created and subscribed by the
+        inventory user first when new), then rewritten after every account's work."""
+        key = f"{self.kind}/{self.slot}"
+        actions = []
+        if self.add and self.exists:
+            actions.append(Action(f"{key}/write", API_MODIFY, self))
+        elif self.add:
+            actions.append(Action(f"{key}/create", API_CREATE, self))
+            actions.append(Action(f"{key}/subscribe", API_ADD, self))
+        actions.append(Action(f"{key}/rewrite", API_MODIFY, self))
+        return actions
+
+    def apply_phase(self, action: Action) -> str:
+        return "ledger" if action.id.endswith("/rewrite") else "accounts"
+
+    def count(self, summary: dict[str, int]) -> None:
+        pass  # bookkeeping: shown on its own line
+
+    def headline(self) -> tuple[int, str, str] | None:
+        return None
+
+    def detail_lines(self, *, show_all: bool, first: int) -> list[tuple[str, str]]:
+        return []
+
+    def drift(self) -> list[DriftItem]:
+        return []
+
+    async def run(self, run: ApplyRun, actions: Sequence[Action]) -> None:
+        ledger = run.state(Ledger)
+        if any(a.id.endswith("/rewrite") for a in actions):
+            await ledger.rewrite(self)
+        else:
+            await ledger.write(self)
+
+
+def ledger_line(changes: Sequence[Change]) -> str | None:
+    """`Inventory ledger (bookkeeping): ...`, or None when the plan writes no slot."""
+    writes = [c for c in changes if isinstance(c, LedgerWrite)]
+    if not writes:
+        return None
+    creates = sum(len(w.add) for w in writes)
+    used = sum(1 for w in writes if w.add)
+    text = "Inventory ledger (bookkeeping): "
+    if creates:
+        they = "it is" if creates == 1 else "they are"
+        text += (
+            f"{plural(creates, 'create')} recorded in {plural(used, 'slot')} before {they} sent; "
+        )
+    return text + f"{plural(len(writes), 'slot')} cleared after."
+
+
+def bookkeeping(changes: Sequence[Change], live: LiveState, *, inventory_user: str) -> list[Change]:
+    """The ledger slots a plan of `changes` writes (its creates recorded before they are sent,
+    the ids it acts on or that need no record any more cleared after), and the inventory user's
+    import when it does not exist and something needs it."""
+    ledger = live.ledger
+    creates: list[str] = []
+    handled: set[str] = set()
+    for change in changes:
+        created, took = change.ledger_ids()
+        if created is not None:
+            creates.append(created)
+        if took is not None:
+            handled.add(took)
+    owned = {i for i, a in live.accounts.items() if a.owned}
+    droppable = (ledger.pending & owned) | (ledger.missing - set(creates))
+    added: list[Change] = [
+        LedgerWrite(
+            slot.index,
+            slot_id(inventory_user, slot.index),
+            slot.exists,
+            slot.before,
+            slot.add,
+            slot.drop,
+        )
+        for slot in layout(
+            ledger, creates, handled=handled, droppable=droppable, tidy=bool(changes)
+        )
+    ]
+    if not live.inventory_exists and any(c.needs_inventory_user for c in [*changes, *added]):
+        added.append(ImportInventoryUser(inventory_user))
+    return added
+
+
+class Ledger:
+    """The inventory ledger during one apply: which slot records which create, and whether it
+    was written; a create waits for its slot's write and is not sent when it failed."""
+
+    def __init__(self, run: ApplyRun) -> None:
+        self.run = run
+        loop = asyncio.get_running_loop()
+        #: create id → its slot's write: None once recorded, else why it was not
+        self.recorded: dict[str, asyncio.Future[str | None]] = {}
+        #: create ids some slot held already when the plan read it
+        self.durable: set[str] = set()
+        #: slot → whether its write before the creates succeeded
+        self.slot_written: dict[int, bool] = {}
+        for write in run.plan.changes:
+            if not isinstance(write, LedgerWrite):
+                continue
+            self.durable.update(write.before - write.drop)
+            if write.add:
+                done: asyncio.Future[str | None] = loop.create_future()
+                for account_id in write.add:
+                    self.recorded[account_id] = done
+
+    async def holds(self, account_id: str) -> str | None:
+        """None once the ledger holds `account_id`; else why its create must not be sent."""
+        if account_id in self.durable:
+            return None
+        done = self.recorded.get(account_id)
+        if done is None:
+            return "not sent: the plan records it in no inventory ledger slot"
+        return await asyncio.shield(done)
+
+    async def write(self, write: LedgerWrite) -> None:
+        """Record `write.add` in the slot before their creates go; they wait for this."""
+        done = self.recorded[min(write.add)]
+        try:
+            why = await self._write_slot(write)
+        except BaseException:
+            done.set_result("not sent: its inventory ledger slot could not be written")
+            raise
+        self.slot_written[write.slot] = why is None
+        done.set_result(why)
+
+    async def _write_slot(self, write: LedgerWrite) -> str | None:
+        run = self.run
+        report = run.result.report(LEDGER)
+        what = f"ledger slot {write.slot_id}"
+        if run.inventory in run.missing_users:
+            report.skipped.append(f"{what}: the inventory user could not be imported")
+            return "not sent: the inventory ledger cannot be written without the inventory user"
+        why = "not sent: its inventory ledger slot could not be written (the next run retries)"
+        if slot_index(run.inventory, write.slot_id) != write.slot:  # a plan for another inventory
+            message = f"not slot {write.slot} of the inventory user {run.inventory}"
+            report.failed.append(Failure(what, None, message))
+            return why
+        try:
+            fields: dict[ProfileField, ProfileValue] = {
+                ProfileField.CUSTOM_STRING: encode_slot((write.before - write.drop) | write.add)
+            }
+        except ValueError as exc:
+            report.failed.append(Failure(what, None, str(exc)))
+            return why
+        try:
+            if write.exists:
+                await run.im.modify_account(write.slot_id, fields)
+                run.progress(1)
+                return None
+            created = await run.im.create_account(
+                write.slot_id, run.inventory, {ProfileField.NAME: SLOT_NAME, **fields}
+            )
+            run.progress(1)
+            if created is CreateOutcome.EXISTED:
+                # made by a run killed before the inventory subscribed to it: invisible to every
+                # run since, so no create ever waited on what it holds
+                await run.im.modify_account(write.slot_id, fields)
+            results = await run.im.add_subscribers(write.slot_id, [run.inventory])
+            run.progress(1)
+        except ProviderError as exc:
+            report.failed.append(failure(what, exc))
+            return why
+        if results.failed:  # unsubscribed, the slot is invisible to the next run
+            report.failed.extend(item_failures(f"{what}: inventory subscription", results))
+            return why
+        return None
+
+    async def rewrite(self, write: LedgerWrite) -> None:
+        """Keep only the ids whose create may have happened but still have no inventory
+        subscription. A slot whose write failed is left as it is: it then holds what it held or
+        what was written, both supersets of what it must hold."""
+        if write.add and not self.slot_written.get(write.slot, False):
+            return
+        keep = ((write.before - write.drop) | write.add) - self.run.settled
+        report = self.run.result.report(LEDGER)
+        try:
+            content = encode_slot(keep)
+            await self.run.im.modify_account(write.slot_id, {ProfileField.CUSTOM_STRING: content})
+        except ProviderError as exc:
+            report.failed.append(failure(f"ledger slot {write.slot_id}", exc))
+        except ValueError as exc:
+            report.failed.append(Failure(f"ledger slot {write.slot_id}", None, str(exc)))
+        self.run.progress(1)
+
+
+KIND = Kind(name="inventory", changes=(ImportInventoryUser, LedgerWrite))

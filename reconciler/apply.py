@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from reconciler.changes import APPLY_PHASES, Action, Change, plural
 from reconciler.connect import Providers
 from reconciler.errors import ProviderError
-from reconciler.kinds import REGISTRY
+from reconciler.kinds import registered
 from reconciler.outcome import (
     GLOBAL,
     LEDGER,
@@ -128,7 +128,7 @@ async def apply_plan(
                 group.create_task(_run_lane(run, steps))
     run.progress.phase("verify")
     try:
-        for kind in REGISTRY:
+        for kind in registered():
             if kind.verify is not None:
                 await kind.verify(run)
     except ProviderError as exc:

@@ -28,8 +28,11 @@ import msgspec
 from reconciler.live import LiveState, members_digest
 
 if TYPE_CHECKING:
+    from reconciler.errors import Problem
+    from reconciler.load import Document
     from reconciler.model import DesiredState
     from reconciler.outcome import ApplyRun
+    from reconciler.providers import IMProvider, MassSpeedProvider
 
 T = TypeVar("T")
 
@@ -375,6 +378,19 @@ class Kind:
     name: str
     #: its change types, each implementing every behaviour of `Change`
     changes: tuple[type[Change], ...]
+    #: its documents (each passed its schema) → its desired records (`DesiredState.records`)
+    #: and the problems found; None: resolved by `reconciler.resolve` itself (the first kinds)
+    resolve: Callable[[Sequence[Document]], tuple[Sequence[object], Sequence[Problem]]] | None = (
+        None
+    )
+    #: its live state, read through the clients (`LiveState.records`); None: nothing of its own
+    read: (
+        Callable[[DesiredState, IMProvider, MassSpeedProvider | None], Awaitable[Sequence[object]]]
+        | None
+    ) = None
+    #: a digest of its desired records, for the saved plan's check that the manifests are the
+    #: ones it was made from
+    digest: Callable[[DesiredState], str] | None = None
     #: what it finds: desired + live (+ prune, inventory user) → changes, notices, problems
     diff: Callable[[DesiredState, LiveState, DiffOptions], Iterable[Finding]] | None = None
     #: its counts in a plan's summary, in the order they are shown

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.changes import Change, DiffOptions, Finding, Notice, PlanProblem, sort_key
-from reconciler.kinds import REGISTRY
+from reconciler.kinds import registered
 from reconciler.kinds.inventory import bookkeeping
 from reconciler.live import LiveState
 from reconciler.model import DesiredState
@@ -66,7 +66,7 @@ def diff(
     """
     options = DiffOptions(prune, inventory_user, wechat_missing)
     found: list[Finding] = []
-    for kind in REGISTRY:
+    for kind in registered():
         if kind.diff is not None:
             found.extend(kind.diff(desired, live, options))
     changes = [f for f in found if isinstance(f, Change)]
@@ -100,6 +100,6 @@ def narrow(
         or (not selector and account_id not in excluded and account_id not in desired.accounts)
     }
     return (
-        DesiredState(selected, desired.users, desired.mass_speed, desired.documents),
+        dataclasses.replace(desired, accounts=selected),
         dataclasses.replace(live, accounts=kept),
     )

@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from reconciler.ledger import EMPTY_LEDGER, Ledger
 from reconciler.model import (
@@ -32,6 +32,8 @@ RECORD_MAX_BYTES: Final = 3000
 RECORD_PREFIX: Final = "reconciler/v1:"
 #: The vendor's default MaxSubscriberNum (reference section 4.2); clearing the field restores it.
 DEFAULT_MAX_SUBSCRIBER_NUM: Final = 100000
+
+T = TypeVar("T")
 
 _FIELD_BY_NAME: Final = {f.value: f for f in ProfileField}
 _POLICY_BY_NAME: Final = {p.value: p for p in SubscriberPolicy}
@@ -209,3 +211,9 @@ class LiveState:
     read_calls: Mapping[str, int] = field(default_factory=dict)
     #: the inventory ledger of pending creates, its slots left out of `accounts`
     ledger: Ledger = EMPTY_LEDGER
+    #: what the kinds that read their own live state read (`Kind.read`)
+    records: tuple[object, ...] = ()
+
+    def of(self, record_type: type[T]) -> tuple[T, ...]:
+        """The live records of one type (a kind's own, `Kind.read`)."""
+        return tuple(r for r in self.records if isinstance(r, record_type))

@@ -23,7 +23,7 @@ from reconciler.changes import (
 )
 from reconciler.config import Limits, Safety, SandboxTarget, Target, TencentTarget
 from reconciler.diff import Diff
-from reconciler.kinds import REGISTRY, summary_keys
+from reconciler.kinds import registered, summary_keys
 from reconciler.live import LiveAccount, LiveState, account_digest, members_digest, profile_digest
 from reconciler.model import DesiredState
 from reconciler.providers.calls import vendor_rate
@@ -174,7 +174,7 @@ def schedule(changes: Sequence[Change]) -> list[Action]:
     """
     laid_out = Schedule(changes)
     actions = [action for change in changes for action in change.actions(laid_out)]
-    for kind in REGISTRY:
+    for kind in registered():
         actions.extend(kind.closing_actions(changes))
     return actions
 
@@ -213,6 +213,9 @@ def desired_digest(desired: DesiredState) -> str:
     hasher.update(
         f"massSpeed {json.dumps(None if speed is None else [speed.name, speed.speed])}\n".encode()
     )
+    for kind in registered():  # the kinds with desired records of their own
+        if kind.digest is not None:
+            hasher.update(f"{kind.name} {kind.digest(desired)}\n".encode())
     return "sha256:" + hasher.hexdigest()
 
 

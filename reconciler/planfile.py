@@ -37,9 +37,6 @@ from reconciler.plan import Fingerprint, Plan, TargetIdentity, assemble_plan, de
 PLAN_FILE_VERSION: Final = 1
 PLAN_FILE_KIND: Final = "ReconcilerPlan"
 
-#: Any change, notice or problem as the file holds it: msgspec picks the Struct by its `type`.
-_CHANGE: Any = functools.reduce(operator.or_, wire_types())
-
 
 class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
@@ -175,8 +172,14 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
 
 def decode_change(data: Any) -> Finding:
     """A change, notice or problem from its full `.data` form; ValueError when it is not one."""
-    wire: Wire = msgspec.convert(data, _CHANGE)
+    wire: Wire = msgspec.convert(data, _union(wire_types()))
     return wire.change()
+
+
+@functools.cache
+def _union(types: tuple[type[Wire], ...]) -> Any:
+    """Any change, notice or problem as the file holds it: msgspec picks the Struct by `type`."""
+    return functools.reduce(operator.or_, types)
 
 
 def _plan_from_body(body: PlanBody) -> Plan:

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator,
 from typing import Final
 
 from reconciler.errors import ReconcilerError
+from reconciler.kinds import registered
 from reconciler.ledger import Ledger, Slot, decode_slot, slot_index
 from reconciler.live import LiveAccount, LiveState, decode_record
 from reconciler.model import DesiredState
@@ -241,6 +242,11 @@ async def _read_live(
     checked = await im.check_accounts(sorted(unknown)) if unknown else {}
     existing = (needed - unknown) | {user for user, imported in checked.items() if imported}
 
+    records: list[object] = []
+    for kind in registered():  # the kinds that read a live state of their own
+        if kind.read is not None:
+            records.extend(await kind.read(desired, im, mass))
+
     read_calls = Counter(im.calls) - before
     if mass is not None:
         read_calls += Counter(mass.calls) - mass_before
@@ -252,6 +258,7 @@ async def _read_live(
         mass_speed=speed_task.result(),
         read_calls=dict(read_calls),
         ledger=Ledger(slots, frozenset(missing)),
+        records=tuple(records),
     )
 
 

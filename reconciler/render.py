@@ -22,7 +22,7 @@ from reconciler.changes import (
     show_value,
 )
 from reconciler.drift import DriftItem, DriftReport, IgnoreEntry
-from reconciler.kinds import REGISTRY
+from reconciler.kinds import registered
 from reconciler.kinds.inventory import ledger_line
 from reconciler.plan import BLIND_SPOT, Plan
 
@@ -87,7 +87,7 @@ def _blocks(plan: Plan, *, before_accounts: bool) -> list[Change]:
 
 def _summary_line(plan: Plan) -> str:
     s = plan.summary
-    parts = [part for kind in REGISTRY for part in kind.summary_text(s)]
+    parts = [part for kind in registered() for part in kind.summary_text(s)]
     return "; ".join(parts) + "."
 
 
@@ -229,7 +229,7 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
         )
     head += ["#### " + _headline_text(plan), ""]
     if plan.resource_changes:
-        rows = [row for kind in REGISTRY for row in kind.summary_rows(s)]
+        rows = [row for kind in registered() for row in kind.summary_rows(s)]
         head += ["| change | count |", "| --- | ---: |"]
         head += [f"| {name} | {n:,} |" for name, n in rows]
         head.append("")

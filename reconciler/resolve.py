@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from reconciler.errors import Problem
+from reconciler.kinds import registered
 from reconciler.load import Document, Node, NodeList, display_path, key_position_of, position_of
 from reconciler.model import (
     ACCOUNT_ID_PREFIX,
@@ -183,6 +184,13 @@ class Resolver:
                     accounts[account.id] = account
             elif entry.kind == "UserAccounts":
                 users |= self._users(entry)
+        records: list[object] = []
+        for plugin in registered():  # the kinds that resolve their own documents
+            if plugin.resolve is not None:
+                docs = [e.doc for e in named if e.valid and e.kind == plugin.name]
+                found, kind_problems = plugin.resolve(docs)
+                records.extend(found)
+                self._sink.problems.extend(kind_problems)
         problems = self._sink.problems
         if problems or broken or not self._complete:
             return None, problems
@@ -195,6 +203,7 @@ class Resolver:
             users=frozenset(users),
             mass_speed=mass_speed,
             documents=len(valid) + len(broken),
+            records=tuple(records),
         )
         return state, []
 

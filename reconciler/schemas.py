@@ -16,10 +16,10 @@ from jsonschema import Draft202012Validator
 
 import reconciler
 
-#: The manifest kinds, each with `schemas/<kind>.schema.json`.
-KINDS: Final = ("MassSpeed", "OfficialAccount", "SubscriberSet", "UserAccounts")
 #: The schema of `reconciler.yaml`.
 CONFIG_SCHEMA: Final = "reconciler"
+#: Schemas that are not a manifest kind's: the config, any document, the plan's JSON.
+NOT_KINDS: Final = frozenset({CONFIG_SCHEMA, "manifest", "plan"})
 
 
 def schema_dir() -> Path:
@@ -43,3 +43,13 @@ def load_schema(name: str) -> dict[str, Any]:
 def validator(name: str) -> Draft202012Validator:
     """A draft 2020-12 validator for `schemas/<name>.schema.json`, built once."""
     return Draft202012Validator(load_schema(name))
+
+
+#: The manifest kinds: every `schemas/<Kind>.schema.json` (a new kind's schema registers it).
+KINDS: Final = tuple(
+    sorted(
+        name
+        for path in schema_dir().glob("*.schema.json")
+        if (name := path.name.removesuffix(".schema.json")) not in NOT_KINDS
+    )
+)

@@ -21,7 +21,8 @@ the memberships of the accounts that name it (`reconciler.resolve`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator
 from typing import Final
 
 from reconciler.changes import Change, Kind, NoticeWire, ProblemWire, Wire
@@ -34,11 +35,27 @@ REGISTRY: Final[tuple[Kind, ...]] = (
     mass_speed.KIND,
     inventory.KIND,
 )
+_plugged: list[Kind] = []
 
-#: Every change type, by its `kind` (the `type` of its JSON form).
-CHANGE_TYPES: Final[Mapping[str, type[Change]]] = {
-    change.kind: change for kind in REGISTRY for change in kind.changes
-}
+
+def registered() -> tuple[Kind, ...]:
+    """Every kind the stages dispatch to: the registry, then any plugged in (`plugged`)."""
+    return (*REGISTRY, *_plugged)
+
+
+@contextlib.contextmanager
+def plugged(kind: Kind) -> Iterator[Kind]:
+    """`kind` registered for the length of the block: how a test plugs in a kind of its own."""
+    _plugged.append(kind)
+    try:
+        yield kind
+    finally:
+        _plugged.remove(kind)
+
+
+def change_types() -> dict[str, type[Change]]:
+    """Every change type, by its `kind` (the `type` of its JSON form)."""
+    return {change.kind: change for kind in registered() for change in kind.changes}
 
 
 def missing_behaviours(change: type[Change]) -> list[str]:
@@ -59,9 +76,9 @@ def missing_behaviours(change: type[Change]) -> list[str]:
 
 def summary_keys() -> dict[str, int]:
     """A plan's summary counts, all zero, in the kinds' order."""
-    return {key: 0 for kind in REGISTRY for key in kind.summary_keys}
+    return {key: 0 for kind in registered() for key in kind.summary_keys}
 
 
 def wire_types() -> tuple[type[Wire], ...]:
     """The tagged plan-file forms of every change, notices and problems."""
-    return (*(c.wire_type for c in CHANGE_TYPES.values()), NoticeWire, ProblemWire)
+    return (*(c.wire_type for c in change_types().values()), NoticeWire, ProblemWire)

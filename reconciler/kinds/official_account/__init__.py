@@ -58,20 +58,10 @@ __all__ = [
 # -- the kind as a whole -----------------------------------------------------------------------
 
 
-#: the changes after which an account is read back
-_TOUCHING = (
-    CreateAccount,
-    ModifyAccount,
-    AddSubscribers,
-    SetSubscriberProfiles,
-    RemoveSubscribers,
-    Record,
-    AdoptOrphan,
-)
-
-
 def verification_reads(changes: Sequence[Change]) -> list[Action]:
-    """After apply the touched accounts' info is re-read in batches of 50 (DESIGN section 7)."""
+    """After apply the touched accounts' info is re-read in batches of 50 (DESIGN section 7):
+    every account a change of any kind touched, destroyed ones left out (apply's verify reads
+    back the accounts with applied work, the same set)."""
     touched = {c.account for c in changes if c.account and not isinstance(c, DestroyAccount)}
     return [
         Action(f"verify/-/{n}", API_INFO, None, batch)

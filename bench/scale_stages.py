@@ -63,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     render_plan(plan, "text", color=False, show_all=False)
     mark("render")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"stages": stages, "peak_rss_mb": round(peak, 1), "changes": len(changes)}))
+    print(
+        json.dumps(
+            {"stages": stages, "peak_rss_mb": round(peak, 1), "changes": len(changes.findings())}
+        )
+    )
     return 0
 
 

@@ -36,7 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from reconciler.changes import APPLY_PHASES, Action, Change, plural
+from reconciler.changes import APPLY_PHASES, Action, ApplyRun, Change, plural
 from reconciler.connect import Providers
 from reconciler.errors import ProviderError
 from reconciler.kinds import registered
@@ -45,7 +45,6 @@ from reconciler.outcome import (
     LEDGER,
     AccountReport,
     ApplyResult,
-    ApplyRun,
     Failure,
     Progress,
     failure,
@@ -119,7 +118,8 @@ async def apply_plan(
     started = clock()
     before: Counter[str] = Counter(providers.im.calls)
     wechat_before: Counter[str] = Counter(providers.wechat.calls) if providers.wechat else Counter()
-    run = ApplyRun(plan, providers.im, providers.wechat, inventory_user, progress)
+    counts = {a: f.subscriber_count for a, f in plan.fingerprints.items() if f is not None}
+    run = ApplyRun(plan.changes, counts, providers.im, providers.wechat, inventory_user, progress)
     run.verify_full = verify_full
     for phase in PHASES[:-1]:
         run.progress.phase(phase)

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 import msgspec
 
 from reconciler.live import LiveState, members_digest
+from reconciler.outcome import GLOBAL, ApplyResult, NoProgress, Progress
 
 if TYPE_CHECKING:
     from reconciler.errors import Problem
     from reconciler.load import Document
     from reconciler.model import DesiredState
-    from reconciler.outcome import ApplyRun
     from reconciler.providers import IMProvider, MassSpeedProvider
 
 T = TypeVar("T")
@@ -363,6 +363,49 @@ def show_ids(users: frozenset[str], n: int) -> str:
     """The first `n` ids and how many more."""
     shown = ", ".join(first_ids(users, n))
     return shown + (f", … ({len(users) - n:,} more)" if len(users) > n else "")
+
+
+class ApplyRun:
+    """One apply: the plan's changes, the vendor clients, the result, and each kind's state.
+
+    State one kind keeps for the length of a run (which accounts were created, which ledger
+    slots were written) is a small object of that kind's own, made on first use by `state`.
+    """
+
+    def __init__(
+        self,
+        changes: Sequence[Change],
+        subscriber_counts: Mapping[str, int],
+        im: IMProvider,
+        wechat: MassSpeedProvider | None,
+        inventory_user: str,
+        progress: Progress | None,
+    ) -> None:
+        #: the plan's changes
+        self.changes = changes
+        #: subscribers of each account as planned (the plan's fingerprints), for verify
+        self.subscriber_counts = subscriber_counts
+        self.im = im
+        self.wechat = wechat
+        self.inventory = inventory_user
+        self.result = ApplyResult()
+        self.result.report(GLOBAL)  # always a row of the summary: its width includes it
+        self.progress: Progress = progress or NoProgress()
+        #: users whose import failed: what needs them is skipped
+        self.missing_users: set[str] = set()
+        #: accounts that need no inventory ledger entry any more: subscribed by the inventory
+        #: user in this run, destroyed, or whose create surely never happened
+        self.settled: set[str] = set()
+        #: verify re-reads the memberships that changed, not only the accounts' info
+        self.verify_full = False
+        self._states: dict[Callable[..., Any], Any] = {}
+
+    def state(self, factory: Callable[[ApplyRun], T]) -> T:
+        """The one `factory(self)` of this run (a kind's own state), made on first use."""
+        if factory not in self._states:
+            self._states[factory] = factory(self)
+        made: T = self._states[factory]
+        return made
 
 
 def _none(_: object) -> list[Any]:

@@ -1,31 +1,23 @@
-"""What an apply is made of while it runs: the run's shared state and its per-account outcome.
+"""What an apply reports: per-account outcome, failures with vendor codes, totals and progress.
 
-`reconciler.apply` runs a plan's actions phase by phase; each change's `run` (in its kind's
-module) makes its calls through the `ApplyRun` it is given and writes what happened into the run's
-`ApplyResult`. State that one kind keeps for the length of a run (which accounts were created,
-which ledger slots were written) is a small object of that kind's own, made on first use by
-`ApplyRun.state`.
+Each change's `run` (in its kind's module) writes what happened into the run's `ApplyResult`
+(`reconciler.changes.ApplyRun`); `reconciler.apply` renders it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Protocol
 
 from reconciler.errors import ProviderError
-from reconciler.providers import IMProvider, ItemFailure, ItemResults, MassSpeedProvider
-
-if TYPE_CHECKING:
-    from reconciler.plan import Plan
+from reconciler.providers import ItemFailure, ItemResults
 
 #: where changes that belong to no account are reported
 GLOBAL = "(users and settings)"
 #: where the inventory ledger's writes are reported (only when one fails)
 LEDGER = "(inventory ledger)"
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +94,7 @@ class Progress(Protocol):
     def __call__(self, n: int) -> None: ...
 
 
-class _NoProgress:
+class NoProgress:
     def phase(self, name: str) -> None:
         del name
 
@@ -131,38 +123,3 @@ def merged(parts: Iterable[ItemResults]) -> ItemResults:
         unchanged |= part.unchanged
         failed.update(part.failed)
     return ItemResults(frozenset(changed), frozenset(unchanged), dict(sorted(failed.items())))
-
-
-class ApplyRun:
-    """One apply: the plan, the vendor clients, the result, and each kind's state."""
-
-    def __init__(
-        self,
-        plan: Plan,
-        im: IMProvider,
-        wechat: MassSpeedProvider | None,
-        inventory_user: str,
-        progress: Progress | None,
-    ) -> None:
-        self.plan = plan
-        self.im = im
-        self.wechat = wechat
-        self.inventory = inventory_user
-        self.result = ApplyResult()
-        self.result.report(GLOBAL)  # always a row of the summary: its width includes it
-        self.progress: Progress = progress or _NoProgress()
-        #: users whose import failed: what needs them is skipped
-        self.missing_users: set[str] = set()
-        #: accounts that need no inventory ledger entry any more: subscribed by the inventory
-        #: user in this run, destroyed, or whose create surely never happened
-        self.settled: set[str] = set()
-        #: verify re-reads the memberships that changed, not only the accounts' info
-        self.verify_full = False
-        self._states: dict[Callable[..., Any], Any] = {}
-
-    def state(self, factory: Callable[[ApplyRun], T]) -> T:
-        """The one `factory(self)` of this run (a kind's own state), made on first use."""
-        if factory not in self._states:
-            self._states[factory] = factory(self)
-        made: T = self._states[factory]
-        return made

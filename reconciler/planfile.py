@@ -29,7 +29,7 @@ from reconciler.config import Limits, Safety
 from reconciler.diff import Diff
 from reconciler.errors import StalePlanError
 from reconciler.kinds import wire_types
-from reconciler.kinds.inventory import LedgerWrite
+from reconciler.kinds.inventory import stale_slots
 from reconciler.live import LiveState
 from reconciler.model import DesiredState
 from reconciler.plan import Fingerprint, Plan, TargetIdentity, assemble_plan, desired_digest
@@ -216,19 +216,6 @@ def stale_accounts(plan: Plan, live: LiveState) -> list[str]:
     return changed
 
 
-def stale_slots(plan: Plan, live: LiveState) -> list[int]:
-    """Ledger slots the plan writes whose existence or content changed since it was made: its
-    writes are computed from what it read, and would drop what another run recorded since."""
-    changed = []
-    for change in plan.changes:
-        if isinstance(change, LedgerWrite):  # the inventory's own change type
-            slot = live.ledger.slots.get(change.slot)
-            now = (slot is not None, slot.ids if slot is not None else frozenset())
-            if now != (change.exists, change.before):
-                changed.append(change.slot)
-    return changed
-
-
 def check_fresh(
     plan: Plan,
     *,
@@ -252,7 +239,7 @@ def check_fresh(
             f" and {len(changed) - 20} more" if len(changed) > 20 else ""
         )
         reasons.append(f"{len(changed)} account(s) changed since the plan was made: {shown}")
-    slots = stale_slots(plan, live)
+    slots = stale_slots(plan.changes, live)
     if slots:
         reasons.append(
             "the inventory ledger changed since the plan was made (slot"

@@ -15,6 +15,7 @@ from plan_scenarios import INVENTORY, F, account
 from reconciler.changes import (
     PHASE_SPEED,
     Action,
+    ApplyRun,
     Change,
     DriftItem,
     Notice,
@@ -40,7 +41,6 @@ from reconciler.kinds.official_account import (
 )
 from reconciler.kinds.user_accounts import ImportUsers
 from reconciler.live import record_for
-from reconciler.outcome import ApplyRun
 from reconciler.planfile import decode_change, dump_plan, load_plan
 
 GOLDEN = Path(__file__).parent / "golden"

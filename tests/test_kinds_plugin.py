@@ -24,6 +24,7 @@ from reconciler.apply import apply_plan, render_result
 from reconciler.changes import (
     PHASE_MODIFY,
     Action,
+    ApplyRun,
     Change,
     DiffOptions,
     DriftItem,
@@ -42,7 +43,6 @@ from reconciler.kinds import missing_behaviours, plugged
 from reconciler.live import LiveState
 from reconciler.load import Document, load_text
 from reconciler.model import DesiredState, ProfileField, canonical_account_id
-from reconciler.outcome import ApplyRun
 from reconciler.plan import TargetIdentity, desired_digest, plan_from_read
 from reconciler.planfile import dump_plan, load_plan
 from reconciler.providers import IMProvider, MassSpeedProvider

@@ -22,6 +22,7 @@ from reconciler.changes import (
     PHASE_IMPORT,
     PHASE_LEDGER,
     Action,
+    ApplyRun,
     Change,
     DriftItem,
     Kind,
@@ -33,7 +34,7 @@ from reconciler.errors import ProviderError
 from reconciler.ledger import SLOT_NAME, encode_slot, layout, slot_id, slot_index
 from reconciler.live import LiveState
 from reconciler.model import ProfileField, ProfileValue
-from reconciler.outcome import GLOBAL, LEDGER, ApplyRun, Failure, failure, item_failures
+from reconciler.outcome import GLOBAL, LEDGER, Failure, failure, item_failures
 from reconciler.providers import CreateOutcome
 from reconciler.providers.calls import API_ACCOUNT_IMPORT, API_ADD, API_CREATE, API_MODIFY
 
@@ -203,6 +204,19 @@ def ledger_line(changes: Sequence[Change]) -> str | None:
     return text + f"{plural(len(writes), 'slot')} cleared after."
 
 
+def stale_slots(changes: Sequence[Change], live: LiveState) -> list[int]:
+    """Ledger slots a saved plan writes whose existence or content changed since it was made: its
+    writes are computed from what it read, and would drop what another run recorded since."""
+    changed = []
+    for change in changes:
+        if isinstance(change, LedgerWrite):
+            slot = live.ledger.slots.get(change.slot)
+            now = (slot is not None, slot.ids if slot is not None else frozenset())
+            if now != (change.exists, change.before):
+                changed.append(change.slot)
+    return changed
+
+
 def bookkeeping(changes: Sequence[Change], live: LiveState, *, inventory_user: str) -> list[Change]:
     """The ledger slots a plan of `changes` writes (its creates recorded before they are sent,
     the ids it acts on or that need no record any more cleared after), and the inventory user's
@@ -249,7 +263,7 @@ class Ledger:
         self.durable: set[str] = set()
         #: slot → whether its write before the creates succeeded
         self.slot_written: dict[int, bool] = {}
-        for write in run.plan.changes:
+        for write in run.changes:
             if not isinstance(write, LedgerWrite):
                 continue
             self.durable.update(write.before - write.drop)

@@ -9,6 +9,7 @@ from typing import ClassVar
 from reconciler.changes import (
     PHASE_SPEED,
     Action,
+    ApplyRun,
     Change,
     DiffOptions,
     DriftItem,
@@ -22,7 +23,7 @@ from reconciler.changes import (
 from reconciler.errors import ProviderError
 from reconciler.live import LiveState
 from reconciler.model import DesiredState
-from reconciler.outcome import GLOBAL, ApplyRun, Failure, failure
+from reconciler.outcome import GLOBAL, Failure, failure
 from reconciler.providers.calls import API_SPEED_SET
 
 #: Where drift reports the speed: `MassSpeed/<name>` (`--ignore` entries name it so).

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from reconciler.changes import (
     PHASE_IMPORT,
     Action,
+    ApplyRun,
     Change,
     DiffOptions,
     DriftItem,
@@ -26,7 +27,7 @@ from reconciler.changes import (
 from reconciler.errors import ProviderError
 from reconciler.live import LiveState
 from reconciler.model import DesiredState
-from reconciler.outcome import GLOBAL, ApplyRun, failure, item_failures, merged
+from reconciler.outcome import GLOBAL, failure, item_failures, merged
 from reconciler.providers import ItemResults
 from reconciler.providers.calls import API_MULTIACCOUNT_IMPORT, IMPORT_BATCH
 

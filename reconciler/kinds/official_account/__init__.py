@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from reconciler.changes import Action, Change, Kind, batched, plural
+from reconciler.changes import Action, ApplyRun, Change, Kind, batched, plural
 from reconciler.kinds.official_account.changes import (
     SUBSCRIBERS,
     AddSubscribers,
@@ -34,7 +34,7 @@ from reconciler.kinds.official_account.changes import (
     ridden,
 )
 from reconciler.kinds.official_account.diff import diff_accounts
-from reconciler.outcome import GLOBAL, LEDGER, ApplyRun
+from reconciler.outcome import GLOBAL, LEDGER
 from reconciler.providers.calls import API_INFO, INFO_BATCH
 
 __all__ = [
@@ -73,8 +73,8 @@ async def verify(run: ApplyRun) -> None:
     """Re-read the touched accounts' info (50 per call) and compare; with `run.verify_full`,
     re-read memberships of the accounts whose subscribers changed."""
     accounts = accounts_of(run)
-    destroyed = {c.account_id for c in run.plan.changes if isinstance(c, DestroyAccount)}
-    created = {c.account_id for c in run.plan.changes if isinstance(c, CreateAccount)}
+    destroyed = {c.account_id for c in run.changes if isinstance(c, DestroyAccount)}
+    created = {c.account_id for c in run.changes if isinstance(c, CreateAccount)}
     touched = sorted(
         a
         for a, r in run.result.reports.items()
@@ -126,8 +126,7 @@ async def verify(run: ApplyRun) -> None:
 def _count_before(run: ApplyRun, account_id: str, created: set[str]) -> int | None:
     if account_id in created:
         return 0
-    fingerprint = run.plan.fingerprints.get(account_id)
-    return None if fingerprint is None else fingerprint.subscriber_count
+    return run.subscriber_counts.get(account_id)
 
 
 def destroys_and_removals(

@@ -18,6 +18,7 @@ from reconciler.changes import (
     PHASE_RECORD,
     PHASE_REMOVE,
     Action,
+    ApplyRun,
     Change,
     DriftItem,
     Schedule,
@@ -37,23 +38,10 @@ from reconciler.kinds.official_account.run import (
     send_members,
     subscribe_inventory,
 )
-from reconciler.kinds.official_account.wire import (
-    AddSubscribersWire,
-    AdoptOrphanWire,
-    CreateAccountWire,
-    DestroyAccountWire,
-    FieldWire,
-    ModifyAccountWire,
-    ProfileWire,
-    RecordWire,
-    RemoveSubscribersWire,
-    SetSubscriberProfilesWire,
-)
-from reconciler.live import INTERRUPTED_RECORD, LastApplied, encode_record
+from reconciler.live import INTERRUPTED_RECORD, LastApplied, decode_record, encode_record
 from reconciler.model import ProfileField, ProfileValue
 from reconciler.outcome import (
     AccountReport,
-    ApplyRun,
     failure,
 )
 from reconciler.providers import CreateOutcome
@@ -105,6 +93,105 @@ class ProfileChange:
     new: str
 
 
+# -- plan-file forms ---------------------------------------------------------------------------
+
+
+class CreateAccountWire(Wire, frozen=True, tag="createAccount"):
+    account: str
+    owner: str
+    profile: dict[str, str | int]
+
+    def change(self) -> CreateAccount:
+        unknown = sorted(set(self.profile) - set(_FIELD_BY_NAME))
+        if unknown:
+            raise ValueError(f"unknown profile field {unknown[0]!r}")
+        profile = tuple((f, self.profile[f.value]) for f in ProfileField if f.value in self.profile)
+        return CreateAccount(self.account, self.owner, profile)
+
+
+class RecordWire(Wire, frozen=True, tag="record"):
+    account: str
+    record: str
+    subscribe: bool
+    adopt: bool
+
+    def change(self) -> Record:
+        record = decode_record(self.record)
+        if not record.known:
+            raise ValueError("unreadable record")
+        return Record(self.account, record, self.subscribe, self.adopt)
+
+
+class FieldWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    field: ProfileField
+    old: str | int | None
+    new: str | int
+    cleared: bool
+
+
+class ModifyAccountWire(Wire, frozen=True, tag="modifyAccount"):
+    account: str
+    fields: list[FieldWire]
+
+    def change(self) -> ModifyAccount:
+        return ModifyAccount(
+            self.account, tuple(FieldChange(f.field, f.old, f.new, f.cleared) for f in self.fields)
+        )
+
+
+class AddSubscribersWire(Wire, frozen=True, tag="addSubscribers"):
+    account: str
+    users: list[str]
+
+    def change(self) -> AddSubscribers:
+        return AddSubscribers(self.account, frozenset(self.users))
+
+
+class ProfileWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    user: str
+    old: str | None
+    new: str
+
+
+class SetSubscriberProfilesWire(Wire, frozen=True, tag="setSubscriberProfiles"):
+    account: str
+    profiles: list[ProfileWire]
+
+    def change(self) -> SetSubscriberProfiles:
+        return SetSubscriberProfiles(
+            self.account, tuple(ProfileChange(p.user, p.old, p.new) for p in self.profiles)
+        )
+
+
+class RemoveSubscribersWire(Wire, frozen=True, tag="removeSubscribers"):
+    account: str
+    users: list[str]
+    liveCount: int
+    reason: str
+
+    def change(self) -> RemoveSubscribers:
+        return RemoveSubscribers(self.account, frozenset(self.users), self.liveCount, self.reason)
+
+
+class DestroyAccountWire(Wire, frozen=True, tag="destroyAccount"):
+    account: str
+    owner: str
+    subscriberCount: int
+    protected: bool
+
+    def change(self) -> DestroyAccount:
+        return DestroyAccount(self.account, self.owner, self.subscriberCount, self.protected)
+
+
+class AdoptOrphanWire(Wire, frozen=True, tag="adoptOrphan"):
+    account: str
+    owner: str
+    subscriberCount: int
+
+    def change(self) -> AdoptOrphan:
+        return AdoptOrphan(self.account, self.owner, self.subscriberCount)
+
+
 # -- the changes -------------------------------------------------------------------------------
 
 
@@ -114,7 +201,7 @@ def accounts_of(run: ApplyRun) -> AccountsRun:
 
 
 def _accounts(run: ApplyRun) -> AccountsRun:
-    return AccountsRun(run, ridden(run.plan.changes))
+    return AccountsRun(run, ridden(run.changes))
 
 
 def ridden(changes: Sequence[Change]) -> frozenset[str]:

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.changes import Action
+from reconciler.changes import Action, ApplyRun
 from reconciler.model import ProfileField, ProfileValue
-from reconciler.outcome import AccountReport, ApplyRun, Failure, item_failures, merged
+from reconciler.outcome import AccountReport, Failure, item_failures, merged
 from reconciler.providers import ItemResults
 
 

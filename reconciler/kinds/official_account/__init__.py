@@ -3,7 +3,8 @@
 Its changes, in the DESIGN order (section 6): create, modify the profile, add subscribers, set
 their profiles, remove subscribers, record ownership (the inventory user's subscription and the
 last-applied record), destroy. Each knows its vendor calls and their batches, its lines in a
-plan, its drift and how it is applied. The diff that finds them is `official_account_diff`.
+plan, its drift and how it is applied (`changes.py`, with their plan-file forms); the diff that
+finds them is `diff.py`; what apply learns account by account is `run.py`.
 
 A new account's inventory subscription rides in its own add_subscriber batches (one call fewer
 when its member count is not a multiple of 100); its record is still written last, after the

@@ -3,8 +3,9 @@
 Its changes, in the DESIGN order (section 6): create, modify the profile, add subscribers, set
 their profiles, remove subscribers, record ownership (the inventory user's subscription and the
 last-applied record), destroy. Each knows its vendor calls and their batches, its lines in a
-plan, its drift and how it is applied (`changes.py`, with their plan-file forms); the diff that
-finds them is `diff.py`; what apply learns account by account is `run.py`.
+plan, its drift and how it is applied (`account.py`, `members.py`, each with their plan-file
+forms; `base.py` what they share); the diff that finds them is `diff.py`; what apply learns
+account by account is `run.py`.
 
 A new account's inventory subscription rides in its own add_subscriber batches (one call fewer
 when its member count is not a multiple of 100); its record is still written last, after the
@@ -19,22 +20,26 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from reconciler.changes import Action, ApplyRun, Change, Kind, batched, plural
-from reconciler.kinds.official_account.changes import (
-    SUBSCRIBERS,
-    AddSubscribers,
+from reconciler.kinds.official_account.account import (
     AdoptOrphan,
     CreateAccount,
     DestroyAccount,
     FieldChange,
     ModifyAccount,
-    ProfileChange,
     Record,
-    RemoveSubscribers,
-    SetSubscriberProfiles,
+)
+from reconciler.kinds.official_account.base import (
     accounts_of,
     ridden,
 )
 from reconciler.kinds.official_account.diff import diff_accounts
+from reconciler.kinds.official_account.members import (
+    SUBSCRIBERS,
+    AddSubscribers,
+    ProfileChange,
+    RemoveSubscribers,
+    SetSubscriberProfiles,
+)
 from reconciler.outcome import GLOBAL, LEDGER
 from reconciler.providers.calls import API_INFO, INFO_BATCH
 

@@ -14,15 +14,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reconciler.changes import DiffOptions, Finding, Notice, PlanProblem, first_ids
-from reconciler.kinds.official_account.changes import (
-    AddSubscribers,
+from reconciler.kinds.official_account.account import (
     AdoptOrphan,
     CreateAccount,
     DestroyAccount,
     FieldChange,
     ModifyAccount,
-    ProfileChange,
     Record,
+)
+from reconciler.kinds.official_account.members import (
+    AddSubscribers,
+    ProfileChange,
     RemoveSubscribers,
     SetSubscriberProfiles,
 )

@@ -1,41 +1,32 @@
-"""The OfficialAccount kind's changes: their calls, lines, drift and apply."""
+"""The changes of an account itself: create, modify its profile, record its ownership, adopt it,
+destroy it; each with its plan-file form."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
 
 from reconciler.changes import (
-    PHASE_ADD,
     PHASE_CREATE,
     PHASE_DESTROY,
     PHASE_MODIFY,
-    PHASE_PROFILE,
     PHASE_RECORD,
-    PHASE_REMOVE,
     Action,
     ApplyRun,
-    Change,
     DriftItem,
     Schedule,
     Wire,
-    batched,
-    members_summary,
     plural,
-    required,
-    show_ids,
     show_value,
 )
 from reconciler.errors import ProviderError
 from reconciler.kinds.inventory import Ledger
+from reconciler.kinds.official_account.base import AccountChange, InLane, accounts_of, ridden
 from reconciler.kinds.official_account.run import (
-    AccountsRun,
     Lane,
-    send_members,
     subscribe_inventory,
 )
 from reconciler.live import INTERRUPTED_RECORD, LastApplied, decode_record, encode_record
@@ -48,22 +39,12 @@ from reconciler.providers import CreateOutcome
 from reconciler.providers.calls import (
     API_ADD,
     API_CREATE,
-    API_DELETE,
     API_DESTROY,
     API_MODIFY,
     API_SUBSCRIBER_INFO,
-    SUBSCRIBER_BATCH,
 )
 
 _FIELD_BY_NAME = {f.value: f for f in ProfileField}
-SUBSCRIBERS = "subscribers"
-
-
-def _users(users: frozenset[str], first: int) -> dict[str, Any]:
-    return members_summary(users, first=first)
-
-
-# -- value types -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +65,6 @@ class FieldChange:
         return FieldWire(self.field, self.old, self.new, self.cleared)
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileChange:
-    """A subscriber's CustomString on one account: old (None for a new subscriber) → new."""
-
-    user: str
-    old: str | None
-    new: str
-
-
-# -- plan-file forms ---------------------------------------------------------------------------
-
-
 class CreateAccountWire(Wire, frozen=True, tag="createAccount"):
     account: str
     owner: str
@@ -107,19 +76,6 @@ class CreateAccountWire(Wire, frozen=True, tag="createAccount"):
             raise ValueError(f"unknown profile field {unknown[0]!r}")
         profile = tuple((f, self.profile[f.value]) for f in ProfileField if f.value in self.profile)
         return CreateAccount(self.account, self.owner, profile)
-
-
-class RecordWire(Wire, frozen=True, tag="record"):
-    account: str
-    record: str
-    subscribe: bool
-    adopt: bool
-
-    def change(self) -> Record:
-        record = decode_record(self.record)
-        if not record.known:
-            raise ValueError("unreadable record")
-        return Record(self.account, record, self.subscribe, self.adopt)
 
 
 class FieldWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -139,38 +95,26 @@ class ModifyAccountWire(Wire, frozen=True, tag="modifyAccount"):
         )
 
 
-class AddSubscribersWire(Wire, frozen=True, tag="addSubscribers"):
+class RecordWire(Wire, frozen=True, tag="record"):
     account: str
-    users: list[str]
+    record: str
+    subscribe: bool
+    adopt: bool
 
-    def change(self) -> AddSubscribers:
-        return AddSubscribers(self.account, frozenset(self.users))
+    def change(self) -> Record:
+        record = decode_record(self.record)
+        if not record.known:
+            raise ValueError("unreadable record")
+        return Record(self.account, record, self.subscribe, self.adopt)
 
 
-class ProfileWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    user: str
-    old: str | None
-    new: str
-
-
-class SetSubscriberProfilesWire(Wire, frozen=True, tag="setSubscriberProfiles"):
+class AdoptOrphanWire(Wire, frozen=True, tag="adoptOrphan"):
     account: str
-    profiles: list[ProfileWire]
+    owner: str
+    subscriberCount: int
 
-    def change(self) -> SetSubscriberProfiles:
-        return SetSubscriberProfiles(
-            self.account, tuple(ProfileChange(p.user, p.old, p.new) for p in self.profiles)
-        )
-
-
-class RemoveSubscribersWire(Wire, frozen=True, tag="removeSubscribers"):
-    account: str
-    users: list[str]
-    liveCount: int
-    reason: str
-
-    def change(self) -> RemoveSubscribers:
-        return RemoveSubscribers(self.account, frozenset(self.users), self.liveCount, self.reason)
+    def change(self) -> AdoptOrphan:
+        return AdoptOrphan(self.account, self.owner, self.subscriberCount)
 
 
 class DestroyAccountWire(Wire, frozen=True, tag="destroyAccount"):
@@ -183,86 +127,8 @@ class DestroyAccountWire(Wire, frozen=True, tag="destroyAccount"):
         return DestroyAccount(self.account, self.owner, self.subscriberCount, self.protected)
 
 
-class AdoptOrphanWire(Wire, frozen=True, tag="adoptOrphan"):
-    account: str
-    owner: str
-    subscriberCount: int
-
-    def change(self) -> AdoptOrphan:
-        return AdoptOrphan(self.account, self.owner, self.subscriberCount)
-
-
-# -- the changes -------------------------------------------------------------------------------
-
-
-def accounts_of(run: ApplyRun) -> AccountsRun:
-    """The accounts' state of this apply run."""
-    return run.state(_accounts)
-
-
-def _accounts(run: ApplyRun) -> AccountsRun:
-    return AccountsRun(run, ridden(run.changes))
-
-
-def ridden(changes: Sequence[Change]) -> frozenset[str]:
-    """New accounts with members: their inventory subscription rides in their add batches."""
-    created = {c.account_id for c in changes if isinstance(c, CreateAccount)}
-    added = {c.account_id for c in changes if isinstance(c, AddSubscribers)}
-    recorded = {c.account_id for c in changes if isinstance(c, Record) and c.subscribe}
-    return frozenset(created & added & recorded)
-
-
-class _AccountChange(Change):
-    """A change of one account, applied in the account's lane of the "accounts" phase."""
-
-    __slots__ = ()
-    account_id: str
-
-    @property
-    def account(self) -> str:
-        return self.account_id
-
-    def apply_phase(self, action: Action) -> str:
-        return "accounts"
-
-    def headline(self) -> tuple[int, str, str] | None:
-        return (4, "~", "will be updated in place")
-
-    def _key(self) -> str:
-        return f"{self.kind}/{self.account_id}"
-
-
-class _InLane(_AccountChange):
-    """An account change that runs after the account's earlier ones, skipped when its create
-    failed; a vendor error is recorded against the account and stops nothing else."""
-
-    __slots__ = ()
-
-    async def run(self, run: ApplyRun, actions: Sequence[Action]) -> None:
-        state = accounts_of(run).lane(self.account_id)
-        report = run.result.report(self.account_id)
-        if not state.exists:
-            report.skipped.append(f"{self.kind}: the account was not created")
-            return
-        try:
-            await self._run(run, state, report, actions)
-        except ProviderError as exc:
-            report.failed.append(failure(self.kind, exc))
-            self._failed(run, state, exc)
-
-    @required
-    async def _run(
-        self, run: ApplyRun, state: Lane, report: AccountReport, actions: Sequence[Action]
-    ) -> None:
-        """This change's calls, in its account's lane (skipped when the create failed)."""
-        raise NotImplementedError
-
-    def _failed(self, run: ApplyRun, state: Lane, exc: ProviderError) -> None:
-        del run, state, exc
-
-
 @dataclass(frozen=True, slots=True)
-class CreateAccount(_InLane):
+class CreateAccount(InLane):
     """A declared account that does not exist (create_official_account)."""
 
     kind: ClassVar[str] = "createAccount"
@@ -272,6 +138,10 @@ class CreateAccount(_InLane):
     owner: str
     #: every profile field the manifest sets, in `ProfileField` order
     profile: tuple[tuple[ProfileField, ProfileValue], ...]
+
+    @property
+    def ride_role(self) -> str | None:
+        return "create"
 
     def wire(self) -> CreateAccountWire:
         return CreateAccountWire(self.account_id, self.owner, {f.value: v for f, v in self.profile})
@@ -336,7 +206,7 @@ class CreateAccount(_InLane):
 
 
 @dataclass(frozen=True, slots=True)
-class ModifyAccount(_InLane):
+class ModifyAccount(InLane):
     """Profile fields of an existing account (modify_official_account_base_info, one call)."""
 
     kind: ClassVar[str] = "modifyAccount"
@@ -384,207 +254,8 @@ class ModifyAccount(_InLane):
         state.profile_ok = False
 
 
-def _membership_lines(
-    symbol: str, text: str, users: frozenset[str], *, show_all: bool, first: int
-) -> list[tuple[str, str]]:
-    if show_all:
-        return [(symbol, text), *((symbol, f"  {u}") for u in sorted(users))]
-    lines = [(symbol, f"{text}: {show_ids(users, first)}")]
-    if len(users) > first:
-        lines.append((" ", f"  all {len(users):,}: {members_summary(users)['digest']}"))
-    return lines
-
-
 @dataclass(frozen=True, slots=True)
-class AddSubscribers(_InLane):
-    """Declared subscribers not subscribed yet (add_subscriber, 100 per call)."""
-
-    kind: ClassVar[str] = "addSubscribers"
-    phase: ClassVar[int] = PHASE_ADD
-    wire_type: ClassVar[type[Wire]] = AddSubscribersWire
-    account_id: str
-    users: frozenset[str]
-
-    def wire(self) -> AddSubscribersWire:
-        return AddSubscribersWire(self.account_id, sorted(self.users))
-
-    def summary_data(self, *, first: int = 10) -> dict[str, Any]:
-        return {"type": self.kind, "account": self.account_id, "users": _users(self.users, first)}
-
-    def actions(self, schedule: Schedule) -> list[Action]:
-        batches = batched(self.users, SUBSCRIBER_BATCH)
-        if self.account_id in schedule.derived(ridden) and len(self.users) % SUBSCRIBER_BATCH == 0:
-            batches.append(())  # the inventory user's subscription, alone
-        return [Action(f"{self._key()}/{n}", API_ADD, self, b) for n, b in enumerate(batches)]
-
-    def count(self, summary: dict[str, int]) -> None:
-        summary["subscribersAdded"] += len(self.users)
-
-    def member_items(self) -> Iterable[tuple[str, str, str]]:
-        return ((self.account_id, "add", user) for user in sorted(self.users))
-
-    def detail_lines(self, *, show_all: bool, first: int) -> list[tuple[str, str]]:
-        text = f"subscribers: {len(self.users):,} to add"
-        return _membership_lines("+", text, self.users, show_all=show_all, first=first)
-
-    def drift(self) -> list[DriftItem]:
-        return [DriftItem(self.account_id, SUBSCRIBERS, removed_by_hand=self.users)]
-
-    async def _run(
-        self, run: ApplyRun, state: Lane, report: AccountReport, actions: Sequence[Action]
-    ) -> None:
-        # the inventory user rides in the last batch (planned with room for it, or alone)
-        ride = accounts_of(run).rides(self.account_id)
-        state.inventory = await send_members(
-            run, accounts_of(run), self.account_id, actions, report, add=True, inventory=ride
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class SetSubscriberProfiles(_InLane):
-    """Subscriber CustomStrings to set (modify_subscriber_info, one call each)."""
-
-    kind: ClassVar[str] = "setSubscriberProfiles"
-    phase: ClassVar[int] = PHASE_PROFILE
-    wire_type: ClassVar[type[Wire]] = SetSubscriberProfilesWire
-    account_id: str
-    profiles: tuple[ProfileChange, ...]
-
-    def wire(self) -> SetSubscriberProfilesWire:
-        return SetSubscriberProfilesWire(
-            self.account_id, [ProfileWire(p.user, p.old, p.new) for p in self.profiles]
-        )
-
-    def summary_data(self, *, first: int = 10) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "account": self.account_id,
-            "profiles": [
-                {"user": p.user, "old": p.old, "new": p.new} for p in self.profiles[:first]
-            ],
-            "count": len(self.profiles),
-        }
-
-    def actions(self, schedule: Schedule) -> list[Action]:
-        return [
-            Action(f"{self._key()}/{n}", API_SUBSCRIBER_INFO, self, (p.user,))
-            for n, p in enumerate(self.profiles)
-        ]
-
-    def count(self, summary: dict[str, int]) -> None:
-        summary["subscriberProfiles"] += len(self.profiles)
-
-    def detail_lines(self, *, show_all: bool, first: int) -> list[tuple[str, str]]:
-        shown = self.profiles if show_all else self.profiles[:first]
-        lines = [("~", f"subscriber profiles: {len(self.profiles):,} to set")]
-        lines.extend(
-            (
-                "~",
-                f"  {p.user}: {show_value(p.new)}"
-                if p.old is None
-                else f"  {p.user}: {show_value(p.old)} → {show_value(p.new)}",
-            )
-            for p in shown
-        )
-        if len(shown) < len(self.profiles):
-            lines.append(("~", f"  … ({len(self.profiles) - len(shown):,} more)"))
-        return lines
-
-    def drift(self) -> list[DriftItem]:
-        return [
-            DriftItem(
-                self.account_id,
-                "subscriberProfiles",
-                {p.user: p.new for p in self.profiles},
-                {p.user: p.old for p in self.profiles},
-            )
-        ]
-
-    async def _run(
-        self, run: ApplyRun, state: Lane, report: AccountReport, actions: Sequence[Action]
-    ) -> None:
-        account_id = self.account_id
-        unsubscribed = run.missing_users | accounts_of(run).failed_adds.get(account_id, set())
-        wanted = {p.user: p.new for p in self.profiles if p.user not in unsubscribed}
-
-        async def one(user: str, value: str) -> None:
-            try:
-                await run.im.set_subscriber_profile(account_id, user, value)
-            except ProviderError as exc:
-                report.failed.append(failure(f"subscriber profile {user}", exc))
-            else:
-                run.result.profiles_set += 1
-            run.progress(1)
-
-        for p in self.profiles:
-            if p.user in unsubscribed:
-                report.skipped.append(f"subscriber profile {p.user}: not subscribed")
-        async with asyncio.TaskGroup() as group:
-            for action in actions:
-                (user,) = action.items
-                if user in wanted:
-                    group.create_task(one(user, wanted[user]))
-        if wanted:
-            report.applied.append(f"set {len(wanted)} subscriber profiles")
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveSubscribers(_InLane):
-    """Subscribers to remove (delete_subscriber, 100 per call); `live_count` for the percentage."""
-
-    kind: ClassVar[str] = "removeSubscribers"
-    phase: ClassVar[int] = PHASE_REMOVE
-    wire_type: ClassVar[type[Wire]] = RemoveSubscribersWire
-    account_id: str
-    users: frozenset[str]
-    #: subscribers before the plan, the inventory user not counted
-    live_count: int
-    #: "absent" (additive policy) or "exact"
-    reason: str
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * len(self.users) / self.live_count if self.live_count else 0.0
-
-    def wire(self) -> RemoveSubscribersWire:
-        return RemoveSubscribersWire(
-            self.account_id, sorted(self.users), self.live_count, self.reason
-        )
-
-    def summary_data(self, *, first: int = 10) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "account": self.account_id,
-            "users": _users(self.users, first),
-            "liveCount": self.live_count,
-            "reason": self.reason,
-        }
-
-    def actions(self, schedule: Schedule) -> list[Action]:
-        batches = batched(self.users, SUBSCRIBER_BATCH)
-        return [Action(f"{self._key()}/{n}", API_DELETE, self, b) for n, b in enumerate(batches)]
-
-    def count(self, summary: dict[str, int]) -> None:
-        summary["subscribersRemoved"] += len(self.users)
-
-    def member_items(self) -> Iterable[tuple[str, str, str]]:
-        return ((self.account_id, "remove", user) for user in sorted(self.users))
-
-    def detail_lines(self, *, show_all: bool, first: int) -> list[tuple[str, str]]:
-        text = f"subscribers: {len(self.users):,} to remove, {self.reason}"
-        return _membership_lines("-", text, self.users, show_all=show_all, first=first)
-
-    def drift(self) -> list[DriftItem]:
-        return [DriftItem(self.account_id, SUBSCRIBERS, added_by_hand=self.users)]
-
-    async def _run(
-        self, run: ApplyRun, state: Lane, report: AccountReport, actions: Sequence[Action]
-    ) -> None:
-        await send_members(run, accounts_of(run), self.account_id, actions, report, add=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Record(_InLane):
+class Record(InLane):
     """Bookkeeping: write the last-applied record (subscribing the inventory user first if needed).
 
     `adopt` is True for a declared account that exists but was not owned by this repo yet.
@@ -599,6 +270,10 @@ class Record(_InLane):
     record: LastApplied
     subscribe: bool
     adopt: bool = False
+
+    @property
+    def ride_role(self) -> str | None:
+        return "record" if self.subscribe else None
 
     def wire(self) -> RecordWire:
         return RecordWire(self.account_id, encode_record(self.record), self.subscribe, self.adopt)
@@ -654,7 +329,7 @@ class Record(_InLane):
 
 
 @dataclass(frozen=True, slots=True)
-class AdoptOrphan(_InLane):
+class AdoptOrphan(InLane):
     """An account the inventory ledger names, created by an apply interrupted before the
     inventory subscribed to it, and no longer declared: subscribe the inventory user with a
     record that manages nothing and protects nothing (a later `--prune` destroys it)."""
@@ -721,7 +396,7 @@ class AdoptOrphan(_InLane):
 
 
 @dataclass(frozen=True, slots=True)
-class DestroyAccount(_AccountChange):
+class DestroyAccount(AccountChange):
     """An owned account no longer declared, with `--prune` (destroy_official_account)."""
 
     kind: ClassVar[str] = "destroyAccount"

@@ -30,6 +30,7 @@ from reconciler.kinds.official_account.run import (
     Lane,
     send_members,
 )
+from reconciler.live import members_digest
 from reconciler.outcome import (
     AccountReport,
     failure,
@@ -98,7 +99,7 @@ def _membership_lines(
         return [(symbol, text), *((symbol, f"  {u}") for u in sorted(users))]
     lines = [(symbol, f"{text}: {show_ids(users, first)}")]
     if len(users) > first:
-        lines.append((" ", f"  all {len(users):,}: {members_summary(users)['digest']}"))
+        lines.append((" ", f"  all {len(users):,}: {members_digest(users)}"))
     return lines
 
 

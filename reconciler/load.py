@@ -559,9 +559,9 @@ def iter_manifest_files(paths: Iterable[str | Path]) -> list[Path]:
 
     A directory means every `*.yaml` and `*.yml` below it, sorted, except `reconciler.yaml` and
     anything inside a hidden directory (`.git`, `.github`, `.reconciler`, ...); symlinked
-    directories are not followed. A file named
-    explicitly is kept whatever its name; a path that does not exist is kept too, so that loading
-    it reports it.
+    directories are not followed, and a FIFO or a dangling symlink is listed so that loading it
+    reports it. A file named explicitly is kept whatever its name; a path that does not exist is
+    kept too, so that loading it reports it.
     """
     result: list[Path] = []
     seen: set[Path] = set()
@@ -580,7 +580,6 @@ def _walk_manifests(root: Path) -> Iterator[Path]:
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = [d for d in subdirs if not d.startswith(".")]
         for name in files:
-            # a FIFO, a device or a dangling symlink is listed too: reading it says what it is
             if (
                 name.endswith((".yaml", ".yml"))
                 and name != CONFIG_NAME

@@ -198,6 +198,15 @@ def test_read_regular_reads_at_most_its_limit(tmp_path: Path) -> None:
         read_regular(path, 9)
     assert (refused.value.size, refused.value.limit) == (10, 9)
     assert refused.value.reason == "is larger than the 9-byte limit"
+    # procfs says 0 bytes and holds more: the read itself is bounded too
+    assert os.stat("/proc/self/status").st_size == 0
+    with pytest.raises(FileTooLarge) as refused:
+        read_regular(Path("/proc/self/status"), 9)
+    assert (refused.value.size, refused.value.limit) == (10, 9)
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    assert load_file(tmp_path / "loop.yaml", "loop.yaml").problems == [
+        Problem("loop.yaml", 1, 1, "cannot read: Too many levels of symbolic links")
+    ]
 
 
 def test_confine_keeps_paths_inside_the_root_symlinks_resolved(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -455,3 +456,20 @@ def test_the_project_root_is_the_configs_directory_and_the_manifest_roots(
     with pytest.raises(ManifestError) as raised:
         load_desired_state(["m"], config=Path("conf/reconciler.yaml"))
     assert f"{raised.value}\n" == refused.replace("'m'", "'conf' or 'm'")
+
+
+def test_member_files_that_are_not_regular_files_are_refused_unopened(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A FIFO hung the run (open() waits for a writer): refused by stat, in-process here (the
+    hang itself is tested through the CLI in a process, tests/test_cli.py)."""
+    write(tmp_path, {"m/a.yaml": SET_WITH_FILES.format("pipe.txt, link.txt")})
+    os.mkfifo(tmp_path / "m" / "pipe.txt")
+    (tmp_path / "m" / "link.txt").symlink_to("pipe.txt")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "m"]) == 1
+    fifo = "is a FIFO (named pipe), not a regular file"
+    assert capsys.readouterr().out.splitlines() == [
+        f"m/a.yaml:4:16: spec.files[0]: member file 'm/pipe.txt' {fifo}",
+        f"m/a.yaml:4:26: spec.files[1]: member file 'm/link.txt' {fifo}",
+    ]

@@ -364,8 +364,13 @@ def resolve_inside(path: Path, roots: Sequence[Path]) -> Path:
     `roots` (directories already resolved). A symlink loop resolves to itself here; reading it
     reports the loop."""
     resolved = Path(os.path.realpath(path))
-    if not any(resolved.is_relative_to(root) for root in roots):
+    inside = [resolved.relative_to(root) for root in roots if resolved.is_relative_to(root)]
+    if not inside:
         raise FileRefused(f"resolves outside the project root {_roots_text(roots)}")
+    if all(any(part.startswith(".") for part in rest.parts) for rest in inside):
+        # .git/config holds the token actions/checkout persists, .env the credentials: a hidden
+        # file is never a member list, as the directory walk never reads one as a manifest
+        raise FileRefused("is a hidden file or inside a hidden directory of the project")
     return resolved
 
 

@@ -225,6 +225,13 @@ def test_confine_keeps_paths_inside_the_root_symlinks_resolved(tmp_path: Path) -
     assert confine("in.txt", base, roots) == inside
     assert confine("members/../../m/members/staff.txt", base, roots) == inside
     assert confine("loop.txt", base, roots) == root.resolve() / "m" / "loop.txt"
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("extraheader = AUTHORIZATION: basic abc\n")
+    (root / "m" / ".env").write_text("SECRET_KEY=abc\n")
+    (root / "m" / "git.txt").symlink_to(root / ".git" / "config")
+    for name in ("../.git/config", ".env", "git.txt", "./.env"):
+        with pytest.raises(FileRefused, match="hidden"):
+            confine(name, base, roots)
     shown = display_path(root.resolve())
     for name in ["../../secrets.ini", "out.txt", "env.txt", "../..", "members/../../../x"]:
         with pytest.raises(FileRefused) as refused:

@@ -10,6 +10,7 @@ import pytest
 from conftest import FakeClock
 
 from reconciler.sandbox.client import SandboxClient
+from reconciler.sandbox.messages import body_digest
 from reconciler.sandbox.serve import RunningServer
 
 NEWS = "@TOA#_news"
@@ -89,10 +90,11 @@ def test_identical_content_within_5_minutes_is_discarded(
     assert again["ErrorCode"] == 0
     assert again["MsgKey"] != first["MsgKey"]
     sent = [e["effects"] for e in client.log() if e["api"].endswith("send_official_account_msg")]
+    digest = body_digest(text("same"))
     assert sent == [
-        [["message_sent", NEWS, first["MsgKey"]]],
+        [["message_sent", NEWS, first["MsgKey"], digest]],
         [],
-        [["message_sent", NEWS, again["MsgKey"]]],
+        [["message_sent", NEWS, again["MsgKey"], digest]],
     ]
 
 

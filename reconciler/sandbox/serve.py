@@ -17,6 +17,7 @@ from typing import TextIO
 import uvicorn
 
 from reconciler.errors import ConfigError
+from reconciler.sandbox import behaviour
 from reconciler.sandbox.server import Sandbox, SandboxOptions
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def options_from_args(args: argparse.Namespace) -> SandboxOptions:
         fail_rate=args.fail_rate,
         seed=args.seed,
         calls_per_second=args.calls_per_second,
+        behaviour=behaviour.from_args(args),
     )
 
 

@@ -63,6 +63,7 @@ import httpx
 
 from reconciler import usersig
 from reconciler.sandbox import accounts, defaults, messages, official, store, wechat
+from reconciler.sandbox.behaviour import Behaviour, Controls
 from reconciler.sandbox.common import JSON, ApiError, Call, Handler
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class SandboxOptions:
     seed: int = 0
     calls_per_second: float | None = None
     clock: Callable[[], float] = field(default=time.time)
+    behaviour: Behaviour = field(default_factory=Behaviour)
 
 
 @dataclass(slots=True)
@@ -172,13 +174,14 @@ class Sandbox:
         self._limiter = _Limiter(self.options.calls_per_second)
         self._rng = random.Random(self.options.seed)
         self._stats = _Stats()
+        self.controls = Controls(self.options.behaviour)
 
     # -- the core -------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: str, body: bytes) -> Reply:
         """Answer one HTTP request; the only entry point of the emulator."""
         if path.startswith("/__sandbox/"):
-            return self._admin(method, path, query)
+            return self._admin(method, path, query, body)
         api = _route(path)
         if api is None:
             if path.startswith("/v4/"):
@@ -195,7 +198,7 @@ class Sandbox:
     def _call(self, api: str, method: str, path: str, query: str, body: bytes) -> Reply:
         is_wx = api.startswith("cgi-bin/")
         headers = _WX_HEADERS if is_wx else _JSON_HEADERS
-        now = self.options.clock()
+        now = self.controls.now(self.options.clock())
         self._stats.calls[api] = self._stats.calls.get(api, 0) + 1
         if not self._limiter.take(api, now):
             self._stats.rate_limited += 1
@@ -222,7 +225,7 @@ class Sandbox:
             self._log(now, api, status, 0, fault, [])
             return status, _HTML_HEADERS, _html(status)
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-        call = Call(self._db, now, self.options.admin)
+        call = Call(self._db, now, self.options.admin, self.controls.behaviour)
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.execute("SAVEPOINT command")
@@ -364,7 +367,7 @@ class Sandbox:
         with self._lock:
             self._stats = _Stats()
 
-    def _admin(self, method: str, path: str, query: str) -> Reply:
+    def _admin(self, method: str, path: str, query: str, body: bytes) -> Reply:
         if path == "/__sandbox/stats" and method == "GET":
             return 200, _JSON_HEADERS, _dumps(self.stats())
         if path == "/__sandbox/stats/reset" and method == "POST":
@@ -379,6 +382,10 @@ class Sandbox:
                 return 400, _JSON_HEADERS, _dumps({"error": "since and limit must be integers"})
             with self._lock:
                 return 200, _JSON_HEADERS, _dumps(store.read_log(self._db, since, limit))
+        with self._lock:  # clock, behaviour and placeholder controls (behaviour.py)
+            answer = self.controls.admin(self._db, self.options.clock(), method, path, body)
+        if answer is not None:
+            return answer[0], _JSON_HEADERS, _dumps(answer[1])
         return 404, _JSON_HEADERS, _dumps({"error": f"no such endpoint: {method} {path}"})
 
     # -- adapters ---------------------------------------------------------------------------

@@ -135,7 +135,8 @@ class _Limiter:
         bucket = self._buckets.get(api)
         if bucket is None:
             bucket = self._buckets[api] = _Bucket(rate, rate, now)
-        bucket.tokens = min(rate, bucket.tokens + (now - bucket.stamp) * rate)
+        # A clock set back (the sandbox's offset) refills nothing and takes nothing away.
+        bucket.tokens = min(rate, bucket.tokens + max(0.0, now - bucket.stamp) * rate)
         bucket.stamp = now
         if bucket.tokens < 1:
             return False

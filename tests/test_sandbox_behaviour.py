@@ -157,3 +157,18 @@ def test_a_state_file_from_before_gets_the_new_columns(tmp_path: Path) -> None:
     finally:
         conn.close()
     store.connect(path).close()  # a second open finds nothing to add
+
+
+def test_a_failed_upgrade_leaves_the_file_unlocked(tmp_path: Path) -> None:
+    path = tmp_path / "odd.db"
+    odd = sqlite3.connect(path)
+    odd.execute("CREATE VIEW messages AS SELECT 1 AS seq")  # not a table: no column can be added
+    odd.commit()
+    odd.close()
+    with pytest.raises(sqlite3.OperationalError, match="Cannot add a column to a view") as info:
+        store.connect(path)
+    assert info.value is not None  # the failed connection is still referenced here
+    other = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # would be "database is locked" had it not rolled back
+    other.execute("ROLLBACK")
+    other.close()

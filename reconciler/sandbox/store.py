@@ -118,15 +118,20 @@ _ADDED_COLUMNS: Final = (
 
 
 def _add_columns(conn: sqlite3.Connection) -> None:
-    """Bring a file made by an earlier version up to the schema (new columns, old rows kept)."""
-    for table, column, declaration in _ADDED_COLUMNS:
-        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        if column not in have:
-            try:
+    """Bring a file made by an earlier version up to the schema (new columns, old rows kept).
+
+    In one immediate transaction, so a second process opening the same file waits, then finds
+    the columns there."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column, declaration in _ADDED_COLUMNS:
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            except sqlite3.OperationalError as exc:  # another process added it first
-                if "duplicate column" not in str(exc):
-                    raise
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def connect(db_path: Path | str) -> sqlite3.Connection:

@@ -281,10 +281,9 @@ def test_call_log_counts_sends_per_account_and_body(
 
 def test_placeholder_is_listed_without_body_or_random(client: SandboxClient) -> None:
     key = send(client, "lost")["MsgKey"]
-    made = client.http.post(
-        "/__sandbox/placeholder", json={"Official_Account": NEWS, "MsgKey": key}
-    )
-    assert (made.status_code, made.json()) == (200, {"ok": True})
+    client.placeholder(NEWS, key)
+    with pytest.raises(RuntimeError, match="no message 9_1_1 on @TOA#_news"):
+        client.placeholder(NEWS, "9_1_1")
     (item,) = history(client)["RspMsgList"]  # listed without WithRecalledMsg
     assert (item["MsgKey"], item["IsPlaceMsg"], item["MsgBody"], item["MsgRandom"]) == (
         key,
@@ -299,7 +298,9 @@ def test_placeholder_is_listed_without_body_or_random(client: SandboxClient) -> 
 
 def test_clock_endpoint_moves_windows_and_quotas_over_http(client: SandboxClient) -> None:
     def advance(seconds: float) -> dict[str, Any]:
-        doc: dict[str, Any] = client.http.post("/__sandbox/clock", json={"advance": seconds}).json()
+        now = client.advance(seconds)
+        doc: dict[str, Any] = client.http.get("/__sandbox/clock").json()
+        assert doc["now"] == now
         return doc
 
     start = client.http.get("/__sandbox/clock").json()

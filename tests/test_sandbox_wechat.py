@@ -482,8 +482,9 @@ def test_allow_list_refusal_names_the_ip(
         "errcode": 40164,
         "errmsg": "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist",
     }
-    blocked = c.http.post("/__sandbox/behaviour", json={"wechat_blocked_ip": "203.0.113.7"})
-    assert blocked.status_code == 200
+    assert c.behave(wechat_blocked_ip="203.0.113.7")["wechat_blocked_ip"] == "203.0.113.7"
+    with pytest.raises(RuntimeError, match="unknown behaviour field 'nope'"):
+        c.behave(nope=1)
     assert speed_get(c, token) == refused
     assert get_token(c) == refused
     assert stable(c) == refused

@@ -43,6 +43,8 @@ Sandbox-only endpoints (never rate-limited, delayed or faulted; no vendor client
   the state changes the call made, e.g. `["account_created", "@TOA#_news"]`,
   `["subscriber_added", "@TOA#_news", "alice"]`, `["subscriber_removed", ...]`,
   `["user_imported", "alice"]`. A subscriber added twice shows up as two `subscriber_added` effects.
+- `/__sandbox/clock`, `/__sandbox/behaviour`, `/__sandbox/placeholder`: the test controls (the
+  sandbox's clock offset and the vendor behaviours a test may choose), see `behaviour.py`.
 """
 
 from __future__ import annotations

@@ -9,14 +9,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
+from email.utils import formatdate
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import FakeClock
 
 from reconciler.sandbox import store
 from reconciler.sandbox.behaviour import Behaviour, updated
 from reconciler.sandbox.client import SandboxClient
+from reconciler.sandbox.serve import RunningServer
 from reconciler.sandbox.server import SandboxOptions
 
 NEWS = "@TOA#_news"
@@ -172,3 +176,15 @@ def test_a_failed_upgrade_leaves_the_file_unlocked(tmp_path: Path) -> None:
     other.execute("BEGIN IMMEDIATE")  # would be "database is locked" had it not rolled back
     other.execute("ROLLBACK")
     other.close()
+
+
+def test_vendor_replies_carry_the_sandbox_clock_as_date(
+    make_sandbox_server: Callable[..., RunningServer], fake_clock: FakeClock
+) -> None:
+    server = make_sandbox_server(clock=fake_clock, behaviour=Behaviour(clock_offset=3600))
+    with httpx.Client(base_url=server.base_url) as http:
+        client = SandboxClient(http, server.options, clock=fake_clock)
+        answer = client.im_raw("im_open_login_svc/account_import", {"UserID": "x"})
+        assert answer.headers.get_list("date") == [formatdate(fake_clock() + 3600, usegmt=True)]
+        token = http.get("/cgi-bin/token", params={"grant_type": "client_credential"})
+        assert token.headers.get_list("date") == [formatdate(fake_clock() + 3600, usegmt=True)]

@@ -125,6 +125,7 @@ def _server(sandbox: Sandbox, on_started: Callable[[], None] | None = None) -> _
         lifespan="off",
         log_level="warning",
         access_log=False,
+        date_header=False,  # vendor replies carry the sandbox clock's Date (server.py)
         timeout_keep_alive=30,
         backlog=1024,
     )

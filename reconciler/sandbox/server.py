@@ -57,6 +57,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -196,7 +197,10 @@ class Sandbox:
                 )
             return 404, _JSON_HEADERS, _dumps({"error": f"no such endpoint: {path}"})
         with self._lock:
-            return self._call(api, method, path, query, body)
+            status, headers, out = self._call(api, method, path, query, body)
+            now = self.controls.now(self.options.clock())
+        # The vendor's Date header on the sandbox's clock: how a client sees a skewed vendor clock.
+        return status, [*headers, ("date", formatdate(now, usegmt=True))], out
 
     def _call(self, api: str, method: str, path: str, query: str, body: bytes) -> Reply:
         is_wx = api.startswith("cgi-bin/")

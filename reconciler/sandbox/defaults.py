@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Final
 
+from reconciler.sandbox import behaviour
+
 SDKAPPID: Final = 1400000000
 SECRET_KEY: Final = "sandbox-secret-key-not-a-secret"
 ADMIN: Final = "administrator"
@@ -51,3 +53,4 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="per-API rate limit (default: the vendor's, 200/s or 100/s per API; 0 = unlimited)",
     )
+    behaviour.add_arguments(parser)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from reconciler.errors import ConfigError, Problem
 from reconciler.load import (
@@ -329,13 +330,42 @@ def _endpoint_problems(name: str, target: Node, pos: Position) -> list[Problem]:
         value = container.get("endpoint")
         if not isinstance(value, str) or "$" in value or not value.startswith(_HTTP_SCHEMES):
             continue  # placeholders are checked once resolved; other schemes by the schema
+        at = position_of(container, "endpoint") or pos
+        where_path = format_path(("targets", name, *where.split(".")))
         try:
             check_endpoint(value)
         except ConfigError as exc:
-            at = position_of(container, "endpoint") or pos
-            where_path = format_path(("targets", name, *where.split(".")))
             found.append(Problem(at.file, at.line, at.col, f"{where_path}: {exc}"))
+            continue
+        reason = endpoint_extras(value)
+        if reason is not None:
+            found.append(Problem(at.file, at.line, at.col, f"{where_path}: {reason}"))
     return found
+
+
+def endpoint_extras(url: str) -> str | None:
+    """Why `url` cannot be a base URL the client appends paths and its query to, or None.
+
+    A path prefix is fine (`https://gw.internal/im`, a gateway); user info, a query or a fragment
+    are not: the client's query (the UserSig, the access token) would be appended after them, or
+    land in a fragment that is never sent. The URL is not quoted: those parts may hold a secret.
+    """
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return None  # not a URL at all: `check_endpoint` says so
+    extras = [
+        what
+        for what, present in (
+            ("user info (user@)", "@" in netloc),
+            ("a query (?...)", "?" in url),
+            ("a fragment (#...)", "#" in url),
+        )
+        if present
+    ]
+    if not extras:
+        return None
+    return f"must be a base URL (scheme, host, port, path) without {' or '.join(extras)}"
 
 
 def _warn_literal_secrets(name: str, target: Node) -> None:
@@ -477,6 +507,15 @@ def _build_target(
     if not appid.isdigit():
         pos = position_of(raw, "sdkAppId") or raw.position
         return None, [f"{pos}: {where}.sdkAppId: the value of its variable is not a number"]
+    for key, container, value in (
+        ("endpoint", raw, endpoint),
+        ("wechat.endpoint", raw_wechat, wechat.endpoint if wechat is not None else None),
+    ):
+        reason = None if value is None else endpoint_extras(value)
+        if reason is not None:  # only a ${VAR} can hide one here: check_config saw the literals
+            assert isinstance(container, Node)
+            pos = position_of(container, "endpoint") or raw.position
+            return None, [f"{pos}: {where}.{key}: the value of its variable {reason}"]
     region = raw.get("region")
     if endpoint is None:
         endpoint = "https://" + REGION_DOMAINS[str(region)]

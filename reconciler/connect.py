@@ -27,7 +27,7 @@ from reconciler.config import (
 from reconciler.errors import ConfigError
 from reconciler.providers import Pacer, TencentClient, WeChatClient, check_endpoint
 from reconciler.providers.transport import LeanClient, LeanTransport
-from reconciler.readonly import refuse_write, refuse_writes
+from reconciler.readonly import ReadOnlyGuard, refuse_write, refuse_writes
 from reconciler.sandbox import defaults
 from reconciler.secret import Secret
 
@@ -97,7 +97,10 @@ async def connect(
     wechat = target.wechat
     if wechat is not None:
         check_endpoint(wechat.endpoint)
-    async with _vendor_client(limits, hooks, read_only=read_only) as http:
+    # behind a gateway (`endpoint: https://gw.internal/im`) the reads are `/im/v4/...`
+    guard = ReadOnlyGuard.for_endpoints(endpoint, *([] if wechat is None else [wechat.endpoint]))
+    hooks = {"request": [guard.hook]} if read_only else {}
+    async with _vendor_client(limits, hooks, read_only=read_only, guard=guard) as http:
         yield Providers(
             TencentClient(
                 http,
@@ -123,18 +126,22 @@ async def connect(
 
 
 def _vendor_client(
-    limits: Limits, hooks: dict[str, list[Any]], *, read_only: bool
+    limits: Limits,
+    hooks: dict[str, list[Any]],
+    *,
+    read_only: bool,
+    guard: ReadOnlyGuard = refuse_write,
 ) -> httpx.AsyncClient:
     """The HTTP client of a `tencent` target: both vendors' calls share its connections.
 
     `LeanTransport` takes a third of the CPU per call of httpx's default transport, and the
     vendor clients skip httpx's client through its `fetch` (issue 6); it speaks to servers
     directly, so when the environment names a proxy (HTTPS_PROXY and the like, which httpx
-    honours only without a transport of ours), httpx's own stack is kept. The read-only guard
-    is the transport's too: `fetch` runs no httpx hook.
+    honours only without a transport of ours), httpx's own stack is kept. The read-only
+    `guard` (given the target's endpoints) is the transport's too: `fetch` runs no httpx hook.
     """
     if any(getproxies().get(scheme) for scheme in ("http", "https", "all")):
         http_limits = httpx.Limits(max_connections=limits.concurrency)
         return httpx.AsyncClient(limits=http_limits, verify=True, event_hooks=hooks)
-    transport = LeanTransport(limits.concurrency, guard=refuse_write if read_only else None)
+    transport = LeanTransport(limits.concurrency, guard=guard if read_only else None)
     return LeanClient(transport, event_hooks=hooks)

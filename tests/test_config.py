@@ -246,3 +246,68 @@ def test_validate_warns_about_a_literal_secret(
         " use ${VAR} and keep it out of git"
     ]
     assert "hunter2" not in caplog.text
+
+
+def test_an_endpoint_with_user_info_a_query_or_a_fragment_is_a_positioned_problem(
+    tmp_path: Path,
+) -> None:
+    """Issue 12, item 9: the client appends paths and its own query (the UserSig) to the
+    endpoint, so only scheme, host, port and a path prefix (a gateway's) may be in it."""
+    path = write_config(
+        tmp_path,
+        """\
+        defaultTarget: gw
+        targets:
+          gw:
+            type: tencent
+            endpoint: https://gw.internal/im?tenant=a
+            sdkAppId: 1
+            identifier: admin
+            secretKey: ${K}
+            wechat: {appId: a, secret: '${S}', endpoint: 'https://user:pa55@gw.internal/wx#x'}
+          ok:
+            type: tencent
+            endpoint: https://gw.internal/im/
+            sdkAppId: 1
+            identifier: admin
+            secretKey: ${K}
+        """,
+    )
+    base = "must be a base URL (scheme, host, port, path) without"
+    assert [str(p) for p in check_config(path)] == [
+        f"{path}:5:15: targets.gw.endpoint: {base} a query (?...)",
+        f"{path}:9:50: targets.gw.wechat.endpoint: {base} user info (user@) or a fragment (#...)",
+    ]
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={"K": "k", "S": "s"})
+    assert "pa55" not in str(info.value)
+    assert (
+        str(info.value).splitlines()[0]
+        == f"{path}:5:15: targets.gw.endpoint: {base} a query (?...)"
+    )
+
+
+def test_an_endpoint_from_a_variable_is_checked_when_its_target_is_selected(
+    tmp_path: Path,
+) -> None:
+    path = write_config(
+        tmp_path,
+        "targets:\n  gw: {type: tencent, endpoint: 'https://${E}', sdkAppId: 1, identifier: a,"
+        " secretKey: k}\n",
+    )
+    good = load_config(path, environ={"E": "gw.internal/im/"})
+    target = select_target(good, "gw")
+    assert isinstance(target, TencentTarget) and target.endpoint == "https://gw.internal/im"
+    for value in ("gw.internal/im?x=1", "gw.internal/#", "u@gw.internal"):
+        config = load_config(path, environ={"E": value})
+        with pytest.raises(ConfigError) as info:
+            select_target(config, "gw")
+        assert (
+            str(info.value)
+            .splitlines()[1]
+            .startswith(
+                f"{path}:2:33: targets.gw.endpoint: the value of its variable must be a base URL"
+            )
+        ), value
+    broken = load_config(path, environ={"E": "[::1"})  # connect() says it is no URL
+    assert isinstance(select_target(broken, "gw"), TencentTarget)

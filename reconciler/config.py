@@ -55,7 +55,11 @@ class WeChatCredentials:
 
 @dataclass(frozen=True, slots=True)
 class SandboxTarget:
-    """The embedded sandbox: in-process, state in SQLite at `path`, no network, no credentials."""
+    """The embedded sandbox: in-process, state in SQLite at `path`, no network, no credentials.
+
+    `load_config` makes `path` absolute (relative to the directory of reconciler.yaml, else the
+    working directory), so that it names one database wherever a command runs from.
+    """
 
     name: str
     path: Path
@@ -124,14 +128,20 @@ _SECRET_FIELDS: Final = (("secretKey",), ("wechat", "secret"))
 
 
 def default_config() -> Config:
-    """The configuration without a reconciler.yaml: the embedded sandbox, nothing else."""
+    """The configuration without a reconciler.yaml: the embedded sandbox (its database under the
+    working directory), nothing else."""
     return Config(
         path=None,
         default_target=EMBEDDED_TARGET,
-        targets=MappingProxyType(
-            {EMBEDDED_TARGET: SandboxTarget(EMBEDDED_TARGET, Path(SANDBOX_DB))}
-        ),
+        targets=MappingProxyType({EMBEDDED_TARGET: _embedded(Path.cwd(), SANDBOX_DB)}),
     )
+
+
+def _embedded(base: Path, db: str, name: str = EMBEDDED_TARGET) -> SandboxTarget:
+    """A sandbox target whose database `db` is read relative to `base` and named by its
+    absolute path, symlinks resolved: a saved plan names one database wherever it is applied
+    from, and `cd examples && reconciler plan .` reads the one `reconciler plan examples/` does."""
+    return SandboxTarget(name, (base / db).resolve())
 
 
 def _variable_syntax(value: str) -> str | None:
@@ -424,9 +434,10 @@ def load_config(
     targets: dict[str, Target] = {}
     unresolved: dict[str, str] = {}
     raw_targets = data.get("targets")
+    base = path.resolve().parent  # a sandbox `path:` is relative to reconciler.yaml
     if isinstance(raw_targets, Node):
         for name, raw in raw_targets.items():
-            target, missing = _build_target(name, raw, resolved)
+            target, missing = _build_target(name, raw, resolved, base)
             if target is None:
                 unresolved[name] = "\n".join(
                     [f"target {name!r} cannot be used: its credentials are missing", *missing]
@@ -434,7 +445,7 @@ def load_config(
             else:
                 targets[name] = target
     else:
-        targets[EMBEDDED_TARGET] = SandboxTarget(EMBEDDED_TARGET, Path(SANDBOX_DB))
+        targets[EMBEDDED_TARGET] = _embedded(base, SANDBOX_DB)
     names = [*targets, *unresolved]
     default = top.get("defaultTarget") or (
         EMBEDDED_TARGET if EMBEDDED_TARGET in names else names[0]
@@ -443,7 +454,7 @@ def load_config(
     limits = data.get("limits", {})
     safe, lim = Safety(), Limits()
     return Config(
-        path=path,
+        path=path.resolve(),  # a saved plan records it: it must name this file from anywhere
         default_target=default,
         targets=MappingProxyType(targets),
         inventory=top.get("inventory", DEFAULT_INVENTORY_USER),
@@ -470,6 +481,7 @@ def _build_target(
     name: str,
     raw: Node,
     resolved: Callable[[Node, str, str], tuple[str, list[str]]],
+    base: Path,
 ) -> tuple[Target | None, list[str]]:
     where = format_path(("targets", name))
     missing: list[str] = []
@@ -481,7 +493,7 @@ def _build_target(
 
     if raw["type"] == "sandbox":
         db = get(raw, "path", f"{where}.path") if "path" in raw else SANDBOX_DB
-        return (None if missing else SandboxTarget(name, Path(db))), missing
+        return (None if missing else _embedded(base, db, name)), missing
     appid_raw = raw["sdkAppId"]
     appid = (
         str(int(appid_raw))

@@ -53,26 +53,29 @@ def write_config(directory: Path, text: str) -> Path:
     return path
 
 
-def test_no_file_means_the_embedded_sandbox(tmp_path: Path) -> None:
-    config = load_config(None, search_dir=tmp_path, environ={})
-    assert config == Config(
-        path=None,
-        default_target="sandbox",
-        targets={"sandbox": SandboxTarget("sandbox", Path(".reconciler/sandbox.db"))},
-    )
-    assert select_target(config, None) == SandboxTarget("sandbox", Path(".reconciler/sandbox.db"))
+def test_no_file_means_the_embedded_sandbox_under_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, search_dir=tmp_path / "m", environ={})
+    embedded = SandboxTarget("sandbox", tmp_path.resolve() / ".reconciler/sandbox.db")
+    assert config == Config(path=None, default_target="sandbox", targets={"sandbox": embedded})
+    assert select_target(config, None) == embedded
 
 
 def test_search_dir_finds_reconciler_yaml(tmp_path: Path) -> None:
     path = write_config(tmp_path, PROD)
     config = load_config(None, search_dir=tmp_path, environ=ENV)
-    assert config.path == path
+    assert config.path == path.resolve()
     assert config.inventory == "ops-inventory"
     assert config.safety == Safety(
         max_destroys=2, max_subscriber_removals=50, max_subscriber_removal_percent=5.0
     )
     assert config.limits == Limits(calls_per_second=20.0, concurrency=4)
-    assert select_target(config, None) == SandboxTarget("sandbox", Path("state/sb.db"))
+    # relative to reconciler.yaml, whatever the working directory
+    assert select_target(config, None) == SandboxTarget(
+        "sandbox", tmp_path.resolve() / "state/sb.db"
+    )
     prod = select_target(config, "prod")
     assert prod == TencentTarget(
         name="prod",
@@ -93,14 +96,18 @@ def test_current_directory_is_searched_by_default(
     write_config(tmp_path, "defaultTarget: local\ntargets:\n  local: {type: sandbox}\n")
     monkeypatch.chdir(tmp_path)
     config = load_config(None, environ={})
-    assert select_target(config, None) == SandboxTarget("local", Path(".reconciler/sandbox.db"))
+    assert select_target(config, None) == SandboxTarget(
+        "local", tmp_path.resolve() / ".reconciler/sandbox.db"
+    )
 
 
 def test_missing_variable_fails_only_when_its_target_is_selected(tmp_path: Path) -> None:
     path = write_config(tmp_path, PROD)
     env = {k: v for k, v in ENV.items() if k != "TIM_SECRET_KEY"} | {"WECHAT_APPID": ""}
     config = load_config(path, environ=env)
-    assert select_target(config, None) == SandboxTarget("sandbox", Path("state/sb.db"))
+    assert select_target(config, None) == SandboxTarget(
+        "sandbox", tmp_path.resolve() / "state/sb.db"
+    )
     assert "prod" not in config.targets
     with pytest.raises(ConfigError) as info:
         select_target(config, "prod")
@@ -168,7 +175,7 @@ def test_dollar_escape_and_top_level_variables(tmp_path: Path) -> None:
     )
     config = load_config(path, environ={"TARGET": "box", "DB": "x.db"})
     assert config.inventory == "inv$1"
-    assert select_target(config, None) == SandboxTarget("box", Path("x.db"))
+    assert select_target(config, None) == SandboxTarget("box", tmp_path.resolve() / "x.db")
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={"DB": "x.db"})
     assert str(info.value) == f"{path}:1:16: defaultTarget: environment variable TARGET is not set"

@@ -1,17 +1,23 @@
-"""Targets as a user names them (issue 12, item 9), through the CLI.
+"""Targets as a user names them (issue 12, items 9 and 10; issue 14, item 8), through the CLI.
 
 - A `tencent` target behind a gateway that serves the vendor under a path prefix
   (`endpoint: http://127.0.0.1:PORT/im`): apply, plan and drift all work, and the read-only guard
   of plan and drift still refuses a write behind the prefix.
+- The embedded sandbox is named by its absolute path: a saved plan applied from another directory
+  goes to the database it was made against (or is refused), and a read-only command never
+  creates a database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -140,3 +146,76 @@ def test_the_read_only_guard_still_refuses_a_write_behind_the_prefix(
     ]
     sent = [line.split("?")[0] for line in gateway.seen]
     assert not any("multiaccount_import" in line or "speed/set" in line for line in sent), sent
+
+
+# -- the embedded sandbox, named by its absolute path ------------------------------------------
+
+CONFIG = "defaultTarget: box\ntargets:\n  box: {type: sandbox, path: state/box.db}\n"
+ACCOUNT = account_doc("news", owner="boss", name="News")
+OWNERS = users("boss")
+
+
+def _cli(project: Project, where: Path, *args: str) -> Any:
+    """The CLI in-process with `where` as the working directory."""
+    old = Path.cwd()
+    os.chdir(where)
+    try:
+        return project.cli(*args)
+    finally:
+        os.chdir(old)
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Project:
+    """`tmp_path/repo` with a reconciler.yaml whose sandbox lives at `state/box.db` beside it,
+    and a sibling directory `tmp_path/elsewhere` to run commands from."""
+    root = tmp_path / "repo"
+    (tmp_path / "elsewhere").mkdir()
+    project = Project(root, "", root.resolve() / "state" / "box.db")
+    project.write("reconciler.yaml", CONFIG)
+    project.manifests(ACCOUNT, OWNERS)
+    return project
+
+
+def test_a_saved_plan_applies_to_its_database_from_any_directory(
+    tmp_path: Path, embedded: Project
+) -> None:
+    repo, elsewhere = embedded.root, tmp_path / "elsewhere"
+    made = _cli(embedded, repo, "plan", "m", "--out", "../plan.json")
+    assert made.code == 0, made.text
+    saved = json.loads((tmp_path / "plan.json").read_text())
+    assert saved["body"]["target"]["path"] == str(embedded.db_path)
+    assert made.lines[0] == f"Target: sandbox 'box', embedded sandbox at {embedded.db_path}"
+
+    applied = _cli(embedded, elsewhere, "apply", "../plan.json", "--auto-approve")
+    assert applied.code == 0, applied.text
+    assert applied.lines[0] == f"Target: sandbox 'box', embedded sandbox at {embedded.db_path}"
+    assert embedded.db_path.is_file()
+    assert sorted(p.name for p in elsewhere.iterdir()) == []  # no database of its own
+    no_changes(_cli(embedded, repo, "plan", "m", "--detailed-exitcode"))
+
+
+def test_a_saved_plan_for_another_database_is_refused(tmp_path: Path, embedded: Project) -> None:
+    """A reconciler.yaml in the applying directory wins, and its sandbox is another database."""
+    elsewhere = tmp_path / "elsewhere"
+    assert _cli(embedded, embedded.root, "plan", "m", "--out", "../plan.json").code == 0
+    (elsewhere / "reconciler.yaml").write_text(CONFIG)
+    refused = _cli(embedded, elsewhere, "apply", "../plan.json", "--auto-approve")
+    other = elsewhere.resolve() / "state" / "box.db"
+    assert (refused.code, refused.out) == (1, "")
+    assert refused.err == (
+        f"error: the plan was made for sandbox 'box', embedded sandbox at {embedded.db_path},"
+        f" not for sandbox 'box', embedded sandbox at {other}\n"
+    )
+    assert not other.exists() and not embedded.db_path.exists()
+
+
+@pytest.mark.parametrize("command", ["plan", "drift", "validate"])
+def test_a_read_only_command_creates_no_database(
+    tmp_path: Path, embedded: Project, command: str
+) -> None:
+    result = _cli(embedded, embedded.root, command, "m")
+    assert result.code == (2 if command == "drift" else 0), result.text
+    if command == "plan":
+        assert "+ account @TOA#_news will be created" in result.lines  # read as empty
+    assert not (embedded.root / "state").exists()

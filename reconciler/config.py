@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -141,7 +142,11 @@ def _embedded(base: Path, db: str, name: str = EMBEDDED_TARGET) -> SandboxTarget
     """A sandbox target whose database `db` is read relative to `base` and named by its
     absolute path, symlinks resolved: a saved plan names one database wherever it is applied
     from, and `cd examples && reconciler plan .` reads the one `reconciler plan examples/` does."""
-    return SandboxTarget(name, (base / db).resolve())
+    path = base / db
+    try:
+        return SandboxTarget(name, path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: opening it says so, as a ConfigError
+        return SandboxTarget(name, Path(os.path.abspath(path)))
 
 
 def _variable_syntax(value: str) -> str | None:

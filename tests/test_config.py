@@ -318,3 +318,23 @@ def test_an_endpoint_from_a_variable_is_checked_when_its_target_is_selected(
         ), value
     broken = load_config(path, environ={"E": "[::1"})  # connect() says it is no URL
     assert isinstance(select_target(broken, "gw"), TencentTarget)
+
+
+def test_a_sandbox_path_through_a_symlink_loop_is_a_clean_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.cli import main
+
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    write_config(tmp_path, "targets:\n  sandbox: {type: sandbox, path: a/box.db}\n")
+    (tmp_path / "m.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: UserAccounts\nmetadata: {name: u}\nspec: {members: [x]}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    target = select_target(load_config(None, environ={}), None)
+    assert target == SandboxTarget("sandbox", tmp_path / "a" / "box.db")
+    assert main(["apply", "m.yaml", "--auto-approve"]) == 1
+    err = capsys.readouterr().err  # the lock beside the database is opened first
+    assert err.startswith(f"error: cannot open the lock file {tmp_path}/a/box.db.lock: "), err
+    assert err.count("\n") == 1

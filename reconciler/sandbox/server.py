@@ -33,6 +33,11 @@ routed call draws once; a call that fails the draw gets, with equal odds of 1/2,
 - `http_after`: the call IS applied and committed, then answered HTTP 502 or 503 — the response
   was lost on the way back, as real networks do; idempotent clients must converge anyway.
 
+Request bodies: at most `defaults.MAX_BODY_BYTES` (1 MiB, three times the vendors' largest
+request) are read; a larger body is answered HTTP 413 with a JSON `error`, is neither routed nor
+counted, and over HTTP closes the connection without the rest being read (`asgi.py`), whether its
+size was declared, chunked or lied about.
+
 Sandbox-only endpoints (never rate-limited, delayed or faulted; no vendor client calls them):
 - `GET /__sandbox/stats` → `{"calls": {"<service>/<command>" | "cgi-bin/<path>": n}, "rate_limited":
   n, "faults": n}` (counts since start or the last reset, every routed call counted);
@@ -55,26 +60,24 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from urllib.parse import parse_qs
 
 import httpx
 
 from reconciler import usersig
-from reconciler.sandbox import accounts, defaults, messages, official, store, wechat
+from reconciler.sandbox import accounts, asgi, defaults, messages, official, store, wechat
+from reconciler.sandbox.asgi import Receive, Scope, Send
 from reconciler.sandbox.behaviour import Behaviour, Controls
 from reconciler.sandbox.common import JSON, ApiError, Call, Handler
 
 log = logging.getLogger(__name__)
 
 Reply = tuple[int, list[tuple[str, str]], bytes]
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 ACCOUNT_SERVICE: Final = "im_open_login_svc"
 OA_SERVICE: Final = "official_account_open_http_svc"
@@ -184,6 +187,8 @@ class Sandbox:
 
     def handle(self, method: str, path: str, query: str, body: bytes) -> Reply:
         """Answer one HTTP request; the only entry point of the emulator."""
+        if len(body) > defaults.MAX_BODY_BYTES:
+            return asgi.too_large()
         if path.startswith("/__sandbox/"):
             return self._admin(method, path, query, body)
         api = _route(path)
@@ -399,37 +404,7 @@ class Sandbox:
 
     async def asgi_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI 3 application (what uvicorn serves for `reconciler sandbox serve`)."""
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        status, headers, out = await self.handle_async(
-            scope["method"],
-            scope["path"],
-            scope["query_string"].decode("latin-1"),
-            b"".join(chunks),
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-                + [(b"content-length", str(len(out)).encode("ascii"))],
-            }
-        )
-        await send({"type": "http.response.body", "body": out})
+        await asgi.app(self, scope, receive, send)
 
     async def handle_async(self, method: str, path: str, query: str, body: bytes) -> Reply:
         """`handle` at the end of the configured latency (awaited: never blocks the event loop).

@@ -35,7 +35,7 @@ from reconciler.load import CONFIG_NAME, display_path, load_file
 from reconciler.lock import run_lock
 from reconciler.model import DesiredState, canonical_account_id
 from reconciler.plan import Plan, TargetIdentity, plan_from_read
-from reconciler.planfile import check_fresh, dump_plan, load_plan
+from reconciler.planfile import check_fresh, dump_plan, load_plan, read_plan_file
 from reconciler.progress import progress, reading
 from reconciler.read import read_fingerprinted, read_live
 from reconciler.render import (
@@ -111,7 +111,7 @@ def open_scope(
         environ=os.environ if environ is None else environ,
     )
     where = select_target(loaded, target)
-    desired = load_desired_state(_manifest_paths(paths), stdin=stdin)
+    desired = load_desired_state(_manifest_paths(paths), stdin=stdin, config=loaded.path)
     excluded = tuple(sorted({canonical_account_id(e) for e in exclude}))
     selected, _ = narrow(desired, _EMPTY, selector=chosen, exclude=excluded)
     return Scope(
@@ -413,11 +413,7 @@ async def _apply_saved(
     stdout: TextIO,
     stderr: TextIO,
 ) -> int:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StalePlanError(f"cannot read the plan file {path}: {exc}") from exc
-    plan = load_plan(text, source=display_path(path))
+    plan = load_plan(read_plan_file(path, source=display_path(path)), source=display_path(path))
     config_file = Path(config) if config else None
     if config_file is None and not Path(CONFIG_NAME).is_file() and plan.config_path is not None:
         # the plan was made with a reconciler.yaml beside its manifests: use that one

@@ -316,6 +316,8 @@ class PlanProblem:
 
 
 class NoticeWire(Wire, frozen=True, tag="notice"):
+    """The plan-file form of a `Notice`."""
+
     account: str
     message: str
     reason: str
@@ -325,6 +327,8 @@ class NoticeWire(Wire, frozen=True, tag="notice"):
 
 
 class ProblemWire(Wire, frozen=True, tag="problem"):
+    """The plan-file form of a `PlanProblem`."""
+
     account: str
     message: str
 

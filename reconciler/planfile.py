@@ -72,6 +72,8 @@ class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class TargetData(_Struct, frozen=True):
+    """The plan file's form of a target record."""
+
     type: str
     name: str
     sdkappid: int | None = None
@@ -81,17 +83,23 @@ class TargetData(_Struct, frozen=True):
 
 
 class FingerprintData(_Struct, frozen=True):
+    """The plan file's form of a fingerprint record."""
+
     profile: str
     subscriberCount: int
     members: str | None
 
 
 class LimitsData(_Struct, frozen=True):
+    """The plan file's form of a limits record."""
+
     callsPerSecond: float
     concurrency: int
 
 
 class SafetyData(_Struct, frozen=True):
+    """The plan file's form of a safety record."""
+
     maxDestroys: int
     maxSubscriberRemovals: int
     maxSubscriberRemovalPercent: float

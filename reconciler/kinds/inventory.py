@@ -40,6 +40,8 @@ from reconciler.providers.calls import API_ACCOUNT_IMPORT, API_ADD, API_CREATE, 
 
 
 class ImportInventoryUserWire(Wire, frozen=True, tag="importInventoryUser"):
+    """The plan-file form of `ImportInventoryUser`."""
+
     user: str
 
     def change(self) -> ImportInventoryUser:
@@ -90,6 +92,8 @@ class ImportInventoryUser(Change):
 
 
 class LedgerWriteWire(Wire, frozen=True, tag="ledgerWrite"):
+    """The plan-file form of `LedgerWrite`."""
+
     slot: int
     slotId: str
     exists: bool

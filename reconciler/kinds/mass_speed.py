@@ -31,6 +31,8 @@ MASS_SPEED_PREFIX = "MassSpeed/"
 
 
 class SetMassSpeedWire(Wire, frozen=True, tag="setMassSpeed"):
+    """The plan-file form of `SetMassSpeed`."""
+
     name: str
     old: int | None
     new: int

@@ -36,6 +36,8 @@ USER_ACCOUNTS = "UserAccounts"
 
 
 class ImportUsersWire(Wire, frozen=True, tag="importUsers"):
+    """The plan-file form of `ImportUsers`."""
+
     users: list[str]
 
     def change(self) -> ImportUsers:

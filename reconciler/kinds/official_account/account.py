@@ -66,6 +66,8 @@ class FieldChange:
 
 
 class CreateAccountWire(Wire, frozen=True, tag="createAccount"):
+    """The plan-file form of `CreateAccount`."""
+
     account: str
     owner: str
     profile: dict[str, str | int]
@@ -79,6 +81,8 @@ class CreateAccountWire(Wire, frozen=True, tag="createAccount"):
 
 
 class FieldWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One item of a change's plan-file form (FieldChange)."""
+
     field: ProfileField
     old: str | int | None
     new: str | int
@@ -86,6 +90,8 @@ class FieldWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ModifyAccountWire(Wire, frozen=True, tag="modifyAccount"):
+    """The plan-file form of `ModifyAccount`."""
+
     account: str
     fields: list[FieldWire]
 
@@ -96,6 +102,8 @@ class ModifyAccountWire(Wire, frozen=True, tag="modifyAccount"):
 
 
 class RecordWire(Wire, frozen=True, tag="record"):
+    """The plan-file form of `Record`."""
+
     account: str
     record: str
     subscribe: bool
@@ -109,6 +117,8 @@ class RecordWire(Wire, frozen=True, tag="record"):
 
 
 class AdoptOrphanWire(Wire, frozen=True, tag="adoptOrphan"):
+    """The plan-file form of `AdoptOrphan`."""
+
     account: str
     owner: str
     subscriberCount: int
@@ -118,6 +128,8 @@ class AdoptOrphanWire(Wire, frozen=True, tag="adoptOrphan"):
 
 
 class DestroyAccountWire(Wire, frozen=True, tag="destroyAccount"):
+    """The plan-file form of `DestroyAccount`."""
+
     account: str
     owner: str
     subscriberCount: int

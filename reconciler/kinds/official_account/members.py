@@ -59,6 +59,8 @@ class ProfileChange:
 
 
 class AddSubscribersWire(Wire, frozen=True, tag="addSubscribers"):
+    """The plan-file form of `AddSubscribers`."""
+
     account: str
     users: list[str]
 
@@ -67,12 +69,16 @@ class AddSubscribersWire(Wire, frozen=True, tag="addSubscribers"):
 
 
 class ProfileWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One item of a change's plan-file form (ProfileChange)."""
+
     user: str
     old: str | None
     new: str
 
 
 class SetSubscriberProfilesWire(Wire, frozen=True, tag="setSubscriberProfiles"):
+    """The plan-file form of `SetSubscriberProfiles`."""
+
     account: str
     profiles: list[ProfileWire]
 
@@ -83,6 +89,8 @@ class SetSubscriberProfilesWire(Wire, frozen=True, tag="setSubscriberProfiles"):
 
 
 class RemoveSubscribersWire(Wire, frozen=True, tag="removeSubscribers"):
+    """The plan-file form of `RemoveSubscribers`."""
+
     account: str
     users: list[str]
     liveCount: int

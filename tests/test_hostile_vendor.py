@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -801,3 +802,129 @@ def test_field_readers() -> None:
         with pytest.raises(MalformedAnswer) as caught:
             read(item)
         assert str(caught.value) == message
+
+
+# -- a vendor quoting the credentials it was sent (issue 12, item 1) -------------------------------
+
+
+def _sent(call: Call, name: str) -> tuple[str, str]:
+    """The credential `name` of a request's query: as sent on the wire (URL-encoded) and decoded."""
+    wire = re.search(rf"(?:^|&){name}=([^&]*)", call.query)
+    assert wire is not None
+    return wire.group(1), parse_qs(call.query)[name][0]
+
+
+def _quoting_sigs(sent: list[str]) -> Script:
+    """The inventory walk is refused, quoting the sig: first as expired (70001, which makes the
+    client drop the sig and retry with a fresh one), then as invalid (70009, not retried),
+    quoting both sigs, the second as it came on the wire (URL-encoded)."""
+
+    def reply(call: Call) -> dict[str, Any]:
+        wire, sig = _sent(call, "usersig")
+        sent.extend([wire, sig])
+        if call.count == 1:
+            return {"ActionStatus": "FAIL", "ErrorCode": 70001, "ErrorInfo": f"expired: {sig}"}
+        return {
+            "ActionStatus": "FAIL",
+            "ErrorCode": 70009,
+            "ErrorInfo": f"sig {wire} invalid, and so was {sent[1]}",
+        }
+
+    return on(OWNED, reply)
+
+
+def _quoting_tokens(sent: list[str]) -> Script:
+    """The speed read is refused as a bad token (40001: the client fetches a token and re-issues
+    once), quoting the token and the AppSecret."""
+
+    def reply(call: Call) -> dict[str, Any]:
+        wire, token = _sent(call, "access_token")
+        sent.extend([wire, token])
+        return {"errcode": 40001, "errmsg": f"invalid credential {token}, appsecret {WX}"}
+
+    return on(SPEED, reply)
+
+
+def _leaked(texts: list[str], secrets: list[str]) -> list[str]:
+    """The secrets (or their first 24 characters) found in any of `texts`."""
+    return sorted({s for s in secrets for t in texts if s in t or s[:24] in t})
+
+
+@pytest.mark.parametrize("verbosity", ["-v", "-vv"])
+@pytest.mark.parametrize(
+    ("quoting", "message"),
+    [
+        (
+            _quoting_sigs,
+            f"{AT_OWNED}: sig *** invalid, and so was *** [vendor code 70009]",
+        ),
+        (
+            _quoting_tokens,
+            "wechat (mass_speed_get) on wxsandbox00000000: invalid credential ***, appsecret ***"
+            " [vendor code 40001]",
+        ),
+    ],
+    ids=["usersig", "access-token"],
+)
+def test_a_credential_the_vendor_quotes_is_masked_in_every_output(
+    project: Project,
+    tmp_path: Path,
+    verbosity: str,
+    quoting: Callable[[list[str]], Script],
+    message: str,
+) -> None:
+    """Through the real process, its log on stderr written to a file: the credential a vendor
+    quotes (the sig it calls expired and the client then drops, the token it rejects and the
+    client then replaces, the AppSecret) shows nowhere. Fixed: the sig just dropped was no
+    longer masked, and `gave up after 5 attempts: vendor code 70001: usersig expired: <sig>`
+    printed a valid UserSig."""
+    sent: list[str] = []
+    log = tmp_path / "stderr.log"
+    with hostile_vendor(project.sandbox, quoting(sent)) as server:
+        (project.root / "reconciler.yaml").write_text(CONFIG.format(url=server.base_url))
+        with log.open("w") as stderr:
+            process = subprocess.run(
+                [sys.executable, "-m", "reconciler", "plan", "m", verbosity],
+                cwd=project.root,
+                env={**os.environ, **ENV},
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                timeout=BOUND,
+            )
+    logged = log.read_text()
+    assert (process.returncode, process.stdout) == (1, "")
+    assert logged.endswith(f"\nerror: {message}\n"), logged
+    assert "retry" in logged or "refreshing" in logged  # the logs were on, quoting the vendor
+    assert len(sent) >= 4
+    assert _leaked([process.stdout, logged], [*sent, KEY, WX]) == []
+
+
+def test_a_credential_quoted_in_an_answer_s_data_is_masked_there_too(project: Project) -> None:
+    """A vendor quoting the sig in a field (the account's name), or in a field of the wrong type
+    (its introduction, which the error quotes truncated): the plan and the error show `***`."""
+    sent: list[str] = []
+
+    def quoting(key: str, value: Callable[[str], Any]) -> Script:
+        def change(call: Call) -> dict[str, Any]:
+            sent.append(_sent(call, "usersig")[1])
+            doc = call.honest()
+            for item in doc["OfficialAccountInfoList"]:
+                if item["Official_Account"] == NEWS:
+                    item[key] = value(sent[-1])
+            return doc
+
+        return on(OWNED, change)
+
+    with project.vendor(quoting("Name", lambda sig: sig)) as run:
+        renamed = run("plan", "m")
+    assert (renamed.code, renamed.err) == (0, "")
+    assert 'name: "***" → "Daily News"' in renamed.out
+    with project.vendor(quoting("Introduction", lambda sig: [sig])) as run:
+        garbled = run("plan", "m")
+    assert (garbled.code, garbled.out) == (1, "")
+    assert garbled.err == (
+        f"error: {AT_OWNED}: malformed answer: OfficialAccountInfoList[1].Introduction is"
+        " ['***'], not a string\n"
+    )
+    assert sent and _leaked([renamed.out, garbled.err], sent) == []

@@ -52,7 +52,7 @@ from reconciler.providers.records import (
     object_list,
     str_field,
 )
-from reconciler.secret import Secret
+from reconciler.secret import Secret, SecretSet
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,11 @@ def endpoint_for(region: str | None = None, endpoint: str | None = None) -> str:
 
 
 class AdminSig:
-    """The admin identifier's UserSig: generated once, renewed when under 10% validity is left."""
+    """The admin identifier's UserSig: generated once, renewed when under 10% validity is left.
+
+    `secrets` holds the key and every sig generated, renewed and invalidated ones included: a
+    vendor may quote the sig it has just called expired.
+    """
 
     def __init__(
         self,
@@ -141,15 +145,22 @@ class AdminSig:
         self._clock = clock
         self._sig: Secret | None = None
         self._expires_at = 0
+        self.secrets = SecretSet(key)
         #: how many sigs were generated (renewals included)
         self.generated = 0
 
     def current(self) -> Secret:
         now = int(self._clock())
         if self._sig is None or self._expires_at - now < self.expire / 10:
-            self._sig = Secret(
-                usersig.generate(
-                    self.sdkappid, self._key.reveal(), self.identifier, now=now, expire=self.expire
+            self._sig = self.secrets.add(
+                Secret(
+                    usersig.generate(
+                        self.sdkappid,
+                        self._key.reveal(),
+                        self.identifier,
+                        now=now,
+                        expire=self.expire,
+                    )
                 )
             )
             self._expires_at = now + self.expire
@@ -157,11 +168,9 @@ class AdminSig:
         return self._sig
 
     def invalidate(self) -> None:
-        """Forget the sig (the vendor called it expired: clocks disagree); the next is fresh."""
+        """Stop using the sig (the vendor called it expired: clocks disagree); the next is fresh.
+        It stays in `secrets`."""
         self._sig = None
-
-    def secrets(self) -> list[Secret]:
-        return [self._key] if self._sig is None else [self._key, self._sig]
 
     def __repr__(self) -> str:
         return f"AdminSig(sdkappid={self.sdkappid}, identifier={self.identifier!r})"
@@ -250,12 +259,11 @@ class TencentClient(CountedClient):
             code = envelope_code(reply)
             if code == 0 or code in accept:
                 return
-            error_info = reply.get("ErrorInfo")
-            info = error_info if isinstance(error_info, str) and error_info else "request failed"
+            info = self._caller.redact(_text(reply.get("ErrorInfo")) or "request failed")
             if code == SIG_EXPIRED:
                 self.sig.invalidate()
             if code in RETRY_CODES or code == SIG_EXPIRED:
-                raise Transient(f"vendor code {code}: {self._caller.redact(info)}", code)
+                raise Transient(f"vendor code {code}: {info}", code)
             raise self._caller.error(req, info, code)
 
         return await self._caller.call(request, params, check)

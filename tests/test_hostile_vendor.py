@@ -834,15 +834,21 @@ def _quoting_sigs(sent: list[str]) -> Script:
 
 
 def _quoting_tokens(sent: list[str]) -> Script:
-    """The speed read is refused as a bad token (40001: the client fetches a token and re-issues
-    once), quoting the token and the AppSecret."""
+    """The speed read is refused as a bad token (40001: the client drops it, fetches another,
+    which the vendor makes a new one, and re-issues once), quoting every token it was sent and
+    the AppSecret."""
 
-    def reply(call: Call) -> dict[str, Any]:
+    def reply(call: Call) -> dict[str, Any] | None:
+        if call.command == TOKEN and call.count > 1:
+            return {"access_token": "a-second-token-of-the-hostile-vendor", "expires_in": 7200}
+        if call.command != SPEED:
+            return None
         wire, token = _sent(call, "access_token")
         sent.extend([wire, token])
-        return {"errcode": 40001, "errmsg": f"invalid credential {token}, appsecret {WX}"}
+        quoted = ", ".join(sent[1::2])
+        return {"errcode": 40001, "errmsg": f"invalid credential {quoted}; appsecret {WX}"}
 
-    return on(SPEED, reply)
+    return reply
 
 
 def _leaked(texts: list[str], secrets: list[str]) -> list[str]:
@@ -860,8 +866,8 @@ def _leaked(texts: list[str], secrets: list[str]) -> list[str]:
         ),
         (
             _quoting_tokens,
-            "wechat (mass_speed_get) on wxsandbox00000000: invalid credential ***, appsecret ***"
-            " [vendor code 40001]",
+            "wechat (mass_speed_get) on wxsandbox00000000: invalid credential ***, ***;"
+            " appsecret *** [vendor code 40001]",
         ),
     ],
     ids=["usersig", "access-token"],
@@ -896,7 +902,7 @@ def test_a_credential_the_vendor_quotes_is_masked_in_every_output(
     assert (process.returncode, process.stdout) == (1, "")
     assert logged.endswith(f"\nerror: {message}\n"), logged
     assert "retry" in logged or "refreshing" in logged  # the logs were on, quoting the vendor
-    assert len(sent) >= 4
+    assert len(sent) == 4  # two requests' sigs or tokens, each as sent and decoded
     assert _leaked([process.stdout, logged], [*sent, KEY, WX]) == []
 
 

@@ -76,6 +76,7 @@ async def connect(
                         secret_key=Secret(defaults.SECRET_KEY),
                         pacer=pacer,
                         timeout=limits.timeout_seconds,
+                        read_deadline=limits.read_deadline_seconds,
                         # the vendor's URL: the in-process transport answers any host
                         endpoint="https://" + REGION_DOMAINS["cn"],
                     ),
@@ -106,6 +107,7 @@ async def connect(
                 secret_key=target.secret_key,
                 pacer=pacer,
                 timeout=limits.timeout_seconds,
+                read_deadline=limits.read_deadline_seconds,
                 endpoint=endpoint,
             ),
             None

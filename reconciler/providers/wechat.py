@@ -28,6 +28,7 @@ from reconciler.providers.http import (
     Transient,
     check_endpoint,
 )
+from reconciler.providers.records import shown
 from reconciler.secret import Secret, SecretSet
 
 logger = logging.getLogger(__name__)
@@ -192,15 +193,20 @@ class WeChatClient(CountedClient):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get_mass_speed(self) -> MassSpeedInfo:
-        """Read the mass-send speed (section 5.1)."""
+        """Read the mass-send speed (section 5.1): a level 0 to 4 and a real speed of zero or
+        more (in 10,000 messages a minute); any other answer is refused, not planned against."""
         reply = await self._call("mass_speed_get", "/cgi-bin/message/mass/speed/get", {})
         speed = reply.get("speed")
         realspeed = reply.get("realspeed", 0)
-        if type(speed) is not int or not isinstance(realspeed, int | float):
-            raise ProviderError(
-                "speed answer lacks speed/realspeed", api="wechat", action="mass_speed_get"
-            )
-        return MassSpeedInfo(speed=speed, realspeed=float(realspeed))
+        if type(speed) is not int or type(realspeed) not in (int, float):
+            problem = "speed answer lacks speed/realspeed"
+        elif speed not in SPEEDS:
+            problem = f"speed answer holds speed {shown(speed)}, not a level 0..4"
+        elif realspeed < 0:
+            problem = f"speed answer holds realspeed {shown(realspeed)}, below 0"
+        else:
+            return MassSpeedInfo(speed=speed, realspeed=float(realspeed))
+        raise ProviderError(problem, api="wechat", action="mass_speed_get")
 
     async def set_mass_speed(self, speed: int) -> None:
         """Set the mass-send speed, 0 (fastest) to 4 (slowest) (section 5.2)."""

@@ -146,8 +146,9 @@ class MalformedAnswer(ValueError):
     """
 
 
-#: The largest count any answer can hold. The vendor's Integer fields are 32-bit: the widest the
-#: reference documents is unsigned (`random` and `MsgSeq`, 0-4294967295; reference 1.1, 5.11).
+#: The largest count any answer can hold. The vendor's Integer fields are 32 bits wide: the
+#: reference documents none wider than `random` and `MsgSeq`, 0 to 4294967295 (sections 1.1,
+#: 5.11); `MaxSubscriberNum` has no documented maximum (4.2).
 MAX_COUNT: Final = 2**32 - 1
 
 #: An integer as text: a few vendors send counts and times as strings. ASCII digits only (`"²"`

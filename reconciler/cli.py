@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from reconciler import __version__
@@ -31,13 +33,56 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="reconciler.yaml to use")
-    parser.add_argument("--target", metavar="NAME", help="target from reconciler.yaml")
-    parser.add_argument("--no-color", action="store_true", help="never colour the output")
+#: Environment variables that stand in for a flag not given (a flag always wins).
+ENV_CONFIG = "RECONCILER_CONFIG"
+ENV_TARGET = "RECONCILER_TARGET"
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """The flags every command takes, before its name or after it (`reconciler -v plan`,
+    `reconciler plan -v`).
+
+    A subcommand's parser writes a default for every flag it knows over what the top parser
+    read, so below the top these flags have no default (SUPPRESS): given after the command, a flag
+    overrides the one given before it; not given, it leaves it alone. `-v` is counted apart on
+    each side and added up (`-v plan -v` is -vv).
+    """
+    unset = None if top else argparse.SUPPRESS
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log more (-vv for debug)"
+        "--config", metavar="FILE", default=unset, help=f"reconciler.yaml to use (env {ENV_CONFIG})"
     )
+    parser.add_argument(
+        "--target",
+        metavar="NAME",
+        default=unset,
+        help=f"target from reconciler.yaml (env {ENV_TARGET})",
+    )
+    parser.add_argument(
+        "--no-color",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="never colour or animate the output (as NO_COLOR=1 does)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        dest="verbose" if top else "verbose_after",
+        default=0 if top else argparse.SUPPRESS,
+        help="log more (-vv for debug)",
+    )
+
+
+def _settle_common(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Merge the flags given before and after the command, then fill `--config` and `--target`
+    from the environment where no flag gave them (an empty variable counts as unset)."""
+    args.verbose += getattr(args, "verbose_after", 0)
+    if args.config is None and environ.get(ENV_CONFIG):
+        args.config = environ[ENV_CONFIG]
+        if not Path(args.config).is_file():
+            raise UsageError(f"{ENV_CONFIG}={args.config}: no such file")
+    if args.target is None and environ.get(ENV_TARGET):
+        args.target = environ[ENV_TARGET]
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -163,8 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="reconciler",
         description="GitOps for Tencent Cloud IM official accounts and the WeChat mass speed.",
+        epilog=f"Environment: {ENV_CONFIG} and {ENV_TARGET} stand in for --config and --target"
+        " (a flag wins over its variable); NO_COLOR (any non-empty value) does what --no-color"
+        " does. The common flags go before the command or after it.",
     )
     parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
+    _common(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -334,6 +383,7 @@ def _main(argv: Sequence[str] | None) -> int:
     verbose = 0
     try:
         args = parser.parse_args(argv)
+        _settle_common(args, os.environ)
         verbose = args.verbose
         logging.basicConfig(
             level=logging.WARNING - 10 * min(verbose, 2),

@@ -1,0 +1,122 @@
+"""Flags where people expect them (issue 14, item 16): the common flags before or after the
+command, their environment variables, colour, parallelism and the answer to apply's question."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler import commands
+from reconciler.cli import _settle_common, build_parser, main
+
+TWO_TARGETS = """\
+defaultTarget: a
+targets:
+  a: {type: sandbox, path: a.db}
+  b: {type: sandbox, path: b.db}
+"""
+
+ALICE = """\
+apiVersion: reconciler/v1
+kind: UserAccounts
+metadata: {name: people}
+spec: {members: [alice]}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project with two sandbox targets, `a` the default; the current directory."""
+    (tmp_path / "reconciler.yaml").write_text(TWO_TARGETS, encoding="utf-8")
+    (tmp_path / "users.yaml").write_text(ALICE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RECONCILER_TARGET", raising=False)
+    monkeypatch.delenv("RECONCILER_CONFIG", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    return tmp_path
+
+
+def _target_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 0
+    return capsys.readouterr().out.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "target"),
+    [
+        (["plan", "."], "a"),
+        (["--target", "b", "plan", "."], "b"),
+        (["plan", ".", "--target", "b"], "b"),
+        # given on both sides, the one after the command wins, as a later flag does
+        (["--target", "a", "plan", ".", "--target", "b"], "b"),
+        (["--target", "b", "-v", "--no-color", "plan", "."], "b"),
+    ],
+)
+def test_common_flags_before_or_after_the_command(
+    project: Path, capsys: pytest.CaptureFixture[str], argv: list[str], target: str
+) -> None:
+    assert _target_line(capsys, argv).startswith(f"Target: sandbox '{target}', ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "verbose", "no_color", "config"),
+    [
+        (["plan"], 0, False, None),
+        (["-v", "plan"], 1, False, None),
+        (["plan", "-v"], 1, False, None),
+        (["-v", "plan", "-v"], 2, False, None),
+        (["-vv", "--no-color", "drift"], 2, True, None),
+        (["drift", "--no-color"], 0, True, None),
+        (["--config", "x.yaml", "validate"], 0, False, "x.yaml"),
+        (["--config", "x.yaml", "validate", "--config", "y.yaml"], 0, False, "y.yaml"),
+        (["-v", "sandbox", "serve", "-v"], 2, False, None),
+    ],
+)
+def test_flags_merge_before_and_after(
+    argv: list[str], verbose: int, no_color: bool, config: str | None
+) -> None:
+    args = build_parser().parse_args(argv)
+    _settle_common(args, {})
+    assert (args.verbose, args.no_color, args.config) == (verbose, no_color, config)
+
+
+def test_verbose_before_the_command_shows_a_bugs_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(commands, "plan_command", fail)
+    assert main(["-v", "plan"]) == 1
+    assert "Traceback (most recent call last):" in capsys.readouterr().err
+
+
+def test_target_from_the_environment_and_the_flag_wins(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILER_TARGET", "b")
+    assert _target_line(capsys, ["plan", "."]).startswith("Target: sandbox 'b', ")
+    assert _target_line(capsys, ["plan", ".", "--target", "a"]).startswith("Target: sandbox 'a', ")
+    monkeypatch.setenv("RECONCILER_TARGET", "")  # empty is unset: the config's default
+    assert _target_line(capsys, ["plan", "."]).startswith("Target: sandbox 'a', ")
+    monkeypatch.setenv("RECONCILER_TARGET", "nosuch")
+    assert main(["plan", "."]) == 1
+    assert capsys.readouterr().err == "error: no target named 'nosuch' (targets: a, b)\n"
+
+
+def test_config_from_the_environment_and_the_flag_wins(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other, conf = project / "elsewhere", project / "conf"
+    other.mkdir()
+    conf.mkdir()
+    (conf / "c.yaml").write_text("targets:\n  c: {type: sandbox, path: c.db}\n", encoding="utf-8")
+    (project / "users.yaml").rename(other / "users.yaml")
+    monkeypatch.setenv("RECONCILER_CONFIG", str(conf / "c.yaml"))
+    assert _target_line(capsys, ["plan", "elsewhere"]).startswith("Target: sandbox 'c', ")
+    flag = ["plan", "elsewhere", "--config", "reconciler.yaml"]
+    assert _target_line(capsys, flag).startswith("Target: sandbox 'a', ")
+    monkeypatch.setenv("RECONCILER_CONFIG", "missing.yaml")
+    assert main(["plan", "elsewhere"]) == 1
+    assert capsys.readouterr().err == "error: RECONCILER_CONFIG=missing.yaml: no such file\n"

@@ -7,13 +7,14 @@ and exit 1; anything else is a bug, reported as such (with the traceback under `
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import os
 import re
 import sys
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -353,6 +354,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _colour(*, off: bool) -> Iterator[None]:
+    """`--no-color` is `NO_COLOR=1` for the run: the plan's renderer, the progress bars and the
+    spinner all read that one switch (https://no-color.org). Restored after, for in-process use."""
+    if not off:
+        yield
+        return
+    before = os.environ.get("NO_COLOR")
+    os.environ["NO_COLOR"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["NO_COLOR"]
+        else:
+            os.environ["NO_COLOR"] = before
+
+
 #: `file:line:col: message`: such lines are printed as they are, one problem a line.
 _POSITIONED = re.compile(r"^\S.*:\d+:\d+: ")
 
@@ -390,7 +409,8 @@ def _main(argv: Sequence[str] | None) -> int:
             format="%(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-        result: int = args.func(args)
+        with _colour(off=args.no_color):
+            result: int = args.func(args)
         return result
     except ReconcilerError as exc:
         print(_error_text(exc), file=sys.stderr)

@@ -3,12 +3,17 @@ command, their environment variables, colour, parallelism and the answer to appl
 
 from __future__ import annotations
 
+import asyncio
+import io
+import os
+import re
 from pathlib import Path
 
 import pytest
 
 from reconciler import commands
 from reconciler.cli import _settle_common, build_parser, main
+from reconciler.progress import progress, reading
 
 TWO_TARGETS = """\
 defaultTarget: a
@@ -120,3 +125,74 @@ def test_config_from_the_environment_and_the_flag_wins(
     monkeypatch.setenv("RECONCILER_CONFIG", "missing.yaml")
     assert main(["plan", "elsewhere"]) == 1
     assert capsys.readouterr().err == "error: RECONCILER_CONFIG=missing.yaml: no such file\n"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+#: an SGR sequence (colour, bold...): cursor moves and line erases are not colour
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+_SPINNER = set("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+
+
+def _draw(stream: io.StringIO) -> str:
+    async def read() -> None:
+        async with reading(stream, lambda: 1234, interval=0.01):
+            await asyncio.sleep(0.15)
+
+    asyncio.run(read())
+    with progress(stream, {"users": 2}) as advance:
+        advance.phase("users")
+        advance(2)
+    return stream.getvalue()
+
+
+def test_the_spinner_spins_in_colour_on_a_colour_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    shown = _draw(Terminal())
+    assert _SGR.search(shown) and _SPINNER & set(shown)
+    assert "reading live state… 1,234 calls" in shown
+
+
+@pytest.mark.parametrize("value", ["1", "true", "0"])  # any non-empty value, even "0"
+def test_no_color_stills_and_greys_the_progress(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("NO_COLOR", value)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    shown = _draw(Terminal())
+    assert "reading live state… 1,234 calls" in shown and "2/2" in shown
+    assert not _SGR.search(shown)
+    assert not _SPINNER & set(shown)
+
+
+def test_an_empty_no_color_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert _SPINNER & set(_draw(Terminal()))
+
+
+@pytest.mark.parametrize("before", [None, "", "yes"])
+def test_no_color_flag_is_no_color_for_the_run_only(
+    monkeypatch: pytest.MonkeyPatch, before: str | None
+) -> None:
+    seen: list[str | None] = []
+
+    def record(*args: object, **kwargs: object) -> int:
+        seen.append(os.environ.get("NO_COLOR"))
+        return 0
+
+    monkeypatch.setattr(commands, "drift_command", record)
+    if before is None:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    else:
+        monkeypatch.setenv("NO_COLOR", before)
+    assert main(["--no-color", "drift"]) == 0
+    assert main(["drift"]) == 0
+    assert seen == ["1", before]
+    assert os.environ.get("NO_COLOR") == before

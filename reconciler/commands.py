@@ -103,13 +103,17 @@ def open_scope(
     exclude: Sequence[str] = (),
     stdin: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
+    parallelism: int | None = None,
 ) -> Scope:
     """Load config and manifests (no network) and choose the target and the accounts."""
     chosen = parse_selector(selector)
-    loaded = load_config(
-        Path(config) if config else None,
-        search_dir=_config_dir(paths),
-        environ=os.environ if environ is None else environ,
+    loaded = with_parallelism(
+        load_config(
+            Path(config) if config else None,
+            search_dir=_config_dir(paths),
+            environ=os.environ if environ is None else environ,
+        ),
+        parallelism,
     )
     where = select_target(loaded, target)
     desired = load_desired_state(_manifest_paths(paths), stdin=stdin)
@@ -121,6 +125,14 @@ def open_scope(
 
 
 _EMPTY = LiveState(accounts={}, existing_users=frozenset())
+
+
+def with_parallelism(config: Config, parallelism: int | None) -> Config:
+    """`--parallelism N`: `limits.concurrency` for this run only."""
+    if parallelism is None:
+        return config
+    limits = dataclasses.replace(config.limits, concurrency=parallelism)
+    return dataclasses.replace(config, limits=limits)
 
 
 async def _read_live(scope: Scope, providers: Providers, stderr: TextIO | None) -> LiveState:
@@ -224,11 +236,18 @@ def plan_command(
     stdout: TextIO,
     stdin: TextIO,
     stderr: TextIO | None = None,
+    parallelism: int | None = None,
 ) -> int:
     """`reconciler plan`: 0 (no changes, or changes without `--detailed-exitcode`), 2 changes
     with `--detailed-exitcode`, 1 when the plan has problems."""
     scope = open_scope(
-        paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
+        paths,
+        config=config,
+        target=target,
+        selector=selector,
+        exclude=exclude,
+        stdin=stdin,
+        parallelism=parallelism,
     )
     plan = make_plan(scope, prune=prune, stderr=stderr)
     text = render_plan(plan, fmt, color=use_color(no_color, stdout), show_all=show_all)
@@ -271,12 +290,19 @@ def drift_command(
     stdin: TextIO,
     today: dt.date | None = None,
     stderr: TextIO | None = None,
+    parallelism: int | None = None,
 ) -> int:
     """`reconciler drift`: read-only; 0 in sync, 2 drift, 1 error. It cannot write: its HTTP
     client refuses every request that is not a vendor read (`reconciler.readonly`)."""
     ignores = load_ignores(ignore)
     scope = open_scope(
-        paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
+        paths,
+        config=config,
+        target=target,
+        selector=selector,
+        exclude=exclude,
+        stdin=stdin,
+        parallelism=parallelism,
     )
     desired, live = read_scope(scope, stderr)
     changes = diff_scope(scope, desired, live, prune=False)
@@ -417,6 +443,7 @@ async def _apply_saved(
     options: ApplyOptions,
     stdout: TextIO,
     stderr: TextIO,
+    parallelism: int | None = None,
 ) -> int:
     try:
         text = path.read_text(encoding="utf-8")
@@ -427,7 +454,9 @@ async def _apply_saved(
     if config_file is None and not Path(CONFIG_NAME).is_file() and plan.config_path is not None:
         # the plan was made with a reconciler.yaml beside its manifests: use that one
         config_file = Path(plan.config_path)
-    loaded = load_config(config_file, search_dir=None, environ=os.environ)
+    loaded = with_parallelism(
+        load_config(config_file, search_dir=None, environ=os.environ), parallelism
+    )
     where = select_target(loaded, target or plan.target.name)
     identity = TargetIdentity.from_target(where)
     if identity != plan.target:
@@ -479,6 +508,7 @@ def apply_command(
     stdout: TextIO,
     stderr: TextIO,
     stdin: TextIO,
+    parallelism: int | None = None,
 ) -> int:
     """`reconciler apply`: 0 all applied; 1 nothing applied; 3 partly applied."""
     saved = _saved_plan(paths)
@@ -489,11 +519,23 @@ def apply_command(
             )
         return asyncio.run(
             _apply_saved(
-                saved, config=config, target=target, options=options, stdout=stdout, stderr=stderr
+                saved,
+                config=config,
+                target=target,
+                options=options,
+                stdout=stdout,
+                stderr=stderr,
+                parallelism=parallelism,
             )
         )
     scope = open_scope(
-        paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
+        paths,
+        config=config,
+        target=target,
+        selector=selector,
+        exclude=exclude,
+        stdin=stdin,
+        parallelism=parallelism,
     )
     # one apply per target at a time, held from before the read to the summary (lock.py)
     with run_lock(scope.target):
@@ -508,13 +550,17 @@ def import_command(
     config: str | None,
     target: str | None,
     stdout: TextIO,
+    parallelism: int | None = None,
 ) -> int:
     """`reconciler import`: 0 written and recorded; 1 on any error (nothing recorded)."""
     from reconciler.importer import import_accounts, render_import
 
     if bool(ids) == all_owned:
         raise ConfigError("import takes account ids or --all-owned (one of them)")
-    loaded = load_config(Path(config) if config else None, search_dir=None, environ=os.environ)
+    loaded = with_parallelism(
+        load_config(Path(config) if config else None, search_dir=None, environ=os.environ),
+        parallelism,
+    )
     where = select_target(loaded, target)
     directory = Path(out)
 

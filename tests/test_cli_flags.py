@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler import commands
 from reconciler.cli import _settle_common, build_parser, main
+from reconciler.config import Limits, Target
 from reconciler.progress import progress, reading
 
 TWO_TARGETS = """\
@@ -196,3 +200,39 @@ def test_no_color_flag_is_no_color_for_the_run_only(
     assert main(["drift"]) == 0
     assert seen == ["1", before]
     assert os.environ.get("NO_COLOR") == before
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "201", "1e3", "four", ""])
+def test_parallelism_out_of_bounds_is_a_usage_error(
+    project: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    assert main(["plan", ".", "--parallelism", value]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "error: reconciler plan: argument --parallelism: expected a whole number from 1 to 200,"
+        f" not {value!r} (see 'reconciler plan --help')\n"
+    )
+    assert not (project / "a.db").exists()  # nothing read
+
+
+def test_parallelism_overrides_limits_concurrency_for_the_run(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    real = commands.connect
+
+    def spy(target: Target, limits: Limits, **kwargs: bool) -> AbstractAsyncContextManager[Any]:
+        seen.append(limits.concurrency)
+        return real(target, limits, **kwargs)
+
+    monkeypatch.setattr(commands, "connect", spy)
+    assert main(["plan", ".", "--out", "default.json"]) == 0
+    assert main(["plan", ".", "--out", "p.json", "--parallelism", "3"]) == 0
+    assert json.loads((project / "default.json").read_text())["body"]["limits"]["concurrency"] == 16
+    assert json.loads((project / "p.json").read_text())["body"]["limits"]["concurrency"] == 3
+    assert main(["apply", "p.json", "--parallelism", "4"]) == 0
+    assert main(["drift", ".", "--parallelism", "200"]) == 0
+    assert main(["apply", ".", "--parallelism", "1", "--auto-approve"]) == 0
+    assert main(["import", "@TOA#_nosuch", "--out", "imported", "--parallelism", "6"]) == 1
+    assert seen == [16, 3, 4, 200, 1, 6]

@@ -335,18 +335,28 @@ def _saved_plan(paths: Sequence[str]) -> Path | None:
     return path if head.startswith(b"{") else None
 
 
-def _confirm(stdin: TextIO, stdout: TextIO) -> None:
-    isatty = getattr(stdin, "isatty", None)
-    if not (isatty and isatty()):
-        raise ConfigError(
-            "apply needs confirmation and there is no terminal to ask on:"
-            " review the plan and pass --auto-approve (nothing was applied)"
-        )
+def _confirm(stdin: TextIO | None, stdout: TextIO) -> None:
+    """Ask for 'yes', on a terminal or from a pipe (`echo yes | reconciler apply`), as Terraform
+    does. Only a line reading 'yes' applies; a closed or empty stdin, or one that cannot be read,
+    is no answer and refuses."""
     stdout.write(
         "\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: "
     )
     stdout.flush()
-    if stdin.readline().strip() != "yes":
+    readline = getattr(stdin, "readline", None)  # None: the process was started with fd 0 closed
+    try:
+        answer = readline() if readline is not None else ""
+    except (OSError, ValueError, UnicodeDecodeError):  # a closed stream, or not text
+        answer = ""
+    isatty = getattr(stdin, "isatty", None)
+    if not (isatty and isatty()):
+        stdout.write("\n")  # an answer from a pipe is not echoed: end the prompt's line
+    if not answer:
+        raise ConfigError(
+            "apply needs confirmation and standard input gave no answer (closed or empty):"
+            " review the plan and answer 'yes', or pass --auto-approve (nothing was applied)"
+        )
+    if answer.strip() != "yes":
         raise ReconcilerError("apply cancelled, nothing was applied")
 
 

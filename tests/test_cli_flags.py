@@ -8,6 +8,8 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -236,3 +238,71 @@ def test_parallelism_overrides_limits_concurrency_for_the_run(
     assert main(["apply", ".", "--parallelism", "1", "--auto-approve"]) == 0
     assert main(["import", "@TOA#_nosuch", "--out", "imported", "--parallelism", "6"]) == 1
     assert seen == [16, 3, 4, 200, 1, 6]
+
+
+PROMPT = "\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: \n"
+CANCELLED = "error: apply cancelled, nothing was applied\n"
+NO_ANSWER = (
+    "error: apply needs confirmation and standard input gave no answer (closed or empty): review"
+    " the plan and answer 'yes', or pass --auto-approve (nothing was applied)\n"
+)
+
+
+def _run(project: Path, shell: str) -> subprocess.CompletedProcess[str]:
+    """`reconciler ARGS` through a shell, for pipes and a closed fd 0 as users make them."""
+    command = shell.replace("reconciler", f"{sys.executable} -m reconciler")
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=project,
+        env={**os.environ, "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _pending(project: Path) -> int:
+    """0: nothing left to apply; 2: the plan still has changes."""
+    return _run(project, "reconciler plan . --detailed-exitcode").returncode
+
+
+@pytest.mark.parametrize(
+    ("shell", "code", "err"),
+    [
+        ("echo yes | reconciler apply .", 0, ""),
+        ("printf '  yes  ' | reconciler apply .", 0, ""),
+        ("echo no | reconciler apply .", 1, CANCELLED),
+        ("printf 'yes please\\n' | reconciler apply .", 1, CANCELLED),
+        ("echo | reconciler apply .", 1, CANCELLED),
+        ("reconciler apply . < /dev/null", 1, NO_ANSWER),
+        ("reconciler apply . 0<&-", 1, NO_ANSWER),
+        ("true | reconciler apply .", 1, NO_ANSWER),
+        # the manifests came on stdin: nothing is left to answer with
+        ("cat users.yaml | reconciler apply -", 1, NO_ANSWER),
+    ],
+)
+def test_apply_reads_its_answer_from_a_pipe(project: Path, shell: str, code: int, err: str) -> None:
+    done = _run(project, shell)
+    assert (done.returncode, done.stderr) == (code, err), done.stdout
+    assert PROMPT in done.stdout
+    assert done.stdout.index("+ users to import: 1") < done.stdout.index(PROMPT)
+    assert _pending(project) == (0 if code == 0 else 2)
+
+
+class Unreadable(io.StringIO):
+    def readline(self, size: int | None = -1) -> str:
+        raise OSError(5, "Input/output error")
+
+
+@pytest.mark.parametrize("stdin", [Unreadable(), None])
+def test_an_unreadable_stdin_is_no_answer(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    stdin: io.StringIO | None,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["apply", "."]) == 1
+    assert capsys.readouterr().err == NO_ANSWER
+    assert main(["plan", ".", "--detailed-exitcode"]) == 2

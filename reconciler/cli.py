@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib.metadata
 import logging
 import os
+import platform
 import re
 import sys
 import traceback
@@ -231,6 +233,33 @@ def _scope_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def version_text(verbose: int = 0) -> str:
+    """`reconciler version` and `--version`: one line; under -v also Python and the installed
+    versions of the runtime dependencies (what a bug report needs)."""
+    lines = [f"reconciler {__version__}"]
+    if verbose:
+        lines.append(f"Python {platform.python_version()} ({sys.executable})")
+        try:
+            requires = importlib.metadata.requires("reconciler") or []
+        except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+            requires = []
+        for requirement in requires:
+            if "extra ==" in requirement:
+                continue
+            name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]
+            try:
+                found = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                found = "not installed"
+            lines.append(f"{name} {found}")
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    sys.stdout.write(version_text(args.verbose))
+    return 0
+
+
 def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from reconciler.sandbox import serve
 
@@ -245,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         " (a flag wins over its variable); NO_COLOR (any non-empty value) does what --no-color"
         " does. The common flags go before the command or after it.",
     )
-    parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
+    parser.add_argument("--version", action="version", version=version_text().rstrip("\n"))
     _common(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
@@ -368,6 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
     _parallelism_flag(importer)
     _common(importer)
     importer.set_defaults(func=_cmd_import)
+
+    version = commands.add_parser(
+        "version",
+        help="print the version (with -v: Python and dependency versions too)",
+        description="Print reconciler's version, as --version does; with -v also the Python and"
+        " the installed runtime dependencies.",
+    )
+    _common(version)
+    version.set_defaults(func=_cmd_version)
 
     sandbox = commands.add_parser("sandbox", help="the local emulator of the vendor APIs")
     sandbox_commands = sandbox.add_subparsers(

@@ -260,6 +260,32 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Shells `reconciler completion` writes a script for (shtab's, from this parser).
+SHELLS = ("bash", "zsh", "fish")
+
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    import shtab  # only here: every other run starts without it
+
+    parser = build_parser()
+    _complete_paths(parser, shtab.FILE, shtab.DIRECTORY)
+    sys.stdout.write(shtab.complete(parser, shell=args.shell))
+    return 0
+
+
+def _complete_paths(parser: argparse.ArgumentParser, files: object, directories: object) -> None:
+    """Arguments whose metavar names a file or a directory complete as such (shtab reads a
+    `complete` attribute on each action), in every subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                _complete_paths(sub, files, directories)
+        elif action.metavar in ("PATH", "FILE"):
+            action.complete = files  # type: ignore[attr-defined]
+        elif action.metavar == "DIR":
+            action.complete = directories  # type: ignore[attr-defined]
+
+
 def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from reconciler.sandbox import serve
 
@@ -406,6 +432,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(version)
     version.set_defaults(func=_cmd_version)
+
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script (bash, zsh or fish)",
+        description="Print a completion script for SHELL. bash: `source <(reconciler completion"
+        " bash)` in ~/.bashrc; zsh: `reconciler completion zsh > ~/.zfunc/_reconciler` with"
+        " ~/.zfunc on $fpath; fish: `reconciler completion fish >"
+        " ~/.config/fish/completions/reconciler.fish`.",
+    )
+    completion.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    _common(completion)
+    completion.set_defaults(func=_cmd_completion)
 
     sandbox = commands.add_parser("sandbox", help="the local emulator of the vendor APIs")
     sandbox_commands = sandbox.add_subparsers(

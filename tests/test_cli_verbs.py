@@ -93,3 +93,16 @@ def test_completion_for_another_shell_is_a_usage_error(capsys: pytest.CaptureFix
     assert capsys.readouterr().err.startswith(
         "error: reconciler completion: argument SHELL: invalid choice: 'powershell'"
     )
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_completes_commands() -> None:
+    script = _cli("completion", "fish").stdout
+    done = subprocess.run(
+        ["fish", "-c", 'source; complete -C "reconciler pl"'],
+        input=script,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [line.split("\t")[0] for line in done.stdout.splitlines()] == ["plan"]

@@ -52,7 +52,7 @@ def test_verbose_version_names_python_and_every_runtime_dependency(
 def test_completion_prints_a_script_naming_every_command(shell: str) -> None:
     done = _cli("completion", shell)
     assert (done.returncode, done.stderr) == (0, "")
-    for command in ("validate", "plan", "apply", "drift", "import", "version", "completion"):
+    for command in ("validate", "plan", "apply", "drift", "import", "fmt", "version", "completion"):
         assert command in done.stdout
     assert "--parallelism" in done.stdout
     checker = shutil.which(shell)

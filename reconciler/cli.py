@@ -76,13 +76,18 @@ def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     )
 
 
+#: The commands that read reconciler.yaml.
+_READ_CONFIG = frozenset({"validate", "plan", "apply", "drift", "import"})
+
+
 def _settle_common(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
     """Merge the flags given before and after the command, then fill `--config` and `--target`
     from the environment where no flag gave them (an empty variable counts as unset)."""
     args.verbose += getattr(args, "verbose_after", 0)
     if args.config is None and environ.get(ENV_CONFIG):
         args.config = environ[ENV_CONFIG]
-        if not Path(args.config).is_file():
+        # said here, naming the variable, for the commands that read it (not `version`, ...)
+        if args.command in _READ_CONFIG and not Path(args.config).is_file():
             raise UsageError(f"{ENV_CONFIG}={args.config}: no such file")
     if args.target is None and environ.get(ENV_TARGET):
         args.target = environ[ENV_TARGET]

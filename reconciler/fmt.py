@@ -51,6 +51,8 @@ TOP_KEYS: Final = ("apiVersion", "kind", "metadata", "spec")
 _WIDTH: Final = 1_000_000
 #: A comment: `#` at the start of a line or after a blank (YAML needs the blank).
 _COMMENT = re.compile(r"(?:^|\s)(#.*)$")
+#: A line that makes a file reconciler's, even when it does not load.
+_API_VERSION = re.compile(r"^apiVersion:[ \t]*[\"']?reconciler/", re.MULTILINE)
 #: Lines before a first document that says `---`: comments and blank lines only.
 _PREAMBLE = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*")
 
@@ -228,10 +230,14 @@ def _targets(paths: Sequence[str]) -> list[tuple[Path, bool]]:
     return found
 
 
-def _is_reconciler(path: Path, data: Iterable[Any]) -> bool:
-    """reconciler.yaml, or a file whose every document says `apiVersion: reconciler/...`."""
+def _is_reconciler(path: Path, data: Iterable[Any], *, loaded: bool, text: str) -> bool:
+    """reconciler.yaml, or a file whose every document says `apiVersion: reconciler/...`; one
+    that does not load, if any line says so (its problems are then reported: a CI file that
+    `load.py` refuses, such as GitHub's `on:` key, is skipped)."""
     if path.name == CONFIG_NAME:
         return True
+    if not loaded:
+        return _API_VERSION.search(text) is not None
     return all(
         isinstance(d, dict) and str(d.get("apiVersion", "")).startswith("reconciler/") for d in data
     )
@@ -286,7 +292,7 @@ def command(
             report.problems.append(problem or Problem(display, 1, 1, "cannot read"))
             continue
         before, problems = _meaning(text.replace("\r\n", "\n"), display)
-        if not problems and not named and not _is_reconciler(path, before):
+        if not named and not _is_reconciler(path, before, loaded=not problems, text=text):
             report.skipped += 1
             continue
         result = format_text(text, display)
@@ -300,9 +306,10 @@ def command(
         if not check:
             replace_atomically(path, result.text)
     if report.skipped:
+        files = "1 YAML file that holds" if report.skipped == 1 else f"{report.skipped} YAML files"
+        files += "" if report.skipped == 1 else " that hold"
         stderr.write(
-            f"fmt: skipped {report.skipped} YAML file{'s' if report.skipped != 1 else ''}"
-            " that hold no reconciler manifests (name a file to format it anyway)\n"
+            f"fmt: skipped {files} no reconciler manifests (name a file to format it anyway)\n"
         )
     if report.problems:
         raise ManifestError(report.problems)

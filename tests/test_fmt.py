@@ -219,12 +219,15 @@ def test_a_walk_formats_reconciler_files_only(
     out, err = capsys.readouterr()
     assert out == "reconciler.yaml\nm/messy.yaml\n"
     assert err == (
-        "fmt: skipped 1 YAML file that hold no reconciler manifests (name a file to format it"
+        "fmt: skipped 1 YAML file that holds no reconciler manifests (name a file to format it"
         " anyway)\n"
     )
     assert (tmp_path / "reconciler.yaml").read_text() == "targets:\n  s: {type: sandbox}\n"
     assert (tmp_path / "docker-compose.yml").read_text() == compose
     assert (tmp_path / ".hidden" / "x.yaml").read_text() == MESSY
+    (tmp_path / "ci.yml").write_text("on: push\n", encoding="utf-8")
+    assert main(["fmt", "--check", "."]) == 0
+    assert capsys.readouterr().err.startswith("fmt: skipped 2 YAML files that hold no reconciler")
     assert main(["fmt", "docker-compose.yml"]) == 0  # named: formatted anyway
     assert (tmp_path / "docker-compose.yml").read_text() == (
         "services:\n  web:\n    image: nginx\n"

@@ -9,10 +9,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.metadata
 import logging
 import os
-import platform
 import re
 import sys
 import traceback
@@ -256,6 +254,10 @@ def version_text(verbose: int = 0) -> str:
     versions of the runtime dependencies (what a bug report needs)."""
     lines = [f"reconciler {__version__}"]
     if verbose:
+        # imported here: importlib.metadata alone would add tens of ms to every run's start
+        import importlib.metadata
+        import platform
+
         lines.append(f"Python {platform.python_version()} ({sys.executable})")
         try:
             requires = importlib.metadata.requires("reconciler") or []

@@ -85,8 +85,9 @@ def format_text(text: str, file: str) -> Formatted:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         return Formatted(None, (Problem(file, line, col, f"cannot format: {exc.problem}"),))
-    except (YAMLError, ValueError) as exc:
-        return Formatted(None, (Problem(file, 1, 1, f"cannot format: {exc}"),))
+    except Exception as exc:  # ruamel's own failures on odd input (AssertionError: %YAML 1.3)
+        message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, YAMLError) else str(exc)
+        return Formatted(None, (Problem(file, 1, 1, f"cannot format: {message}"),))
     for candidate in (_strip_trailing(body), _end(body)):
         if _meaning(candidate, file) == (before, ()) and _comments(candidate) == _comments(text):
             return Formatted(candidate)

@@ -106,3 +106,10 @@ def test_fish_completes_commands() -> None:
         check=True,
     )
     assert [line.split("\t")[0] for line in done.stdout.splitlines()] == ["plan"]
+
+
+def test_completion_in_process_is_the_script_the_command_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["completion", "zsh"]) == 0
+    assert capsys.readouterr() == (_cli("completion", "zsh").stdout, "")

@@ -129,6 +129,15 @@ def test_rules(text: str, canonical: str) -> None:
         ),
         ("a: 1\na: 2\n", "f.yaml:2:1: duplicate key 'a' (first at line 1)"),
         ("name: 2030-13-45\n", "f.yaml:1:1: invalid value: month must be in 1..12"),
+        (
+            "a: &x 1\nb: &x 2\nc: *x\n",
+            "f.yaml:2:4: found duplicate anchor 'x'; first occurrence, second occurrence",
+        ),
+        (
+            "%YAML 1.3\n---\na: 1\n",
+            "f.yaml:1:1: cannot format: AssertionError: version minor part can only be 2 or 1,"
+            " got (1, 3)",
+        ),
         # ruamel would drop a comment inside a flow sequence: refused, never lost
         (
             "a: 1\nb: [x, # c\n  y]\n",

@@ -95,19 +95,6 @@ def test_completion_for_another_shell_is_a_usage_error(capsys: pytest.CaptureFix
     )
 
 
-@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
-def test_fish_completes_commands() -> None:
-    script = _cli("completion", "fish").stdout
-    done = subprocess.run(
-        ["fish", "-c", 'source; complete -C "reconciler pl"'],
-        input=script,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert [line.split("\t")[0] for line in done.stdout.splitlines()] == ["plan"]
-
-
 def test_completion_in_process_is_the_script_the_command_prints(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import io
 import os
+import resource
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -283,16 +287,24 @@ def test_stdin_to_stdout(
     assert capsys.readouterr().err.startswith("<stdin>:2:1: invalid YAML")
 
 
-def test_an_unwritable_directory_is_a_clean_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_a_failed_write_is_a_clean_error_and_keeps_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root writes anywhere")
+    # a write the file system refuses, even to root: the process may write no byte (RLIMIT_FSIZE 0,
+    # SIGXFSZ ignored so the write fails with EFBIG instead of killing the process)
     _project(tmp_path, monkeypatch)
-    (tmp_path / "m").chmod(0o555)
-    try:
-        assert main(["fmt", "m"]) == 1
-    finally:
-        (tmp_path / "m").chmod(0o755)
-    assert capsys.readouterr().err == "error: cannot write m/messy.yaml: Permission denied\n"
+
+    def no_bytes() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "fmt", "m"],
+        capture_output=True,
+        text=True,
+        preexec_fn=no_bytes,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (1, "error: cannot write m/messy.yaml: File too large\n")
     assert (tmp_path / "m" / "messy.yaml").read_text(encoding="utf-8") == MESSY
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["clean.yaml", "messy.yaml"]

@@ -4,7 +4,6 @@ kept, `--check` for CI, `--diff`, atomic rewrites, and examples/ already canonic
 from __future__ import annotations
 
 import io
-import os
 import resource
 import signal
 import subprocess
@@ -305,6 +304,9 @@ def test_a_failed_write_is_a_clean_error_and_keeps_the_file(
         preexec_fn=no_bytes,
         check=False,
     )
-    assert (done.returncode, done.stderr) == (1, "error: cannot write m/messy.yaml: File too large\n")
+    assert (done.returncode, done.stderr) == (
+        1,
+        "error: cannot write m/messy.yaml: File too large\n",
+    )
     assert (tmp_path / "m" / "messy.yaml").read_text(encoding="utf-8") == MESSY
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["clean.yaml", "messy.yaml"]

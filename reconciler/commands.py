@@ -102,13 +102,17 @@ def open_scope(
     exclude: Sequence[str] = (),
     stdin: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
+    parallelism: int | None = None,
 ) -> Scope:
     """Load config and manifests (no network) and choose the target and the accounts."""
     chosen = parse_selector(selector)
-    loaded = load_config(
-        Path(config) if config else None,
-        search_dir=_config_dir(paths),
-        environ=os.environ if environ is None else environ,
+    loaded = with_parallelism(
+        load_config(
+            Path(config) if config else None,
+            search_dir=_config_dir(paths),
+            environ=os.environ if environ is None else environ,
+        ),
+        parallelism,
     )
     where = select_target(loaded, target)
     desired = load_desired_state(_manifest_paths(paths), stdin=stdin, config=loaded.path)
@@ -120,6 +124,14 @@ def open_scope(
 
 
 _EMPTY = LiveState(accounts={}, existing_users=frozenset())
+
+
+def with_parallelism(config: Config, parallelism: int | None) -> Config:
+    """`--parallelism N`: `limits.concurrency` for this run only."""
+    if parallelism is None:
+        return config
+    limits = dataclasses.replace(config.limits, concurrency=parallelism)
+    return dataclasses.replace(config, limits=limits)
 
 
 async def _read_live(scope: Scope, providers: Providers, stderr: TextIO | None) -> LiveState:
@@ -218,11 +230,18 @@ def plan_command(
     stdout: TextIO,
     stdin: TextIO,
     stderr: TextIO | None = None,
+    parallelism: int | None = None,
 ) -> int:
     """`reconciler plan`: 0 (no changes, or changes without `--detailed-exitcode`), 2 changes
     with `--detailed-exitcode`, 1 when the plan has problems."""
     scope = open_scope(
-        paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
+        paths,
+        config=config,
+        target=target,
+        selector=selector,
+        exclude=exclude,
+        stdin=stdin,
+        parallelism=parallelism,
     )
     plan = read_and_plan(scope, prune=prune, stderr=stderr)
     text = render_plan(plan, fmt, color=use_color(no_color, stdout), show_all=show_all)
@@ -265,12 +284,19 @@ def drift_command(
     stdin: TextIO,
     today: dt.date | None = None,
     stderr: TextIO | None = None,
+    parallelism: int | None = None,
 ) -> int:
     """`reconciler drift`: read-only; 0 in sync, 2 drift, 1 error. It cannot write: its HTTP
     client refuses every request that is not a vendor read (`reconciler.readonly`)."""
     ignores = load_ignores(ignore)
     scope = open_scope(
-        paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
+        paths,
+        config=config,
+        target=target,
+        selector=selector,
+        exclude=exclude,
+        stdin=stdin,
+        parallelism=parallelism,
     )
     desired, live = read_scope(scope, stderr)
     report = build_drift(
@@ -305,18 +331,28 @@ def _saved_plan(paths: Sequence[str]) -> Path | None:
     return path if head.startswith(b"{") else None
 
 
-def _confirm(stdin: TextIO, stdout: TextIO) -> None:
-    isatty = getattr(stdin, "isatty", None)
-    if not (isatty and isatty()):
-        raise ConfigError(
-            "apply needs confirmation and there is no terminal to ask on:"
-            " review the plan and pass --auto-approve (nothing was applied)"
-        )
+def _confirm(stdin: TextIO | None, stdout: TextIO) -> None:
+    """Ask for 'yes', on a terminal or from a pipe (`echo yes | reconciler apply`), as Terraform
+    does. Only a line reading 'yes' applies; a closed or empty stdin, or one that cannot be read,
+    is no answer and refuses."""
     stdout.write(
         "\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: "
     )
     stdout.flush()
-    if stdin.readline().strip() != "yes":
+    readline = getattr(stdin, "readline", None)  # None: the process was started with fd 0 closed
+    try:
+        answer = readline() if readline is not None else ""
+    except (OSError, ValueError, UnicodeDecodeError):  # a closed stream, or not text
+        answer = ""
+    isatty = getattr(stdin, "isatty", None)
+    if not (isatty and isatty()):
+        stdout.write("\n")  # an answer from a pipe is not echoed: end the prompt's line
+    if not answer:
+        raise ConfigError(
+            "apply needs confirmation and standard input gave no answer (closed or empty):"
+            " review the plan and answer 'yes', or pass --auto-approve (nothing was applied)"
+        )
+    if answer.strip() != "yes":
         raise ReconcilerError("apply cancelled, nothing was applied")
 
 
@@ -412,13 +448,16 @@ async def _apply_saved(
     options: ApplyOptions,
     stdout: TextIO,
     stderr: TextIO,
+    parallelism: int | None = None,
 ) -> int:
     plan = load_plan(read_plan_file(path, source=display_path(path)), source=display_path(path))
     config_file = Path(config) if config else None
     if config_file is None and not Path(CONFIG_NAME).is_file() and plan.config_path is not None:
         # the plan was made with a reconciler.yaml beside its manifests: use that one
         config_file = Path(plan.config_path)
-    loaded = load_config(config_file, search_dir=None, environ=os.environ)
+    loaded = with_parallelism(
+        load_config(config_file, search_dir=None, environ=os.environ), parallelism
+    )
     where = select_target(loaded, target or plan.target.name)
     identity = TargetIdentity.from_target(where)
     if identity != plan.target:
@@ -470,6 +509,7 @@ def apply_command(
     stdout: TextIO,
     stderr: TextIO,
     stdin: TextIO,
+    parallelism: int | None = None,
 ) -> int:
     """`reconciler apply`: 0 all applied; 1 nothing applied; 3 partly applied."""
     saved = _saved_plan(paths)
@@ -480,11 +520,23 @@ def apply_command(
             )
         return asyncio.run(
             _apply_saved(
-                saved, config=config, target=target, options=options, stdout=stdout, stderr=stderr
+                saved,
+                config=config,
+                target=target,
+                options=options,
+                stdout=stdout,
+                stderr=stderr,
+                parallelism=parallelism,
             )
         )
     scope = open_scope(
-        paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
+        paths,
+        config=config,
+        target=target,
+        selector=selector,
+        exclude=exclude,
+        stdin=stdin,
+        parallelism=parallelism,
     )
     # one apply per target at a time, held from before the read to the summary (lock.py)
     with run_lock(scope.target):
@@ -499,13 +551,17 @@ def import_command(
     config: str | None,
     target: str | None,
     stdout: TextIO,
+    parallelism: int | None = None,
 ) -> int:
     """`reconciler import`: 0 written and recorded; 1 on any error (nothing recorded)."""
     from reconciler.importer import import_accounts, render_import
 
     if bool(ids) == all_owned:
         raise ConfigError("import takes account ids or --all-owned (one of them)")
-    loaded = load_config(Path(config) if config else None, search_dir=None, environ=os.environ)
+    loaded = with_parallelism(
+        load_config(Path(config) if config else None, search_dir=None, environ=os.environ),
+        parallelism,
+    )
     where = select_target(loaded, target)
     directory = Path(out)
 

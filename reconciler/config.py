@@ -99,6 +99,9 @@ class Limits:
     concurrency: int = 16
     #: seconds one attempt may wait (per read of its answer; the whole answer gets twice that)
     timeout_seconds: float = 10.0
+    #: seconds one paged read (an account's subscribers, the inventory's accounts) may take,
+    #: from its first page to its last (`reconciler.providers.paging.READ_DEADLINE`)
+    read_deadline_seconds: float = 1800.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,6 +480,9 @@ def load_config(
             calls_per_second=float(limits.get("callsPerSecond", lim.calls_per_second)),
             concurrency=int(limits.get("concurrency", lim.concurrency)),
             timeout_seconds=float(limits.get("timeoutSeconds", lim.timeout_seconds)),
+            read_deadline_seconds=float(
+                limits.get("readDeadlineSeconds", lim.read_deadline_seconds)
+            ),
         ),
         unresolved_targets=MappingProxyType(unresolved),
     )

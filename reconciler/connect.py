@@ -78,6 +78,7 @@ async def connect(
                 secret_key=target.secret_key,
                 pacer=pacer,
                 timeout=limits.timeout_seconds,
+                read_deadline=limits.read_deadline_seconds,
                 endpoint=endpoint,
             ),
             None
@@ -127,6 +128,7 @@ async def _embedded(
                     secret_key=Secret(defaults.SECRET_KEY),
                     pacer=pacer,
                     timeout=limits.timeout_seconds,
+                    read_deadline=limits.read_deadline_seconds,
                     # the vendor's URL: the in-process transport answers any host
                     endpoint="https://" + REGION_DOMAINS["cn"],
                 ),

@@ -3,15 +3,18 @@ dispatch to, and every one survives the plan file; plan files written before sti
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from plan_scenarios import INVENTORY, F, account
+from plan_scenarios import INVENTORY, F, account, desired
 
+from reconciler.apply import apply_plan
 from reconciler.changes import (
     PHASE_SPEED,
     Action,
@@ -23,6 +26,9 @@ from reconciler.changes import (
     Schedule,
     Wire,
 )
+from reconciler.config import Limits, SandboxTarget
+from reconciler.connect import connect
+from reconciler.diff import diff
 from reconciler.errors import StalePlanError
 from reconciler.kinds import REGISTRY, change_types, missing_behaviours, wire_types
 from reconciler.kinds.inventory import ImportInventoryUser, LedgerWrite
@@ -41,7 +47,9 @@ from reconciler.kinds.official_account import (
 )
 from reconciler.kinds.user_accounts import ImportUsers
 from reconciler.live import record_for
+from reconciler.plan import TargetIdentity, plan_from_read
 from reconciler.planfile import decode_change, dump_plan, load_plan
+from reconciler.read import read_live
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -156,3 +164,34 @@ def test_a_plan_file_of_another_format_says_which_version_made_it(
         f"plan.json has plan format {version!r}, {made_by}; this reconciler reads format 1:"
         " make the plan again with this version"
     )
+
+
+def test_apply_makes_exactly_the_calls_the_plan_schedules(tmp_path: Path) -> None:
+    """The plan is what apply runs: per API, the calls apply makes are the plan's actions (every
+    batch one call), and a second plan after it has nothing to do."""
+    users = [f"u{i:03d}" for i in range(250)]
+    news = account("news", members=users, profiles={"u001": "vip", "u002": "x"})
+    sports = account("sports", members=users[:100])
+    d = desired(news, sports, users=[*users, "ops_admin"], speed=3)
+    target = SandboxTarget("sandbox", tmp_path / "s.db")
+    identity = TargetIdentity.from_target(target)
+
+    async def main() -> None:
+        async with connect(target, Limits()) as providers:
+            live = await read_live(d, providers.im, inventory_user=INVENTORY, mass=providers.wechat)
+            found = diff(d, live, prune=False, inventory_user=INVENTORY)
+            plan = plan_from_read(found, desired=d, live=live, target=identity)
+            result = await apply_plan(plan, providers, inventory_user=INVENTORY)
+            assert result.exit_code == 0
+            scheduled = Counter(a.api for a in plan.actions)
+            # news: 3 batches, the inventory user in the last; sports: a full batch, then the
+            # inventory user alone; the ledger slot's inventory subscription
+            assert scheduled["add_subscriber"] == 3 + 2 + 1
+            calls = Counter({api: n for api, n in result.calls.items() if api != "token"})
+            assert calls == scheduled
+            again = await read_live(
+                d, providers.im, inventory_user=INVENTORY, mass=providers.wechat
+            )
+            assert diff(d, again, prune=False, inventory_user=INVENTORY).changes == ()
+
+    asyncio.run(main())

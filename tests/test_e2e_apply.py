@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,10 @@ from test_e2e_common import (
     summary,
     users,
 )
+
+from reconciler.config import TencentTarget
+from reconciler.lock import lock_path
+from reconciler.secret import Secret
 
 
 def member_file(project: Project, name: str, members: list[str]) -> None:
@@ -395,7 +400,8 @@ def test_a_second_apply_on_the_same_target_refuses_while_the_first_runs(
     project.write(
         "slow.yaml", config_text(project.base_url, limits={"callsPerSecond": 20, "concurrency": 2})
     )
-    lock = project.root / ".reconciler" / "locks" / "tencent-1400000000.lock"
+    target = TencentTarget("local", project.base_url, 1400000000, "administrator", Secret("k"))
+    lock = lock_path(target)  # per user, keyed by SDKAppID and endpoint (reconciler/lock.py)
     first = subprocess.Popen(
         [
             sys.executable,
@@ -416,15 +422,16 @@ def test_a_second_apply_on_the_same_target_refuses_while_the_first_runs(
     )
     try:
         deadline = time.monotonic() + 20
-        while not (lock.is_file() and lock.read_text().strip() == str(first.pid)):
+        held = f"pid {first.pid} on {socket.gethostname()}\n"
+        while not (lock.is_file() and lock.read_text().startswith(held)):
             assert time.monotonic() < deadline and first.poll() is None, "no lock taken"
             time.sleep(0.02)
         second = apply(project)
         assert second.code == 1
         assert second.out == ""
         assert second.err == (
-            f"error: another reconciler run (pid {first.pid}) holds the lock on"
-            " .reconciler/locks/tencent-1400000000.lock, retry when it finishes\n"
+            f"error: another reconciler run (pid {first.pid} on {socket.gethostname()}) holds"
+            f" the lock on tencent 1400000000 {project.base_url}, retry when it finishes\n"
         )
         out, err = first.communicate(timeout=60)
     finally:

@@ -28,6 +28,7 @@ run, because the next plan is made from a fresh read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -53,6 +54,7 @@ from reconciler.changes import (
 )
 from reconciler.connect import Providers
 from reconciler.errors import ProviderError
+from reconciler.interrupt import Stopped, StopSignal, signal_name
 from reconciler.ledger import SLOT_NAME, encode_slot, slot_index
 from reconciler.live import INTERRUPTED_RECORD, encode_record
 from reconciler.model import ProfileField, ProfileValue
@@ -109,6 +111,8 @@ class ApplyResult:
     unverified: dict[str, list[str]] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    #: the signal that stopped the run (no call started after it), None when it ran to the end
+    interrupted: int | None = None
 
     def report(self, account: str) -> AccountReport:
         return self.reports.setdefault(account, AccountReport())
@@ -380,13 +384,17 @@ class _Run:
         account_id = change.account_id
         unsubscribed = self.missing_users | self.failed_adds.get(account_id, set())
 
+        done = 0
+
         async def one(user: str, value: str) -> None:
+            nonlocal done
             try:
                 await self.im.set_subscriber_profile(account_id, user, value)
             except ProviderError as exc:
                 report.failed.append(_failure(f"subscriber profile {user}", exc))
             else:
                 self.result.profiles_set += 1
+                done += 1
             self.progress(1)
 
         wanted = [p for p in change.profiles if p.user not in unsubscribed]
@@ -396,8 +404,8 @@ class _Run:
         async with asyncio.TaskGroup() as group:
             for p in wanted:
                 group.create_task(one(p.user, p.new))
-        if wanted:
-            report.applied.append(f"set {len(wanted)} subscriber profiles")
+        if done:  # fewer than wanted when some failed, or the run stopped on a signal
+            report.applied.append(f"set {done} subscriber profiles")
 
     async def _record(self, change: Record, report: AccountReport, *, subscribed: bool) -> None:
         if self.inventory in self.missing_users:
@@ -656,50 +664,77 @@ async def apply_plan(
     verify_full: bool = False,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
+    stop: StopSignal | None = None,
 ) -> ApplyResult:
     """Carry out `plan` (already checked: safe, fresh, without problems); never raises for a
-    vendor failure: every outcome is in the result."""
+    vendor failure: every outcome is in the result.
+
+    `stop` is the providers' (`reconciler.interrupt`): once a signal sets it, no call starts (a
+    task about to make one ends with `Stopped`), the calls in flight finish and are counted, the
+    phases after it are not run, and the result says which signal stopped it.
+    """
     started = clock()
     before: Counter[str] = Counter(providers.im.calls)
     wechat_before: Counter[str] = Counter(providers.wechat.calls) if providers.wechat else Counter()
     run = _Run(plan, providers, inventory_user, progress)
-    run.progress.phase("users")
-    await run.import_users(
-        c for c in plan.changes if isinstance(c, ImportUsers | ImportInventoryUser)
-    )
-    run.progress.phase("accounts")
-    writes = [c for c in plan.changes if isinstance(c, LedgerWrite)]
-    run.open_ledger(writes)
-    async with asyncio.TaskGroup() as group:
-        for write in writes:
-            if write.add:
-                group.create_task(run.ledger_write(write))
-        for account_id, changes in _by_account(plan.changes).items():
-            group.create_task(run.account(account_id, changes))
-    run.progress.phase("destroy")
-    async with asyncio.TaskGroup() as group:
-        for change in plan.changes:
-            if isinstance(change, DestroyAccount):
-                group.create_task(run.destroy(change))
-    run.progress.phase("ledger")
-    async with asyncio.TaskGroup() as group:
-        for write in writes:
-            group.create_task(run.ledger_rewrite(write))
-    run.progress.phase("mass speed")
-    for change in plan.changes:
-        if isinstance(change, SetMassSpeed):
-            await run.mass_speed(change)
-    run.progress.phase("verify")
-    try:
-        await run.verify(full=verify_full)
-    except ProviderError as exc:
-        run.result.report(GLOBAL).failed.append(_failure("verify", exc))
+    stop = stop or StopSignal()
+    with contextlib.suppress(Stopped):
+        await _phases(run, plan, verify_full=verify_full, stop=stop)
     result = run.result
+    result.interrupted = stop.signum
     result.calls = Counter(providers.im.calls) - before
     if providers.wechat is not None:
         result.calls += Counter(providers.wechat.calls) - wechat_before
     result.seconds = clock() - started
     return result
+
+
+async def _phases(run: _Run, plan: Plan, *, verify_full: bool, stop: StopSignal) -> None:
+    """The phases in order; none starts once `stop` is set."""
+    writes = [c for c in plan.changes if isinstance(c, LedgerWrite)]
+
+    async def users() -> None:
+        await run.import_users(
+            c for c in plan.changes if isinstance(c, ImportUsers | ImportInventoryUser)
+        )
+
+    async def accounts() -> None:
+        run.open_ledger(writes)
+        async with asyncio.TaskGroup() as group:
+            for write in writes:
+                if write.add:
+                    group.create_task(run.ledger_write(write))
+            for account_id, changes in _by_account(plan.changes).items():
+                group.create_task(run.account(account_id, changes))
+
+    async def destroy() -> None:
+        async with asyncio.TaskGroup() as group:
+            for change in plan.changes:
+                if isinstance(change, DestroyAccount):
+                    group.create_task(run.destroy(change))
+
+    async def ledger() -> None:
+        async with asyncio.TaskGroup() as group:
+            for write in writes:
+                group.create_task(run.ledger_rewrite(write))
+
+    async def mass_speed() -> None:
+        for change in plan.changes:
+            if isinstance(change, SetMassSpeed):
+                await run.mass_speed(change)
+
+    async def verify() -> None:
+        try:
+            await run.verify(full=verify_full)
+        except ProviderError as exc:
+            run.result.report(GLOBAL).failed.append(_failure("verify", exc))
+
+    steps = (users, accounts, destroy, ledger, mass_speed, verify)
+    for name, step in zip(PHASES, steps, strict=True):
+        if stop.stopping:
+            return
+        run.progress.phase(name)
+        await step()
 
 
 def render_result(result: ApplyResult) -> str:
@@ -735,7 +770,12 @@ def render_result(result: ApplyResult) -> str:
         + f"; {result.failures} failed, {result.skipped} skipped;"
         f" {plural(calls, 'call')} in {result.seconds:.1f} s."
     )
-    if result.exit_code == 3:
+    if result.interrupted is not None:
+        lines.append(
+            f"Interrupted by {signal_name(result.interrupted)}: no call was started after it and"
+            " the calls in flight finished; run plan again to see exactly what remains."
+        )
+    elif result.exit_code == 3:
         lines.append("Partly applied: run plan again to see exactly what remains.")
     elif result.exit_code == 1:
         lines.append("Nothing was applied.")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -55,7 +56,17 @@ from reconciler.changes import (
 from reconciler.connect import Providers
 from reconciler.errors import ProviderError
 from reconciler.interrupt import Stopped, StopSignal, signal_name
-from reconciler.ledger import SLOT_NAME, encode_slot, slot_index
+from reconciler.ledger import (
+    ABANDONED,
+    SEND_WINDOW,
+    SLOT_NAME,
+    SUBSCRIBE_WINDOW,
+    Claim,
+    encode_slot,
+    read_slot,
+    slot_id,
+    slot_index,
+)
 from reconciler.live import INTERRUPTED_RECORD, encode_record
 from reconciler.model import ProfileField, ProfileValue
 from reconciler.plan import Plan, phase_of
@@ -67,6 +78,11 @@ logger = logging.getLogger(__name__)
 GLOBAL = "(users and settings)"
 #: where the inventory ledger's writes are reported (only when one fails)
 LEDGER = "(inventory ledger)"
+#: slot indices tried, from the planned one, before a slot's creates are given up for this run
+SLOT_PROBES: Final = 4
+#: where the indices tried after the planned one are drawn from (a slot id stays within the 48
+#: bytes of a custom id, reference 4.4)
+SLOT_RANGE: Final = 10**9
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +197,17 @@ def _item_failures(what: str, results: ItemResults) -> list[Failure]:
 
 class _Run:
     def __init__(
-        self, plan: Plan, providers: Providers, inventory_user: str, progress: Progress | None
+        self,
+        plan: Plan,
+        providers: Providers,
+        inventory_user: str,
+        progress: Progress | None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.plan = plan
+        self.clock = clock
+        self.wall = wall
         self.im = providers.im
         self.wechat = providers.wechat
         self.inventory = inventory_user
@@ -206,8 +230,12 @@ class _Run:
         # -- the inventory ledger (reconciler.ledger) --
         #: create id → its slot's write: None once recorded, else why it was not
         self.recorded: dict[str, asyncio.Future[str | None]] = {}
-        #: create ids some slot held already when the plan read it
-        self.durable: set[str] = set()
+        #: create id → when (this run's clock) the claim of the slot recording it was sent
+        self.claimed: dict[str, float] = {}
+        #: slot → this run's claim of it, and the id of the slot claimed (the planned one or,
+        #: when that existed, one of the next)
+        self.claims: dict[int, Claim] = {}
+        self.slot_ids: dict[int, str] = {}
         #: slot → whether its write before the creates succeeded
         self.slot_written: dict[int, bool] = {}
         #: accounts that need no ledger entry any more: subscribed by the inventory user in this
@@ -456,23 +484,24 @@ class _Run:
         """Which slot records which create (call inside the running loop)."""
         loop = asyncio.get_running_loop()
         for write in writes:
-            self.durable.update(write.before - write.drop)
             if write.add:
                 done: asyncio.Future[str | None] = loop.create_future()
                 for account_id in write.add:
                     self.recorded[account_id] = done
 
     async def _recorded(self, account_id: str) -> str | None:
-        """None once the ledger holds `account_id`; else why its create must not be sent."""
-        if account_id in self.durable:
-            return None
+        """None once a slot this run claimed holds `account_id`, within `SEND_WINDOW` of the
+        claim; else why its create must not be sent (`reconciler.ledger`, items 1 and 4)."""
         done = self.recorded.get(account_id)
         if done is None:
             return "not sent: the plan records it in no inventory ledger slot"
-        return await asyncio.shield(done)
+        why = await asyncio.shield(done)
+        if why is None and self.clock() - self.claimed[account_id] > SEND_WINDOW:
+            return "not sent: its inventory ledger slot was claimed too long ago (retried next run)"
+        return why
 
     async def ledger_write(self, write: LedgerWrite) -> None:
-        """Record `write.add` in the slot before their creates go; they wait for this."""
+        """Claim the slot recording `write.add` before their creates go; they wait for this."""
         done = self.recorded[min(write.add)]
         try:
             why = await self._write_slot(write)
@@ -493,27 +522,37 @@ class _Run:
             message = f"not slot {write.slot} of the inventory user {self.inventory}"
             report.failed.append(Failure(what, None, message))
             return why
+        if write.exists:  # a plan made by a version that added ids to a slot that exists
+            message = "the plan adds to a slot that exists (made by an older version): plan again"
+            report.failed.append(Failure(what, None, message))
+            return why
+        claim = Claim(int(self.wall()), secrets.token_hex(8))
         try:
             fields: dict[ProfileField, ProfileValue] = {
-                ProfileField.CUSTOM_STRING: encode_slot((write.before - write.drop) | write.add)
+                ProfileField.CUSTOM_STRING: encode_slot(write.add, claim)
             }
         except ValueError as exc:
             report.failed.append(Failure(what, None, str(exc)))
             return why
+        started = self.clock()
         try:
-            if write.exists:
-                await self.im.modify_account(write.slot_id, fields)
+            # The slot at the planned index may exist, claimed by another run at the same moment
+            # or left unsubscribed (invisible) by a run killed right after claiming it: never
+            # written by this run (reconciler.ledger, item 4). Random indices are tried next
+            # (the low ones may be held by killed runs' slots this run's read did not show).
+            probes = [write.slot, *(secrets.randbelow(SLOT_RANGE) for _ in range(SLOT_PROBES - 1))]
+            for index in probes:
+                slot = slot_id(self.inventory, index)
+                created = await self.im.create_account(
+                    slot, self.inventory, {ProfileField.NAME: SLOT_NAME, **fields}
+                )
                 self.progress(1)
-                return None
-            created = await self.im.create_account(
-                write.slot_id, self.inventory, {ProfileField.NAME: SLOT_NAME, **fields}
-            )
-            self.progress(1)
-            if created is CreateOutcome.EXISTED:
-                # made by a run killed before the inventory subscribed to it: invisible to every
-                # run since, so no create ever waited on what it holds
-                await self.im.modify_account(write.slot_id, fields)
-            results = await self.im.add_subscribers(write.slot_id, [self.inventory])
+                if created is CreateOutcome.CREATED or await self._ours(slot, claim):
+                    break
+            else:
+                report.failed.append(Failure(what, None, "claimed by other runs: not used"))
+                return why
+            results = await self.im.add_subscribers(slot, [self.inventory])
             self.progress(1)
         except ProviderError as exc:
             report.failed.append(_failure(what, exc))
@@ -521,23 +560,49 @@ class _Run:
         if results.failed:  # unsubscribed, the slot is invisible to the next run
             report.failed.extend(_item_failures(f"{what}: inventory subscription", results))
             return why
+        if self.clock() - started > SUBSCRIBE_WINDOW:
+            report.failed.append(Failure(what, None, "subscribed too late after its claim"))
+            return why
+        self.claims[write.slot] = claim
+        self.slot_ids[write.slot] = slot
+        for account_id in write.add:
+            self.claimed[account_id] = started
         return None
+
+    async def _ours(self, slot: str, claim: Claim) -> bool:
+        """Whether the slot that exists is the one this run claimed (a create answered 130008
+        after its first attempt's answer was lost). One that is not, and was claimed longer
+        than `ABANDONED` ago, is destroyed: its run sent nothing it records."""
+        info = (await self.im.get_accounts([slot])).get(slot)
+        if info is None:
+            return False
+        read = read_slot(info.custom_string)
+        found = None if read is None else read[1]
+        if found == claim:
+            return True
+        if found is None or self.wall() - found.at > ABANDONED:
+            await self.im.destroy_account(slot)
+        return False
 
     async def ledger_rewrite(self, write: LedgerWrite) -> None:
         """Keep only the ids whose create may have happened but still have no inventory
-        subscription. A slot whose write failed is left as it is: it then holds what it held or
-        what was written, both supersets of what it must hold."""
+        subscription; a slot left with nothing is destroyed. A slot this run claimed keeps its
+        claim; one whose claim failed is not this run's and is left as it is."""
         if write.add and not self.slot_written.get(write.slot, False):
             return
         keep = ((write.before - write.drop) | write.add) - self.settled
         report = self.result.report(LEDGER)
+        slot = self.slot_ids.get(write.slot, write.slot_id)
         try:
-            content = encode_slot(keep)
-            await self.im.modify_account(write.slot_id, {ProfileField.CUSTOM_STRING: content})
+            if keep:
+                content = encode_slot(keep, self.claims.get(write.slot))
+                await self.im.modify_account(slot, {ProfileField.CUSTOM_STRING: content})
+            else:
+                await self.im.destroy_account(slot)
         except ProviderError as exc:
-            report.failed.append(_failure(f"ledger slot {write.slot_id}", exc))
+            report.failed.append(_failure(f"ledger slot {slot}", exc))
         except ValueError as exc:
-            report.failed.append(Failure(f"ledger slot {write.slot_id}", None, str(exc)))
+            report.failed.append(Failure(f"ledger slot {slot}", None, str(exc)))
         self.progress(1)
 
     # -- after the accounts --------------------------------------------------------------------
@@ -665,6 +730,7 @@ async def apply_plan(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
     stop: StopSignal | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> ApplyResult:
     """Carry out `plan` (already checked: safe, fresh, without problems); never raises for a
     vendor failure: every outcome is in the result.
@@ -676,7 +742,7 @@ async def apply_plan(
     started = clock()
     before: Counter[str] = Counter(providers.im.calls)
     wechat_before: Counter[str] = Counter(providers.wechat.calls) if providers.wechat else Counter()
-    run = _Run(plan, providers, inventory_user, progress)
+    run = _Run(plan, providers, inventory_user, progress, clock, wall)
     stop = stop or StopSignal()
     with contextlib.suppress(Stopped):
         await _phases(run, plan, verify_full=verify_full, stop=stop)

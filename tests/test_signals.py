@@ -256,11 +256,16 @@ def test_sigterm_mid_apply_in_process_prints_the_summary_and_returns_143(
         time.sleep(0.3)
         os.kill(os.getpid(), signal.SIGTERM)
 
+    # a signal that came late (after cli.main restored the handlers) must not end the tests
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     sender = threading.Thread(target=signal_after_the_plan)
-    sender.start()
-    with contextlib.redirect_stdout(out):
-        code = cli.main(["apply", "m", "--auto-approve"])
-    sender.join()
+    try:
+        sender.start()
+        with contextlib.redirect_stdout(out):
+            code = cli.main(["apply", "m", "--auto-approve"])
+        sender.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     lines = out.getvalue().splitlines()
     assert code == 143, out.getvalue()
     assert lines[-1].startswith("Interrupted by SIGTERM: no call was started after it")

@@ -31,6 +31,7 @@ run, because the next plan is made from a fresh read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -39,6 +40,7 @@ from collections.abc import Callable, Sequence
 from reconciler.changes import APPLY_PHASES, Action, ApplyRun, Change, plural
 from reconciler.connect import Providers
 from reconciler.errors import ProviderError
+from reconciler.interrupt import Stopped, StopSignal, signal_name
 from reconciler.kinds import registered
 from reconciler.outcome import (
     GLOBAL,
@@ -98,6 +100,26 @@ def _lanes(plan: Plan, phase: str) -> dict[str, list[tuple[Change, list[Action]]
     return lanes
 
 
+async def _phases(run: ApplyRun, plan: Plan, stop: StopSignal) -> None:
+    """The phases in order, then each kind's verify; none starts once `stop` is set."""
+    for phase in PHASES[:-1]:
+        if stop.stopping:
+            return
+        run.progress.phase(phase)
+        async with asyncio.TaskGroup() as group:
+            for steps in _lanes(plan, phase).values():
+                group.create_task(_run_lane(run, steps))
+    if stop.stopping:
+        return
+    run.progress.phase("verify")
+    try:
+        for kind in registered():
+            if kind.verify is not None:
+                await kind.verify(run)
+    except ProviderError as exc:
+        run.result.report(GLOBAL).failed.append(failure("verify", exc))
+
+
 async def _run_lane(run: ApplyRun, steps: Sequence[tuple[Change, list[Action]]]) -> None:
     for change, actions in steps:
         await change.run(run, actions)
@@ -111,29 +133,37 @@ async def apply_plan(
     verify_full: bool = False,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
+    stop: StopSignal | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> ApplyResult:
     """Carry out `plan` (already checked: safe, fresh, without problems): its actions, phase by
     phase, one vendor call each; never raises for a vendor failure: every outcome is in the
-    result."""
+    result.
+
+    `stop` is the providers' (`reconciler.interrupt`): once a signal sets it, no call starts (a
+    task about to make one ends with `Stopped`), the calls in flight finish and are counted, the
+    phases after it are not run, and the result says which signal stopped it.
+    """
     started = clock()
     before: Counter[str] = Counter(providers.im.calls)
     wechat_before: Counter[str] = Counter(providers.wechat.calls) if providers.wechat else Counter()
     counts = {a: f.subscriber_count for a, f in plan.fingerprints.items() if f is not None}
-    run = ApplyRun(plan.changes, counts, providers.im, providers.wechat, inventory_user, progress)
+    run = ApplyRun(
+        plan.changes,
+        counts,
+        providers.im,
+        providers.wechat,
+        inventory_user,
+        progress,
+        clock=clock,
+        wall=wall,
+    )
     run.verify_full = verify_full
-    for phase in PHASES[:-1]:
-        run.progress.phase(phase)
-        async with asyncio.TaskGroup() as group:
-            for steps in _lanes(plan, phase).values():
-                group.create_task(_run_lane(run, steps))
-    run.progress.phase("verify")
-    try:
-        for kind in registered():
-            if kind.verify is not None:
-                await kind.verify(run)
-    except ProviderError as exc:
-        run.result.report(GLOBAL).failed.append(failure("verify", exc))
+    stop = stop or StopSignal()
+    with contextlib.suppress(Stopped):
+        await _phases(run, plan, stop)
     result = run.result
+    result.interrupted = stop.signum
     result.calls = Counter(providers.im.calls) - before
     if providers.wechat is not None:
         result.calls += Counter(providers.wechat.calls) - wechat_before
@@ -174,7 +204,12 @@ def render_result(result: ApplyResult) -> str:
         + f"; {result.failures} failed, {result.skipped} skipped;"
         f" {plural(calls, 'call')} in {result.seconds:.1f} s."
     )
-    if result.exit_code == 3:
+    if result.interrupted is not None:
+        lines.append(
+            f"Interrupted by {signal_name(result.interrupted)}: no call was started after it and"
+            " the calls in flight finished; run plan again to see exactly what remains."
+        )
+    elif result.exit_code == 3:
         lines.append("Partly applied: run plan again to see exactly what remains.")
     elif result.exit_code == 1:
         lines.append("Nothing was applied.")

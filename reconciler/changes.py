@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
@@ -384,7 +385,13 @@ class ApplyRun:
         wechat: MassSpeedProvider | None,
         inventory_user: str,
         progress: Progress | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        #: this run's clock (intervals) and the wall clock (ledger claims), passed in for tests
+        self.clock = clock
+        self.wall = wall
         #: the plan's changes
         self.changes = changes
         #: subscribers of each account as planned (the plan's fingerprints), for verify

@@ -62,6 +62,8 @@ class ApplyResult:
     unverified: dict[str, list[str]] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    #: the signal that stopped the run (no call started after it), None when it ran to the end
+    interrupted: int | None = None
 
     def report(self, account: str) -> AccountReport:
         return self.reports.setdefault(account, AccountReport())

@@ -14,9 +14,10 @@ before they are sent and clears them after.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from reconciler.changes import (
     PHASE_IMPORT,
@@ -31,12 +32,35 @@ from reconciler.changes import (
     plural,
 )
 from reconciler.errors import ProviderError
-from reconciler.ledger import SLOT_NAME, encode_slot, layout, slot_id, slot_index
+from reconciler.ledger import (
+    ABANDONED,
+    SEND_WINDOW,
+    SLOT_NAME,
+    SUBSCRIBE_WINDOW,
+    Claim,
+    encode_slot,
+    layout,
+    read_slot,
+    slot_id,
+    slot_index,
+)
 from reconciler.live import LiveState
 from reconciler.model import ProfileField, ProfileValue
 from reconciler.outcome import GLOBAL, LEDGER, Failure, failure, item_failures
 from reconciler.providers import CreateOutcome
-from reconciler.providers.calls import API_ACCOUNT_IMPORT, API_ADD, API_CREATE, API_MODIFY
+from reconciler.providers.calls import (
+    API_ACCOUNT_IMPORT,
+    API_ADD,
+    API_CREATE,
+    API_DESTROY,
+    API_MODIFY,
+)
+
+#: slot indices tried, from the planned one, before a slot's creates are given up for this run
+SLOT_PROBES: Final = 4
+#: where the indices tried after the planned one are drawn from (a slot id stays within the 48
+#: bytes of a custom id, reference 4.4)
+SLOT_RANGE: Final = 10**9
 
 
 class ImportInventoryUserWire(Wire, frozen=True, tag="importInventoryUser"):
@@ -157,16 +181,18 @@ class LedgerWrite(Change):
         )
 
     def actions(self, schedule: Schedule) -> list[Action]:
-        """A slot's calls: written before the creates it records (created and subscribed by the
-        inventory user first when new), then rewritten after every account's work."""
+        """A slot's calls: claimed before the creates it records (created holding them, and
+        subscribed by the inventory user), then rewritten after every account's work, or
+        destroyed when it is left holding nothing (as when every create it records is answered)."""
         key = f"{self.kind}/{self.slot}"
         actions = []
-        if self.add and self.exists:
+        if self.add and self.exists:  # a plan of an older version: refused by apply
             actions.append(Action(f"{key}/write", API_MODIFY, self))
         elif self.add:
             actions.append(Action(f"{key}/create", API_CREATE, self))
             actions.append(Action(f"{key}/subscribe", API_ADD, self))
-        actions.append(Action(f"{key}/rewrite", API_MODIFY, self))
+        kept = self.before - self.drop
+        actions.append(Action(f"{key}/rewrite", API_MODIFY if kept else API_DESTROY, self))
         return actions
 
     def apply_phase(self, action: Action) -> str:
@@ -255,38 +281,41 @@ def bookkeeping(changes: Sequence[Change], live: LiveState, *, inventory_user: s
 
 
 class Ledger:
-    """The inventory ledger during one apply: which slot records which create, and whether it
-    was written; a create waits for its slot's write and is not sent when it failed."""
+    """The inventory ledger during one apply: which slot records which create, the slots this run
+    claimed; a create waits for its slot's claim and is not sent when it failed."""
 
     def __init__(self, run: ApplyRun) -> None:
         self.run = run
         loop = asyncio.get_running_loop()
-        #: create id → its slot's write: None once recorded, else why it was not
+        #: create id → its slot's claim: None once recorded, else why it was not
         self.recorded: dict[str, asyncio.Future[str | None]] = {}
-        #: create ids some slot held already when the plan read it
-        self.durable: set[str] = set()
-        #: slot → whether its write before the creates succeeded
+        #: create id → when (this run's clock) the claim of the slot recording it was sent
+        self.claimed: dict[str, float] = {}
+        #: slot → this run's claim of it, and the id of the slot claimed (the planned one or,
+        #: when that existed, one of the next)
+        self.claims: dict[int, Claim] = {}
+        self.slot_ids: dict[int, str] = {}
+        #: slot → whether its claim before the creates succeeded
         self.slot_written: dict[int, bool] = {}
         for write in run.changes:
-            if not isinstance(write, LedgerWrite):
-                continue
-            self.durable.update(write.before - write.drop)
-            if write.add:
+            if isinstance(write, LedgerWrite) and write.add:
                 done: asyncio.Future[str | None] = loop.create_future()
                 for account_id in write.add:
                     self.recorded[account_id] = done
 
     async def holds(self, account_id: str) -> str | None:
-        """None once the ledger holds `account_id`; else why its create must not be sent."""
-        if account_id in self.durable:
-            return None
+        """None once a slot this run claimed holds `account_id`, within `SEND_WINDOW` of the
+        claim; else why its create must not be sent (`reconciler.ledger`, items 1 and 4)."""
         done = self.recorded.get(account_id)
         if done is None:
             return "not sent: the plan records it in no inventory ledger slot"
-        return await asyncio.shield(done)
+        why = await asyncio.shield(done)
+        if why is None and self.run.clock() - self.claimed[account_id] > SEND_WINDOW:
+            return "not sent: its inventory ledger slot was claimed too long ago (retried next run)"
+        return why
 
     async def write(self, write: LedgerWrite) -> None:
-        """Record `write.add` in the slot before their creates go; they wait for this."""
+        """Claim the slot recording `write.add` before their creates go; they wait for this."""
         done = self.recorded[min(write.add)]
         try:
             why = await self._write_slot(write)
@@ -308,27 +337,37 @@ class Ledger:
             message = f"not slot {write.slot} of the inventory user {run.inventory}"
             report.failed.append(Failure(what, None, message))
             return why
+        if write.exists:  # a plan made by a version that added ids to a slot that exists
+            message = "the plan adds to a slot that exists (made by an older version): plan again"
+            report.failed.append(Failure(what, None, message))
+            return why
+        claim = Claim(int(run.wall()), secrets.token_hex(8))
         try:
             fields: dict[ProfileField, ProfileValue] = {
-                ProfileField.CUSTOM_STRING: encode_slot((write.before - write.drop) | write.add)
+                ProfileField.CUSTOM_STRING: encode_slot(write.add, claim)
             }
         except ValueError as exc:
             report.failed.append(Failure(what, None, str(exc)))
             return why
+        started = run.clock()
         try:
-            if write.exists:
-                await run.im.modify_account(write.slot_id, fields)
+            # The slot at the planned index may exist, claimed by another run at the same moment
+            # or left unsubscribed (invisible) by a run killed right after claiming it: never
+            # written by this run (reconciler.ledger, item 4). Random indices are tried next
+            # (the low ones may be held by killed runs' slots this run's read did not show).
+            probes = [write.slot, *(secrets.randbelow(SLOT_RANGE) for _ in range(SLOT_PROBES - 1))]
+            for index in probes:
+                slot = slot_id(run.inventory, index)
+                created = await run.im.create_account(
+                    slot, run.inventory, {ProfileField.NAME: SLOT_NAME, **fields}
+                )
                 run.progress(1)
-                return None
-            created = await run.im.create_account(
-                write.slot_id, run.inventory, {ProfileField.NAME: SLOT_NAME, **fields}
-            )
-            run.progress(1)
-            if created is CreateOutcome.EXISTED:
-                # made by a run killed before the inventory subscribed to it: invisible to every
-                # run since, so no create ever waited on what it holds
-                await run.im.modify_account(write.slot_id, fields)
-            results = await run.im.add_subscribers(write.slot_id, [run.inventory])
+                if created is CreateOutcome.CREATED or await self._ours(slot, claim):
+                    break
+            else:
+                report.failed.append(Failure(what, None, "claimed by other runs: not used"))
+                return why
+            results = await run.im.add_subscribers(slot, [run.inventory])
             run.progress(1)
         except ProviderError as exc:
             report.failed.append(failure(what, exc))
@@ -336,24 +375,51 @@ class Ledger:
         if results.failed:  # unsubscribed, the slot is invisible to the next run
             report.failed.extend(item_failures(f"{what}: inventory subscription", results))
             return why
+        if run.clock() - started > SUBSCRIBE_WINDOW:
+            report.failed.append(Failure(what, None, "subscribed too late after its claim"))
+            return why
+        self.claims[write.slot] = claim
+        self.slot_ids[write.slot] = slot
+        for account_id in write.add:
+            self.claimed[account_id] = started
         return None
+
+    async def _ours(self, slot: str, claim: Claim) -> bool:
+        """Whether the slot that exists is the one this run claimed (a create answered 130008
+        after its first attempt's answer was lost). One that is not, and was claimed longer
+        than `ABANDONED` ago, is destroyed: its run sent nothing it records."""
+        info = (await self.run.im.get_accounts([slot])).get(slot)
+        if info is None:
+            return False
+        read = read_slot(info.custom_string)
+        found = None if read is None else read[1]
+        if found == claim:
+            return True
+        if found is None or self.run.wall() - found.at > ABANDONED:
+            await self.run.im.destroy_account(slot)
+        return False
 
     async def rewrite(self, write: LedgerWrite) -> None:
         """Keep only the ids whose create may have happened but still have no inventory
-        subscription. A slot whose write failed is left as it is: it then holds what it held or
-        what was written, both supersets of what it must hold."""
+        subscription; a slot left with nothing is destroyed. A slot this run claimed keeps its
+        claim; one whose claim failed is not this run's and is left as it is."""
         if write.add and not self.slot_written.get(write.slot, False):
             return
-        keep = ((write.before - write.drop) | write.add) - self.run.settled
-        report = self.run.result.report(LEDGER)
+        run = self.run
+        keep = ((write.before - write.drop) | write.add) - run.settled
+        report = run.result.report(LEDGER)
+        slot = self.slot_ids.get(write.slot, write.slot_id)
         try:
-            content = encode_slot(keep)
-            await self.run.im.modify_account(write.slot_id, {ProfileField.CUSTOM_STRING: content})
+            if keep:
+                content = encode_slot(keep, self.claims.get(write.slot))
+                await run.im.modify_account(slot, {ProfileField.CUSTOM_STRING: content})
+            else:
+                await run.im.destroy_account(slot)
         except ProviderError as exc:
-            report.failed.append(failure(f"ledger slot {write.slot_id}", exc))
+            report.failed.append(failure(f"ledger slot {slot}", exc))
         except ValueError as exc:
-            report.failed.append(Failure(f"ledger slot {write.slot_id}", None, str(exc)))
-        self.run.progress(1)
+            report.failed.append(Failure(f"ledger slot {slot}", None, str(exc)))
+        run.progress(1)
 
 
 KIND = Kind(name="inventory", changes=(ImportInventoryUser, LedgerWrite))

@@ -91,17 +91,25 @@ class ImportUsers(Change):
     async def run(self, run: ApplyRun, actions: Sequence[Action]) -> None:
         report = run.result.report(GLOBAL)
 
-        async def one(batch: tuple[str, ...]) -> ItemResults:
-            results = await run.im.import_accounts(batch)
-            run.progress(1)
-            return results
+        parts: list[ItemResults] = []
 
+        async def one(batch: tuple[str, ...]) -> None:
+            parts.append(await run.im.import_accounts(batch))
+            run.progress(1)
+
+        errors: list[ProviderError] = []
         try:
-            results = merged(await asyncio.gather(*(one(a.items) for a in actions)))
-        except ProviderError as exc:
-            report.failed.append(failure(f"import {len(self.users)} users", exc))
+            # a task group: a batch refused on a signal (`Stopped`) ends alone, the others finish
+            async with asyncio.TaskGroup() as group:
+                for action in actions:
+                    group.create_task(one(action.items))
+        except* ProviderError as group:  # a provider that raises rather than reporting items
+            errors.extend(e for e in group.exceptions if isinstance(e, ProviderError))
+        if errors:
+            report.failed.append(failure(f"import {len(self.users)} users", errors[0]))
             run.missing_users.update(self.users)
             return
+        results = merged(parts)
         done = len(self.users) - len(results.failed)
         run.result.users_imported += done
         if done:

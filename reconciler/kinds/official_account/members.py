@@ -227,13 +227,17 @@ class SetSubscriberProfiles(InLane):
         unsubscribed = run.missing_users | accounts_of(run).failed_adds.get(account_id, set())
         wanted = {p.user: p.new for p in self.profiles if p.user not in unsubscribed}
 
+        done = 0
+
         async def one(user: str, value: str) -> None:
+            nonlocal done
             try:
                 await run.im.set_subscriber_profile(account_id, user, value)
             except ProviderError as exc:
                 report.failed.append(failure(f"subscriber profile {user}", exc))
             else:
                 run.result.profiles_set += 1
+                done += 1
             run.progress(1)
 
         for p in self.profiles:
@@ -244,8 +248,8 @@ class SetSubscriberProfiles(InLane):
                 (user,) = action.items
                 if user in wanted:
                     group.create_task(one(user, wanted[user]))
-        if wanted:
-            report.applied.append(f"set {len(wanted)} subscriber profiles")
+        if done:  # fewer than wanted when some failed, or the run stopped on a signal
+            report.applied.append(f"set {done} subscriber profiles")
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,12 +95,17 @@ async def send_members(
         return None
     call = run.im.add_subscribers if add else run.im.remove_subscribers
 
-    async def one(batch: list[str]) -> ItemResults:
-        results = await call(account_id, batch)
-        run.progress(1)
-        return results
+    parts: list[ItemResults] = []
 
-    results = merged(await asyncio.gather(*(one(b) for b in sent_batches)))
+    async def one(batch: list[str]) -> None:
+        parts.append(await call(account_id, batch))
+        run.progress(1)
+
+    # a task group: a batch refused on a signal (`Stopped`) ends alone, the others finish
+    async with asyncio.TaskGroup() as group:
+        for batch in sent_batches:
+            group.create_task(one(batch))
+    results = merged(parts)
     # "already subscribed" / "was not subscribed" count as done: the plan read these users on
     # the other side, so either this run made the change and a retry after a lost answer found
     # it made (reference 5.6, 5.7), or someone else did; either way it is now as declared

@@ -8,7 +8,8 @@ out the ledger's writes from what the other kinds' changes create or take over (
 and keeps the ledger's state during an apply (`Ledger`), which a create waits on.
 
 `ImportInventoryUser` runs with the user imports; `LedgerWrite` records the creates in a slot
-before they are sent and clears them after.
+this run claims by creating it before they are sent, and rewrites it after (or destroys it when
+it is left holding nothing).
 """
 
 from __future__ import annotations

@@ -16,13 +16,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from reconciler import __version__
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, UsageError
 
 log = logging.getLogger(__name__)
-
-
-class UsageError(ReconcilerError):
-    """The command line itself is wrong."""
 
 
 class _Parser(argparse.ArgumentParser):

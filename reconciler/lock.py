@@ -30,16 +30,12 @@ from pathlib import Path
 from typing import Final
 
 from reconciler.config import SandboxTarget, Target
-from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.errors import ConfigError, LockedError
 
 logger = logging.getLogger(__name__)
 
 #: Where tencent targets' locks live, relative to the working directory.
 LOCK_DIR: Final = Path(".reconciler/locks")
-
-
-class LockedError(ReconcilerError):
-    """Another run holds the target's lock; nothing was read or changed."""
 
 
 def lock_path(target: Target, lock_dir: Path = LOCK_DIR) -> Path:

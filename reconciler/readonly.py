@@ -12,7 +12,7 @@ from typing import Final
 
 import httpx
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReadOnlyViolation
 
 #: Tencent IM commands that change nothing (reference sections 3.3, 5.4, 5.5, 5.9, 5.11).
 READ_COMMANDS: Final = frozenset(
@@ -33,10 +33,6 @@ READ_WECHAT_PATHS: Final = frozenset(
         "/cgi-bin/message/mass/get",
     }
 )
-
-
-class ReadOnlyViolation(ReconcilerError):
-    """A read-only run tried to send a request that could change the vendor's state."""
 
 
 def is_read(path: str) -> bool:

@@ -26,7 +26,7 @@ from reconciler.load import (
     type_name,
 )
 from reconciler.model import DEFAULT_INVENTORY_USER, Position
-from reconciler.schemas import CONFIG_SCHEMA
+from reconciler.schemas import CONFIG_SCHEMA, schema_problems
 from reconciler.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -229,8 +229,6 @@ def check_config(path: Path) -> list[Problem]:
             )
         )
         return problems
-    from reconciler.validate import schema_problems
-
     problems.extend(schema_problems(CONFIG_SCHEMA, data, start))
     for key_path, pos in _non_finite(data, ()):
         at = pos or start

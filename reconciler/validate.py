@@ -13,9 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, TextIO
-
-from jsonschema import ValidationError
+from typing import Final, TextIO
 
 from reconciler import config as config_module
 from reconciler.errors import ManifestError, Problem
@@ -26,97 +24,21 @@ from reconciler.load import (
     Document,
     Node,
     display_path,
-    format_path,
     iter_manifest_files,
-    key_position_of,
     load_file,
     load_stream,
-    locate,
     position_of,
+    shown,
     type_name,
 )
-from reconciler.model import DesiredState, Position
+from reconciler.model import DesiredState
 from reconciler.resolve import Resolver
-from reconciler.schemas import KINDS, validator
+from reconciler.schemas import KINDS, schema_problems
 
 log = logging.getLogger(__name__)
 
 #: The version of `validate --format json` output.
 JSON_FORMAT_VERSION: Final = 1
-
-_TYPE_NAMES: Final = {
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "a boolean",
-    "array": "a list",
-    "object": "a mapping",
-    "null": "null",
-}
-
-
-def _show(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
-
-
-def schema_problems(name: str, data: Any, fallback: Position) -> list[Problem]:
-    """Every schema violation of `data` against `schemas/<name>.schema.json`, positioned."""
-    problems: set[Problem] = set()
-    for error in validator(name).iter_errors(data):
-        for pos, message in _describe(error, data, fallback):
-            problems.add(Problem(pos.file, pos.line, pos.col, message))
-    return sorted(problems)
-
-
-def _describe(error: ValidationError, root: Any, fallback: Position) -> list[tuple[Position, str]]:
-    path = list(error.absolute_path)
-    where = format_path(path)
-    prefix = f"{where}: " if where else ""
-    pos = locate(root, path, fallback)
-    instance: Any = error.instance
-    kind: Any = error.validator
-    value: Any = error.validator_value
-    schema: Any = error.schema
-    custom = schema.get("x-message") if isinstance(schema, dict) else None
-    if kind == "additionalProperties" and isinstance(instance, Node):
-        known = sorted(schema.get("properties", {}))
-        found = []
-        for key in instance:
-            if key in known:
-                continue
-            hint = difflib.get_close_matches(key, known, n=1)
-            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-            key_pos = key_position_of(instance, key) or pos
-            found.append((key_pos, f"{prefix}unknown field {_show(key)}{suggestion}"))
-        return found
-    if kind == "required":
-        missing = [f for f in value if f not in instance]
-        return [(pos, f"{prefix}missing required field '{f}'") for f in missing]
-    if custom and kind == "pattern":
-        return [(pos, f"{prefix}{_show(instance)} {custom}")]
-    if kind == "type":
-        names = [value] if isinstance(value, str) else list(value)
-        wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
-        return [(pos, f"{prefix}must be {wanted}, not {type_name(instance)}")]
-    if kind == "const":
-        return [(pos, f"{prefix}must be {_show(value)}, not {_show(instance)}")]
-    if kind == "enum":
-        choices = ", ".join(str(v) for v in value)
-        return [(pos, f"{prefix}must be one of {choices}, not {_show(instance)}")]
-    if kind == "minimum":
-        return [(pos, f"{prefix}must be at least {value}, not {instance!r}")]
-    if kind == "maximum":
-        return [(pos, f"{prefix}must be at most {value}, not {instance!r}")]
-    if kind == "exclusiveMinimum":
-        return [(pos, f"{prefix}must be more than {value}, not {instance!r}")]
-    if kind == "minLength" and value == 1:
-        return [(pos, f"{prefix}must not be empty")]
-    if kind == "uniqueItems":
-        return [(pos, f"{prefix}lists an item more than once")]
-    if kind == "pattern":
-        return [(pos, f"{prefix}{_show(instance)} does not match {value}")]
-    return [(pos, f"{prefix}{error.message}")]  # pragma: no cover - every keyword we use is above
 
 
 def check_document(doc: Document) -> tuple[str | None, list[Problem]]:
@@ -140,7 +62,7 @@ def check_document(doc: Document) -> tuple[str | None, list[Problem]]:
             message = f"kind: must be a string, not {type_name(kind)}"
         else:
             hint = difflib.get_close_matches(kind, KINDS, n=1)
-            message = f"kind: unknown kind {_show(kind)}" + (
+            message = f"kind: unknown kind {shown(kind)}" + (
                 f" (did you mean '{hint[0]}'?)"
                 if hint
                 else f" (expected one of {', '.join(KINDS)})"

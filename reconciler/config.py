@@ -1,7 +1,7 @@
 """`reconciler.yaml`: targets, inventory, safety thresholds and limits.
 
-This module is the one place that turns a target into provider clients. The records below are the
-contract between loading (`load_config`) and everything that runs against a target.
+The records below are the contract between loading (`load_config`) and everything that runs
+against a target; `connect.py` turns a target into provider clients, nothing here builds one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from reconciler.endpoints import REGION_DOMAINS, WECHAT_ENDPOINT
 from reconciler.errors import ConfigError, Problem
 from reconciler.load import (
     CONFIG_NAME,
@@ -30,19 +31,6 @@ from reconciler.schemas import CONFIG_SCHEMA, schema_problems
 from reconciler.secret import Secret
 
 log = logging.getLogger(__name__)
-
-#: Tencent IM regions and their REST domains (reference section 1.2).
-REGION_DOMAINS: Final = {
-    "cn": "console.tim.qq.com",
-    "sgp": "adminapisgp.im.qcloud.com",
-    "kr": "adminapikr.im.qcloud.com",
-    "jpn": "adminapijpn.im.qcloud.com",
-    "ger": "adminapiger.im.qcloud.com",
-    "ind": "adminapiind.im.qcloud.com",
-    "usa": "adminapiusa.im.qcloud.com",
-    "idn": "adminapiidn.im.qcloud.com",
-}
-WECHAT_ENDPOINT: Final = "https://api.weixin.qq.com"
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,10 +54,10 @@ from reconciler.changes import (
 from reconciler.connect import Providers
 from reconciler.errors import ProviderError
 from reconciler.ledger import SLOT_NAME, encode_slot, slot_index
-from reconciler.live import INTERRUPTED_RECORD, encode_record
 from reconciler.model import ProfileField, ProfileValue
 from reconciler.plan import Plan, phase_of
 from reconciler.providers import CreateOutcome, ItemResults
+from reconciler.record import INTERRUPTED_RECORD, encode_record
 
 logger = logging.getLogger(__name__)
 

@@ -39,14 +39,7 @@ from reconciler.changes import (
     first_ids,
 )
 from reconciler.ledger import layout, slot_id, slot_index
-from reconciler.live import (
-    DEFAULT_MAX_SUBSCRIBER_NUM,
-    UNKNOWN_RECORD,
-    LastApplied,
-    LiveAccount,
-    LiveState,
-    record_for,
-)
+from reconciler.live import DEFAULT_MAX_SUBSCRIBER_NUM, LiveAccount, LiveState
 from reconciler.model import (
     Account,
     DesiredState,
@@ -54,6 +47,7 @@ from reconciler.model import (
     ProfileValue,
     SubscriberPolicy,
 )
+from reconciler.record import UNKNOWN_RECORD, LastApplied, record_for
 
 #: How many ids a problem message names before "and N more".
 PROBLEM_IDS = 10

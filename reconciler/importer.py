@@ -20,11 +20,11 @@ from typing import Any, Final
 from reconciler.connect import Providers
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.ledger import slot_index
-from reconciler.live import LastApplied, decode_record, encode_record, record_for
 from reconciler.load import dump_documents
 from reconciler.model import ACCOUNT_ID_PREFIX, SubscriberPolicy, canonical_account_id
 from reconciler.providers import AccountInfo, SubscriberPage
 from reconciler.read import plain_errors, split_ledger
+from reconciler.record import LastApplied, decode_record, encode_record, record_for
 from reconciler.validate import load_desired_state
 
 #: More subscribers than this go to a member file instead of the manifest.

@@ -16,13 +16,13 @@ them outside reconciler.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any, Final
 
 from reconciler.changes import LedgerWrite, change_from_data
 from reconciler.config import Limits, Safety
+from reconciler.digest import canonical_json, json_digest
 from reconciler.errors import StalePlanError
 from reconciler.live import LiveState
 from reconciler.model import DesiredState
@@ -30,14 +30,6 @@ from reconciler.plan import Fingerprint, Plan, TargetIdentity, desired_digest, m
 
 PLAN_FILE_VERSION: Final = 1
 PLAN_FILE_KIND: Final = "ReconcilerPlan"
-
-
-def _canonical(body: Any) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _integrity(body: Any) -> str:
-    return "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
 
 
 def plan_body(plan: Plan) -> dict[str, Any]:
@@ -73,9 +65,9 @@ def dump_plan(plan: Plan) -> str:
         "formatVersion": PLAN_FILE_VERSION,
         "kind": PLAN_FILE_KIND,
         "body": body,
-        "integrity": _integrity(body),
+        "integrity": json_digest(body),
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    return canonical_json(document) + "\n"
 
 
 def load_plan(text: str, *, source: str = "plan file") -> Plan:
@@ -95,7 +87,7 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
             f" format {PLAN_FILE_VERSION}: make the plan again with this version"
         )
     body = document.get("body")
-    if not isinstance(body, dict) or document.get("integrity") != _integrity(body):
+    if not isinstance(body, dict) or document.get("integrity") != json_digest(body):
         raise StalePlanError(
             f"{source} was modified after it was written (integrity digest mismatch);"
             " make the plan again"

@@ -31,7 +31,7 @@ from typing import Final
 
 from reconciler.errors import ReconcilerError
 from reconciler.ledger import Ledger, Slot, decode_slot, slot_index
-from reconciler.live import LiveAccount, LiveState, decode_record
+from reconciler.live import LiveAccount, LiveState
 from reconciler.model import DesiredState
 from reconciler.providers import (
     AccountInfo,
@@ -40,6 +40,7 @@ from reconciler.providers import (
     SubscriberPage,
     Subscription,
 )
+from reconciler.record import decode_record
 
 logger = logging.getLogger(__name__)
 

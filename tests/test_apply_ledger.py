@@ -24,8 +24,8 @@ from reconciler.changes import (
 )
 from reconciler.config import Limits, Safety
 from reconciler.ledger import LEDGER_HEADER, encode_slot, slot_id
-from reconciler.live import INTERRUPTED_RECORD, encode_record
 from reconciler.plan import Fingerprint, TargetIdentity, make_plan
+from reconciler.record import INTERRUPTED_RECORD, encode_record
 from reconciler.sandbox.server import Sandbox
 
 SLOT0 = slot_id(INVENTORY, 0)

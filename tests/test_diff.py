@@ -36,8 +36,9 @@ from reconciler.changes import (
 )
 from reconciler.diff import diff, narrow
 from reconciler.ledger import slot_id
-from reconciler.live import LiveState, record_for
+from reconciler.live import LiveState
 from reconciler.model import DesiredState, SubscriberPolicy
+from reconciler.record import record_for
 
 EXACT = SubscriberPolicy.EXACT
 SLOT0 = slot_id(INVENTORY, 0)

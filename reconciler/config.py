@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -338,6 +338,51 @@ def _warn_literal_secrets(name: str, target: Node) -> None:
                 name,
                 ".".join(fields),
             )
+
+
+def split_paths(paths: Sequence[str]) -> tuple[list[str], list[Path]]:
+    """Command-line paths as the manifests and the `reconciler.yaml` files named among them."""
+    manifests: list[str] = []
+    named: list[Path] = []
+    for raw in paths:
+        if raw != "-" and Path(raw).name == CONFIG_NAME:
+            named.append(Path(raw))
+        else:
+            manifests.append(raw)
+    return manifests, named
+
+
+def find_configs(paths: Sequence[str]) -> list[Path]:
+    """Each `reconciler.yaml` that `paths` name (whether it exists or not) or that a directory
+    among them holds, in the order of `paths`: reconciler.yaml is looked for beside the manifests.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if raw == "-":
+            continue
+        if path.name == CONFIG_NAME:
+            found.append(path)
+        elif path.is_dir() and (path / CONFIG_NAME).is_file():
+            found.append(path / CONFIG_NAME)
+    return found
+
+
+def config_file(
+    flag: str | None, paths: Sequence[str] = (), *, recorded: str | None = None
+) -> Path | None:
+    """The `reconciler.yaml` a run uses: `--config`, else the first one `paths` name or hold, else
+    (None) the current directory's; when it has none, the one a saved plan was made with
+    (`recorded`). `load_config(None)` reads the current directory's, or uses the defaults.
+    """
+    if flag:
+        return Path(flag)
+    beside = next((path for path in find_configs(paths) if path.is_file()), None)
+    if beside is not None:
+        return beside
+    if recorded is not None and not Path(CONFIG_NAME).is_file():
+        return Path(recorded)
+    return None
 
 
 def load_config(

@@ -128,11 +128,7 @@ def load_desired_state(paths: Sequence[str], *, stdin: TextIO | None = None) -> 
 def _config_files(paths: Sequence[str], config: str | None) -> list[Path]:
     if config is not None:
         return [Path(config)]
-    found = []
-    for raw in paths or ["."]:
-        path = Path(raw)
-        if raw != "-" and path.is_dir() and (path / CONFIG_NAME).is_file():
-            found.append(path / CONFIG_NAME)
+    found = config_module.find_configs(paths or ["."])
     if not found and Path(CONFIG_NAME).is_file():
         # `plan m` uses ./reconciler.yaml when no directory argument holds one: `validate m`
         # checks the same file, so CI's validate step sees what the plan step will load.
@@ -155,8 +151,7 @@ def command(
     Problems go to `stdout` like any linter's (`file:line:col: message`, one a line, sorted; or
     JSON, or GitHub annotations), and the result is 1.
     """
-    manifest_paths = [p for p in paths if Path(p).name != CONFIG_NAME or p == "-"]
-    explicit_configs = [Path(p) for p in paths if p != "-" and Path(p).name == CONFIG_NAME]
+    manifest_paths, explicit_configs = config_module.split_paths(paths)
     problems: list[Problem] = []
     state: DesiredState | None = None
     if manifest_paths or not explicit_configs:

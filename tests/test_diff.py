@@ -34,10 +34,11 @@ from reconciler.changes import (
     SetMassSpeed,
     SetSubscriberProfiles,
 )
-from reconciler.diff import diff, narrow
+from reconciler.diff import diff
 from reconciler.ledger import slot_id
 from reconciler.live import LiveState
 from reconciler.model import DesiredState, SubscriberPolicy
+from reconciler.pipeline import narrow
 from reconciler.record import record_for
 
 EXACT = SubscriberPolicy.EXACT

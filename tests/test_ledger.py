@@ -27,7 +27,7 @@ from reconciler.changes import (
     PlanProblem,
     change_from_data,
 )
-from reconciler.diff import diff, narrow
+from reconciler.diff import diff
 from reconciler.drift import DriftItem, drift_items
 from reconciler.errors import StalePlanError
 from reconciler.ledger import (
@@ -46,6 +46,7 @@ from reconciler.ledger import (
 )
 from reconciler.live import LiveAccount, LiveState
 from reconciler.model import DesiredState
+from reconciler.pipeline import narrow
 from reconciler.plan import API_ADD, API_CREATE, API_MODIFY, API_SUBSCRIBER_INFO, Plan, build_plan
 from reconciler.planfile import check_fresh, dump_plan, load_plan
 from reconciler.render import render_json, render_markdown, render_text

@@ -1,8 +1,8 @@
 """The one pipeline behind plan, drift and apply: open scope → read → narrow → diff → plan.
 
-    manifests ─┐                                       ┌─ plan.changes ─ render   (plan)
-               ├ Scope ─ read ─ narrow ─ diff ─ Compared┼─ build_drift ─ render   (drift)
-    config ────┘        (live)                         └─ plan ─ safety ─ apply  (apply)
+    manifests ─┐                                          ┌ .plan() ─ render, save    (plan)
+               ├ Scope ─ read ─ narrow ─ diff ─ Compared ─┼ .changes ─ drift report    (drift)
+    config ────┘         (live)                           └ .plan() ─ safety ─ apply  (apply)
 
 `open_scope` loads everything local (no network); `compare` reads the live state through the
 clients it is given, narrows both sides to the accounts the flags chose and diffs them;

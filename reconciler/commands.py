@@ -26,7 +26,7 @@ from reconciler.load import display_path, load_file
 from reconciler.lock import run_lock
 from reconciler.pipeline import Scope, compare, compare_read_only, open_scope, open_target
 from reconciler.plan import Plan, TargetIdentity
-from reconciler.planfile import check_fresh, dump_plan, load_plan
+from reconciler.planfile import check_fresh, dump_plan, load_plan, read_plan_file
 from reconciler.progress import progress
 from reconciler.read import read_fingerprinted
 from reconciler.render import (
@@ -268,11 +268,7 @@ async def _apply_saved(
     stdout: TextIO,
     stderr: TextIO,
 ) -> int:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StalePlanError(f"cannot read the plan file {path}: {exc}") from exc
-    plan = load_plan(text, source=display_path(path))
+    plan = load_plan(read_plan_file(path, source=display_path(path)), source=display_path(path))
     # without a reconciler.yaml here, the one the plan was made with (beside its manifests)
     loaded, where = open_target(config, target or plan.target.name, recorded=plan.config_path)
     identity = TargetIdentity.from_target(where)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from reconciler.endpoints import REGION_DOMAINS, WECHAT_ENDPOINT
 from reconciler.errors import ConfigError, Problem
@@ -42,7 +44,11 @@ class WeChatCredentials:
 
 @dataclass(frozen=True, slots=True)
 class SandboxTarget:
-    """The embedded sandbox: in-process, state in SQLite at `path`, no network, no credentials."""
+    """The embedded sandbox: in-process, state in SQLite at `path`, no network, no credentials.
+
+    `load_config` makes `path` absolute (relative to the directory of reconciler.yaml, else the
+    working directory), so that it names one database wherever a command runs from.
+    """
 
     name: str
     path: Path
@@ -81,6 +87,9 @@ class Limits:
     concurrency: int = 16
     #: seconds one attempt may wait (per read of its answer; the whole answer gets twice that)
     timeout_seconds: float = 10.0
+    #: seconds one paged read (an account's subscribers, the inventory's accounts) may take,
+    #: from its first page to its last (`reconciler.providers.paging.READ_DEADLINE`)
+    read_deadline_seconds: float = 1800.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +120,24 @@ _SECRET_FIELDS: Final = (("secretKey",), ("wechat", "secret"))
 
 
 def default_config() -> Config:
-    """The configuration without a reconciler.yaml: the embedded sandbox, nothing else."""
+    """The configuration without a reconciler.yaml: the embedded sandbox (its database under the
+    working directory), nothing else."""
     return Config(
         path=None,
         default_target=EMBEDDED_TARGET,
-        targets=MappingProxyType(
-            {EMBEDDED_TARGET: SandboxTarget(EMBEDDED_TARGET, Path(SANDBOX_DB))}
-        ),
+        targets=MappingProxyType({EMBEDDED_TARGET: _embedded(Path.cwd(), SANDBOX_DB)}),
     )
+
+
+def _embedded(base: Path, db: str, name: str = EMBEDDED_TARGET) -> SandboxTarget:
+    """A sandbox target whose database `db` is read relative to `base` and named by its
+    absolute path, symlinks resolved: a saved plan names one database wherever it is applied
+    from, and `cd examples && reconciler plan .` reads the one `reconciler plan examples/` does."""
+    path = base / db
+    try:
+        return SandboxTarget(name, path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: opening it says so, as a ConfigError
+        return SandboxTarget(name, Path(os.path.abspath(path)))
 
 
 def _variable_syntax(value: str) -> str | None:
@@ -315,13 +334,42 @@ def _endpoint_problems(name: str, target: Node, pos: Position) -> list[Problem]:
         value = container.get("endpoint")
         if not isinstance(value, str) or "$" in value or not value.startswith(_HTTP_SCHEMES):
             continue  # placeholders are checked once resolved; other schemes by the schema
+        at = position_of(container, "endpoint") or pos
+        where_path = format_path(("targets", name, *where.split(".")))
         try:
             check_endpoint(value)
         except ConfigError as exc:
-            at = position_of(container, "endpoint") or pos
-            where_path = format_path(("targets", name, *where.split(".")))
             found.append(Problem(at.file, at.line, at.col, f"{where_path}: {exc}"))
+            continue
+        reason = endpoint_extras(value)
+        if reason is not None:
+            found.append(Problem(at.file, at.line, at.col, f"{where_path}: {reason}"))
     return found
+
+
+def endpoint_extras(url: str) -> str | None:
+    """Why `url` cannot be a base URL the client appends paths and its query to, or None.
+
+    A path prefix is fine (`https://gw.internal/im`, a gateway); user info, a query or a fragment
+    are not: the client's query (the UserSig, the access token) would be appended after them, or
+    land in a fragment that is never sent. The URL is not quoted: those parts may hold a secret.
+    """
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return None  # not a URL at all: `check_endpoint` says so
+    extras = [
+        what
+        for what, present in (
+            ("user info (user@)", "@" in netloc),
+            ("a query (?...)", "?" in url),
+            ("a fragment (#...)", "#" in url),
+        )
+        if present
+    ]
+    if not extras:
+        return None
+    return f"must be a base URL (scheme, host, port, path) without {' or '.join(extras)}"
 
 
 def _warn_literal_secrets(name: str, target: Node) -> None:
@@ -425,9 +473,10 @@ def load_config(
     targets: dict[str, Target] = {}
     unresolved: dict[str, str] = {}
     raw_targets = data.get("targets")
+    base = path.resolve().parent  # a sandbox `path:` is relative to reconciler.yaml
     if isinstance(raw_targets, Node):
         for name, raw in raw_targets.items():
-            target, missing = _build_target(name, raw, resolved)
+            target, missing = _build_target(name, raw, resolved, base)
             if target is None:
                 unresolved[name] = "\n".join(
                     [f"target {name!r} cannot be used: its credentials are missing", *missing]
@@ -435,7 +484,7 @@ def load_config(
             else:
                 targets[name] = target
     else:
-        targets[EMBEDDED_TARGET] = SandboxTarget(EMBEDDED_TARGET, Path(SANDBOX_DB))
+        targets[EMBEDDED_TARGET] = _embedded(base, SANDBOX_DB)
     names = [*targets, *unresolved]
     default = top.get("defaultTarget") or (
         EMBEDDED_TARGET if EMBEDDED_TARGET in names else names[0]
@@ -444,7 +493,7 @@ def load_config(
     limits = data.get("limits", {})
     safe, lim = Safety(), Limits()
     return Config(
-        path=path,
+        path=path.resolve(),  # a saved plan records it: it must name this file from anywhere
         default_target=default,
         targets=MappingProxyType(targets),
         inventory=top.get("inventory", DEFAULT_INVENTORY_USER),
@@ -462,6 +511,9 @@ def load_config(
             calls_per_second=float(limits.get("callsPerSecond", lim.calls_per_second)),
             concurrency=int(limits.get("concurrency", lim.concurrency)),
             timeout_seconds=float(limits.get("timeoutSeconds", lim.timeout_seconds)),
+            read_deadline_seconds=float(
+                limits.get("readDeadlineSeconds", lim.read_deadline_seconds)
+            ),
         ),
         unresolved_targets=MappingProxyType(unresolved),
     )
@@ -471,6 +523,7 @@ def _build_target(
     name: str,
     raw: Node,
     resolved: Callable[[Node, str, str], tuple[str, list[str]]],
+    base: Path,
 ) -> tuple[Target | None, list[str]]:
     where = format_path(("targets", name))
     missing: list[str] = []
@@ -482,7 +535,7 @@ def _build_target(
 
     if raw["type"] == "sandbox":
         db = get(raw, "path", f"{where}.path") if "path" in raw else SANDBOX_DB
-        return (None if missing else SandboxTarget(name, Path(db))), missing
+        return (None if missing else _embedded(base, db, name)), missing
     appid_raw = raw["sdkAppId"]
     appid = (
         str(int(appid_raw))
@@ -508,6 +561,15 @@ def _build_target(
     if not appid.isdigit():
         pos = position_of(raw, "sdkAppId") or raw.position
         return None, [f"{pos}: {where}.sdkAppId: the value of its variable is not a number"]
+    for key, container, value in (
+        ("endpoint", raw, endpoint),
+        ("wechat.endpoint", raw_wechat, wechat.endpoint if wechat is not None else None),
+    ):
+        reason = None if value is None else endpoint_extras(value)
+        if reason is not None:  # only a ${VAR} can hide one here: check_config saw the literals
+            assert isinstance(container, Node)
+            pos = position_of(container, "endpoint") or raw.position
+            return None, [f"{pos}: {where}.{key}: the value of its variable {reason}"]
     region = raw.get("region")
     if endpoint is None:
         endpoint = "https://" + REGION_DOMAINS[str(region)]

@@ -8,9 +8,12 @@ on (only a loopback endpoint may speak plain http: a local `reconciler sandbox s
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.request import getproxies
 
@@ -21,9 +24,11 @@ from reconciler.endpoints import REGION_DOMAINS, WECHAT_ENDPOINT
 from reconciler.errors import ConfigError
 from reconciler.providers import Pacer, TencentClient, WeChatClient, check_endpoint
 from reconciler.providers.transport import LeanClient, LeanTransport
-from reconciler.readonly import refuse_write, refuse_writes
+from reconciler.readonly import ReadOnlyGuard, refuse_write, refuse_writes
 from reconciler.sandbox import defaults
 from reconciler.secret import Secret
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,52 +51,19 @@ async def connect(
     leaves the process, whatever the code above asks for.
     """
     pacer = Pacer(limits.calls_per_second, limits.concurrency)
-    hooks: dict[str, list[Any]] = {"request": [refuse_writes]} if read_only else {}
     if isinstance(target, SandboxTarget):
-        # imported here: the sandbox (and its SQLite set-up) is only needed for this target
-        from reconciler.sandbox.server import Sandbox, SandboxOptions
-
-        try:
-            target.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the sandbox directory for {target.path}: {exc}"
-            ) from exc
-        sandbox = Sandbox(SandboxOptions(db_path=target.path))
-        try:
-            async with httpx.AsyncClient(
-                transport=sandbox.async_transport(), event_hooks=hooks
-            ) as http:
-                yield Providers(
-                    TencentClient(
-                        http,
-                        sdkappid=defaults.SDKAPPID,
-                        identifier=defaults.ADMIN,
-                        secret_key=Secret(defaults.SECRET_KEY),
-                        pacer=pacer,
-                        timeout=limits.timeout_seconds,
-                        # the vendor's URL: the in-process transport answers any host
-                        endpoint="https://" + REGION_DOMAINS["cn"],
-                    ),
-                    WeChatClient(
-                        http,
-                        app_id=defaults.WECHAT_APPID,
-                        secret=Secret(defaults.WECHAT_SECRET),
-                        pacer=pacer,
-                        timeout=limits.timeout_seconds,
-                        endpoint=WECHAT_ENDPOINT,
-                    ),
-                    pacer,
-                )
-        finally:
-            sandbox.close()
+        async with _embedded(target, limits, pacer, read_only=read_only) as providers:
+            yield providers
         return
     assert isinstance(target, TencentTarget)
     endpoint = check_endpoint(target.endpoint)
     wechat = target.wechat
     if wechat is not None:
         check_endpoint(wechat.endpoint)
-    async with _vendor_client(limits, hooks, read_only=read_only) as http:
+    # behind a gateway (`endpoint: https://gw.internal/im`) the reads are `/im/v4/...`
+    guard = ReadOnlyGuard.for_endpoints(endpoint, *([] if wechat is None else [wechat.endpoint]))
+    hooks: dict[str, list[Any]] = {"request": [guard.hook]} if read_only else {}
+    async with _vendor_client(limits, hooks, read_only=read_only, guard=guard) as http:
         yield Providers(
             TencentClient(
                 http,
@@ -100,6 +72,7 @@ async def connect(
                 secret_key=target.secret_key,
                 pacer=pacer,
                 timeout=limits.timeout_seconds,
+                read_deadline=limits.read_deadline_seconds,
                 endpoint=endpoint,
             ),
             None
@@ -116,19 +89,74 @@ async def connect(
         )
 
 
+@asynccontextmanager
+async def _embedded(
+    target: SandboxTarget, limits: Limits, pacer: Pacer, *, read_only: bool
+) -> AsyncIterator[Providers]:
+    """The clients of the embedded sandbox, in-process over its database at `target.path`.
+
+    A read-only run (plan, drift) creates nothing: without a database there yet, it reads an
+    empty vendor (an in-memory one) and leaves the directory as it was.
+    """
+    # imported here: the sandbox (and its SQLite set-up) is only needed for this target
+    from reconciler.sandbox.server import Sandbox, SandboxOptions
+
+    db: Path | str = target.path
+    try:
+        if read_only and not target.path.exists():
+            log.info("no sandbox database at %s yet: read as empty", target.path)
+            db = ":memory:"
+        sandbox = Sandbox(SandboxOptions(db_path=db))
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot open the sandbox database {target.path}: {exc}") from exc
+    hooks: dict[str, list[Any]] = {"request": [refuse_writes]} if read_only else {}
+    try:
+        async with httpx.AsyncClient(
+            transport=sandbox.async_transport(), event_hooks=hooks
+        ) as http:
+            yield Providers(
+                TencentClient(
+                    http,
+                    sdkappid=defaults.SDKAPPID,
+                    identifier=defaults.ADMIN,
+                    secret_key=Secret(defaults.SECRET_KEY),
+                    pacer=pacer,
+                    timeout=limits.timeout_seconds,
+                    read_deadline=limits.read_deadline_seconds,
+                    # the vendor's URL: the in-process transport answers any host
+                    endpoint="https://" + REGION_DOMAINS["cn"],
+                ),
+                WeChatClient(
+                    http,
+                    app_id=defaults.WECHAT_APPID,
+                    secret=Secret(defaults.WECHAT_SECRET),
+                    pacer=pacer,
+                    timeout=limits.timeout_seconds,
+                    endpoint=WECHAT_ENDPOINT,
+                ),
+                pacer,
+            )
+    finally:
+        sandbox.close()
+
+
 def _vendor_client(
-    limits: Limits, hooks: dict[str, list[Any]], *, read_only: bool
+    limits: Limits,
+    hooks: dict[str, list[Any]],
+    *,
+    read_only: bool,
+    guard: ReadOnlyGuard = refuse_write,
 ) -> httpx.AsyncClient:
     """The HTTP client of a `tencent` target: both vendors' calls share its connections.
 
     `LeanTransport` takes a third of the CPU per call of httpx's default transport, and the
     vendor clients skip httpx's client through its `fetch` (issue 6); it speaks to servers
     directly, so when the environment names a proxy (HTTPS_PROXY and the like, which httpx
-    honours only without a transport of ours), httpx's own stack is kept. The read-only guard
-    is the transport's too: `fetch` runs no httpx hook.
+    honours only without a transport of ours), httpx's own stack is kept. The read-only
+    `guard` (given the target's endpoints) is the transport's too: `fetch` runs no httpx hook.
     """
     if any(getproxies().get(scheme) for scheme in ("http", "https", "all")):
         http_limits = httpx.Limits(max_connections=limits.concurrency)
         return httpx.AsyncClient(limits=http_limits, verify=True, event_hooks=hooks)
-    transport = LeanTransport(limits.concurrency, guard=refuse_write if read_only else None)
+    transport = LeanTransport(limits.concurrency, guard=guard if read_only else None)
     return LeanClient(transport, event_hooks=hooks)

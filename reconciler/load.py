@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: A manifest (or reconciler.yaml) larger than this is refused before it is parsed.
 MAX_FILE_BYTES: Final = 10_000_000
+#: A member file larger than this is refused before it is read: 1,000,000 lines of 32-byte
+#: UserIDs (the most the scale targets in BENCHMARKS.md ask of one file) are 33 MB.
+MAX_MEMBER_FILE_BYTES: Final = 64 * 1024 * 1024
 #: Aliases may add at most this many nodes to a document ("billion laughs" guard).
 MAX_ALIAS_EXPANSION: Final = 100_000
 #: Deeper nesting than this is refused (manifests are a few levels deep).
@@ -284,22 +288,121 @@ def decode(data: bytes, file: str) -> tuple[str | None, Problem | None]:
         return None, Problem(file, line, col, "not valid UTF-8")
 
 
+class FileRefused(Exception):
+    """A file that is not read: not a regular file, over its size limit, or outside the project
+    root. `reason` completes a sentence about the file ("is a FIFO (named pipe), not a regular
+    file")."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FileTooLarge(FileRefused):
+    """A regular file over the limit it is read with."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"is larger than the {limit:,}-byte limit")
+        self.size = size
+        self.limit = limit
+
+
+_SPECIAL_FILES: Final = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_regular(status: os.stat_result, limit: int) -> None:
+    if stat.S_ISDIR(status.st_mode):
+        raise IsADirectoryError(21, "Is a directory")
+    if not stat.S_ISREG(status.st_mode):
+        what = next((name for test, name in _SPECIAL_FILES if test(status.st_mode)), "special")
+        raise FileRefused(f"is {what}, not a regular file")
+    if status.st_size > limit:
+        raise FileTooLarge(status.st_size, limit)
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file `path`, refused (`FileRefused`) when it is anything else
+    or larger than `limit`; `OSError` (`FileNotFoundError`, `IsADirectoryError`, ...) otherwise.
+
+    The type is checked with stat before the file is opened: opening a FIFO blocks until a writer
+    comes, and a device such as /dev/zero never ends. It is opened non-blocking and checked again
+    on the open descriptor (the path may have changed in between), and at most `limit` + 1 bytes
+    are read (a file may grow while it is read).
+    """
+    _check_regular(os.stat(path), limit)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        _check_regular(os.fstat(fd), limit)
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge(len(data), limit)
+    return data
+
+
+def project_roots(paths: Iterable[str | Path]) -> tuple[Path, ...]:
+    """The directories (symlinks resolved) that `paths` name: each directory itself, the
+    directory holding each file, the current directory for `-` or when there is none."""
+    roots: list[Path] = []
+    for raw in paths:
+        path = Path(os.path.abspath(raw)) if str(raw) != "-" else Path.cwd()
+        root = Path(os.path.realpath(path if path.is_dir() else path.parent))
+        if root not in roots:
+            roots.append(root)
+    return tuple(roots) or (Path(os.path.realpath(Path.cwd())),)
+
+
+def _roots_text(roots: Sequence[Path]) -> str:
+    return " or ".join(f"'{display_path(r)}'" for r in roots)
+
+
+def resolve_inside(path: Path, roots: Sequence[Path]) -> Path:
+    """`path` with every symlink resolved, refused (`FileRefused`) unless it is inside one of
+    `roots` (directories already resolved). A symlink loop resolves to itself here; reading it
+    reports the loop."""
+    resolved = Path(os.path.realpath(path))
+    inside = [resolved.relative_to(root) for root in roots if resolved.is_relative_to(root)]
+    if not inside:
+        raise FileRefused(f"resolves outside the project root {_roots_text(roots)}")
+    if all(any(part.startswith(".") for part in rest.parts) for rest in inside):
+        # .git/config holds the token actions/checkout persists, .env the credentials: a hidden
+        # file is never a member list, as the directory walk never reads one as a manifest
+        raise FileRefused("is a hidden file or inside a hidden directory of the project")
+    return resolved
+
+
+def confine(name: str, base: Path, roots: Sequence[Path]) -> Path:
+    """The file that `name`, written in a manifest whose directory is `base`, stands for: a
+    relative path that resolves inside one of `roots`, the project root. Anything else raises
+    `FileRefused` before the file is opened, as kustomize's load restrictor does: a pull request
+    must not make CI read /proc/self/environ or ../../secrets.ini and print it.
+    """
+    if os.path.isabs(name):
+        raise FileRefused(
+            f"is not a relative path; it must be inside the project root {_roots_text(roots)}"
+        )
+    return resolve_inside(base / name, roots)
+
+
 def read_limited(path: Path, display: str) -> tuple[bytes | None, Problem | None]:
-    """Read a file, refusing one over `MAX_FILE_BYTES`; failures are problems, not exceptions."""
+    """Read a manifest, refusing one over `MAX_FILE_BYTES` or not a regular file; failures are
+    problems, not exceptions."""
     try:
-        with path.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                return None, _too_large(display, size)
-            data = f.read(MAX_FILE_BYTES + 1)
+        data = read_regular(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         return None, Problem(display, 1, 1, "no such file")
     except IsADirectoryError:
         return None, Problem(display, 1, 1, "is a directory, not a file")
+    except FileTooLarge as exc:
+        return None, _too_large(display, exc.size)
+    except FileRefused as exc:
+        return None, Problem(display, 1, 1, exc.reason)
     except OSError as exc:
         return None, Problem(display, 1, 1, f"cannot read: {exc.strerror or exc}")
-    if len(data) > MAX_FILE_BYTES:
-        return None, _too_large(display, len(data))
     return data, None
 
 
@@ -461,9 +564,10 @@ def iter_manifest_files(paths: Iterable[str | Path]) -> list[Path]:
     """The manifest files `paths` name, in order; `-` (stdin) is kept as `Path('-')`.
 
     A directory means every `*.yaml` and `*.yml` below it, sorted, except `reconciler.yaml` and
-    anything inside a hidden directory (`.git`, `.github`, `.reconciler`, ...). A file named
-    explicitly is kept whatever its name; a path that does not exist is kept too, so that loading
-    it reports it.
+    anything inside a hidden directory (`.git`, `.github`, `.reconciler`, ...); symlinked
+    directories are not followed, and a FIFO or a dangling symlink is listed so that loading it
+    reports it. A file named explicitly is kept whatever its name; a path that does not exist is
+    kept too, so that loading it reports it.
     """
     result: list[Path] = []
     seen: set[Path] = set()
@@ -487,9 +591,7 @@ def _walk_manifests(root: Path) -> Iterator[Path]:
                 and name != CONFIG_NAME
                 and not name.startswith(".")
             ):
-                path = Path(directory, name)
-                if path.is_file():
-                    yield path
+                yield Path(directory, name)
 
 
 def position_of(container: object, key: str | int) -> Position | None:

@@ -98,7 +98,7 @@ def open_scope(
     chosen = parse_selector(selector)
     loaded, where = open_target(config, target, paths=paths, environ=environ)
     manifests, _ = split_paths(paths)
-    desired = load_desired_state(manifests, stdin=stdin)
+    desired = load_desired_state(manifests, stdin=stdin, config=loaded.path)
     excluded = tuple(sorted({canonical_account_id(e) for e in exclude}))
     selected = select(desired, selector=chosen, exclude=excluded)
     return Scope(

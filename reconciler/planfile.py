@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Final
 
 from reconciler.changes import LedgerWrite, change_from_data
@@ -25,11 +26,39 @@ from reconciler.config import Limits, Safety
 from reconciler.digest import canonical_json, json_digest
 from reconciler.errors import StalePlanError
 from reconciler.live import LiveState
+from reconciler.load import FileRefused, FileTooLarge, read_regular
 from reconciler.model import DesiredState
 from reconciler.plan import Fingerprint, Plan, TargetIdentity, desired_digest, make_plan
 
 PLAN_FILE_VERSION: Final = 1
 PLAN_FILE_KIND: Final = "ReconcilerPlan"
+#: A plan file larger than this is refused before it is read. The largest plan at the scale
+#: DESIGN.md section 9 and BENCHMARKS.md document (1,000,000 subscribers added and 1,000,000
+#: removed over 10 accounts, 1,000,000 users imported, every UserID 32 bytes, and 2,000 accounts
+#: created with every profile field at its byte limit) is 116,648,305 bytes and loads at 683 MB;
+#: twice that leaves room, and a padded file at the cap loads in less memory than that plan.
+MAX_PLAN_BYTES: Final = 256 * 1024 * 1024
+
+
+def read_plan_file(path: Path, *, source: str = "plan file") -> str:
+    """The text of the plan file `path`: a regular file of at most `MAX_PLAN_BYTES` in UTF-8,
+    checked before it is read (a FIFO would hang, /dev/zero never ends); else `StalePlanError`."""
+    try:
+        data = read_regular(path, MAX_PLAN_BYTES)
+        return data.decode("utf-8")
+    except FileTooLarge as exc:
+        raise StalePlanError(_too_large(source, exc.size)) from None
+    except FileRefused as exc:
+        raise StalePlanError(f"{source} {exc.reason}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StalePlanError(f"cannot read the plan file {source}: {exc}") from exc
+
+
+def _too_large(source: str, size: int) -> str:
+    return (
+        f"{source} is larger than the {MAX_PLAN_BYTES:,}-byte limit for plan files"
+        f" ({size:,} bytes or more)"
+    )
 
 
 def plan_body(plan: Plan) -> dict[str, Any]:
@@ -72,6 +101,8 @@ def dump_plan(plan: Plan) -> str:
 
 def load_plan(text: str, *, source: str = "plan file") -> Plan:
     """Read a plan file; a file that is not one, or was edited, raises `StalePlanError`."""
+    if len(text) > MAX_PLAN_BYTES:  # characters: at least as many bytes
+        raise StalePlanError(_too_large(source, len(text)))
     try:
         document = json.loads(text)
     except ValueError as exc:

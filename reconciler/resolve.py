@@ -19,12 +19,18 @@ from typing import Any, Final
 
 from reconciler.errors import Problem
 from reconciler.load import (
+    MAX_MEMBER_FILE_BYTES,
     Document,
+    FileRefused,
+    FileTooLarge,
     Node,
     NodeList,
+    confine,
     display_path,
     key_position_of,
     position_of,
+    project_roots,
+    read_regular,
     shown,
 )
 from reconciler.model import (
@@ -71,6 +77,24 @@ def userid_problem(value: str) -> str | None:
     return (
         f"invalid UserID {shown(value)}: 1 to {USERID_BYTES} printable ASCII characters, no spaces"
     )
+
+
+#: How much of a rejected member-file line a message quotes: the file may hold anything (a
+#: symlink inside the project to a secrets file), so never the whole line.
+QUOTED_LINE_CHARS: Final = 16
+
+
+def member_line_problem(value: str) -> str | None:
+    """Why a member file's line `value` is not a valid UserID, quoting at most its first
+    `QUOTED_LINE_CHARS` characters, anything but printable ASCII shown as `?`; None if valid."""
+    if _USERID.fullmatch(value):
+        return None
+    shown = "".join(c if " " <= c <= "~" else "?" for c in value[:QUOTED_LINE_CHARS])
+    if len(value) > QUOTED_LINE_CHARS:
+        shown += f"...' ({len(value)} characters)"
+    else:
+        shown += "'"
+    return f"invalid UserID '{shown}: 1 to {USERID_BYTES} printable ASCII characters, no spaces"
 
 
 @dataclass(slots=True)
@@ -129,8 +153,16 @@ class _MemberFile:
 class Resolver:
     """Checks one run's documents together and builds the desired state."""
 
-    def __init__(self, base_dirs: Mapping[str, Path], *, complete: bool = True) -> None:
+    def __init__(
+        self,
+        base_dirs: Mapping[str, Path],
+        *,
+        complete: bool = True,
+        roots: tuple[Path, ...] | None = None,
+    ) -> None:
         self._base_dirs = base_dirs
+        # every member file must resolve inside one of these (default: the current directory)
+        self._roots = roots if roots is not None else project_roots(())
         # False when a file could not be parsed: a set it declares may be what a reference names,
         # so unknown-set problems would be noise next to the parse error.
         self._complete = complete
@@ -246,16 +278,28 @@ class Resolver:
         if cached is not None:
             return cached
         display = display_path(path)
+        result = _MemberFile(None, [])
         try:
-            data = path.read_bytes()
+            resolved = confine(ref.value, base, self._roots)
+        except FileRefused as exc:  # not opened, not even looked at
+            self._sink.add(ref.pos, f"{ref.path}: member file {shown(ref.value)} {exc.reason}")
+            self._files[path] = result
+            return result
+        try:
+            data = read_regular(resolved, MAX_MEMBER_FILE_BYTES)
         except FileNotFoundError:
-            result = _MemberFile(None, [])
             self._sink.add(ref.pos, f"{ref.path}: member file '{display}' not found")
         except IsADirectoryError:
-            result = _MemberFile(None, [])
             self._sink.add(ref.pos, f"{ref.path}: member file '{display}' is a directory")
+        except FileTooLarge as exc:
+            self._sink.add(
+                ref.pos,
+                f"{ref.path}: member file '{display}' is larger than the {exc.limit:,}-byte limit"
+                f" for member files ({exc.size:,} bytes or more)",
+            )
+        except FileRefused as exc:
+            self._sink.add(ref.pos, f"{ref.path}: member file '{display}' {exc.reason}")
         except OSError as exc:
-            result = _MemberFile(None, [])
             reason = exc.strerror or str(exc)
             self._sink.add(ref.pos, f"{ref.path}: cannot read member file '{display}': {reason}")
         else:
@@ -508,7 +552,7 @@ def read_member_lines(data: bytes, display: str) -> _MemberFile:
         value = line.split("#", 1)[0].strip()
         if not value:
             continue
-        problem = userid_problem(value)
+        problem = member_line_problem(value)
         if problem is None:
             ids.append(value)
             continue

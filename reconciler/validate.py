@@ -22,12 +22,16 @@ from reconciler.load import (
     MAX_FILE_BYTES,
     STDIN_NAME,
     Document,
+    FileRefused,
+    LoadResult,
     Node,
     display_path,
     iter_manifest_files,
     load_file,
     load_stream,
     position_of,
+    project_roots,
+    resolve_inside,
     shown,
     type_name,
 )
@@ -75,20 +79,41 @@ def _read_stdin(stdin: TextIO) -> str:
     return stdin.read(MAX_FILE_BYTES + 1)
 
 
+def project_root(paths: Sequence[str], configs: Sequence[Path] | None = None) -> tuple[Path, ...]:
+    """The directories every path a manifest names must resolve inside (symlinks resolved):
+    that of each config file in use (`configs`; None: found as `validate` finds them) and the
+    manifest roots on the command line (a directory, a file's directory, `.` for none or `-`).
+
+    All of them are chosen by whoever runs reconciler, none by the manifests.
+    """
+    found = _config_files(paths, None) if configs is None else configs
+    return project_roots([*found, *(paths or ["."])])
+
+
 def collect(
-    paths: Sequence[str], *, stdin: TextIO | None = None
+    paths: Sequence[str],
+    *,
+    stdin: TextIO | None = None,
+    configs: Sequence[Path] | None = None,
 ) -> tuple[DesiredState | None, list[Problem]]:
-    """Load and check every manifest `paths` name; the state only when there is no problem."""
+    """Load and check every manifest `paths` name; the state only when there is no problem.
+
+    `configs` are the config files in use (their directories are part of the project root);
+    None looks for them as `validate` does.
+    """
     problems: list[Problem] = []
     documents: list[Document] = []
     base_dirs: dict[str, Path] = {}
+    roots = project_root(paths, configs)
+    named = {Path(p) for p in paths}
     for path in iter_manifest_files(paths or ["."]):
         if str(path) == "-":
             result = load_stream(_read_stdin(stdin if stdin is not None else sys.stdin))
             base_dirs[STDIN_NAME] = Path.cwd()
         else:
             display = display_path(path)
-            result = load_file(path, display)
+            refused = None if path in named else _outside(path, roots)
+            result = load_file(path, display) if refused is None else refused
             base_dirs[display] = Path(os.path.abspath(path)).parent
         documents.extend(result.documents)
         problems.extend(result.problems)
@@ -100,7 +125,7 @@ def collect(
         problems.extend(found)
         if kind is not None:
             (broken if found else valid).append((kind, doc))
-    state, found = Resolver(base_dirs, complete=complete).resolve(valid, broken)
+    state, found = Resolver(base_dirs, complete=complete, roots=roots).resolve(valid, broken)
     problems.extend(found)
     if problems:
         return None, sorted(set(problems))
@@ -113,12 +138,25 @@ def collect(
     ), []
 
 
-def load_desired_state(paths: Sequence[str], *, stdin: TextIO | None = None) -> DesiredState:
+def _outside(path: Path, roots: tuple[Path, ...]) -> LoadResult | None:
+    """A file found by walking a directory that resolves (a symlink) outside the project root."""
+    try:
+        resolve_inside(path, roots)
+    except FileRefused as exc:
+        return LoadResult([], [Problem(display_path(path), 1, 1, f"{exc.reason}; not read")])
+    return None
+
+
+def load_desired_state(
+    paths: Sequence[str], *, stdin: TextIO | None = None, config: Path | None = None
+) -> DesiredState:
     """Load, validate and resolve the manifests `paths` name (`-` is stdin; none means `.`).
 
-    Raises `ManifestError` carrying every problem found, sorted. Never touches the network.
+    `config` is the reconciler.yaml in use (its directory is the project root, with the
+    manifest roots); None looks for it as `validate` does. Raises `ManifestError` carrying every
+    problem found, sorted. Never touches the network.
     """
-    state, problems = collect(paths, stdin=stdin)
+    state, problems = collect(paths, stdin=stdin, configs=None if config is None else [config])
     if state is None:
         raise ManifestError(problems)
     log.debug("%s documents, %s accounts", state.documents, len(state.accounts))
@@ -154,9 +192,10 @@ def command(
     manifest_paths, explicit_configs = config_module.split_paths(paths)
     problems: list[Problem] = []
     state: DesiredState | None = None
+    configs = explicit_configs + _config_files(manifest_paths, config)
     if manifest_paths or not explicit_configs:
-        state, problems = collect(manifest_paths, stdin=stdin)
-    for config_path in explicit_configs + _config_files(manifest_paths, config):
+        state, problems = collect(manifest_paths, stdin=stdin, configs=configs)
+    for config_path in configs:
         problems.extend(config_module.check_config(config_path))
     problems = sorted(set(problems))
     documents = state.documents if state is not None else 0

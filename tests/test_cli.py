@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +91,97 @@ def test_the_collector_is_eased_during_a_run_and_restored_after(
     assert main(["plan"]) == 0
     assert seen == [(20_000, 50, 50)]
     assert gc.get_threshold() == before
+
+
+# -- what manifests make a run read (issue 12), through the real CLI in a process --------------
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Planted in the environment of the runs below: it must never be printed.
+PLANTED = "planted-secret-6b1f0c2e9ad4"
+SET_DOC = (
+    "apiVersion: reconciler/v1\nkind: SubscriberSet\nmetadata: {{name: staff}}\n"
+    "spec: {{files: [{}]}}\n"
+)
+ACCOUNT_DOC = (
+    "---\napiVersion: reconciler/v1\nkind: OfficialAccount\nmetadata: {id: news}\n"
+    "spec: {owner: alice, name: News, subscribers: {sets: [staff]}}\n"
+)
+
+
+def _run(cwd: Path, *args: str) -> tuple[int, str, str]:
+    """The CLI in its own process; a hang (a FIFO opened for reading) fails on the timeout."""
+    env = {**os.environ, "RECONCILER_TEST_SECRET": PLANTED}
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def _hook_command() -> list[str]:
+    """The pre-commit hook's command line, as .pre-commit-hooks.yaml gives it."""
+    for line in (ROOT / ".pre-commit-hooks.yaml").read_text().splitlines():
+        if line.strip().startswith("entry:"):
+            program, *args = line.split(":", 1)[1].split()
+            assert program == "reconciler"
+            return args
+    raise AssertionError("no entry in .pre-commit-hooks.yaml")  # pragma: no cover
+
+
+def test_files_outside_the_project_are_neither_read_nor_quoted(tmp_path: Path) -> None:
+    """`files: [/proc/self/environ]` printed the environment (credentials in CI) as invalid
+    UserIDs, and `../secrets.ini` made its id-looking lines subscribers in the plan. validate,
+    plan and the pre-commit hook now refuse both where the manifest names them."""
+    (tmp_path / "secrets.ini").write_text(f"alice\nKEY={PLANTED}\n")
+    project = tmp_path / "project"
+    (project / "m").mkdir(parents=True)
+    (project / "m" / "a.yaml").write_text(
+        SET_DOC.format("/proc/self/environ, ../../secrets.ini, link.txt") + ACCOUNT_DOC
+    )
+    (project / "m" / "link.txt").symlink_to(tmp_path / "secrets.ini")
+    expected = [
+        "m/a.yaml:4:16: spec.files[0]: member file '/proc/self/environ' is not a relative path;"
+        " it must be inside the project root 'm'",
+        "m/a.yaml:4:36: spec.files[1]: member file '../../secrets.ini' resolves outside the"
+        " project root 'm'",
+        "m/a.yaml:4:55: spec.files[2]: member file 'link.txt' resolves outside the project"
+        " root 'm'",
+    ]
+    for args, stream in [
+        (["validate", "m"], 1),
+        ([*_hook_command(), "m"], 1),
+        (["plan", "m"], 2),
+        (["apply", "m", "--auto-approve"], 2),
+    ]:
+        code, *streams = _run(project, *args)
+        assert (code, streams[stream - 1].splitlines()) == (1, expected), args
+        assert streams[2 - stream] == ""
+        assert PLANTED not in "".join(streams)
+    # with ./reconciler.yaml the project root is its directory: still not ../secrets.ini
+    (project / "reconciler.yaml").write_text("inventory: reconciler-inventory\n")
+    code, _, err = _run(project, "plan", "m")
+    assert (code, err.splitlines()) == (
+        1,
+        [line.replace("project root 'm'", "project root '.' or 'm'") for line in expected],
+    )
+
+
+def test_special_files_are_refused_not_waited_on(tmp_path: Path) -> None:
+    """A FIFO as a member file, as a manifest named on the command line or found in a walk, or
+    as `apply FILE`, hung forever (open() waits for a writer); now each is a positioned error."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.yaml").write_text(SET_DOC.format("pipe.txt") + ACCOUNT_DOC)
+    os.mkfifo(tmp_path / "m" / "pipe.txt")
+    os.mkfifo(tmp_path / "m" / "pipe.yaml")
+    os.mkfifo(tmp_path / "plan.json")
+    fifo = "is a FIFO (named pipe), not a regular file"
+    member = f"m/a.yaml:4:16: spec.files[0]: member file 'm/pipe.txt' {fifo}"
+    assert _run(tmp_path, "validate", "m") == (1, f"{member}\nm/pipe.yaml:1:1: {fifo}\n", "")
+    assert _run(tmp_path, "validate", "m/pipe.yaml") == (1, f"m/pipe.yaml:1:1: {fifo}\n", "")
+    assert _run(tmp_path, "plan", "m/a.yaml") == (1, "", f"{member}\n")
+    assert _run(tmp_path, "apply", "plan.json") == (1, "", f"plan.json:1:1: {fifo}\n")

@@ -39,15 +39,14 @@ def test_a_saved_plan_finds_the_config_it_was_made_with(
     (tmp_path / "manifests/news.yaml").write_text(ACCOUNT)
     assert main(["plan", "manifests", "--out", "plan.json"]) == 0
     saved = json.loads((tmp_path / "plan.json").read_text())
-    assert saved["body"]["configPath"] == "manifests/reconciler.yaml"
+    assert saved["body"]["configPath"] == str(tmp_path.resolve() / "manifests/reconciler.yaml")
     capsys.readouterr()
 
     assert main(["apply", "plan.json"]) == 0
     out = capsys.readouterr().out
-    assert (
-        out.splitlines()[0] == "Target: sandbox 'local', embedded sandbox at .reconciler/local.db"
-    )
-    assert (tmp_path / ".reconciler/local.db").is_file()
+    db = tmp_path.resolve() / "manifests/.reconciler/local.db"  # beside reconciler.yaml
+    assert out.splitlines()[0] == f"Target: sandbox 'local', embedded sandbox at {db}"
+    assert db.is_file()
     assert main(["plan", "manifests", "--detailed-exitcode"]) == 0
 
 

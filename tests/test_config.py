@@ -56,14 +56,14 @@ def write_config(directory: Path, text: str) -> Path:
     return path
 
 
-def test_no_file_means_the_embedded_sandbox(tmp_path: Path) -> None:
-    config = load_config(None, search_dir=tmp_path, environ={})
-    assert config == Config(
-        path=None,
-        default_target="sandbox",
-        targets={"sandbox": SandboxTarget("sandbox", Path(".reconciler/sandbox.db"))},
-    )
-    assert select_target(config, None) == SandboxTarget("sandbox", Path(".reconciler/sandbox.db"))
+def test_no_file_means_the_embedded_sandbox_under_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, search_dir=tmp_path / "m", environ={})
+    embedded = SandboxTarget("sandbox", tmp_path.resolve() / ".reconciler/sandbox.db")
+    assert config == Config(path=None, default_target="sandbox", targets={"sandbox": embedded})
+    assert select_target(config, None) == embedded
 
 
 def test_the_config_file_a_run_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,13 +91,16 @@ def test_the_config_file_a_run_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_search_dir_finds_reconciler_yaml(tmp_path: Path) -> None:
     path = write_config(tmp_path, PROD)
     config = load_config(None, search_dir=tmp_path, environ=ENV)
-    assert config.path == path
+    assert config.path == path.resolve()
     assert config.inventory == "ops-inventory"
     assert config.safety == Safety(
         max_destroys=2, max_subscriber_removals=50, max_subscriber_removal_percent=5.0
     )
     assert config.limits == Limits(calls_per_second=20.0, concurrency=4)
-    assert select_target(config, None) == SandboxTarget("sandbox", Path("state/sb.db"))
+    # relative to reconciler.yaml, whatever the working directory
+    assert select_target(config, None) == SandboxTarget(
+        "sandbox", tmp_path.resolve() / "state/sb.db"
+    )
     prod = select_target(config, "prod")
     assert prod == TencentTarget(
         name="prod",
@@ -118,14 +121,18 @@ def test_current_directory_is_searched_by_default(
     write_config(tmp_path, "defaultTarget: local\ntargets:\n  local: {type: sandbox}\n")
     monkeypatch.chdir(tmp_path)
     config = load_config(None, environ={})
-    assert select_target(config, None) == SandboxTarget("local", Path(".reconciler/sandbox.db"))
+    assert select_target(config, None) == SandboxTarget(
+        "local", tmp_path.resolve() / ".reconciler/sandbox.db"
+    )
 
 
 def test_missing_variable_fails_only_when_its_target_is_selected(tmp_path: Path) -> None:
     path = write_config(tmp_path, PROD)
     env = {k: v for k, v in ENV.items() if k != "TIM_SECRET_KEY"} | {"WECHAT_APPID": ""}
     config = load_config(path, environ=env)
-    assert select_target(config, None) == SandboxTarget("sandbox", Path("state/sb.db"))
+    assert select_target(config, None) == SandboxTarget(
+        "sandbox", tmp_path.resolve() / "state/sb.db"
+    )
     assert "prod" not in config.targets
     with pytest.raises(ConfigError) as info:
         select_target(config, "prod")
@@ -193,7 +200,7 @@ def test_dollar_escape_and_top_level_variables(tmp_path: Path) -> None:
     )
     config = load_config(path, environ={"TARGET": "box", "DB": "x.db"})
     assert config.inventory == "inv$1"
-    assert select_target(config, None) == SandboxTarget("box", Path("x.db"))
+    assert select_target(config, None) == SandboxTarget("box", tmp_path.resolve() / "x.db")
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={"DB": "x.db"})
     assert str(info.value) == f"{path}:1:16: defaultTarget: environment variable TARGET is not set"
@@ -271,3 +278,88 @@ def test_validate_warns_about_a_literal_secret(
         " use ${VAR} and keep it out of git"
     ]
     assert "hunter2" not in caplog.text
+
+
+def test_an_endpoint_with_user_info_a_query_or_a_fragment_is_a_positioned_problem(
+    tmp_path: Path,
+) -> None:
+    """Issue 12, item 9: the client appends paths and its own query (the UserSig) to the
+    endpoint, so only scheme, host, port and a path prefix (a gateway's) may be in it."""
+    path = write_config(
+        tmp_path,
+        """\
+        defaultTarget: gw
+        targets:
+          gw:
+            type: tencent
+            endpoint: https://gw.internal/im?tenant=a
+            sdkAppId: 1
+            identifier: admin
+            secretKey: ${K}
+            wechat: {appId: a, secret: '${S}', endpoint: 'https://user:pa55@gw.internal/wx#x'}
+          ok:
+            type: tencent
+            endpoint: https://gw.internal/im/
+            sdkAppId: 1
+            identifier: admin
+            secretKey: ${K}
+        """,
+    )
+    base = "must be a base URL (scheme, host, port, path) without"
+    assert [str(p) for p in check_config(path)] == [
+        f"{path}:5:15: targets.gw.endpoint: {base} a query (?...)",
+        f"{path}:9:50: targets.gw.wechat.endpoint: {base} user info (user@) or a fragment (#...)",
+    ]
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={"K": "k", "S": "s"})
+    assert "pa55" not in str(info.value)
+    assert (
+        str(info.value).splitlines()[0]
+        == f"{path}:5:15: targets.gw.endpoint: {base} a query (?...)"
+    )
+
+
+def test_an_endpoint_from_a_variable_is_checked_when_its_target_is_selected(
+    tmp_path: Path,
+) -> None:
+    path = write_config(
+        tmp_path,
+        "targets:\n  gw: {type: tencent, endpoint: 'https://${E}', sdkAppId: 1, identifier: a,"
+        " secretKey: k}\n",
+    )
+    good = load_config(path, environ={"E": "gw.internal/im/"})
+    target = select_target(good, "gw")
+    assert isinstance(target, TencentTarget) and target.endpoint == "https://gw.internal/im"
+    for value in ("gw.internal/im?x=1", "gw.internal/#", "u@gw.internal"):
+        config = load_config(path, environ={"E": value})
+        with pytest.raises(ConfigError) as info:
+            select_target(config, "gw")
+        assert (
+            str(info.value)
+            .splitlines()[1]
+            .startswith(
+                f"{path}:2:33: targets.gw.endpoint: the value of its variable must be a base URL"
+            )
+        ), value
+    broken = load_config(path, environ={"E": "[::1"})  # connect() says it is no URL
+    assert isinstance(select_target(broken, "gw"), TencentTarget)
+
+
+def test_a_sandbox_path_through_a_symlink_loop_is_a_clean_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.cli import main
+
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    write_config(tmp_path, "targets:\n  sandbox: {type: sandbox, path: a/box.db}\n")
+    (tmp_path / "m.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: UserAccounts\nmetadata: {name: u}\nspec: {members: [x]}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    target = select_target(load_config(None, environ={}), None)
+    assert target == SandboxTarget("sandbox", tmp_path / "a" / "box.db")
+    assert main(["apply", "m.yaml", "--auto-approve"]) == 1
+    err = capsys.readouterr().err  # the lock beside the database is opened first
+    assert err.startswith(f"error: cannot open the lock file {tmp_path}/a/box.db.lock: "), err
+    assert err.count("\n") == 1

@@ -513,15 +513,16 @@ def test_a_vendor_error_during_the_read_is_one_clean_line(
 def test_newcomer_examples_on_the_embedded_sandbox(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """DESIGN section 1: `reconciler apply examples/` on the embedded sandbox, then no changes."""
+    """DESIGN section 1: `reconciler apply examples/` on the embedded sandbox, then no changes,
+    from the project's root and from inside `examples/` alike: the database is the one beside
+    examples/reconciler.yaml, named by its absolute path (issue 14, item 8)."""
     shutil.copytree(EXAMPLES, tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
-    project = Project(tmp_path, "", tmp_path / ".reconciler" / "sandbox.db")
+    db = tmp_path.resolve() / "examples" / ".reconciler" / "sandbox.db"
+    project = Project(tmp_path, "", db)
     result = project.cli("apply", "examples", "--auto-approve")
     assert result.code == 0, result.text
-    assert (
-        result.lines[0] == "Target: sandbox 'sandbox', embedded sandbox at .reconciler/sandbox.db"
-    )
+    assert result.lines[0] == f"Target: sandbox 'sandbox', embedded sandbox at {db}"
     assert summary(result) == (
         "Applied: 3 created, 0 adopted, 0 modified, 1,008 subscribers added, 0 removed,"
         " 4 subscriber profiles set, 1,005 users imported, 0 destroyed, mass speed set;"
@@ -529,6 +530,12 @@ def test_newcomer_examples_on_the_embedded_sandbox(
     )
     no_changes(project.cli("plan", "examples", "--detailed-exitcode"))
     assert project.cli("drift", "examples").code == 0
+    monkeypatch.chdir(tmp_path / "examples")
+    inside = project.cli("plan", ".", "--detailed-exitcode")
+    no_changes(inside)
+    assert inside.lines[0] == f"Target: sandbox 'sandbox', embedded sandbox at {db}"
+    assert not (tmp_path / "examples" / "examples").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["examples"]  # no second database
     box = Sandbox(SandboxOptions(db_path=project.db_path))
     try:
         with httpx.Client(transport=box.transport(), base_url="http://sandbox") as http:

@@ -14,6 +14,7 @@ import copy
 import io
 import json
 import math
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from test_fuzz_common import fuzz_settings, json_values
 from reconciler import cli
 from reconciler.digest import json_digest
 from reconciler.errors import StalePlanError
-from reconciler.planfile import dump_plan, load_plan
+from reconciler.planfile import MAX_PLAN_BYTES, dump_plan, load_plan, read_plan_file
 
 MANIFESTS = """apiVersion: reconciler/v1
 kind: OfficialAccount
@@ -252,3 +253,57 @@ def test_a_format_version_that_only_equals_1_is_refused(original: str, version: 
     doc = {**json.loads(original), "formatVersion": version}
     with pytest.raises(StalePlanError, match=r"^plan\.json has plan format "):
         load_plan(json.dumps(doc), source="plan.json")
+
+
+# -- the size and type of a plan file (issue 12) -------------------------------------------------
+
+
+def test_apply_refuses_a_plan_file_over_the_cap_before_any_call(
+    project: Path, original: str
+) -> None:
+    """A 300 MB plan padded with whitespace was read and loaded (656 MB): a plan file over
+    `MAX_PLAN_BYTES` is refused. Here one byte over: a real plan and spaces, which JSON allows."""
+    padded = project / "padded.json"
+    with padded.open("w", encoding="utf-8") as f:
+        f.write(original)
+        left = MAX_PLAN_BYTES + 1 - len(original.encode())
+        chunk = " " * (1 << 20)
+        while left > 0:
+            f.write(chunk[:left])
+            left -= len(chunk)
+    before = _vendor_calls(project)
+    try:
+        with contextlib.chdir(project):
+            code, out, err = _cli("apply", "padded.json", "--auto-approve")
+    finally:
+        padded.unlink()
+    assert (code, out, err) == (
+        1,
+        "",
+        "error: padded.json is larger than the 268,435,456-byte limit for plan files"
+        " (268,435,457 bytes or more)\n",
+    )
+    assert _vendor_calls(project) == before
+
+
+def test_read_plan_file_checks_type_and_size_before_reading(tmp_path: Path, original: str) -> None:
+    (tmp_path / "plan.json").write_text(original, encoding="utf-8")
+    assert read_plan_file(tmp_path / "plan.json") == original
+    with (tmp_path / "sparse.json").open("wb") as f:
+        f.truncate(MAX_PLAN_BYTES + 1)  # its size is checked, not its content: nothing is read
+    os.mkfifo(tmp_path / "pipe.json")
+    (tmp_path / "latin1.json").write_bytes(b'{"a": "\xe9"}')
+    for name, message in [
+        (
+            "sparse.json",
+            "p is larger than the 268,435,456-byte limit for plan files"
+            " (268,435,457 bytes or more)",
+        ),
+        ("pipe.json", "p is a FIFO (named pipe), not a regular file"),
+        ("/dev/zero", "p is a character device, not a regular file"),
+        ("missing.json", "cannot read the plan file p: [Errno 2] No such file or directory: "),
+        ("latin1.json", "cannot read the plan file p: 'utf-8' codec can't decode byte 0xe9 "),
+    ]:
+        with pytest.raises(StalePlanError) as refused:
+            read_plan_file(tmp_path / name, source="p")
+        assert str(refused.value).startswith(message), name

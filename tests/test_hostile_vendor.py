@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -237,6 +238,32 @@ def _item(
     return lambda doc: change(doc[list_key][0])
 
 
+def _twice(list_key: str, **changes: Any) -> Callable[[dict[str, Any]], None]:
+    """The list's first item listed again at its end, with `changes`."""
+    return lambda doc: doc[list_key].append({**doc[list_key][0], **changes})
+
+
+def _news(change: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], None]:
+    """`change` applied to `news` in the inventory walk's answer."""
+
+    def apply(doc: dict[str, Any]) -> None:
+        for item in doc["OfficialAccountInfoList"]:
+            if item["Official_Account"] == NEWS:
+                change(item)
+
+    return apply
+
+
+def _news_twice(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    """`news` listed again at the end of the inventory walk's answer, with `changes`."""
+
+    def apply(doc: dict[str, Any]) -> None:
+        items = doc["OfficialAccountInfoList"]
+        items.append({**next(i for i in items if i["Official_Account"] == NEWS), **changes})
+
+    return apply
+
+
 def _endless_cursor() -> Callable[[Call], dict[str, Any]]:
     def reply(call: Call) -> dict[str, Any]:
         doc = call.honest(Next="")  # the first page, whatever cursor was sent
@@ -413,6 +440,103 @@ ERRORS: list[tuple[str, Script, str]] = [
         "stranger",
         bent(INFO, _item("OfficialAccountInfoList", _set("Official_Account", "@TOA#_other"))),
         f"{AT_INFO}: answered for '@TOA#_other', which was not asked for",
+    ),
+    # impossible values (issue 12, items 4 and 11)
+    (
+        "count-1e400",
+        bent(SUBSCRIBERS, _set("SubscriberNum", 10**400)),
+        f"{AT_SUBSCRIBERS}: malformed answer: SubscriberNum is an integer of about 401 digits,"
+        " not a possible count (0 to 4294967295)",
+    ),
+    (
+        "count-1e12",
+        bent(SUBSCRIBERS, _set("SubscriberNum", 10**12)),
+        f"{AT_SUBSCRIBERS}: malformed answer: SubscriberNum is 1000000000000, not a possible"
+        " count (0 to 4294967295)",
+    ),
+    (
+        "count-negative",
+        bent(SUBSCRIBERS, _set("SubscriberNum", -3)),
+        f"{AT_SUBSCRIBERS}: malformed answer: SubscriberNum is -3, not a possible count"
+        " (0 to 4294967295)",
+    ),
+    (
+        "count-negative-text",
+        bent(SUBSCRIBERS, _set("SubscriberNum", "-3")),
+        f"{AT_SUBSCRIBERS}: malformed answer: SubscriberNum is '-3', not a possible count"
+        " (0 to 4294967295)",
+    ),
+    (
+        "count-float",
+        bent(SUBSCRIBERS, _set("SubscriberNum", 3.0)),
+        f"{AT_SUBSCRIBERS}: malformed answer: SubscriberNum is 3.0, not an integer",
+    ),
+    (
+        "count-5000-digits-as-text",
+        bent(SUBSCRIBERS, _set("SubscriberNum", "7" * 5000)),
+        f"{AT_SUBSCRIBERS}: malformed answer: SubscriberNum is '{'7' * 36}..., not an integer",
+    ),
+    (
+        "count-superscript-digit",
+        bent(SUBSCRIBERS, _set("SubscriberNum", "\u00b2")),
+        f"{AT_SUBSCRIBERS}: malformed answer: SubscriberNum is '\u00b2', not an integer",
+    ),
+    (
+        "total-count-1e400",
+        bent(OWNED, _set("TotalCount", 10**400)),
+        f"{AT_OWNED}: malformed answer: TotalCount is an integer of about 401 digits, not a"
+        " possible count (0 to 4294967295)",
+    ),
+    (
+        "max-subscribers-negative",
+        bent(OWNED, _news(_set("MaxSubscriberNum", -1))),
+        f"{AT_OWNED}: malformed answer: OfficialAccountInfoList[1].MaxSubscriberNum is -1, not a"
+        " possible count (0 to 4294967295)",
+    ),
+    (
+        "subscriber-twice",
+        bent(SUBSCRIBERS, _twice("SubscriberList", CustomString="someone else's")),
+        f"{AT_SUBSCRIBERS}: malformed answer: SubscriberList lists 'bob' twice, with different"
+        " CustomStrings",
+    ),
+    (
+        "account-twice",
+        bent(OWNED, _news_twice(SelfInfo={"CustomString": "{}"})),
+        f"{AT_OWNED}: malformed answer: OfficialAccountInfoList lists '{NEWS}' twice, differently",
+    ),
+    (
+        "info-twice",
+        bent(
+            INFO,
+            _twice("OfficialAccountInfoList", ErrorCode=0, Owner_Account="dave", Name="Sports"),
+        ),
+        f"{AT_INFO}: answered twice, differently",
+    ),
+    (
+        "speed-99",
+        bent(SPEED, _set("speed", 99)),
+        "wechat (mass_speed_get): speed answer holds speed 99, not a level 0..4",
+    ),
+    (
+        "speed-negative",
+        bent(SPEED, _set("speed", -1)),
+        "wechat (mass_speed_get): speed answer holds speed -1, not a level 0..4",
+    ),
+    (
+        "speed-huge",
+        bent(SPEED, _set("speed", 10**400)),
+        "wechat (mass_speed_get): speed answer holds speed an integer of about 401 digits,"
+        " not a level 0..4",
+    ),
+    (
+        "realspeed-negative",
+        bent(SPEED, _set("realspeed", -3)),
+        "wechat (mass_speed_get): speed answer holds realspeed -3, below 0",
+    ),
+    (
+        "realspeed-boolean",
+        bent(SPEED, _set("realspeed", True)),
+        "wechat (mass_speed_get): speed answer lacks speed/realspeed",
     ),
     # huge answers
     (
@@ -801,3 +925,268 @@ def test_field_readers() -> None:
         with pytest.raises(MalformedAnswer) as caught:
             read(item)
         assert str(caught.value) == message
+
+
+# -- a vendor quoting the credentials it was sent (issue 12, item 1) -------------------------------
+
+
+def _sent(call: Call, name: str) -> tuple[str, str]:
+    """The credential `name` of a request's query: as sent on the wire (URL-encoded) and decoded."""
+    wire = re.search(rf"(?:^|&){name}=([^&]*)", call.query)
+    assert wire is not None
+    return wire.group(1), parse_qs(call.query)[name][0]
+
+
+def _quoting_sigs(sent: list[str]) -> Script:
+    """The inventory walk is refused, quoting the sig: first as expired (70001, which makes the
+    client drop the sig and retry with a fresh one), then as invalid (70009, not retried),
+    quoting both sigs, the second as it came on the wire (URL-encoded)."""
+
+    def reply(call: Call) -> dict[str, Any]:
+        wire, sig = _sent(call, "usersig")
+        sent.extend([wire, sig])
+        if call.count == 1:
+            return {"ActionStatus": "FAIL", "ErrorCode": 70001, "ErrorInfo": f"expired: {sig}"}
+        return {
+            "ActionStatus": "FAIL",
+            "ErrorCode": 70009,
+            "ErrorInfo": f"sig {wire} invalid, and so was {sent[1]}",
+        }
+
+    return on(OWNED, reply)
+
+
+def _quoting_tokens(sent: list[str]) -> Script:
+    """The speed read is refused as a bad token (40001: the client drops it, fetches another,
+    which the vendor makes a new one, and re-issues once), quoting every token it was sent and
+    the AppSecret."""
+
+    def reply(call: Call) -> dict[str, Any] | None:
+        if call.command == TOKEN and call.count > 1:
+            return {"access_token": "a-second-token-of-the-hostile-vendor", "expires_in": 7200}
+        if call.command != SPEED:
+            return None
+        wire, token = _sent(call, "access_token")
+        sent.extend([wire, token])
+        quoted = ", ".join(sent[1::2])
+        return {"errcode": 40001, "errmsg": f"invalid credential {quoted}; appsecret {WX}"}
+
+    return reply
+
+
+def _leaked(texts: list[str], secrets: list[str]) -> list[str]:
+    """The secrets (or their first 24 characters) found in any of `texts`."""
+    return sorted({s for s in secrets for t in texts if s in t or s[:24] in t})
+
+
+@pytest.mark.parametrize("verbosity", ["-v", "-vv"])
+@pytest.mark.parametrize(
+    ("quoting", "message"),
+    [
+        (
+            _quoting_sigs,
+            f"{AT_OWNED}: sig *** invalid, and so was *** [vendor code 70009]",
+        ),
+        (
+            _quoting_tokens,
+            "wechat (mass_speed_get) on wxsandbox00000000: invalid credential ***, ***;"
+            " appsecret *** [vendor code 40001]",
+        ),
+    ],
+    ids=["usersig", "access-token"],
+)
+def test_a_credential_the_vendor_quotes_is_masked_in_every_output(
+    project: Project,
+    tmp_path: Path,
+    verbosity: str,
+    quoting: Callable[[list[str]], Script],
+    message: str,
+) -> None:
+    """Through the real process, its log on stderr written to a file: the credential a vendor
+    quotes (the sig it calls expired and the client then drops, the token it rejects and the
+    client then replaces, the AppSecret) shows nowhere. Fixed: the sig just dropped was no
+    longer masked, and `gave up after 5 attempts: vendor code 70001: usersig expired: <sig>`
+    printed a valid UserSig."""
+    sent: list[str] = []
+    log = tmp_path / "stderr.log"
+    with hostile_vendor(project.sandbox, quoting(sent)) as server:
+        (project.root / "reconciler.yaml").write_text(CONFIG.format(url=server.base_url))
+        with log.open("w") as stderr:
+            process = subprocess.run(
+                [sys.executable, "-m", "reconciler", "plan", "m", verbosity],
+                cwd=project.root,
+                env={**os.environ, **ENV},
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                timeout=BOUND,
+            )
+    logged = log.read_text()
+    assert (process.returncode, process.stdout) == (1, "")
+    assert logged.endswith(f"\nerror: {message}\n"), logged
+    assert "retry" in logged or "refreshing" in logged  # the logs were on, quoting the vendor
+    assert len(sent) == 4  # two requests' sigs or tokens, each as sent and decoded
+    assert _leaked([process.stdout, logged], [*sent, KEY, WX]) == []
+
+
+def test_a_credential_quoted_in_an_answer_s_data_is_masked_there_too(project: Project) -> None:
+    """A vendor quoting the sig in a field (the account's name), or in a field of the wrong type
+    (its introduction, which the error quotes truncated): the plan and the error show `***`."""
+    sent: list[str] = []
+
+    def quoting(key: str, value: Callable[[str], Any]) -> Script:
+        def change(call: Call) -> dict[str, Any]:
+            sent.append(_sent(call, "usersig")[1])
+            doc = call.honest()
+            for item in doc["OfficialAccountInfoList"]:
+                if item["Official_Account"] == NEWS:
+                    item[key] = value(sent[-1])
+            return doc
+
+        return on(OWNED, change)
+
+    with project.vendor(quoting("Name", lambda sig: sig)) as run:
+        renamed = run("plan", "m")
+    assert (renamed.code, renamed.err) == (0, "")
+    assert 'name: "***" → "Daily News"' in renamed.out
+    with project.vendor(quoting("Introduction", lambda sig: [sig])) as run:
+        garbled = run("plan", "m")
+    assert (garbled.code, garbled.out) == (1, "")
+    assert garbled.err == (
+        f"error: {AT_OWNED}: malformed answer: OfficialAccountInfoList[1].Introduction is"
+        " ['***'], not a string\n"
+    )
+    assert sent and _leaked([renamed.out, garbled.err], sent) == []
+
+
+# -- counts that cannot be true (issue 12, items 4 and 11) -----------------------------------------
+
+
+def _lying_pages(total: int) -> Callable[[Call], dict[str, Any]]:
+    """Every page a fresh cursor and 200 new ids, counting `total` subscribers."""
+
+    def reply(call: Call) -> dict[str, Any]:
+        return {
+            "ActionStatus": "OK",
+            "ErrorCode": 0,
+            "ErrorInfo": "",
+            "SubscriberNum": total,
+            "Next": f"cursor-{call.count}",
+            "SubscriberList": [
+                {"Subscriber_Account": f"u{call.count}-{i}", "CustomString": "", "MsgFlag": ""}
+                for i in range(200)
+            ],
+        }
+
+    return reply
+
+
+def test_a_count_the_account_cannot_hold_bounds_the_paging_by_what_it_can(
+    project: Project,
+) -> None:
+    """The vendor counts 10**9 subscribers (a possible 32-bit count) and keeps handing out fresh
+    cursors with 200 new ids: paging stops after the pages `news` can fill, its MaxSubscriberNum
+    (100,000, the vendor's default) / 200 + 3 of slack. Fixed: the budget trusted the count and
+    kept `plan` paging past 17,000 pages and 650 MB."""
+    with hostile_vendor(project.sandbox, on(SUBSCRIBERS, _lying_pages(10**9))) as server:
+        (project.root / "reconciler.yaml").write_text(CONFIG.format(url=server.base_url))
+        result = run_cli(["plan", "m", "--config", "reconciler.yaml"])
+        assert server.calls[SUBSCRIBERS] == 503
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        f"error: {AT_SUBSCRIBERS}: paging did not end after 503 pages: the answers count"
+        " 1000000000 subscribers, but the account holds at most 100000\n"
+    )
+
+
+def test_a_vendor_lying_about_what_the_account_holds_too_meets_the_read_deadline(
+    project: Project,
+) -> None:
+    """MaxSubscriberNum and SubscriberNum both 4,000,000,000: only `limits.readDeadlineSeconds`
+    (here 0.5 s) ends the read."""
+    script = bent(OWNED, _news(_set("MaxSubscriberNum", 4 * 10**9)))
+
+    def lying(call: Call) -> Misbehave | dict[str, Any] | None:
+        return _lying_pages(4 * 10**9)(call) if call.command == SUBSCRIBERS else script(call)
+
+    started = time.monotonic()
+    with hostile_vendor(project.sandbox, lying) as server:
+        (project.root / "reconciler.yaml").write_text(
+            CONFIG.format(url=server.base_url) + "limits: {readDeadlineSeconds: 0.5}\n"
+        )
+        result = run_cli(["plan", "m", "--config", "reconciler.yaml"])
+        pages = server.calls[SUBSCRIBERS]
+    assert time.monotonic() - started < BOUND
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        f"error: {AT_SUBSCRIBERS}: paging did not end within 0.5s (limits.readDeadlineSeconds),"
+        f" after {pages} pages\n"
+    )
+    assert 1 < pages < 1000
+
+
+def test_the_read_deadline_counts_from_the_first_page(project: Project) -> None:
+    """Through the provider with a clock that moves 1 s a page: a deadline of 10 s ends the read
+    at its 10th page, asked for by both paged reads."""
+    ticks = iter(range(1_000_000))
+
+    async def main(url: str) -> tuple[str, str]:
+        async with httpx.AsyncClient() as http:
+            client = TencentClient(
+                http,
+                sdkappid=1400000000,
+                identifier="administrator",
+                secret_key=Secret(KEY),
+                pacer=Pacer(),
+                endpoint=url,
+                retry=RetryPolicy(attempts=1),
+                read_deadline=10,
+                clock=lambda: float(next(ticks)),
+            )
+            errors = []
+            for read in (
+                client.get_subscribers(NEWS),
+                client.get_subscriptions("reconciler-inventory"),
+            ):
+                with pytest.raises(ProviderError) as caught:
+                    await read
+                errors.append(str(caught.value))
+            return errors[0], errors[1]
+
+    def endless(call: Call) -> dict[str, Any] | None:
+        if call.command == SUBSCRIBERS:
+            return _lying_pages(4 * 10**9)(call)
+        if call.command == OWNED:
+            return {**_endless_offsets(call), "TotalCount": 4 * 10**9}
+        return None
+
+    with hostile_vendor(project.sandbox, endless) as server:
+        subscribers, owned = asyncio.run(main(server.base_url))
+        assert (server.calls[SUBSCRIBERS], server.calls[OWNED]) == (10, 10)
+    assert subscribers == (
+        f"{AT_SUBSCRIBERS}: paging did not end within 10s (limits.readDeadlineSeconds),"
+        " after 10 pages"
+    )
+    assert owned == (
+        f"{AT_OWNED}: paging did not end within 10s (limits.readDeadlineSeconds), after 10 pages"
+    )
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        bent(SUBSCRIBERS, _twice("SubscriberList")),
+        bent(OWNED, _news_twice()),
+        bent(INFO, _twice("OfficialAccountInfoList")),
+    ],
+    ids=["subscriber", "subscription", "account-info"],
+)
+def test_an_item_listed_twice_alike_is_read_once(
+    project: Project, honest_plan: str, script: Script
+) -> None:
+    """A member may move between pages while they are read: listed twice with the same data, it
+    is one item (with different data, it is refused: ERRORS above)."""
+    with project.vendor(script) as run:
+        result = run("plan", "m")
+    assert (result.code, result.err) == (0, "")
+    assert _stable(result.out) == honest_plan

@@ -42,7 +42,9 @@ def test_import_all_owned_round_trips(
     shutil.copytree(EXAMPLES, tmp_path / "examples")
     assert run(capsys, "apply", "examples", "--auto-approve")[0] == 0
 
-    code, out, err = run(capsys, "import", "--all-owned", "--out", "imported")
+    # the sandbox's database is the one beside examples/reconciler.yaml (issue 14, item 8)
+    config = ("--config", "examples/reconciler.yaml")
+    code, out, err = run(capsys, "import", "--all-owned", "--out", "imported", *config)
     assert (code, err) == (0, "")
     assert out.splitlines()[1:] == [
         "Imported 3 account(s) into imported:",
@@ -56,7 +58,7 @@ def test_import_all_owned_round_trips(
     assert len((tmp_path / "imported/news.members.txt").read_text().splitlines()) == 996
     news = (tmp_path / "imported/news.yaml").read_text()
     assert "protect: true" in news.splitlines()[14]
-    code, out, _ = run(capsys, "plan", "imported", "--detailed-exitcode")
+    code, out, _ = run(capsys, "plan", "imported", "--detailed-exitcode", *config)
     assert code == 0
     assert "No changes. The live system matches the manifests." in out.splitlines()
 
@@ -157,7 +159,8 @@ def test_import_never_overwrites(
     assert run(capsys, "apply", "examples", "--auto-approve")[0] == 0
     (tmp_path / "imported").mkdir()
     (tmp_path / "imported/ops-alerts.yaml").write_text("mine\n")
-    code, out, err = run(capsys, "import", "ops-alerts", "--out", "imported")
+    config = ("--config", "examples/reconciler.yaml")  # its sandbox is beside it
+    code, out, err = run(capsys, "import", "ops-alerts", "--out", "imported", *config)
     assert (code, out) == (1, "")
     assert err == "error: imported/ops-alerts.yaml exists; remove it or choose another --out\n"
     assert (tmp_path / "imported/ops-alerts.yaml").read_text() == "mine\n"

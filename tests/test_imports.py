@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import reconciler
@@ -17,13 +18,25 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def runtime_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    """Every node below `node` but those under `if TYPE_CHECKING:` (never imported at run time)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            for other in child.orelse:
+                yield other
+                yield from runtime_nodes(other)
+            continue
+        yield child
+        yield from runtime_nodes(child)
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module → the package's modules it imports anywhere in its text (functions included)."""
     files = {module_name(path): path for path in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
         found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom):
@@ -71,6 +84,16 @@ def test_a_cycle_is_found() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert a_cycle(graph) == ["a", "b", "c", "a"]
     assert a_cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_imports_for_type_checking_only_do_not_count() -> None:
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    import a\nelse:\n    import b\n"
+        "def f():\n    import c\n"
+    )
+    imported = [n.names[0].name for n in runtime_nodes(tree) if isinstance(n, ast.Import)]
+    assert imported == ["b", "c"]
 
 
 def test_validate_does_not_load_the_http_stack() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -10,8 +12,12 @@ import pytest
 from reconciler.errors import Problem
 from reconciler.load import (
     MAX_FILE_BYTES,
+    FileRefused,
+    FileTooLarge,
     Node,
     NodeList,
+    confine,
+    display_path,
     iter_manifest_files,
     key_position_of,
     load_file,
@@ -19,6 +25,9 @@ from reconciler.load import (
     load_text,
     locate,
     position_of,
+    project_roots,
+    read_regular,
+    resolve_inside,
 )
 from reconciler.model import Position
 
@@ -151,3 +160,118 @@ def test_iter_manifest_files(tmp_path: Path) -> None:
 def test_odd_yaml(text: str, message: str | None) -> None:
     problems = load_text(text, "f").problems
     assert [p.message for p in problems] == ([message] if message else [])
+
+
+# -- files a run reads: regular files only, inside the project root (issue 12) -------------------
+
+
+def test_read_regular_refuses_what_is_not_a_regular_file_without_opening_it(
+    tmp_path: Path,
+) -> None:
+    """A FIFO blocked open() until a writer came (a manifest named directly hung forever), and
+    /dev/zero never ends: both are refused by stat, before any open."""
+    os.mkfifo(tmp_path / "pipe.yaml")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "sock.yaml"))
+        for name, what in [
+            ("pipe.yaml", "a FIFO (named pipe)"),
+            ("sock.yaml", "a socket"),
+            ("/dev/zero", "a character device"),
+        ]:
+            with pytest.raises(FileRefused) as refused:
+                read_regular(tmp_path / name, 100)
+            assert refused.value.reason == f"is {what}, not a regular file"
+            assert load_file(tmp_path / name, "m.yaml").problems == [
+                Problem("m.yaml", 1, 1, f"is {what}, not a regular file")
+            ]
+    with pytest.raises(IsADirectoryError):
+        read_regular(tmp_path, 100)
+    with pytest.raises(FileNotFoundError):
+        read_regular(tmp_path / "missing", 100)
+
+
+def test_read_regular_reads_at_most_its_limit(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"x" * 10)
+    assert read_regular(path, 10) == b"x" * 10
+    with pytest.raises(FileTooLarge) as refused:
+        read_regular(path, 9)
+    assert (refused.value.size, refused.value.limit) == (10, 9)
+    assert refused.value.reason == "is larger than the 9-byte limit"
+    # procfs says 0 bytes and holds more: the read itself is bounded too
+    assert os.stat("/proc/self/status").st_size == 0
+    with pytest.raises(FileTooLarge) as refused:
+        read_regular(Path("/proc/self/status"), 9)
+    assert (refused.value.size, refused.value.limit) == (10, 9)
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    assert load_file(tmp_path / "loop.yaml", "loop.yaml").problems == [
+        Problem("loop.yaml", 1, 1, "cannot read: Too many levels of symbolic links")
+    ]
+
+
+def test_confine_keeps_paths_inside_the_root_symlinks_resolved(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    (root / "m" / "members").mkdir(parents=True)
+    (root / "m" / "members" / "staff.txt").write_text("alice\n")
+    (tmp_path / "secrets.ini").write_text("KEY=1\n")
+    (root / "m" / "out.txt").symlink_to(tmp_path / "secrets.ini")
+    (root / "m" / "env.txt").symlink_to("/proc/self/environ")
+    (root / "m" / "in.txt").symlink_to(root / "m" / "members" / "staff.txt")
+    (root / "m" / "loop.txt").symlink_to("loop.txt")
+    roots = project_roots([root])
+    base = root / "m"
+    inside = root.resolve() / "m" / "members" / "staff.txt"
+    assert confine("members/staff.txt", base, roots) == inside
+    assert confine("in.txt", base, roots) == inside
+    assert confine("members/../../m/members/staff.txt", base, roots) == inside
+    assert confine("loop.txt", base, roots) == root.resolve() / "m" / "loop.txt"
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("extraheader = AUTHORIZATION: basic abc\n")
+    (root / "m" / ".env").write_text("SECRET_KEY=abc\n")
+    (root / "m" / "git.txt").symlink_to(root / ".git" / "config")
+    for name in ("../.git/config", ".env", "git.txt", "./.env"):
+        with pytest.raises(FileRefused, match="hidden"):
+            confine(name, base, roots)
+    shown = display_path(root.resolve())
+    for name in ["../../secrets.ini", "out.txt", "env.txt", "../..", "members/../../../x"]:
+        with pytest.raises(FileRefused) as refused:
+            confine(name, base, roots)
+        assert refused.value.reason == f"resolves outside the project root '{shown}'", name
+    for name in ["/proc/self/environ", str(inside)]:
+        with pytest.raises(FileRefused) as refused:
+            confine(name, base, roots)
+        assert refused.value.reason == (
+            f"is not a relative path; it must be inside the project root '{shown}'"
+        )
+    # a root is a directory, not a prefix: /x/project-other is not inside /x/project
+    (tmp_path / "project-other").mkdir()
+    with pytest.raises(FileRefused):
+        resolve_inside(tmp_path / "project-other", roots)
+    # several roots: inside any of them
+    two = project_roots([root / "m", tmp_path / "project-other"])
+    assert resolve_inside(tmp_path / "project-other", two) == (tmp_path / "project-other").resolve()
+
+
+def test_project_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.yaml").write_text("a: 1\n")
+    (tmp_path / "link").symlink_to(tmp_path / "m")
+    real = tmp_path.resolve()
+    assert project_roots([]) == (real,)
+    assert project_roots(["-"]) == (real,)
+    assert project_roots(["m/a.yaml", "m", "link", "missing.yaml"]) == (real / "m", real)
+
+
+def test_the_walk_lists_special_files_so_that_reading_reports_them(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "dangling.yaml").symlink_to(tmp_path / "missing.yaml")
+    (tmp_path / "a.yaml").write_text("a: 1\n")
+    assert iter_manifest_files([tmp_path]) == [
+        tmp_path / "a.yaml",
+        tmp_path / "dangling.yaml",
+        tmp_path / "pipe.yaml",
+    ]
+    assert load_file(tmp_path / "dangling.yaml", "d.yaml").problems == [
+        Problem("d.yaml", 1, 1, "no such file")
+    ]

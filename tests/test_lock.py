@@ -159,18 +159,23 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-EMBEDDED = SandboxTarget("sandbox", Path(".reconciler/sandbox.db"))
-REFUSED = (
-    f"error: another reconciler run (pid {os.getpid()}) holds the lock on"
-    " .reconciler/sandbox.db.lock, retry when it finishes\n"
-)
+def _embedded(project: Path) -> SandboxTarget:
+    """The embedded target as the CLI run in `project` names it (by its absolute path)."""
+    return SandboxTarget("sandbox", project.resolve() / ".reconciler/sandbox.db")
+
+
+def _refused(project: Path) -> str:
+    return (
+        f"error: another reconciler run (pid {os.getpid()}) holds the lock on"
+        f" {project.resolve()}/.reconciler/sandbox.db.lock, retry when it finishes\n"
+    )
 
 
 def test_apply_refuses_while_another_run_holds_the_target_and_nothing_is_touched(
     project: Path,
 ) -> None:
-    with run_lock(EMBEDDED):
-        assert _cli("apply", "m", "--auto-approve") == (1, "", REFUSED)
+    with run_lock(_embedded(project)):
+        assert _cli("apply", "m", "--auto-approve") == (1, "", _refused(project))
     assert not (project / ".reconciler" / "sandbox.db").exists()  # not even read
     assert _cli("apply", "m", "--auto-approve")[0] == 0
     assert _cli("plan", "m", "--detailed-exitcode")[0] == 0
@@ -178,6 +183,6 @@ def test_apply_refuses_while_another_run_holds_the_target_and_nothing_is_touched
 
 def test_import_refuses_while_another_run_holds_the_target(project: Path) -> None:
     assert _cli("apply", "m", "--auto-approve")[0] == 0
-    with run_lock(EMBEDDED):
-        assert _cli("import", "--all-owned", "--out", "imported") == (1, "", REFUSED)
+    with run_lock(_embedded(project)):
+        assert _cli("import", "--all-owned", "--out", "imported") == (1, "", _refused(project))
     assert not (project / "imported").exists()

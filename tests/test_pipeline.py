@@ -60,7 +60,7 @@ def test_open_scope_reads_config_beside_the_manifests_and_chooses_accounts(
     (tmp_path / "m/news.yaml").write_text(MANIFEST)
     (tmp_path / "m/reconciler.yaml").write_text("targets:\n  box: {type: sandbox, path: box.db}\n")
     scope = open_scope(["m"], config=None, target=None, exclude=["news"])
-    assert scope.config.path == Path("m/reconciler.yaml")
+    assert scope.config.path == (tmp_path / "m/reconciler.yaml").resolve()
     assert scope.target.name == "box"
     assert list(scope.desired.accounts) == ["@TOA#_news"]
     assert scope.exclude == ("@TOA#_news",) and not scope.selected.accounts

@@ -7,6 +7,7 @@ answers, a server that answers 5xx) on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -30,7 +31,7 @@ from reconciler.providers.http import (
 )
 from reconciler.providers.tencent import AdminSig
 from reconciler.providers.wechat import TokenCache
-from reconciler.secret import Secret
+from reconciler.secret import Secret, SecretSet
 
 
 class FakeTime:
@@ -193,6 +194,42 @@ def test_redact_masks_credential_parameters_and_given_secrets() -> None:
     )
     assert redact('{"access_token": "tok123"}') == '{"access_token": "***"}'
     assert redact("key k3y and k3y", [Secret("k3y"), "", Secret("")]) == "key *** and ***"
+
+
+def test_a_secret_set_masks_every_credential_it_ever_held_in_every_form_it_travels_in() -> None:
+    sig = "eJyr*Vgrx-CdYr_Sy1SslIy0jNQ0gHzM1NS80ryM"
+    secrets = SecretSet(Secret("short"), Secret(""))
+    assert secrets.add(Secret(sig)) == Secret(sig)
+    secrets.add(Secret(sig))  # remembered once
+    secrets.add(Secret(sig + "-longer"))  # one holding another is masked whole
+    assert len(secrets) == 3
+    quoted = "eJyr%2AVgrx-CdYr_Sy1SslIy0jNQ0gHzM1NS80ryM"  # `*` as urlencode sends it
+    assert secrets.redact(f"a {sig}, b {quoted}, c {sig}-longer, d short") == (
+        "a ***, b ***, c ***, d ***"
+    )
+    # the raw answer: long credentials scrubbed (JSON-escaped too), short ones left alone
+    answer = json.dumps({"ErrorInfo": f"expired: {sig}/é", "Short": "short"}).encode()
+    assert secrets.scrub(answer) == answer.replace(sig.encode(), b"***")
+    accented = "sig/withé-and-more-than-16"
+    for ascii_only in (True, False):
+        document = json.dumps({"x": accented}, ensure_ascii=ascii_only).encode()
+        assert SecretSet(Secret(accented)).scrub(document) == b'{"x": "***"}'
+
+
+def test_the_admin_sig_and_the_token_cache_remember_every_credential_they_gave_out() -> None:
+    now = [1_700_000_000.0]
+    sig = AdminSig(1400000000, Secret("k"), "administrator", expire=1000, clock=lambda: now[0])
+    first = sig.current()
+    sig.invalidate()  # the vendor called it expired
+    now[0] += 1
+    second = sig.current()
+    assert first != second
+    assert sig.secrets.redact(f"{first.reveal()} {second.reveal()} k") == "*** *** ***"
+    cache = TokenCache(clock=lambda: now[0])
+    cache.put(Secret("token-one-0123456789"), 7200)
+    cache.drop(Secret("token-one-0123456789"))  # the vendor rejected it
+    cache.put(Secret("token-two-0123456789"), 7200)
+    assert cache.secrets.redact("token-one-0123456789 token-two-0123456789") == "*** ***"
 
 
 def test_httpx_request_log_lines_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
@@ -362,7 +399,7 @@ def _caller(http: httpx.AsyncClient, endpoint: str, fake: FakeTime, timeout: flo
         vendor="tencent",
         endpoint=endpoint,
         pacer=Pacer(1000),
-        secrets=lambda: [Secret(SECRET_SIG)],
+        secrets=SecretSet(Secret(SECRET_SIG)),
         rng=MidRandom(),
         timeout=timeout,
         sleep=fake.sleep,

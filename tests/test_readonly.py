@@ -11,7 +11,7 @@ import pytest
 from reconciler.config import Limits, SandboxTarget
 from reconciler.connect import connect
 from reconciler.errors import ReadOnlyViolation
-from reconciler.readonly import is_read, refuse_writes
+from reconciler.readonly import ReadOnlyGuard, is_read, refuse_writes
 from reconciler.sandbox.server import Sandbox
 
 
@@ -72,5 +72,66 @@ def test_connect_read_only_refuses_a_write_and_allows_reads(tmp_path: Path) -> N
             assert await providers.im.check_accounts(["alice"]) == {"alice": False}
             assert providers.wechat is not None
             assert (await providers.wechat.get_mass_speed()).speed == 0
+
+    asyncio.run(main())
+
+
+GATEWAY = ReadOnlyGuard.for_endpoints("https://gw.internal/im/", "https://gw.internal/im")
+
+
+@pytest.mark.parametrize(
+    ("path", "read"),
+    [
+        ("/im/v4/official_account_open_http_svc/get_subscriber_info", True),
+        ("/im/v4/im_open_login_svc/account_check", True),
+        ("/im/cgi-bin/stable_token", True),
+        ("/im/cgi-bin/message/mass/speed/get", True),
+        # writes stay refused behind the prefix
+        ("/im/v4/official_account_open_http_svc/add_subscriber", False),
+        ("/im/v4/im_open_login_svc/multiaccount_import", False),
+        ("/im/cgi-bin/message/mass/speed/set", False),
+        ("/im/v4/x/y/get_subscriber_info", False),
+        # reads outside the endpoint's prefix are not ours to send
+        ("/v4/official_account_open_http_svc/get_subscriber_info", False),
+        ("/imx/v4/official_account_open_http_svc/get_subscriber_info", False),
+        ("/other/im/v4/official_account_open_http_svc/get_subscriber_info", False),
+        ("/im", False),
+    ],
+)
+def test_a_guard_for_an_endpoint_behind_a_path_prefix(path: str, read: bool) -> None:
+    assert GATEWAY.prefixes == ("/im",)
+    assert is_read(path, GATEWAY.prefixes) is read
+    if read:
+        GATEWAY("POST", path)
+    else:
+        with pytest.raises(
+            ReadOnlyViolation, match=f"^this run is read-only: refused to send POST {path}$"
+        ):
+            GATEWAY("POST", path)
+
+
+def test_a_guard_takes_every_endpoint_prefix_of_the_target() -> None:
+    guard = ReadOnlyGuard.for_endpoints("https://gw.internal/tim", "https://api.weixin.qq.com")
+    assert guard.prefixes == ("", "/tim")
+    assert is_read("/tim/v4/im_open_login_svc/account_check", guard.prefixes)
+    assert is_read("/cgi-bin/message/mass/speed/get", guard.prefixes)
+    assert not is_read("/tim/cgi-bin/message/mass/speed/set", guard.prefixes)
+
+
+def test_the_hook_checks_the_path_as_sent_not_percent_decoded(sandbox: Sandbox) -> None:
+    async def main() -> None:
+        async with httpx.AsyncClient(
+            transport=sandbox.async_transport(),
+            base_url="https://gw.internal",
+            event_hooks={"request": [GATEWAY.hook]},
+        ) as http:
+            ok = await http.post("/im/v4/im_open_login_svc/account_check", json={})
+            assert ok.status_code == 404  # let through; the sandbox serves no /im prefix
+            with pytest.raises(ReadOnlyViolation) as info:
+                await http.post("/im/v4/im_open_login_svc/account%5Fcheck", json={})
+            assert str(info.value) == (
+                "this run is read-only: refused to send POST"
+                " /im/v4/im_open_login_svc/account%5Fcheck"
+            )
 
     asyncio.run(main())

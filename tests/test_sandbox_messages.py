@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import FakeClock
 
+from reconciler.sandbox.behaviour import Behaviour
 from reconciler.sandbox.client import SandboxClient
+from reconciler.sandbox.messages import body_digest
 from reconciler.sandbox.serve import RunningServer
+from reconciler.sandbox.server import Sandbox, SandboxOptions
 
 NEWS = "@TOA#_news"
 
@@ -89,10 +96,11 @@ def test_identical_content_within_5_minutes_is_discarded(
     assert again["ErrorCode"] == 0
     assert again["MsgKey"] != first["MsgKey"]
     sent = [e["effects"] for e in client.log() if e["api"].endswith("send_official_account_msg")]
+    digest = body_digest(text("same"))
     assert sent == [
-        [["message_sent", NEWS, first["MsgKey"]]],
+        [["message_sent", NEWS, first["MsgKey"], digest]],
         [],
-        [["message_sent", NEWS, again["MsgKey"]]],
+        [["message_sent", NEWS, again["MsgKey"], digest]],
     ]
 
 
@@ -182,3 +190,170 @@ def test_recall_limits_use_the_recall_page_codes(client: SandboxClient) -> None:
     assert ghost["ErrorCode"] == 10010
     missing = client.oa("official_account_msg_recall", {"MsgKeyList": ["1_1_1"]})
     assert missing["ErrorCode"] == 10004
+
+
+# -- test controls: behaviour switches, the clock, placeholders, the call log ---------------------
+
+
+@pytest.fixture
+def make_inproc(tmp_path: Path, fake_clock: FakeClock) -> Iterator[Callable[..., SandboxClient]]:
+    """In-process sandboxes (httpx transport, no socket) with some `Behaviour` fields set."""
+    with ExitStack() as stack:
+
+        def start(**behaviour: Any) -> SandboxClient:
+            options = SandboxOptions(
+                db_path=tmp_path / f"inproc-{len(behaviour)}.db",
+                clock=fake_clock,
+                behaviour=Behaviour(**behaviour),
+            )
+            box = Sandbox(options)
+            stack.callback(box.close)
+            http = stack.enter_context(
+                httpx.Client(transport=box.transport(), base_url="http://sandbox")
+            )
+            c = SandboxClient(http, options, clock=fake_clock)
+            c.account("account_import", {"UserID": "owner"})
+            for oa in (NEWS, OPS):
+                c.oa(
+                    "create_official_account",
+                    {"Owner_Account": "owner", "OfficialAccountUserID": oa, "Name": oa[6:]},
+                )
+            return c
+
+        yield start
+
+
+OPS = "@TOA#_ops"
+
+
+def test_duplicate_rule_body_and_random(
+    make_inproc: Callable[..., SandboxClient], fake_clock: FakeClock
+) -> None:
+    c = make_inproc(broadcast_duplicate="body_and_random")
+    first = send(c, "same")
+    fake_clock.advance(10)
+    other_random = send(c, "same", Random=8)  # not a duplicate under this rule
+    assert other_random["ErrorCode"] == 0
+    assert other_random["MsgKey"] != first["MsgKey"]
+    fake_clock.advance(10)
+    # The hourly cap is reached, but a duplicate is answered before it and counts towards none.
+    assert send(c, "same") == first
+    assert send(c, "same", Random=8) == other_random
+    assert send(c, "other")["ErrorCode"] == 60019
+    fake_clock.advance(300)
+    assert send(c, "same")["ErrorCode"] == 60019  # no longer a duplicate: a new send, capped
+
+
+def test_history_retention_is_a_behaviour(
+    make_inproc: Callable[..., SandboxClient], fake_clock: FakeClock
+) -> None:
+    c = make_inproc(history_days=30)
+    old = send(c, "old")["MsgKey"]
+    fake_clock.advance(29 * 86400)
+    page = history(c)
+    assert ([m["MsgKey"] for m in page["RspMsgList"]], page["IsFinished"]) == ([old], 1)
+    fake_clock.advance(86400 + 1)
+    page = history(c)
+    assert (page["RspMsgList"], page["IsFinished"]) == ([], 2)
+    recall = c.oa("official_account_msg_recall", {"Official_Account": NEWS, "MsgKeyList": [old]})
+    assert recall["RecallRetList"] == [{"MsgKey": old, "RetCode": 10030}]
+
+
+def test_call_log_counts_sends_per_account_and_body(
+    make_inproc: Callable[..., SandboxClient], fake_clock: FakeClock
+) -> None:
+    c = make_inproc()
+    for account, body in [(NEWS, "a"), (OPS, "a"), (NEWS, "a"), (NEWS, "b"), (OPS, "b")]:
+        c.oa(
+            "send_official_account_msg",
+            {"Official_Account": account, "Random": 1, "MsgBody": text(body)},
+        )
+        fake_clock.advance(1)
+    sends = Counter(
+        (effect[1], effect[3])
+        for entry in c.log()
+        for effect in entry["effects"]
+        if effect[0] == "message_sent"
+    )
+    a, b = body_digest(text("a")), body_digest(text("b"))
+    assert sends == {(NEWS, a): 1, (OPS, a): 1, (NEWS, b): 1, (OPS, b): 1}
+
+
+def test_placeholder_is_listed_without_body_or_random(client: SandboxClient) -> None:
+    key = send(client, "lost")["MsgKey"]
+    client.placeholder(NEWS, key)
+    with pytest.raises(RuntimeError, match="no message 9_1_1 on @TOA#_news"):
+        client.placeholder(NEWS, "9_1_1")
+    (item,) = history(client)["RspMsgList"]  # listed without WithRecalledMsg
+    assert (item["MsgKey"], item["IsPlaceMsg"], item["MsgBody"], item["MsgRandom"]) == (
+        key,
+        1,
+        [],
+        0,
+    )
+    for bad in ({"Official_Account": NEWS, "MsgKey": "9_1_1"}, {"MsgKey": key}, []):
+        answer = client.http.post("/__sandbox/placeholder", json=bad)
+        assert answer.status_code == 400, bad
+
+
+def test_clock_endpoint_moves_windows_and_quotas_over_http(client: SandboxClient) -> None:
+    def advance(seconds: float) -> dict[str, Any]:
+        now = client.advance(seconds)
+        doc: dict[str, Any] = client.http.get("/__sandbox/clock").json()
+        assert doc["now"] == now
+        return doc
+
+    start = client.http.get("/__sandbox/clock").json()
+    assert start["offset"] == 0
+    first = send(client, "a")
+    assert first["MsgTime"] == int(start["now"])
+    assert send(client, "a") == first  # duplicate, answered before the per-second rule
+    assert send(client, "b")["ErrorCode"] == 60018
+    assert advance(1) == {"now": start["now"] + 1, "offset": 1}
+    assert send(client, "b")["MsgTime"] == int(start["now"]) + 1
+    advance(1)
+    assert send(client, "c")["ErrorCode"] == 60019
+    advance(297)
+    assert send(client, "a") == first  # still inside the 5 minutes (299 s after it)
+    advance(3600)
+    c = send(client, "c")
+    assert c["ErrorCode"] == 0
+    advance(8 * 86400)
+    page = history(client)
+    assert (page["RspMsgList"], page["IsFinished"]) == ([], 2)
+    assert client.http.post("/__sandbox/clock", json={"offset": 0}).json()["offset"] == 0
+    assert history(client)["RspMsgList"][0]["MsgKey"] == c["MsgKey"]
+
+
+def test_usersig_expires_when_the_vendor_clock_is_ahead(client: SandboxClient) -> None:
+    ahead = client.http.post("/__sandbox/clock", json={"offset": 180 * 86400 + 1})
+    assert ahead.status_code == 200
+    # The client signs on its own clock; the vendor's is 180 days and a second ahead.
+    assert send(client, "x")["ErrorCode"] == 70001
+    client.http.post("/__sandbox/clock", json={"offset": -3600})  # behind: still valid
+    assert send(client, "x")["ErrorCode"] == 0
+
+
+def test_control_endpoints_refuse_bad_input(client: SandboxClient) -> None:
+    for path, body in [
+        ("/__sandbox/clock", {"advance": -1}),
+        ("/__sandbox/clock", {"advance": "1"}),
+        ("/__sandbox/clock", {"advance": 1, "offset": 2}),
+        ("/__sandbox/clock", {}),
+        ("/__sandbox/behaviour", {"history_days": 0}),
+        ("/__sandbox/behaviour", {"history_days": "7"}),
+        ("/__sandbox/behaviour", {"nope": 1}),
+        ("/__sandbox/behaviour", [1]),
+    ]:
+        answer = client.http.post(path, json=body)
+        assert answer.status_code == 400, (path, body)
+        assert set(answer.json()) == {"error"}
+    garbage = client.http.post("/__sandbox/clock", content=b"{nope")
+    assert garbage.json() == {"error": "the body must be JSON"}
+    assert client.http.get("/__sandbox/clock").json()["offset"] == 0
+    assert client.http.get("/__sandbox/behaviour").json() == dataclasses.asdict(Behaviour())
+    changed = client.http.post(
+        "/__sandbox/behaviour", json={"history_days": 30, "clock_offset": 5}
+    ).json()
+    assert (changed["history_days"], changed["clock_offset"]) == (30, 5)
+    assert client.http.delete("/__sandbox/behaviour").status_code == 404

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,9 +15,9 @@ import pytest
 
 from reconciler.cli import main
 from reconciler.errors import ManifestError, Problem
-from reconciler.load import load_file
+from reconciler.load import MAX_MEMBER_FILE_BYTES, load_file
 from reconciler.model import ProfileField, SubscriberPolicy
-from reconciler.validate import command, load_desired_state
+from reconciler.validate import command, load_desired_state, project_root
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "manifests"
@@ -364,3 +365,111 @@ def test_pre_commit_hook_definition() -> None:
         "pass_filenames": False,
         "require_serial": True,
     }
+
+
+# -- the project root and member files (issue 12) -------------------------------------------------
+
+SET_WITH_FILES = HEADER + "kind: SubscriberSet\nmetadata: {{name: staff}}\nspec: {{files: [{}]}}\n"
+
+
+def test_member_files_over_the_cap_are_refused_before_they_are_read(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A symlink to /dev/zero ran to 3 GB and a MemoryError: a member file is a regular file of
+    at most 64 MiB (a sparse file here: its size is what is checked)."""
+    write(tmp_path, {"m/a.yaml": SET_WITH_FILES.format("big.txt, ok.txt"), "m/ok.txt": "a\n"})
+    with (tmp_path / "m" / "big.txt").open("wb") as f:
+        f.truncate(MAX_MEMBER_FILE_BYTES + 1)
+    (tmp_path / "m" / "ok.txt").write_text("x" * (MAX_MEMBER_FILE_BYTES // 1024) + "\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "m"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "m/a.yaml:4:16: spec.files[0]: member file 'm/big.txt' is larger than the 67,108,864-byte"
+        " limit for member files (67,108,865 bytes or more)",
+        "m/ok.txt:1:1: invalid UserID 'xxxxxxxxxxxxxxxx...' (65536 characters): 1 to 32"
+        " printable ASCII characters, no spaces",
+    ]
+
+
+def test_a_rejected_member_line_is_quoted_short_and_sanitised(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A file of KEY=value lines (an .env inside the project) must not be echoed whole."""
+    secret = "TIM_SECRET_KEY=0123456789abcdef0123456789abcdef"
+    write(
+        tmp_path,
+        {
+            "m/a.yaml": SET_WITH_FILES.format("env.txt"),
+            "m/env.txt": f"{secret}\nX=a b\n\tp\u00e4ss\x1b[31mword \n",
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "m"]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        "m/env.txt:1:1: invalid UserID 'TIM_SECRET_KEY=0...' (47 characters): 1 to 32 printable"
+        " ASCII characters, no spaces",
+        "m/env.txt:2:1: invalid UserID 'X=a b': 1 to 32 printable ASCII characters, no spaces",
+        "m/env.txt:3:2: invalid UserID 'p?ss?[31mword': 1 to 32 printable ASCII characters,"
+        " no spaces",
+    ]
+    assert "0123456789abcdef" not in out
+
+
+def test_the_project_root_is_the_configs_directory_and_the_manifest_roots(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`validate m` and `load_desired_state` (plan, apply) draw the same line: inside the
+    directory of the reconciler.yaml in use, or inside a manifest root on the command line."""
+    write(
+        tmp_path,
+        {
+            "project/m/a.yaml": SET_WITH_FILES.format("../members/staff.txt"),
+            "project/members/staff.txt": "alice\n",
+            "project/conf/reconciler.yaml": "inventory: inv\n",
+        },
+    )
+    project = tmp_path / "project"
+    monkeypatch.chdir(project)
+    real = project.resolve()
+    refused = (
+        "m/a.yaml:4:16: spec.files[0]: member file '../members/staff.txt' resolves outside the"
+        " project root 'm'\n"
+    )
+    # no config: the root is the manifest root, m/
+    assert project_root(["m"]) == (real / "m",)
+    assert main(["validate", "m"]) == 1
+    assert capsys.readouterr().out == refused
+    with pytest.raises(ManifestError) as raised:
+        load_desired_state(["m"])
+    assert f"{raised.value}\n" == refused
+    # a config elsewhere adds its directory: conf/ does not hold members/ either
+    assert main(["validate", "m", "--config", "conf/reconciler.yaml"]) == 1
+    assert capsys.readouterr().out == refused.replace("'m'", "'conf' or 'm'")
+    # ./reconciler.yaml: the project root is the current directory
+    (project / "reconciler.yaml").write_text("inventory: inv\n")
+    assert project_root(["m"]) == (real, real / "m")
+    assert main(["validate", "m"]) == 0
+    assert capsys.readouterr().out == "1 document valid\n"
+    assert load_desired_state(["m"]).documents == 1
+    # plan and apply pass the config in use: with --config conf/..., ./reconciler.yaml is not it
+    with pytest.raises(ManifestError) as raised:
+        load_desired_state(["m"], config=Path("conf/reconciler.yaml"))
+    assert f"{raised.value}\n" == refused.replace("'m'", "'conf' or 'm'")
+
+
+def test_member_files_that_are_not_regular_files_are_refused_unopened(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A FIFO hung the run (open() waits for a writer): refused by stat, in-process here (the
+    hang itself is tested through the CLI in a process, tests/test_cli.py)."""
+    write(tmp_path, {"m/a.yaml": SET_WITH_FILES.format("pipe.txt, link.txt")})
+    os.mkfifo(tmp_path / "m" / "pipe.txt")
+    (tmp_path / "m" / "link.txt").symlink_to("pipe.txt")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "m"]) == 1
+    fifo = "is a FIFO (named pipe), not a regular file"
+    assert capsys.readouterr().out.splitlines() == [
+        f"m/a.yaml:4:16: spec.files[0]: member file 'm/pipe.txt' {fifo}",
+        f"m/a.yaml:4:26: spec.files[1]: member file 'm/link.txt' {fifo}",
+    ]

@@ -19,7 +19,7 @@ import re
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -42,7 +42,7 @@ from reconciler.providers.transport import (
     LeanTransport,
     is_loopback_host,
 )
-from reconciler.secret import REDACTED, Secret
+from reconciler.secret import REDACTED, Secret, SecretSet
 
 logger = logging.getLogger(__name__)
 
@@ -284,6 +284,9 @@ class Request:
     #: reads the answer's bytes (raising a ValueError if they are not JSON); a read
     #: that knows the answer's shape may decode it straight into records
     decode: Decode = field(default=decode_json, repr=False, compare=False)
+    #: the answer is a credential (the WeChat token): it is not scrubbed of the credentials the
+    #: client holds, since the vendor may well hand back the token it handed out before
+    issues_credential: bool = field(default=False, repr=False)
 
 
 Params = Callable[[], Mapping[str, str]]
@@ -293,9 +296,10 @@ Check = Callable[[Request, dict[str, Any]], None]
 class Caller:
     """Sends logical calls: paced, timed out, retried, decoded, errors mapped and redacted.
 
-    `vendor` names the API family in errors (`tencent`, `wechat`). `secrets()` returns every value
-    that must never appear in a message (keys, the current UserSig or access token); they are
-    masked together with any credential query parameter.
+    `vendor` names the API family in errors (`tencent`, `wechat`). `secrets` holds every credential
+    the client has held or sent (keys, every UserSig and access token, renewed ones included).
+    Each answer's raw bytes are scrubbed of them before anything decodes it, and every message is
+    masked again (with any credential query parameter) before it is formatted into an error.
     """
 
     def __init__(
@@ -305,7 +309,7 @@ class Caller:
         vendor: str,
         endpoint: str,
         pacer: Pacer,
-        secrets: Callable[[], Collection[str | Secret]],
+        secrets: SecretSet,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -319,7 +323,7 @@ class Caller:
         self.rng = rng or random.Random()
         self.timeout = timeout
         self.max_answer_bytes = MAX_ANSWER_BYTES
-        self._secrets = secrets
+        self.secrets = secrets
         self._sleep = sleep
         #: calls go straight to the lean transport's `fetch` when the client has one
         self._fast: tuple[LeanTransport, Endpoint] | None = None
@@ -334,7 +338,7 @@ class Caller:
         install_log_redaction()
 
     def redact(self, text: str) -> str:
-        return redact(text, self._secrets())
+        return redact(self.secrets.redact(text))
 
     def error(
         self,
@@ -434,6 +438,10 @@ class Caller:
             raise self.error(
                 request, f"answer is larger than {self.max_answer_bytes:,} bytes; refused"
             )
+        if not request.issues_credential:
+            # before anything reads it: a vendor quoting a credential (an expired UserSig in
+            # ErrorInfo, a rejected token in errmsg, a key in a name) must quote `***`
+            content = self.secrets.scrub(content)
         try:
             body = request.decode(content)
         except (ValueError, RecursionError):  # msgspec's errors, bad UTF-8; arrays nested deep

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -145,9 +146,34 @@ class MalformedAnswer(ValueError):
     """
 
 
-def _shown(value: Any) -> str:
+#: The largest count any answer can hold. The vendor's Integer fields are 32 bits wide: the
+#: reference documents none wider than `random` and `MsgSeq`, 0 to 4294967295 (sections 1.1,
+#: 5.11); `MaxSubscriberNum` has no documented maximum (4.2).
+MAX_COUNT: Final = 2**32 - 1
+
+#: An integer as text: a few vendors send counts and times as strings. ASCII digits only (`"²"`
+#: is a digit to `str.isdigit` and not to `int`), and few enough that `int()` reads them at once.
+_DIGITS: Final = re.compile(r"\s*(-?[0-9]{1,20})\s*")
+
+
+def shown(value: Any) -> str:
+    """A vendor value as an error quotes it: its repr, cut to 40 characters."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        # `repr` of an integer of over 4,300 digits raises
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _integer(value: Any) -> int | None:
+    """`value` as an integer (JSON booleans as 0/1, text of digits), or None."""
+    if isinstance(value, int):  # bool included: True/False are 1/0 in JSON-minded vendors
+        return int(value)
+    if isinstance(value, str):
+        digits = _DIGITS.fullmatch(value)
+        if digits is not None:
+            return int(digits.group(1))
+    return None
 
 
 def str_field(item: Mapping[str, Any], key: str, *, required: bool = False) -> str:
@@ -162,34 +188,31 @@ def str_field(item: Mapping[str, Any], key: str, *, required: bool = False) -> s
         return ""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    raise MalformedAnswer(f"{key} is {_shown(value)}, not a string")
+    raise MalformedAnswer(f"{key} is {shown(value)}, not a string")
 
 
 def int_field(item: Mapping[str, Any], key: str) -> int:
     """An informational number (times): read leniently, anything unreadable is 0."""
-    value = item.get(key)
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return 0
+    number = _integer(item.get(key))
+    return 0 if number is None else number
 
 
 def count_field(item: Mapping[str, Any], key: str, *, required: bool = False) -> int:
     """A number decisions rest on (counts, cursors, result codes): absent reads as 0 unless
-    `required`; an integer or a string of digits is read; anything else is a `MalformedAnswer`."""
+    `required`; an integer or a string of digits from 0 to `MAX_COUNT` is read; anything else is
+    a `MalformedAnswer` (a negative count or one of 10**400 is no more possible than a count of
+    "lots", and would size a page budget or pass a removal-percentage check)."""
     value = item.get(key)
     if value is None:
         if required:
             raise MalformedAnswer(f"{key} is missing")
         return 0
-    if isinstance(value, int):  # bool included: True/False are 1/0 in JSON-minded vendors
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise MalformedAnswer(f"{key} is {_shown(value)}, not an integer")
+    number = _integer(value)
+    if number is None:
+        raise MalformedAnswer(f"{key} is {shown(value)}, not an integer")
+    if not 0 <= number <= MAX_COUNT:
+        raise MalformedAnswer(f"{key} is {shown(value)}, not a possible count (0 to {MAX_COUNT})")
+    return number
 
 
 def object_list(item: Mapping[str, Any], key: str, *, required: bool = False) -> list[Any]:
@@ -201,10 +224,10 @@ def object_list(item: Mapping[str, Any], key: str, *, required: bool = False) ->
             raise MalformedAnswer(f"{key} is missing")
         return []
     if not isinstance(value, list):
-        raise MalformedAnswer(f"{key} is {_shown(value)}, not an array")
+        raise MalformedAnswer(f"{key} is {shown(value)}, not an array")
     for index, element in enumerate(value):
         if not isinstance(element, dict):
-            raise MalformedAnswer(f"{key}[{index}] is {_shown(element)}, not an object")
+            raise MalformedAnswer(f"{key}[{index}] is {shown(element)}, not an object")
     return value
 
 

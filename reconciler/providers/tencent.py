@@ -37,6 +37,7 @@ from reconciler.providers.http import (
     decode_json,
     run_all,
 )
+from reconciler.providers.paging import READ_DEADLINE, PageBudget
 from reconciler.providers.records import (
     AccountInfo,
     CreateOutcome,
@@ -52,7 +53,7 @@ from reconciler.providers.records import (
     object_list,
     str_field,
 )
-from reconciler.secret import Secret
+from reconciler.secret import Secret, SecretSet
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +77,6 @@ MAX_CHECK: Final = 100
 MAX_INFO: Final = 50
 MAX_SUBSCRIBERS: Final = 100  # add_subscriber; delete_subscriber's maximum is undocumented
 PAGE_LIMIT: Final = 200
-#: Pages a paged read may take beyond what the answer's own total needs (ceil(total / 200)):
-#: members may join while we page. A cursor that keeps going past this is a broken server.
-PAGE_SLACK: Final = 3
-#: Without a total, the most pages a read takes (200,000 accounts of one inventory user).
-MAX_PAGES: Final = 1000
 
 #: Codes worth another attempt. Frequency: 60007, 60011, 60018, 60019 (reference 1.5, 1.6).
 #: Internal error / timeout: 70169, 70202, 70500 (section 3), 10002, 10004, 20005 (section 5; 10004
@@ -98,7 +94,11 @@ SIG_EXPIRE: Final = 86400
 
 
 class AdminSig:
-    """The admin identifier's UserSig: generated once, renewed when under 10% validity is left."""
+    """The admin identifier's UserSig: generated once, renewed when under 10% validity is left.
+
+    `secrets` holds the key and every sig generated, renewed and invalidated ones included: a
+    vendor may quote the sig it has just called expired.
+    """
 
     def __init__(
         self,
@@ -116,15 +116,22 @@ class AdminSig:
         self._clock = clock
         self._sig: Secret | None = None
         self._expires_at = 0
+        self.secrets = SecretSet(key)
         #: how many sigs were generated (renewals included)
         self.generated = 0
 
     def current(self) -> Secret:
         now = int(self._clock())
         if self._sig is None or self._expires_at - now < self.expire / 10:
-            self._sig = Secret(
-                usersig.generate(
-                    self.sdkappid, self._key.reveal(), self.identifier, now=now, expire=self.expire
+            self._sig = self.secrets.add(
+                Secret(
+                    usersig.generate(
+                        self.sdkappid,
+                        self._key.reveal(),
+                        self.identifier,
+                        now=now,
+                        expire=self.expire,
+                    )
                 )
             )
             self._expires_at = now + self.expire
@@ -132,11 +139,9 @@ class AdminSig:
         return self._sig
 
     def invalidate(self) -> None:
-        """Forget the sig (the vendor called it expired: clocks disagree); the next is fresh."""
+        """Stop using the sig (the vendor called it expired: clocks disagree); the next is fresh.
+        It stays in `secrets`."""
         self._sig = None
-
-    def secrets(self) -> list[Secret]:
-        return [self._key] if self._sig is None else [self._key, self._sig]
 
     def __repr__(self) -> str:
         return f"AdminSig(sdkappid={self.sdkappid}, identifier={self.identifier!r})"
@@ -147,7 +152,9 @@ class TencentClient(CountedClient):
 
     Built on a given `httpx.AsyncClient` (never its own). `endpoint` is the base URL (the
     target's, `TencentTarget.endpoint`); when omitted, the http client's `base_url` is used.
-    `calls` counts requests per command, retries included.
+    `calls` counts requests per command, retries included. A paged read takes at most
+    `read_deadline` seconds (`clock` measures them) and the pages the vendor's numbers can make
+    true (`reconciler.providers.paging`).
     """
 
     def __init__(
@@ -165,10 +172,16 @@ class TencentClient(CountedClient):
         sleep: Sleep = asyncio.sleep,
         wall_clock: Callable[[], float] = time.time,
         sig_expire: int = SIG_EXPIRE,
+        read_deadline: float = READ_DEADLINE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         base = endpoint if endpoint is not None else str(http.base_url)
         if not base:
             raise ConfigError("the Tencent client needs an endpoint")
+        self.read_deadline = read_deadline
+        self._clock = clock
+        #: account id → the most subscribers it can hold, as its info last read said
+        self._capacity: dict[str, int] = {}
         self.sig = AdminSig(sdkappid, secret_key, identifier, expire=sig_expire, clock=wall_clock)
         self._caller = Caller(
             http,
@@ -225,12 +238,11 @@ class TencentClient(CountedClient):
             code = envelope_code(reply)
             if code == 0 or code in accept:
                 return
-            error_info = reply.get("ErrorInfo")
-            info = error_info if isinstance(error_info, str) and error_info else "request failed"
+            info = self._caller.redact(_text(reply.get("ErrorInfo")) or "request failed")
             if code == SIG_EXPIRED:
                 self.sig.invalidate()
             if code in RETRY_CODES or code == SIG_EXPIRED:
-                raise Transient(f"vendor code {code}: {self._caller.redact(info)}", code)
+                raise Transient(f"vendor code {code}: {info}", code)
             raise self._caller.error(req, info, code)
 
         return await self._caller.call(request, params, check)
@@ -412,7 +424,8 @@ class TencentClient(CountedClient):
                 _item("OfficialAccountInfoList", n, _echoed_id, i) for n, i in enumerate(items)
             ]
         found = {}
-        answered: set[str] = set()
+        #: id → what its item said (None: does not exist); an id answered twice must agree
+        answered: dict[str, AccountInfo | None] = {}
         for position, item in enumerate(items):
             # Items echo the id on the sandbox; the vendor's doc does not promise it (reference
             # 5.4), so fall back to request order when every item lacks it.
@@ -428,11 +441,9 @@ class TencentClient(CountedClient):
                     f"answered for {account_id!r}, which was not asked for",
                     span,
                 )
-            answered.add(account_id)
             code = envelope_code(item) if "ErrorCode" in item else 0
-            if code == ACCOUNT_MISSING:
-                continue
-            if code != 0:
+            info: AccountInfo | None = None
+            if code not in (0, ACCOUNT_MISSING):
                 raise ProviderError(
                     self._caller.redact(_text(item.get("ErrorInfo")) or "read failed"),
                     api="tencent",
@@ -440,8 +451,16 @@ class TencentClient(CountedClient):
                     object_id=account_id,
                     code=code,
                 )
-            with self._reading("get_official_account_info", account_id):
-                found[account_id] = AccountInfo.from_vendor(item, account_id)
+            if code == 0:
+                with self._reading("get_official_account_info", account_id):
+                    info = AccountInfo.from_vendor(item, account_id)
+            if answered.get(account_id, info) != info:
+                raise self._error(
+                    "get_official_account_info", "answered twice, differently", account_id
+                )
+            answered[account_id] = info
+            if info is not None:
+                found[account_id] = self._learn(info)
         unanswered = [i for i in ids if i not in answered]
         if unanswered:
             # Silence is not "does not exist": reading it so would plan a create.
@@ -449,6 +468,22 @@ class TencentClient(CountedClient):
                 "get_official_account_info", "no answer for some accounts", _span(unanswered)
             )
         return found
+
+    def _learn(self, info: AccountInfo) -> AccountInfo:
+        """Note what an account can hold: its pages are believed only that far."""
+        if info.max_subscriber_num:
+            # over its maximum when the maximum was lowered below the members it had
+            self._capacity[info.id] = max(info.max_subscriber_num, info.subscriber_num)
+        return info
+
+    def _budget(self, noun: str, capacity: int | None = None) -> PageBudget:
+        return PageBudget(
+            noun,
+            page_size=PAGE_LIMIT,
+            deadline=self.read_deadline,
+            capacity=capacity,
+            clock=self._clock,
+        )
 
     def _check_page_size(self, command: str, size: int, noun: str, object_id: str) -> None:
         """A page larger than the `Limit` asked for is a vendor bug, not more data to trust."""
@@ -461,7 +496,10 @@ class TencentClient(CountedClient):
         """Every subscriber of an account, paging `Limit` 200 / `Next` to the end (ref. 5.5).
 
         A broken server cannot keep it paging: a cursor seen before, a page over the limit asked
-        for, or more pages than the account's own `SubscriberNum` needs is an error. The pages are
+        for, more pages than the account's `SubscriberNum` needs (believed up to what the account
+        can hold, `PageBudget`) or than the read's deadline allows is an error, and so is a
+        subscriber listed twice with different CustomStrings (listed twice alike, it is kept
+        once: a member may move between pages while they are read). The pages are
         a chain (each cursor comes with the page before), so the next page is asked for as soon
         as its cursor is known, and this page's items are read while it is on its way: reading
         200 items then overlaps the round trip instead of adding to it.
@@ -469,8 +507,7 @@ class TencentClient(CountedClient):
         command = "get_subscriber_info"
         subscribers: list[Subscriber] = []
         seen = {""}
-        most = 0
-        pages = 0
+        budget = self._budget("subscribers", self._capacity.get(account_id))
 
         def ask(cursor: str) -> asyncio.Future[dict[str, Any]]:
             return asyncio.ensure_future(
@@ -487,7 +524,6 @@ class TencentClient(CountedClient):
         try:
             while True:
                 reply = await pending
-                pages += 1
                 with self._reading(command, account_id):
                     items = reply.get("SubscriberList")
                     if type(items) is not _DecodedSubscribers:
@@ -500,19 +536,17 @@ class TencentClient(CountedClient):
                 if following:
                     if following in seen:
                         raise self._error(command, "paging cursor did not advance", account_id)
-                    most = max(most, total)
-                    if pages >= _page_budget(most):
-                        raise self._error(
-                            command,
-                            f"paging did not end after {pages} pages for {most} subscribers",
-                            account_id,
-                        )
+                    over = budget.more(total)
+                    if over is not None:
+                        raise self._error(command, over, account_id)
                     seen.add(following)
                     pending = ask(following)
                 with self._reading(command, account_id):
                     _read_subscribers(items, subscribers)
                 if not following:
-                    return SubscriberPage(account_id, tuple(subscribers), total)
+                    with self._reading(command, account_id):
+                        unique = _once_each(subscribers)
+                    return SubscriberPage(account_id, unique, total)
         finally:
             if not pending.done():
                 # an item of this page was malformed, or the read was cancelled: the page asked
@@ -598,8 +632,7 @@ class TencentClient(CountedClient):
         command = "get_subscribed_official_account_list"
         found: list[Subscription] = []
         offset = 0
-        most = 0
-        pages = 0
+        budget = self._budget("accounts")
         while True:
             reply = await self._call(
                 OA_SVC,
@@ -607,7 +640,6 @@ class TencentClient(CountedClient):
                 {"Subscriber_Account": user_id, "Limit": PAGE_LIMIT, "Offset": offset},
                 object_id=user_id,
             )
-            pages += 1
             with self._reading(command, user_id):
                 items = object_list(reply, "OfficialAccountInfoList")
                 found.extend(
@@ -619,23 +651,49 @@ class TencentClient(CountedClient):
                 total = count_field(reply, "TotalCount") if "TotalCount" in reply else None
             self._check_page_size(command, len(items), "accounts", user_id)
             if complete == 1:
-                return found
+                with self._reading(command, user_id):
+                    unique = _each_account_once(found)
+                for subscription in unique:
+                    self._learn(subscription.account)
+                return unique
             if following <= offset or not items:
                 raise self._error(command, "paging did not advance", user_id)
-            most = max(most, total or 0)
-            if pages >= (MAX_PAGES if total is None else _page_budget(most)):
-                raise self._error(
-                    command,
-                    f"paging did not end after {pages} pages"
-                    + ("" if total is None else f" for {most} accounts"),
-                    user_id,
-                )
+            over = budget.more(total)
+            if over is not None:
+                raise self._error(command, over, user_id)
             offset = following
 
 
-def _page_budget(total: int) -> int:
-    """How many pages a read of `total` items may take: what it needs, plus a little slack."""
-    return -(-total // PAGE_LIMIT) + PAGE_SLACK
+def _once_each(subscribers: list[Subscriber]) -> tuple[Subscriber, ...]:
+    """The subscribers of a read, each once; one listed twice with different CustomStrings is
+    a `MalformedAnswer` (which is true cannot be told, and the last would silently win)."""
+    if len({s.user_id for s in subscribers}) == len(subscribers):
+        return tuple(subscribers)
+    first: dict[str, Subscriber] = {}
+    for subscriber in subscribers:
+        seen = first.setdefault(subscriber.user_id, subscriber)
+        if seen.custom_string != subscriber.custom_string:
+            raise MalformedAnswer(
+                f"SubscriberList lists {subscriber.user_id!r} twice, with different CustomStrings"
+            )
+    return tuple(first.values())
+
+
+def _each_account_once(found: list[Subscription]) -> list[Subscription]:
+    """A user's subscriptions, each account once. Offsets shift when a subscription is added
+    while they are paged, so an account may come twice; twice with a different CustomString (the
+    inventory's record of it) or profile is a `MalformedAnswer`: which is true cannot be told."""
+    first: dict[str, Subscription] = {}
+    for subscription in found:
+        seen = first.setdefault(subscription.account.id, subscription)
+        if (seen.custom_string, seen.account.profile) != (
+            subscription.custom_string,
+            subscription.account.profile,
+        ):
+            raise MalformedAnswer(
+                f"OfficialAccountInfoList lists {subscription.account.id!r} twice, differently"
+            )
+    return list(first.values())
 
 
 def _text(value: Any) -> str:

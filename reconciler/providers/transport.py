@@ -441,8 +441,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
         scheme = url.scheme
         if scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"{scheme!r} is not http or https", request=request)
-        if self.guard is not None:
-            self.guard(request.method, url.path)
+        if self.guard is not None:  # the path as it goes on the wire, as `fetch` checks it
+            self.guard(request.method, url.raw_path.decode("ascii").partition("?")[0])
         key = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         # The request is ready before a connection is taken: none waits on a streamed body, and

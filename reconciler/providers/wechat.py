@@ -29,7 +29,8 @@ from reconciler.providers.http import (
     Transient,
     check_endpoint,
 )
-from reconciler.secret import Secret
+from reconciler.providers.records import shown
+from reconciler.secret import Secret, SecretSet
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +57,17 @@ class MassSpeedInfo:
 
 
 class TokenCache:
-    """One access token, kept until shortly before it expires; refreshed under a lock."""
+    """One access token, kept until shortly before it expires; refreshed under a lock.
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    `secrets` keeps every token ever put, dropped and expired ones included: a vendor may quote
+    the token it has just rejected.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, secrets: SecretSet | None = None
+    ) -> None:
         self._clock = clock
+        self.secrets = SecretSet() if secrets is None else secrets
         self._token: Secret | None = None
         self._valid_until = 0.0
         self.lock = asyncio.Lock()
@@ -71,16 +79,13 @@ class TokenCache:
 
     def put(self, token: Secret, expires_in: float) -> None:
         margin = min(TOKEN_MARGIN, expires_in / 10)
-        self._token = token
+        self._token = self.secrets.add(token)
         self._valid_until = self._clock() + expires_in - margin
 
     def drop(self, token: Secret) -> None:
         """Forget `token` if it is still the cached one (a concurrent refresh may have won)."""
         if self._token == token:
             self._token = None
-
-    def secrets(self) -> list[Secret]:
-        return [] if self._token is None else [self._token]
 
 
 class WeChatClient(CountedClient):
@@ -110,13 +115,13 @@ class WeChatClient(CountedClient):
             raise ConfigError("the WeChat client needs an AppID")
         self.app_id = app_id
         self._secret = secret
-        self.tokens = TokenCache(clock)
+        self.tokens = TokenCache(clock, SecretSet(secret))
         self._caller = Caller(
             http,
             vendor="wechat",
             endpoint=check_endpoint(base),
             pacer=pacer,
-            secrets=lambda: [self._secret, *self.tokens.secrets()],
+            secrets=self.tokens.secrets,
             retry=retry,
             rng=rng,
             timeout=timeout,
@@ -132,10 +137,11 @@ class WeChatClient(CountedClient):
             raise self._caller.error(request, "errcode is not an integer")
         if code == 0:
             return
-        message = reply.get("errmsg") if isinstance(reply.get("errmsg"), str) else ""
+        errmsg = reply.get("errmsg")
+        message = self._caller.redact(errmsg if isinstance(errmsg, str) else "")
         if code in RETRY_CODES:
-            raise Transient(f"errcode {code}: {self._caller.redact(str(message))}", code)
-        raise self._caller.error(request, str(message) or "request failed", code)
+            raise Transient(f"errcode {code}: {message}", code)
+        raise self._caller.error(request, message or "request failed", code)
 
     async def access_token(self) -> Secret:
         """The cached token, or a new one from `stable_token` when there is none or it expires."""
@@ -158,6 +164,7 @@ class WeChatClient(CountedClient):
                     "secret": self._secret.reveal(),
                     "force_refresh": False,
                 },
+                issues_credential=True,
             )
             reply = await self._caller.call(request, lambda: {}, self._check)
             value = reply.get("access_token")
@@ -186,15 +193,20 @@ class WeChatClient(CountedClient):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get_mass_speed(self) -> MassSpeedInfo:
-        """Read the mass-send speed (section 5.1)."""
+        """Read the mass-send speed (section 5.1): a level 0 to 4 and a real speed of zero or
+        more (in 10,000 messages a minute); any other answer is refused, not planned against."""
         reply = await self._call("mass_speed_get", "/cgi-bin/message/mass/speed/get", {})
         speed = reply.get("speed")
         realspeed = reply.get("realspeed", 0)
-        if type(speed) is not int or not isinstance(realspeed, int | float):
-            raise ProviderError(
-                "speed answer lacks speed/realspeed", api="wechat", action="mass_speed_get"
-            )
-        return MassSpeedInfo(speed=speed, realspeed=float(realspeed))
+        if type(speed) is not int or type(realspeed) not in (int, float):
+            problem = "speed answer lacks speed/realspeed"
+        elif speed not in SPEEDS:
+            problem = f"speed answer holds speed {shown(speed)}, not a level 0..4"
+        elif realspeed < 0:
+            problem = f"speed answer holds realspeed {shown(realspeed)}, below 0"
+        else:
+            return MassSpeedInfo(speed=speed, realspeed=float(realspeed))
+        raise ProviderError(problem, api="wechat", action="mass_speed_get")
 
     async def set_mass_speed(self, speed: int) -> None:
         """Set the mass-send speed, 0 (fastest) to 4 (slowest) (section 5.2)."""

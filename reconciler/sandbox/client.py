@@ -116,3 +116,24 @@ class SandboxClient:
             "entries"
         ]
         return entries
+
+    def advance(self, seconds: float) -> float:
+        """Move the sandbox's clock on by `seconds` (`POST /__sandbox/clock`); its new time."""
+        doc: JSON = self.http.post("/__sandbox/clock", json={"advance": seconds}).json()
+        return float(doc["now"])
+
+    def behave(self, **changes: Any) -> JSON:
+        """Change some `Behaviour` fields of a running sandbox; all of them afterwards."""
+        response = self.http.post("/__sandbox/behaviour", json=changes)
+        if response.status_code != 200:
+            raise RuntimeError(f"sandbox behaviour refused: {response.json()['error']}")
+        doc: JSON = response.json()
+        return doc
+
+    def placeholder(self, account: str, msg_key: str) -> None:
+        """Make a sent broadcast a placeholder (`IsPlaceMsg` 1) in the account's history."""
+        response = self.http.post(
+            "/__sandbox/placeholder", json={"Official_Account": account, "MsgKey": msg_key}
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"sandbox placeholder refused: {response.json()['error']}")

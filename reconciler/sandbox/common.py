@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.sandbox.behaviour import Behaviour
+
 JSON = dict[str, Any]
 
 
@@ -25,11 +27,13 @@ class ApiError(Exception):
 
 @dataclass(slots=True)
 class Call:
-    """One request being handled: the open transaction, the time, and the effects it had."""
+    """One request being handled: the open transaction, the time, the test-chosen vendor
+    behaviour, and the effects it had."""
 
     db: sqlite3.Connection
     now: float
     admin: str
+    behaviour: Behaviour = field(default_factory=Behaviour)
     effects: list[list[str]] = field(default_factory=list)
 
     @property

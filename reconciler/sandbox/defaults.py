@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Final
 
+from reconciler.sandbox import behaviour
+
 SDKAPPID: Final = 1400000000
 SECRET_KEY: Final = "sandbox-secret-key-not-a-secret"
 ADMIN: Final = "administrator"
@@ -16,6 +18,11 @@ WECHAT_APPID: Final = "wxsandbox00000000"
 WECHAT_SECRET: Final = "sandbox-wechat-secret-not-a-secret"
 PORT: Final = 8754
 DB_PATH: Final = ".reconciler/sandbox.db"
+#: The largest request body the sandbox reads; a larger one is answered HTTP 413. The vendors'
+#: largest bodies are far smaller: a send to 10,000 OpenIDs (the most `message/mass/send` takes,
+#: wechat-mp-mass-api.md section 7) is about 310 KB, a `multiaccount_import` of 100 ids about
+#: 4 KB, an IM message at most 12 KB (tencent-im-official-account-api.md, usage limits).
+MAX_BODY_BYTES: Final = 1024 * 1024
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,3 +58,4 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="per-API rate limit (default: the vendor's, 200/s or 100/s per API; 0 = unlimited)",
     )
+    behaviour.add_arguments(parser)

@@ -3,14 +3,26 @@
 Choices where the reference is silent or unsure (the most plausible documented code in each case):
 - Broadcasts: a second message in the same second is 60018 and a third within an hour is 60019
   ("too frequent, retry later", section 1.6). Identical `MsgBody` within 5 minutes is discarded and
-  answered with the original message's `MsgKey`/`MsgTime` (so a retried send is idempotent). A body
-  over 12 KB (usage-limits page) is 6017. `OnlineOnlyFlag=1` with `SendMsgControl: ["NoLastMsg"]`
-  is 6017.
-- History keeps messages 7 days (trial/Pro retention, section 7.3). `ReqMsgNumber` omitted means 20;
+  answered with the original message's `MsgKey`/`MsgTime` (so a retried send is idempotent); the
+  answer to a discarded duplicate is not documented (7.1), this is the kindest reading. What is
+  identical is a `Behaviour` choice: the body alone (default, the doc's wording) or the body and
+  `Random` (`broadcast_duplicate="body_and_random"`, the doocs SDK's wording: the stricter test of
+  a client's exactly-once, since only a retry that reuses `Random` is then discarded). A recalled
+  message still counts as the original of a duplicate and towards the hourly cap (it was sent).
+  A discarded duplicate changes nothing (no effect in the call log) and counts towards no cap.
+  A body over 12 KB (usage-limits page) is 6017. `OnlineOnlyFlag=1` with
+  `SendMsgControl: ["NoLastMsg"]` is 6017.
+- The call log's `message_sent` effect is `[account, MsgKey, body digest]`, the digest being
+  `body_digest(MsgBody)` (SHA-256 of the canonical JSON), so tests count sends per account and body.
+- History keeps messages `Behaviour.history_days` (default 7, trial/Pro retention, section 7.3; the
+  reference only implies broadcasts follow it). `ReqMsgNumber` omitted means 20;
   more than 20 returns 20. `IsFinished` is 1 when nothing older remains, 0 when older messages
   remain, 2 when only expired ones remain. Messages come newest first; the response `LastMsgKey` is
-  the oldest one returned. Recalled messages are left out unless `WithRecalledMsg` is 1, then they
-  come with `IsPlaceMsg` 2 and an empty `MsgBody`.
+  the oldest one returned. `MsgRandom` is the sent `Random` (0 when omitted; the reference lists
+  the field, silent on its value). Recalled messages are left out unless `WithRecalledMsg` is 1,
+  then they come with `IsPlaceMsg` 2, an empty `MsgBody` and their `MsgRandom` kept (silent in the
+  reference). A placeholder (`IsPlaceMsg` 1, only made by `POST /__sandbox/placeholder`) is always
+  listed, with an empty `MsgBody` and `MsgRandom` 0: nothing in it identifies what was sent.
 - Recall uses the group-style codes of its own page (section 5.12): 10004 invalid parameter, 10010
   unknown account; per item `RetCode` 10030 for a MsgKey that does not exist or has expired, 0 for a
   message recalled now or before (recall is idempotent).
@@ -46,7 +58,6 @@ HISTORY_MAX: Final = 20  # section 5.11
 MESSAGE_MAX_BYTES: Final = 12 * 1024  # usage-limits page
 DUPLICATE_WINDOW: Final = 300  # section 7.1: identical content within 5 minutes
 HOURLY_MAX: Final = 2  # section 7.1: 2 broadcasts per hour
-RETENTION: Final = 7 * 86400  # section 7.3
 _MSG_KEY: Final = re.compile(r"^([0-9]+)_1_([0-9]+)$")
 MSG_TYPES: Final = frozenset(
     {
@@ -64,6 +75,11 @@ MSG_TYPES: Final = frozenset(
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def body_digest(msg_body: list[Any]) -> str:
+    """The digest of a `MsgBody` the call log carries: `sha256:` + hex of its canonical JSON."""
+    return "sha256:" + hashlib.sha256(_canonical(msg_body).encode("utf-8")).hexdigest()
 
 
 def _check_body(body: JSON) -> list[Any]:
@@ -96,11 +112,11 @@ def send_official_account_msg(call: Call, body: JSON) -> JSON:
     load_account(call, oa_id)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     now = call.ts
-    duplicate = call.db.execute(
-        "SELECT seq, msg_time FROM messages WHERE account = ? AND digest = ? AND msg_time > ?"
-        " ORDER BY seq DESC LIMIT 1",
-        (oa_id, digest, now - DUPLICATE_WINDOW),
-    ).fetchone()
+    query = "SELECT seq, msg_time FROM messages WHERE account = ? AND digest = ? AND msg_time > ?"
+    params: tuple[Any, ...] = (oa_id, digest, now - DUPLICATE_WINDOW)
+    if call.behaviour.broadcast_duplicate == "body_and_random":
+        query, params = query + " AND random = ?", (*params, random)
+    duplicate = call.db.execute(query + " ORDER BY seq DESC LIMIT 1", params).fetchone()
     if duplicate is not None:
         seq, msg_time = duplicate
         return {"MsgTime": msg_time, "MsgKey": f"{seq}_1_{msg_time}"}
@@ -124,7 +140,7 @@ def send_official_account_msg(call: Call, body: JSON) -> JSON:
         (oa_id, seq, now, random, text, cloud, digest),
     )
     key = f"{seq}_1_{now}"
-    call.effect("message_sent", oa_id, key)
+    call.effect("message_sent", oa_id, key, "sha256:" + digest)
     return {"MsgTime": now, "MsgKey": key}
 
 
@@ -144,12 +160,11 @@ def official_account_msg_get_simple(call: Call, body: JSON) -> JSON:
     before = _parse_key(last_key, INVALID)[0] if last_key else 2**62
     load_account(call, oa_id)
     count = min(wanted, HISTORY_MAX)
-    cutoff = call.ts - RETENTION
+    cutoff = call.ts - call.behaviour.retention
     recalled_clause = "" if with_recalled else " AND recalled = 0"
     rows = call.db.execute(
-        "SELECT seq, msg_time, random, body, recalled FROM messages WHERE account = ? AND seq < ?"
-        + recalled_clause
-        + " ORDER BY seq DESC LIMIT ?",
+        "SELECT seq, msg_time, random, body, recalled, placeholder FROM messages"
+        " WHERE account = ? AND seq < ?" + recalled_clause + " ORDER BY seq DESC LIMIT ?",
         (oa_id, before, count + 1),
     ).fetchall()
     live = [r for r in rows if r[1] >= cutoff]
@@ -159,16 +174,16 @@ def official_account_msg_get_simple(call: Call, body: JSON) -> JSON:
     messages = [
         {
             "From_Account": oa_id,
-            "IsPlaceMsg": 2 if recalled else 0,
-            "MsgBody": [] if recalled else json.loads(text),
+            "IsPlaceMsg": 1 if placeholder else 2 if recalled else 0,
+            "MsgBody": [] if recalled or placeholder else json.loads(text),
             "IsSystemMsg": 0,
             "MsgPriority": 2,
-            "MsgRandom": random,
+            "MsgRandom": 0 if placeholder else random,
             "MsgKey": f"{seq}_1_{msg_time}",
             "MsgSeq": seq,
             "MsgTimeStamp": msg_time,
         }
-        for seq, msg_time, random, text, recalled in live
+        for seq, msg_time, random, text, recalled, placeholder in live
     ]
     if more:
         finished = 0
@@ -203,7 +218,7 @@ def official_account_msg_recall(call: Call, body: JSON) -> JSON:
         row = call.db.execute(
             "SELECT recalled FROM messages WHERE account = ? AND seq = ? AND msg_time = ?"
             " AND msg_time >= ?",
-            (oa_id, seq, msg_time, call.ts - RETENTION),
+            (oa_id, seq, msg_time, call.ts - call.behaviour.retention),
         ).fetchone()
         if row is None:
             out.append({"MsgKey": key, "RetCode": RECALL_NO_MESSAGE})

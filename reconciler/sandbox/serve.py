@@ -17,6 +17,7 @@ from typing import TextIO
 import uvicorn
 
 from reconciler.errors import ConfigError
+from reconciler.sandbox import behaviour
 from reconciler.sandbox.server import Sandbox, SandboxOptions
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def options_from_args(args: argparse.Namespace) -> SandboxOptions:
         fail_rate=args.fail_rate,
         seed=args.seed,
         calls_per_second=args.calls_per_second,
+        behaviour=behaviour.from_args(args),
     )
 
 
@@ -123,6 +125,7 @@ def _server(sandbox: Sandbox, on_started: Callable[[], None] | None = None) -> _
         lifespan="off",
         log_level="warning",
         access_log=False,
+        date_header=False,  # vendor replies carry the sandbox clock's Date (server.py)
         timeout_keep_alive=30,
         backlog=1024,
     )

@@ -33,6 +33,11 @@ routed call draws once; a call that fails the draw gets, with equal odds of 1/2,
 - `http_after`: the call IS applied and committed, then answered HTTP 502 or 503 — the response
   was lost on the way back, as real networks do; idempotent clients must converge anyway.
 
+Request bodies: at most `defaults.MAX_BODY_BYTES` (1 MiB, three times the vendors' largest
+request) are read; a larger body is answered HTTP 413 with a JSON `error`, is neither routed nor
+counted, and over HTTP closes the connection without the rest being read (`asgi.py`), whether its
+size was declared, chunked or lied about.
+
 Sandbox-only endpoints (never rate-limited, delayed or faulted; no vendor client calls them):
 - `GET /__sandbox/stats` → `{"calls": {"<service>/<command>" | "cgi-bin/<path>": n}, "rate_limited":
   n, "faults": n}` (counts since start or the last reset, every routed call counted);
@@ -43,6 +48,8 @@ Sandbox-only endpoints (never rate-limited, delayed or faulted; no vendor client
   the state changes the call made, e.g. `["account_created", "@TOA#_news"]`,
   `["subscriber_added", "@TOA#_news", "alice"]`, `["subscriber_removed", ...]`,
   `["user_imported", "alice"]`. A subscriber added twice shows up as two `subscriber_added` effects.
+- `/__sandbox/clock`, `/__sandbox/behaviour`, `/__sandbox/placeholder`: the test controls (the
+  sandbox's clock offset and the vendor behaviours a test may choose), see `behaviour.py`.
 """
 
 from __future__ import annotations
@@ -53,24 +60,24 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from urllib.parse import parse_qs
 
 import httpx
 
 from reconciler import usersig
-from reconciler.sandbox import accounts, defaults, messages, official, store, wechat
+from reconciler.sandbox import accounts, asgi, defaults, messages, official, store, wechat
+from reconciler.sandbox.asgi import Receive, Scope, Send
+from reconciler.sandbox.behaviour import Behaviour, Controls
 from reconciler.sandbox.common import JSON, ApiError, Call, Handler
 
 log = logging.getLogger(__name__)
 
 Reply = tuple[int, list[tuple[str, str]], bytes]
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 ACCOUNT_SERVICE: Final = "im_open_login_svc"
 OA_SERVICE: Final = "official_account_open_http_svc"
@@ -105,6 +112,7 @@ class SandboxOptions:
     seed: int = 0
     calls_per_second: float | None = None
     clock: Callable[[], float] = field(default=time.time)
+    behaviour: Behaviour = field(default_factory=Behaviour)
 
 
 @dataclass(slots=True)
@@ -133,7 +141,8 @@ class _Limiter:
         bucket = self._buckets.get(api)
         if bucket is None:
             bucket = self._buckets[api] = _Bucket(rate, rate, now)
-        bucket.tokens = min(rate, bucket.tokens + (now - bucket.stamp) * rate)
+        # A clock set back (the sandbox's offset) refills nothing and takes nothing away.
+        bucket.tokens = min(rate, bucket.tokens + max(0.0, now - bucket.stamp) * rate)
         bucket.stamp = now
         if bucket.tokens < 1:
             return False
@@ -172,13 +181,16 @@ class Sandbox:
         self._limiter = _Limiter(self.options.calls_per_second)
         self._rng = random.Random(self.options.seed)
         self._stats = _Stats()
+        self.controls = Controls(self.options.behaviour)
 
     # -- the core -------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: str, body: bytes) -> Reply:
         """Answer one HTTP request; the only entry point of the emulator."""
+        if len(body) > defaults.MAX_BODY_BYTES:
+            return asgi.too_large()
         if path.startswith("/__sandbox/"):
-            return self._admin(method, path, query)
+            return self._admin(method, path, query, body)
         api = _route(path)
         if api is None:
             if path.startswith("/v4/"):
@@ -190,12 +202,15 @@ class Sandbox:
                 )
             return 404, _JSON_HEADERS, _dumps({"error": f"no such endpoint: {path}"})
         with self._lock:
-            return self._call(api, method, path, query, body)
+            status, headers, out = self._call(api, method, path, query, body)
+            now = self.controls.now(self.options.clock())
+        # The vendor's Date header on the sandbox's clock: how a client sees a skewed vendor clock.
+        return status, [*headers, ("date", formatdate(now, usegmt=True))], out
 
     def _call(self, api: str, method: str, path: str, query: str, body: bytes) -> Reply:
         is_wx = api.startswith("cgi-bin/")
         headers = _WX_HEADERS if is_wx else _JSON_HEADERS
-        now = self.options.clock()
+        now = self.controls.now(self.options.clock())
         self._stats.calls[api] = self._stats.calls.get(api, 0) + 1
         if not self._limiter.take(api, now):
             self._stats.rate_limited += 1
@@ -222,7 +237,7 @@ class Sandbox:
             self._log(now, api, status, 0, fault, [])
             return status, _HTML_HEADERS, _html(status)
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-        call = Call(self._db, now, self.options.admin)
+        call = Call(self._db, now, self.options.admin, self.controls.behaviour)
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.execute("SAVEPOINT command")
@@ -364,7 +379,7 @@ class Sandbox:
         with self._lock:
             self._stats = _Stats()
 
-    def _admin(self, method: str, path: str, query: str) -> Reply:
+    def _admin(self, method: str, path: str, query: str, body: bytes) -> Reply:
         if path == "/__sandbox/stats" and method == "GET":
             return 200, _JSON_HEADERS, _dumps(self.stats())
         if path == "/__sandbox/stats/reset" and method == "POST":
@@ -379,43 +394,17 @@ class Sandbox:
                 return 400, _JSON_HEADERS, _dumps({"error": "since and limit must be integers"})
             with self._lock:
                 return 200, _JSON_HEADERS, _dumps(store.read_log(self._db, since, limit))
+        with self._lock:  # clock, behaviour and placeholder controls (behaviour.py)
+            answer = self.controls.admin(self._db, self.options.clock(), method, path, body)
+        if answer is not None:
+            return answer[0], _JSON_HEADERS, _dumps(answer[1])
         return 404, _JSON_HEADERS, _dumps({"error": f"no such endpoint: {method} {path}"})
 
     # -- adapters ---------------------------------------------------------------------------
 
     async def asgi_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI 3 application (what uvicorn serves for `reconciler sandbox serve`)."""
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        status, headers, out = await self.handle_async(
-            scope["method"],
-            scope["path"],
-            scope["query_string"].decode("latin-1"),
-            b"".join(chunks),
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-                + [(b"content-length", str(len(out)).encode("ascii"))],
-            }
-        )
-        await send({"type": "http.response.body", "body": out})
+        await asgi.app(self, scope, receive, send)
 
     async def handle_async(self, method: str, path: str, query: str, body: bytes) -> Reply:
         """`handle` at the end of the configured latency (awaited: never blocks the event loop).

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS messages (
     cloud_custom_data TEXT NOT NULL DEFAULT '',
     digest TEXT NOT NULL,
     recalled INTEGER NOT NULL DEFAULT 0,
+    placeholder INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS wx_tokens (
@@ -81,7 +82,11 @@ CREATE TABLE IF NOT EXISTS wx_mass (
     clientmsgid TEXT NOT NULL,
     created INTEGER NOT NULL,
     msgtype TEXT NOT NULL,
-    status TEXT NOT NULL
+    status TEXT NOT NULL,
+    finish_at INTEGER NOT NULL DEFAULT 0,
+    scope TEXT NOT NULL DEFAULT '',
+    articles INTEGER NOT NULL DEFAULT 0,
+    deleted TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS wx_mass_by_clientmsgid ON wx_mass (clientmsgid, created);
 CREATE TABLE IF NOT EXISTS quota (
@@ -102,6 +107,33 @@ CREATE TABLE IF NOT EXISTS call_log (
 """
 
 
+#: Columns added after a file may have been created: (table, column, declaration).
+_ADDED_COLUMNS: Final = (
+    ("messages", "placeholder", "INTEGER NOT NULL DEFAULT 0"),
+    ("wx_mass", "finish_at", "INTEGER NOT NULL DEFAULT 0"),
+    ("wx_mass", "scope", "TEXT NOT NULL DEFAULT ''"),
+    ("wx_mass", "articles", "INTEGER NOT NULL DEFAULT 0"),
+    ("wx_mass", "deleted", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Bring a file made by an earlier version up to the schema (new columns, old rows kept).
+
+    In one immediate transaction, so a second process opening the same file waits, then finds
+    the columns there."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column, declaration in _ADDED_COLUMNS:
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def connect(db_path: Path | str) -> sqlite3.Connection:
     """Open (and create or migrate) the sandbox database at `db_path` (":memory:" allowed)."""
     path = str(db_path)
@@ -117,6 +149,7 @@ def connect(db_path: Path | str) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.executescript(_SCHEMA)
+    _add_columns(conn)
     conn.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
         (str(SCHEMA_VERSION),),

@@ -21,10 +21,37 @@ Choices where the reference is silent (the most plausible documented code in eac
   missing or empty media_id 40007. Media ids are not checked against uploads (drafts are not
   emulated), only for being non-empty strings.
 - `clientmsgid` (or, when omitted, a digest of audience + content) seen in the last 24 h: 45066 if
-  that send was less than 1 minute ago, else 45065 with the existing `msg_id`.
-- Sends complete at once: `mass/get` says SEND_SUCCESS, or DELETE after `mass/delete`. Only mpnews
-  and mpvideo sends can be deleted (40008 otherwise); an unknown msg_id is 40059, and so is a
-  `url` (the sandbox never publishes article URLs).
+  that send was less than 1 minute ago, else 45065 with the existing `msg_id` (a 45065 or 45066
+  answer uses no quota). Over 64 UTF-8 bytes is 45067; a non-string 47001.
+- A job is SENDING, then SEND_SUCCESS once its audience is reached at the current mass speed:
+  audience / (realspeed x 10,000 per minute), rounded down to whole seconds. A send to all or to a
+  tag reaches `Behaviour.wechat_followers` (default 0: done at once; the sandbox keeps no
+  followers or tags), a send to OpenIDs the distinct OpenIDs. `mass/get` reads the state on the
+  sandbox clock. No other failure is emulated (content review, reprint checks, per-user caps).
+- Mass-send protection (`Behaviour.wechat_admin_confirm` N > 0; section 4): a send to all is held
+  SENDING until the admin confirms N seconds later, then runs as above; with N over 1800 nobody
+  confirms and the job is SEND_FAIL 30 minutes after the send (the vendor has no status saying
+  "waiting for the admin": SENDING is all `mass/get` shows). Sends to a tag or OpenIDs are not held.
+- Account types (`Behaviour.wechat_account_type`, section 4): a subscription account succeeds with
+  `sendall` once per UTC day and cannot send by OpenID (48001 "api unauthorized"); a service
+  account may send to all 4 times per UTC calendar month. Over either: 45028 "has no masssend
+  quota" (the code community threads give; its text is undocumented). Both also have the 100 a day.
+- `mass/delete`: `article_idx` is 1-based, 0 or omitted deletes all; only a job whose state is
+  SEND_SUCCESS can be deleted (40059 "message is not sent successfully" while SENDING or after
+  SEND_FAIL; the reference gives no code); a deleted message or article deleted again answers 0
+  and uses no quota. An mpnews sent with an `uploadnews` media_id has that upload's article count:
+  an index past it is 47001, and so is a non-zero index on an mpvideo. The job reads DELETE once
+  every article is deleted. Only mpnews and mpvideo can be deleted (40008 otherwise); an unknown
+  msg_id is 40059, and so is a `url` (the sandbox never publishes article URLs).
+- `uploadnews` checks the optional article fields' types (strings; 0/1 flags): 47001 otherwise.
+  `uploadvideo` has no quota (none documented).
+- The allow-list (`Behaviour.wechat_blocked_ip`): every call, the token ones first, is 40164
+  "invalid ip <IP> ipv6 ::ffff:<IP>, not in whitelist" (the vendor's wording) naming the
+  configured IP, not the socket's peer (the in-process transport has none).
+- Call log effects: `mass_sent` is `[msg_id, audience, content digest]` with the audience `all`,
+  `tag:<id>` or `openids:<count>:sha256:<hex of the sorted, distinct list>` (`audience_label`)
+  and the digest `content_digest(msgtype, content)`; `mass_previewed` is `[towxname:<id> or
+  touser:<openid>, content digest]`; `mass_deleted` is `[msg_id, all or the article index]`.
 - The default mass speed is 0. `realspeed` follows the doc table (0→80 … 4→10, in 10,000/min).
 """
 
@@ -33,8 +60,10 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from typing import Any, Final
 
+from reconciler.sandbox.behaviour import CONFIRM_DEADLINE
 from reconciler.sandbox.common import JSON, ApiError, Call, utf8_len
 
 TOKEN_TTL: Final = 7200
@@ -65,6 +94,10 @@ ARTICLES_MAX: Final = 8
 DEDUP_WINDOW: Final = DAY
 RETRY_GAP: Final = 60
 MSG_DATA_ID_BASE: Final = 2_247_480_000
+NO_MASS_QUOTA: Final = 45028
+SERVICE_TO_ALL_PER_MONTH: Final = 4
+ARTICLE_FLAGS: Final = ("show_cover_pic", "need_open_comment", "only_fans_can_comment")
+ARTICLE_STRINGS: Final = ("author", "digest", "content_source_url")
 
 ENDPOINTS: Final = (
     "token",
@@ -81,6 +114,13 @@ ENDPOINTS: Final = (
 )
 
 
+_QUOTA_MESSAGES: Final = {
+    45009: "reach max api daily quota limit",
+    45011: "api minute-quota reach limit",
+    NO_MASS_QUOTA: "has no masssend quota",
+}
+
+
 def _quota(call: Call, name: str, limit: int, window: int, code: int) -> None:
     """Count one use of `name` in `window`; `ApiError(code)` once `limit` is reached."""
     row = call.db.execute(
@@ -88,8 +128,7 @@ def _quota(call: Call, name: str, limit: int, window: int, code: int) -> None:
     ).fetchone()
     used = row[0] if row else 0
     if used >= limit:
-        msg = "reach max api daily quota limit" if code == 45009 else "api minute-quota reach limit"
-        raise ApiError(code, msg)
+        raise ApiError(code, _QUOTA_MESSAGES[code])
     call.db.execute(
         "INSERT INTO quota (name, day, used) VALUES (?, ?, 1)"
         " ON CONFLICT (name, day) DO UPDATE SET used = used + 1",
@@ -99,6 +138,13 @@ def _quota(call: Call, name: str, limit: int, window: int, code: int) -> None:
 
 def _daily(call: Call, name: str) -> None:
     _quota(call, name, DAILY[name], call.ts // DAY, 45009)
+
+
+def allow_list(call: Call) -> None:
+    """Section 2.1: a caller IP not on the account's allow-list is 40164, naming the IP."""
+    ip = call.behaviour.wechat_blocked_ip
+    if ip:
+        raise ApiError(40164, f"invalid ip {ip} ipv6 ::ffff:{ip}, not in whitelist")
 
 
 def _credentials(call: Call, grant: Any, appid: Any, secret: Any, want: tuple[str, str]) -> None:
@@ -130,12 +176,14 @@ def _issue(call: Call, kind: str) -> JSON:
 
 
 def token(call: Call, query: dict[str, str], creds: tuple[str, str]) -> JSON:
+    allow_list(call)
     _credentials(call, query.get("grant_type"), query.get("appid"), query.get("secret"), creds)
     _daily(call, "token")
     return _issue(call, "token")
 
 
 def stable_token(call: Call, body: JSON, creds: tuple[str, str]) -> JSON:
+    allow_list(call)
     _credentials(call, body.get("grant_type"), body.get("appid"), body.get("secret"), creds)
     force = body.get("force_refresh", False) is True
     _daily(call, "stable_token")
@@ -156,6 +204,7 @@ def stable_token(call: Call, body: JSON, creds: tuple[str, str]) -> JSON:
 
 
 def check_token(call: Call, access_token: str | None) -> None:
+    allow_list(call)
     if not access_token:
         raise ApiError(41001, "access_token missing")
     row = call.db.execute(
@@ -220,7 +269,59 @@ def _message(body: JSON) -> tuple[str, Any]:
     return msgtype, content
 
 
-def _send(call: Call, body: JSON, msgtype: str, content: Any, scope: Any) -> JSON:
+def content_digest(msgtype: str, content: Any) -> str:
+    """The digest of what a mass message says, as the call log carries it."""
+    text = json.dumps([msgtype, content], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def audience_label(scope: str | list[str]) -> str:
+    """`all`, `tag:<id>`, or `openids:<count>:sha256:<hex>` of the sorted, distinct OpenIDs."""
+    if isinstance(scope, str):
+        return scope
+    ids = sorted(set(scope))
+    digest = hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
+    return f"openids:{len(ids)}:sha256:{digest}"
+
+
+def _account_rules(call: Call, scope: str | list[str]) -> None:
+    """Section 4: what the account type allows beyond the 100 sends a day."""
+    if call.behaviour.wechat_account_type == "subscription":
+        if not isinstance(scope, str):
+            raise ApiError(48001, "api unauthorized")
+        _quota(call, "subscription_sendall", 1, call.ts // DAY, NO_MASS_QUOTA)
+    elif scope == "all":
+        day = time.gmtime(call.ts)
+        month = day.tm_year * 12 + day.tm_mon
+        _quota(call, "service_to_all", SERVICE_TO_ALL_PER_MONTH, month, NO_MASS_QUOTA)
+
+
+def _schedule(call: Call, scope: str | list[str]) -> tuple[str, int]:
+    """The job's final state and when it is reached (see the module docstring)."""
+    row = call.db.execute("SELECT value FROM meta WHERE key = 'wx_speed'").fetchone()
+    per_second = REALSPEED[int(row[0]) if row else 0] * 10_000 / 60
+    reach = call.behaviour.wechat_followers if isinstance(scope, str) else len(set(scope))
+    start = call.ts
+    confirm = call.behaviour.wechat_admin_confirm
+    if scope == "all" and confirm > 0:
+        if confirm > CONFIRM_DEADLINE:
+            return "SEND_FAIL", start + CONFIRM_DEADLINE
+        start += confirm
+    return "SEND_SUCCESS", start + int(reach / per_second)
+
+
+def _articles(call: Call, msgtype: str, content: Any) -> int:
+    """How many articles an mpnews has when its media_id is an upload of ours (0: unknown)."""
+    if msgtype != "mpnews":
+        return 0
+    row = call.db.execute(
+        "SELECT payload FROM wx_media WHERE media_id = ? AND type = 'news'",
+        (content.get("media_id"),),
+    ).fetchone()
+    return len(json.loads(row[0])) if row else 0
+
+
+def _send(call: Call, body: JSON, msgtype: str, content: Any, scope: str | list[str]) -> JSON:
     clientmsgid = body.get("clientmsgid")
     if clientmsgid is not None and not isinstance(clientmsgid, str):
         raise ApiError(47001, "data format error: clientmsgid")
@@ -240,11 +341,22 @@ def _send(call: Call, body: JSON, msgtype: str, content: Any, scope: Any) -> JSO
             raise ApiError(45066, "clientmsgid retried too fast, wait 1 minute")
         raise ApiError(45065, "clientmsgid exist", {"msg_id": seen[0]})
     _daily(call, "mass_send")
+    _account_rules(call, scope)
+    status, finish_at = _schedule(call, scope)
+    label = audience_label(scope)
     (msg_id,) = call.db.execute(
-        "INSERT INTO wx_mass (msg_id, clientmsgid, created, msgtype, status)"
-        " VALUES ((SELECT COALESCE(MAX(msg_id), 1000000000) + 1 FROM wx_mass), ?, ?, ?,"
-        " 'SEND_SUCCESS') RETURNING msg_id",
-        (clientmsgid, call.ts, msgtype),
+        "INSERT INTO wx_mass (msg_id, clientmsgid, created, msgtype, status, finish_at, scope,"
+        " articles) VALUES ((SELECT COALESCE(MAX(msg_id), 1000000000) + 1 FROM wx_mass),"
+        " ?, ?, ?, ?, ?, ?, ?) RETURNING msg_id",
+        (
+            clientmsgid,
+            call.ts,
+            msgtype,
+            status,
+            finish_at,
+            label,
+            _articles(call, msgtype, content),
+        ),
     ).fetchone()
     out: JSON = {"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id}
     if msgtype == "mpnews":
@@ -252,7 +364,7 @@ def _send(call: Call, body: JSON, msgtype: str, content: Any, scope: Any) -> JSO
         call.db.execute(
             "UPDATE wx_mass SET msg_data_id = ? WHERE msg_id = ?", (out["msg_data_id"], msg_id)
         )
-    call.effect("mass_sent", str(msg_id))
+    call.effect("mass_sent", str(msg_id), label, content_digest(msgtype, content))
     return out
 
 
@@ -287,7 +399,9 @@ def preview(call: Call, body: JSON) -> JSON:
     wxname, openid = body.get("towxname"), body.get("touser")
     if not _nonempty(wxname) and not _nonempty(openid):
         raise ApiError(40003, "invalid openid")
-    _message(body)
+    msgtype, content = _message(body)
+    # Section 8: with both, towxname wins.
+    to = f"towxname:{wxname}" if _nonempty(wxname) else f"touser:{openid}"
     if _nonempty(wxname):
         _daily(call, "preview_wxname")
     (counter,) = call.db.execute(
@@ -297,6 +411,7 @@ def preview(call: Call, body: JSON) -> JSON:
     call.db.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('wx_preview', ?)", (str(counter),)
     )
+    call.effect("mass_previewed", to, content_digest(msgtype, content))
     return {"errcode": 0, "errmsg": "preview success", "msg_id": counter}
 
 
@@ -308,6 +423,13 @@ def _msg_id(value: Any) -> int | None:
     return None
 
 
+def _status(call: Call, status: str, finish_at: int) -> str:
+    """A job's state now: SENDING until `finish_at`, then its final state (or DELETE)."""
+    if status != "DELETE" and call.ts < finish_at:
+        return "SENDING"
+    return status
+
+
 def delete(call: Call, body: JSON) -> JSON:
     msg_id = _msg_id(body.get("msg_id"))
     idx = body.get("article_idx")
@@ -317,14 +439,30 @@ def delete(call: Call, body: JSON) -> JSON:
         if body.get("msg_id") is None and not _nonempty(body.get("url")):
             raise ApiError(47001, "data format error: msg_id or url is required")
         raise ApiError(40059, "invalid msg id")
-    row = call.db.execute("SELECT msgtype FROM wx_mass WHERE msg_id = ?", (msg_id,)).fetchone()
+    row = call.db.execute(
+        "SELECT msgtype, status, finish_at, articles, deleted FROM wx_mass WHERE msg_id = ?",
+        (msg_id,),
+    ).fetchone()
     if row is None:
         raise ApiError(40059, "invalid msg id")
-    if row[0] not in DELETABLE:
+    msgtype, status, finish_at, articles, deleted = row
+    if msgtype not in DELETABLE:
         raise ApiError(40008, "invalid message type")
+    if idx and (msgtype != "mpnews" or idx > (articles or ARTICLES_MAX)):
+        raise ApiError(47001, "data format error: article_idx out of range")
+    done = {int(i) for i in deleted.split(",") if i}
+    if status == "DELETE" or (idx and idx in done):
+        return {"errcode": 0, "errmsg": "ok"}
+    if _status(call, status, finish_at) != "SEND_SUCCESS":
+        raise ApiError(40059, "invalid msg id: message is not sent successfully")
     _daily(call, "mass_delete")
-    call.db.execute("UPDATE wx_mass SET status = 'DELETE' WHERE msg_id = ?", (msg_id,))
-    call.effect("mass_deleted", str(msg_id))
+    done.add(idx or 0)
+    everything = 0 in done or (articles > 0 and done >= set(range(1, articles + 1)))
+    call.db.execute(
+        "UPDATE wx_mass SET status = ?, deleted = ? WHERE msg_id = ?",
+        ("DELETE" if everything else status, ",".join(map(str, sorted(done))), msg_id),
+    )
+    call.effect("mass_deleted", str(msg_id), str(idx) if idx else "all")
     return {"errcode": 0, "errmsg": "ok"}
 
 
@@ -333,11 +471,13 @@ def get(call: Call, body: JSON) -> JSON:
     row = (
         None
         if msg_id is None
-        else call.db.execute("SELECT status FROM wx_mass WHERE msg_id = ?", (msg_id,)).fetchone()
+        else call.db.execute(
+            "SELECT status, finish_at FROM wx_mass WHERE msg_id = ?", (msg_id,)
+        ).fetchone()
     )
     if row is None:
         raise ApiError(40059, "invalid msg id")
-    return {"msg_id": msg_id, "msg_status": row[0]}
+    return {"msg_id": msg_id, "msg_status": _status(call, *row)}
 
 
 def uploadnews(call: Call, body: JSON) -> JSON:
@@ -351,6 +491,13 @@ def uploadnews(call: Call, body: JSON) -> JSON:
             raise ApiError(40007, "invalid media_id")
         if not _nonempty(article.get("title")) or not _nonempty(article.get("content")):
             raise ApiError(47001, "data format error: title and content are required")
+        for key in ARTICLE_STRINGS:
+            if article.get(key) is not None and not isinstance(article[key], str):
+                raise ApiError(47001, f"data format error: {key}")
+        for key in ARTICLE_FLAGS:
+            flag = article.get(key)
+            if flag is not None and (type(flag) is not int or flag not in (0, 1)):
+                raise ApiError(47001, f"data format error: {key}")
     _daily(call, "uploadnews")
     return _store_media(call, "news", articles)
 

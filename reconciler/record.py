@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from reconciler.digest import account_digest
+from reconciler.digest import account_digest, canonical_json
 from reconciler.model import Account, ProfileField, SubscriberPolicy
 
 #: The vendor's cap on a subscriber's CustomString (reference section 4.3).
@@ -75,7 +75,7 @@ def encode_record(record: LastApplied) -> str:
         "p": 1 if record.protect else 0,
         "s": record.policy.value if record.policy is not None else None,
     }
-    return RECORD_PREFIX + json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return RECORD_PREFIX + canonical_json(body)
 
 
 def decode_record(text: str | None) -> LastApplied:

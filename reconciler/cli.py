@@ -7,12 +7,15 @@ and exit 1; anything else is a bug, reported as such (with the traceback under `
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
+import os
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from reconciler import __version__
@@ -27,13 +30,61 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="reconciler.yaml to use")
-    parser.add_argument("--target", metavar="NAME", help="target from reconciler.yaml")
-    parser.add_argument("--no-color", action="store_true", help="never colour the output")
+#: Environment variables that stand in for a flag not given (a flag always wins).
+ENV_CONFIG = "RECONCILER_CONFIG"
+ENV_TARGET = "RECONCILER_TARGET"
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """The flags every command takes, before its name or after it (`reconciler -v plan`,
+    `reconciler plan -v`).
+
+    A subcommand's parser writes a default for every flag it knows over what the top parser
+    read, so below the top these flags have no default (SUPPRESS): given after the command, a flag
+    overrides the one given before it; not given, it leaves it alone. `-v` is counted apart on
+    each side and added up (`-v plan -v` is -vv).
+    """
+    unset = None if top else argparse.SUPPRESS
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log more (-vv for debug)"
+        "--config", metavar="FILE", default=unset, help=f"reconciler.yaml to use (env {ENV_CONFIG})"
     )
+    parser.add_argument(
+        "--target",
+        metavar="NAME",
+        default=unset,
+        help=f"target from reconciler.yaml (env {ENV_TARGET})",
+    )
+    parser.add_argument(
+        "--no-color",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="never colour or animate the output (as NO_COLOR=1 does)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        dest="verbose" if top else "verbose_after",
+        default=0 if top else argparse.SUPPRESS,
+        help="log more (-vv for debug)",
+    )
+
+
+#: The commands that read reconciler.yaml.
+_READ_CONFIG = frozenset({"validate", "plan", "apply", "drift", "import"})
+
+
+def _settle_common(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Merge the flags given before and after the command, then fill `--config` and `--target`
+    from the environment where no flag gave them (an empty variable counts as unset)."""
+    args.verbose += getattr(args, "verbose_after", 0)
+    if args.config is None and environ.get(ENV_CONFIG):
+        args.config = environ[ENV_CONFIG]
+        # said here, naming the variable, for the commands that read it (not `version`, ...)
+        if args.command in _READ_CONFIG and not Path(args.config).is_file():
+            raise UsageError(f"{ENV_CONFIG}={args.config}: no such file")
+    if args.target is None and environ.get(ENV_TARGET):
+        args.target = environ[ENV_TARGET]
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -63,6 +114,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         stdout=sys.stdout,
         stdin=sys.stdin,
         stderr=sys.stderr,
+        parallelism=args.parallelism,
     )
 
 
@@ -81,6 +133,7 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         stdout=sys.stdout,
         stdin=sys.stdin,
         stderr=sys.stderr,
+        parallelism=args.parallelism,
     )
 
 
@@ -106,6 +159,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         stdout=sys.stdout,
         stderr=sys.stderr,
         stdin=sys.stdin,
+        parallelism=args.parallelism,
     )
 
 
@@ -119,6 +173,35 @@ def _cmd_import(args: argparse.Namespace) -> int:
         config=args.config,
         target=args.target,
         stdout=sys.stdout,
+        parallelism=args.parallelism,
+    )
+
+
+#: `--parallelism` at most: the vendor serves 200 calls/s per API (each Tencent IM REST API page's
+#: "maximum call frequency", https://cloud.tencent.com/document/api/269/1519); more calls in flight
+#: than it serves in a second only wait in the pacer, each holding a connection.
+MAX_PARALLELISM = 200
+
+
+def _parallelism(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_PARALLELISM:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 1 to {MAX_PARALLELISM}, not {text!r}"
+        )
+    return value
+
+
+def _parallelism_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--parallelism",
+        type=_parallelism,
+        metavar="N",
+        help=f"calls in flight at once for this run (1-{MAX_PARALLELISM};"
+        " default: limits.concurrency of reconciler.yaml, 16)",
     )
 
 
@@ -149,6 +232,76 @@ def _scope_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _cmd_fmt(args: argparse.Namespace) -> int:
+    from reconciler import fmt
+
+    return fmt.command(
+        args.paths,
+        check=args.check,
+        diff=args.diff,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+        stdin=sys.stdin,
+    )
+
+
+def version_text(verbose: int = 0) -> str:
+    """`reconciler version` and `--version`: one line; under -v also Python and the installed
+    versions of the runtime dependencies (what a bug report needs)."""
+    lines = [f"reconciler {__version__}"]
+    if verbose:
+        # imported here: importlib.metadata alone would add tens of ms to every run's start
+        import importlib.metadata
+        import platform
+
+        lines.append(f"Python {platform.python_version()} ({sys.executable})")
+        try:
+            requires = importlib.metadata.requires("reconciler") or []
+        except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+            requires = []
+        for requirement in requires:
+            if "extra ==" in requirement:
+                continue
+            name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]
+            try:
+                found = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                found = "not installed"
+            lines.append(f"{name} {found}")
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    sys.stdout.write(version_text(args.verbose))
+    return 0
+
+
+#: Shells `reconciler completion` writes a script for (shtab's, from this parser).
+SHELLS = ("bash", "zsh", "fish")
+
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    import shtab  # only here: every other run starts without it
+
+    parser = build_parser()
+    _complete_paths(parser, shtab.FILE, shtab.DIRECTORY)
+    sys.stdout.write(shtab.complete(parser, shell=args.shell))
+    return 0
+
+
+def _complete_paths(parser: argparse.ArgumentParser, files: object, directories: object) -> None:
+    """Arguments whose metavar names a file or a directory complete as such (shtab reads a
+    `complete` attribute on each action), in every subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                _complete_paths(sub, files, directories)
+        elif action.metavar in ("PATH", "FILE"):
+            action.complete = files  # type: ignore[attr-defined]
+        elif action.metavar == "DIR":
+            action.complete = directories  # type: ignore[attr-defined]
+
+
 def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from reconciler.sandbox import serve
 
@@ -159,8 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="reconciler",
         description="GitOps for Tencent Cloud IM official accounts and the WeChat mass speed.",
+        epilog=f"Environment: {ENV_CONFIG} and {ENV_TARGET} stand in for --config and --target"
+        " (a flag wins over its variable); NO_COLOR (any non-empty value) does what --no-color"
+        " does. The common flags go before the command or after it.",
     )
-    parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
+    parser.add_argument("--version", action="version", version=version_text().rstrip("\n"))
+    _common(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -196,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--prune", action="store_true", help="destroy owned accounts no longer declared"
     )
+    _parallelism_flag(plan)
     _common(plan)
     plan.set_defaults(func=_cmd_plan)
 
@@ -246,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument(
         "--show-all", action="store_true", help="list every subscriber id, not the first few"
     )
+    _parallelism_flag(apply)
     _common(apply)
     apply.set_defaults(func=_cmd_apply)
 
@@ -259,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument(
         "--ignore", metavar="FILE", help="known differences to silence until their expiry date"
     )
+    _parallelism_flag(drift)
     _common(drift)
     drift.set_defaults(func=_cmd_drift)
 
@@ -276,8 +436,53 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument(
         "--out", default="imported", metavar="DIR", help="directory to write (default: imported)"
     )
+    _parallelism_flag(importer)
     _common(importer)
     importer.set_defaults(func=_cmd_import)
+
+    fmt = commands.add_parser(
+        "fmt",
+        help="rewrite manifests in the canonical layout (comments, quoting and key order kept)",
+        description="Rewrite manifests in place, atomically, in the canonical layout (README,"
+        " 'fmt'): 2-space indentation, top-level keys apiVersion, kind, metadata, spec, no"
+        " trailing spaces, one newline at the end; comments, quoting and other key order kept."
+        " Prints each file it changes. Exit 0, or 1 with --check when a file is not canonical.",
+    )
+    fmt.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="files or directories (default: .); - formats stdin to stdout",
+    )
+    fmt.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; list the files that are not canonical and exit 1 if any (for CI)",
+    )
+    fmt.add_argument("--diff", action="store_true", help="print each change as a unified diff")
+    _common(fmt)
+    fmt.set_defaults(func=_cmd_fmt)
+
+    version = commands.add_parser(
+        "version",
+        help="print the version (with -v: Python and dependency versions too)",
+        description="Print reconciler's version, as --version does; with -v also the Python and"
+        " the installed runtime dependencies.",
+    )
+    _common(version)
+    version.set_defaults(func=_cmd_version)
+
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script (bash, zsh or fish)",
+        description="Print a completion script for SHELL. bash: `source <(reconciler completion"
+        " bash)` in ~/.bashrc; zsh: `reconciler completion zsh > ~/.zfunc/_reconciler` with"
+        " ~/.zfunc on $fpath; fish: `reconciler completion fish >"
+        " ~/.config/fish/completions/reconciler.fish`.",
+    )
+    completion.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    _common(completion)
+    completion.set_defaults(func=_cmd_completion)
 
     sandbox = commands.add_parser("sandbox", help="the local emulator of the vendor APIs")
     sandbox_commands = sandbox.add_subparsers(
@@ -298,6 +503,24 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.set_defaults(func=_cmd_sandbox_serve)
     return parser
+
+
+@contextlib.contextmanager
+def _colour(*, off: bool) -> Iterator[None]:
+    """`--no-color` is `NO_COLOR=1` for the run: the plan's renderer, the progress bars and the
+    spinner all read that one switch (https://no-color.org). Restored after, for in-process use."""
+    if not off:
+        yield
+        return
+    before = os.environ.get("NO_COLOR")
+    os.environ["NO_COLOR"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["NO_COLOR"]
+        else:
+            os.environ["NO_COLOR"] = before
 
 
 #: `file:line:col: message`: such lines are printed as they are, one problem a line.
@@ -330,13 +553,15 @@ def _main(argv: Sequence[str] | None) -> int:
     verbose = 0
     try:
         args = parser.parse_args(argv)
+        _settle_common(args, os.environ)
         verbose = args.verbose
         logging.basicConfig(
             level=logging.WARNING - 10 * min(verbose, 2),
             format="%(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-        result: int = args.func(args)
+        with _colour(off=args.no_color):
+            result: int = args.func(args)
         return result
     except ReconcilerError as exc:
         print(_error_text(exc), file=sys.stderr)

@@ -86,11 +86,18 @@ def plan_command(
     stdout: TextIO,
     stdin: TextIO,
     stderr: TextIO | None = None,
+    parallelism: int | None = None,
 ) -> int:
     """`reconciler plan`: 0 (no changes, or changes without `--detailed-exitcode`), 2 changes
     with `--detailed-exitcode`, 1 when the plan has problems."""
     scope = open_scope(
-        paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
+        paths,
+        config=config,
+        target=target,
+        selector=selector,
+        exclude=exclude,
+        stdin=stdin,
+        parallelism=parallelism,
     )
     plan = make_plan(scope, prune=prune, stderr=stderr)
     text = render_plan(plan, fmt, color=use_color(no_color, stdout), show_all=show_all)
@@ -133,12 +140,19 @@ def drift_command(
     stdin: TextIO,
     today: dt.date | None = None,
     stderr: TextIO | None = None,
+    parallelism: int | None = None,
 ) -> int:
     """`reconciler drift`: read-only; 0 in sync, 2 drift, 1 error. It cannot write: its HTTP
     client refuses every request that is not a vendor read (`reconciler.readonly`)."""
     ignores = load_ignores(ignore)
     scope = open_scope(
-        paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
+        paths,
+        config=config,
+        target=target,
+        selector=selector,
+        exclude=exclude,
+        stdin=stdin,
+        parallelism=parallelism,
     )
     changes = compare_read_only(scope, prune=False, stderr=stderr).changes
     report = build_drift(
@@ -170,18 +184,28 @@ def _saved_plan(paths: Sequence[str]) -> Path | None:
     return path if head.startswith(b"{") else None
 
 
-def _confirm(stdin: TextIO, stdout: TextIO) -> None:
-    isatty = getattr(stdin, "isatty", None)
-    if not (isatty and isatty()):
-        raise ConfigError(
-            "apply needs confirmation and there is no terminal to ask on:"
-            " review the plan and pass --auto-approve (nothing was applied)"
-        )
+def _confirm(stdin: TextIO | None, stdout: TextIO) -> None:
+    """Ask for 'yes', on a terminal or from a pipe (`echo yes | reconciler apply`), as Terraform
+    does. Only a line reading 'yes' applies; a closed or empty stdin, or one that cannot be read,
+    is no answer and refuses."""
     stdout.write(
         "\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: "
     )
     stdout.flush()
-    if stdin.readline().strip() != "yes":
+    readline = getattr(stdin, "readline", None)  # None: the process was started with fd 0 closed
+    try:
+        answer = readline() if readline is not None else ""
+    except (OSError, ValueError, UnicodeDecodeError):  # a closed stream, or not text
+        answer = ""
+    isatty = getattr(stdin, "isatty", None)
+    if not (isatty and isatty()):
+        stdout.write("\n")  # an answer from a pipe is not echoed: end the prompt's line
+    if not answer:
+        raise ConfigError(
+            "apply needs confirmation and standard input gave no answer (closed or empty):"
+            " review the plan and answer 'yes', or pass --auto-approve (nothing was applied)"
+        )
+    if answer.strip() != "yes":
         raise ReconcilerError("apply cancelled, nothing was applied")
 
 
@@ -267,10 +291,13 @@ async def _apply_saved(
     options: ApplyOptions,
     stdout: TextIO,
     stderr: TextIO,
+    parallelism: int | None = None,
 ) -> int:
     plan = load_plan(read_plan_file(path, source=display_path(path)), source=display_path(path))
     # without a reconciler.yaml here, the one the plan was made with (beside its manifests)
-    loaded, where = open_target(config, target or plan.target.name, recorded=plan.config_path)
+    loaded, where = open_target(
+        config, target or plan.target.name, recorded=plan.config_path, parallelism=parallelism
+    )
     identity = TargetIdentity.from_target(where)
     if identity != plan.target:
         raise StalePlanError(f"the plan was made for {plan.target.label}, not for {identity.label}")
@@ -321,6 +348,7 @@ def apply_command(
     stdout: TextIO,
     stderr: TextIO,
     stdin: TextIO,
+    parallelism: int | None = None,
 ) -> int:
     """`reconciler apply`: 0 all applied; 1 nothing applied; 3 partly applied."""
     saved = _saved_plan(paths)
@@ -331,11 +359,23 @@ def apply_command(
             )
         return asyncio.run(
             _apply_saved(
-                saved, config=config, target=target, options=options, stdout=stdout, stderr=stderr
+                saved,
+                config=config,
+                target=target,
+                options=options,
+                stdout=stdout,
+                stderr=stderr,
+                parallelism=parallelism,
             )
         )
     scope = open_scope(
-        paths, config=config, target=target, selector=selector, exclude=exclude, stdin=stdin
+        paths,
+        config=config,
+        target=target,
+        selector=selector,
+        exclude=exclude,
+        stdin=stdin,
+        parallelism=parallelism,
     )
     # one apply per target at a time, held from before the read to the summary (lock.py)
     with run_lock(scope.target):
@@ -350,13 +390,14 @@ def import_command(
     config: str | None,
     target: str | None,
     stdout: TextIO,
+    parallelism: int | None = None,
 ) -> int:
     """`reconciler import`: 0 written and recorded; 1 on any error (nothing recorded)."""
     from reconciler.importer import import_accounts, render_import
 
     if bool(ids) == all_owned:
         raise ConfigError("import takes account ids or --all-owned (one of them)")
-    loaded, where = open_target(config, target)
+    loaded, where = open_target(config, target, parallelism=parallelism)
     directory = Path(out)
 
     async def run() -> str:

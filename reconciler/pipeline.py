@@ -75,13 +75,25 @@ def open_target(
     paths: Sequence[str] = (),
     recorded: str | None = None,
     environ: Mapping[str, str] | None = None,
+    parallelism: int | None = None,
 ) -> tuple[Config, Target]:
     """Load reconciler.yaml (`config.config_file` says which) and choose the target."""
-    loaded = load_config(
-        config_file(config, paths, recorded=recorded),
-        environ=os.environ if environ is None else environ,
+    loaded = with_parallelism(
+        load_config(
+            config_file(config, paths, recorded=recorded),
+            environ=os.environ if environ is None else environ,
+        ),
+        parallelism,
     )
     return loaded, select_target(loaded, target)
+
+
+def with_parallelism(config: Config, parallelism: int | None) -> Config:
+    """`--parallelism N`: `limits.concurrency` for this run only."""
+    if parallelism is None:
+        return config
+    limits = dataclasses.replace(config.limits, concurrency=parallelism)
+    return dataclasses.replace(config, limits=limits)
 
 
 def open_scope(
@@ -93,10 +105,13 @@ def open_scope(
     exclude: Sequence[str] = (),
     stdin: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
+    parallelism: int | None = None,
 ) -> Scope:
     """Load config and manifests (no network) and choose the target and the accounts."""
     chosen = parse_selector(selector)
-    loaded, where = open_target(config, target, paths=paths, environ=environ)
+    loaded, where = open_target(
+        config, target, paths=paths, environ=environ, parallelism=parallelism
+    )
     manifests, _ = split_paths(paths)
     desired = load_desired_state(manifests, stdin=stdin, config=loaded.path)
     excluded = tuple(sorted({canonical_account_id(e) for e in exclude}))

@@ -1,13 +1,19 @@
-"""Progress on stderr for long reads and applies, only when stderr is a terminal."""
+"""Progress on stderr for long reads and applies, only when stderr is a terminal.
+
+`NO_COLOR` (any non-empty value, https://no-color.org; `--no-color` sets it for the run) draws them
+without colour and without the spinner's animation: the counts still update in place.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import TextIO
 
 from rich.console import Console
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +26,14 @@ from rich.progress import (
 )
 from rich.status import Status
 from rich.text import Text
+
+
+def _console(stream: TextIO) -> Console:
+    return Console(file=stream, no_color=_plain())
+
+
+def _plain() -> bool:
+    return bool(os.environ.get("NO_COLOR"))
 
 
 class RateColumn(ProgressColumn):
@@ -67,7 +81,7 @@ def progress(stream: TextIO, totals: Mapping[str, int]) -> Iterator[Phases]:
         TextColumn("calls"),
         RateColumn(),
         TimeElapsedColumn(),
-        console=Console(file=stream),
+        console=_console(stream),
         transient=True,
     )
     with bar:
@@ -84,11 +98,21 @@ async def reading(
     if not (isatty and isatty()):
         yield
         return
-    status = Status("reading live state…", console=Console(file=stream))
+    text = "reading live state…"
+    # a Status spins a glyph on a timer; plain, a Live that redraws only when the count is read
+    status: Status | Live = (
+        Live(Text(text), console=_console(stream), auto_refresh=False, transient=True)
+        if _plain()
+        else Status(text, console=_console(stream))
+    )
 
     async def tick() -> None:
         while True:
-            status.update(f"reading live state… {calls():,} calls")
+            line = f"{text} {calls():,} calls"
+            if isinstance(status, Live):
+                status.update(Text(line), refresh=True)
+            else:
+                status.update(line)
             await asyncio.sleep(interval)
 
     with status:

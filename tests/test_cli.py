@@ -17,10 +17,18 @@ from reconciler.errors import ConfigError, ManifestError, Problem
 
 def test_python_m_help() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "reconciler", "--help"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "reconciler", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "80"},  # argparse wraps the usage line at the width
     )
     assert done.returncode == 0
-    assert done.stdout.startswith("usage: reconciler [-h] [--version] COMMAND ...")
+    assert done.stdout.startswith(
+        "usage: reconciler [-h] [--version] [--config FILE] [--target NAME]\n"
+        "                  [--no-color] [-v]\n"
+        "                  COMMAND ...\n"
+    )
     for command in ("validate", "plan", "apply", "drift", "import", "sandbox"):
         assert f"    {command} " in done.stdout
 

@@ -250,15 +250,21 @@ def test_saved_plan_over_the_thresholds_needs_the_exact_override(
 
 
 def test_apply_without_a_terminal_or_auto_approve_refuses(project: Project, vendor: Vendor) -> None:
+    """With no answer on stdin (closed or empty), apply refuses; `yes` from a pipe applies, as
+    Terraform's `echo yes | terraform apply` does (issue 14)."""
     project.manifests(NEWS, users("ops_admin", "alice"))
-    refused = project.run("apply", "m", stdin="yes\n")
+    refused = project.run("apply", "m", stdin="")
     assert refused.code == 1
     assert refused.err == (
-        "error: apply needs confirmation and there is no terminal to ask on: review the plan and"
-        " pass --auto-approve (nothing was applied)\n"
+        "error: apply needs confirmation and standard input gave no answer (closed or empty):"
+        " review the plan and answer 'yes', or pass --auto-approve (nothing was applied)\n"
     )
     assert "+ account @TOA#_news will be created" in refused.lines  # the plan was shown
     assert vendor.effects() == {}
+    piped = project.run("apply", "m", stdin="yes\n")
+    assert piped.code == 0, piped.text
+    assert vendor.profile("@TOA#_news")["Name"] == "News"
+    converged(project)
 
 
 def test_partial_apply_exits_3_and_the_next_plan_holds_exactly_the_rest(

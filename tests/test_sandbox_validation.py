@@ -53,6 +53,11 @@ IM_CASES: list[tuple[str, dict[str, Any], int]] = [
         6017,
     ),
     (
+        "official_account_open_http_svc/create_official_account",
+        {"Owner_Account": "owner", "Name": "N", "MaxSubscriberNum": 2**32},
+        6017,
+    ),
+    (
         "official_account_open_http_svc/get_official_account_info",
         {"OfficialAccountIdList": [NEWS]},
         6017,

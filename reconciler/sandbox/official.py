@@ -12,6 +12,7 @@ Choices where the reference is silent or unsure (the most plausible documented c
 - `delete_subscriber` takes at most 100 ids (undocumented; add_subscriber's bound). A user who is
   not imported is "was not subscribed" (Result 2); an id that is not a valid UserID is Result 0.
 - `modify_subscriber_info` for a user who does not follow the account: 6017.
+- `MaxSubscriberNum` above 2^32-1 (the reference types it Integer and gives no maximum): 6017.
 - `get_official_account_info`: items are in request order, each carries `Official_Account` and its
   own `ActionStatus`/`ErrorCode`/`ErrorInfo`; an unknown id is an item with ErrorCode 130004 while
   the request itself succeeds. `MaxSubscriberNum` is returned when no filter is given or when the
@@ -71,6 +72,8 @@ _COLUMNS: Final = {
 }
 _SELECT: Final = "SELECT oa_id, " + ", ".join(_COLUMNS.values()) + " FROM accounts"
 DEFAULT_MAX_SUBSCRIBERS: Final = 100000
+# an Integer field of the reference: a larger MaxSubscriberNum is a parameter error (6017)
+UINT32_MAX: Final = 2**32 - 1
 CUSTOM_ID_MAX_BYTES: Final = 48  # section 4.4
 CUSTOM_ID_PREFIX: Final = "@TOA#_"
 SYSTEM_ID_PREFIX: Final = "@TOA#_@TOA#"
@@ -124,7 +127,7 @@ def _profile_updates(body: JSON) -> dict[str, Any]:
         value = get_str(body, name, code=INVALID, max_bytes=limit)
         if value is not None:
             updates[name] = value
-    maximum = get_int(body, "MaxSubscriberNum", code=INVALID, minimum=1)
+    maximum = get_int(body, "MaxSubscriberNum", code=INVALID, minimum=1, maximum=UINT32_MAX)
     if maximum is not None:
         updates["MaxSubscriberNum"] = maximum
     return updates

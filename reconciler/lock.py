@@ -50,7 +50,8 @@ _HOLDER_MAX = 512
 def lock_identity(target: Target) -> str:
     """What a target's lock is keyed to: the same string for every way of naming one target."""
     if isinstance(target, SandboxTarget):
-        return f"sandbox {target.path.expanduser().resolve()}"
+        # realpath, not Path.resolve(): a symlink loop is named as written (opening it fails)
+        return f"sandbox {os.path.realpath(target.path.expanduser())}"
     return f"tencent {target.sdkappid} {normalise_endpoint(target.endpoint)}"
 
 

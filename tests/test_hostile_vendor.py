@@ -502,7 +502,7 @@ ERRORS: list[tuple[str, Script, str]] = [
     (
         "max-subscribers-negative",
         bent(OWNED, _news(_set("MaxSubscriberNum", -1))),
-        f"{AT_OWNED}: malformed answer: OfficialAccountInfoList[1].MaxSubscriberNum is -1, not a"
+        f"{AT_OWNED}: malformed answer: OfficialAccountInfoList[0].MaxSubscriberNum is -1, not a"
         " possible count (0 to 4294967295)",
     ),
     (
@@ -1068,7 +1068,7 @@ def test_a_credential_quoted_in_an_answer_s_data_is_masked_there_too(project: Pr
         garbled = run("plan", "m")
     assert (garbled.code, garbled.out) == (1, "")
     assert garbled.err == (
-        f"error: {AT_OWNED}: malformed answer: OfficialAccountInfoList[1].Introduction is"
+        f"error: {AT_OWNED}: malformed answer: OfficialAccountInfoList[0].Introduction is"
         " ['***'], not a string\n"
     )
     assert sent and _leaked([renamed.out, garbled.err], sent) == []

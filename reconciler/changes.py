@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 import msgspec
 
-from reconciler.live import LiveState, members_digest
+from reconciler.digest import members_digest
+from reconciler.live import LiveState
 from reconciler.outcome import GLOBAL, ApplyResult, NoProgress, Progress
 
 if TYPE_CHECKING:

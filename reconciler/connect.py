@@ -19,14 +19,8 @@ from urllib.request import getproxies
 
 import httpx
 
-from reconciler.config import (
-    REGION_DOMAINS,
-    WECHAT_ENDPOINT,
-    Limits,
-    SandboxTarget,
-    Target,
-    TencentTarget,
-)
+from reconciler.config import Limits, SandboxTarget, Target, TencentTarget
+from reconciler.endpoints import REGION_DOMAINS, WECHAT_ENDPOINT
 from reconciler.errors import ConfigError
 from reconciler.interrupt import StoppablePacer, StopSignal
 from reconciler.providers import Pacer, TencentClient, WeChatClient, check_endpoint

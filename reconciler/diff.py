@@ -8,8 +8,7 @@ and needed.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reconciler.changes import Change, DiffOptions, Finding, Notice, PlanProblem, sort_key
@@ -72,34 +71,3 @@ def diff(
     changes = [f for f in found if isinstance(f, Change)]
     found.extend(bookkeeping(changes, live, inventory_user=inventory_user))
     return Diff.of(found)
-
-
-def narrow(
-    desired: DesiredState,
-    live: LiveState,
-    *,
-    selector: Mapping[str, str] | None = None,
-    exclude: Iterable[str] = (),
-) -> tuple[DesiredState, LiveState]:
-    """`--selector k=v` and `--exclude ID`: keep only the chosen declared accounts.
-
-    With a selector, orphans are out of scope (they carry no labels any more), so undeclared live
-    accounts are dropped too; excluded ids are dropped from both sides.
-    """
-    excluded = frozenset(exclude)
-    selected = {
-        account_id: account
-        for account_id, account in desired.accounts.items()
-        if account_id not in excluded
-        and all(account.labels.get(k) == v for k, v in (selector or {}).items())
-    }
-    kept = {
-        account_id: account
-        for account_id, account in live.accounts.items()
-        if account_id in selected
-        or (not selector and account_id not in excluded and account_id not in desired.accounts)
-    }
-    return (
-        dataclasses.replace(desired, accounts=selected),
-        dataclasses.replace(live, accounts=kept),
-    )

@@ -133,7 +133,7 @@ class _Loader(yaml.SafeLoader):
                             self.file,
                             key_pos.line,
                             key_pos.col,
-                            f"duplicate key {_short(key_node.value)} (first at line {first.line})",
+                            f"duplicate key {shown(key_node.value)} (first at line {first.line})",
                         )
                     )
                 else:
@@ -206,9 +206,10 @@ else:
         compose_node = _Loader.compose_node
 
 
-def _short(text: str, limit: int = 60) -> str:
-    shown = repr(text)
-    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+def shown(value: object, limit: int = 60) -> str:
+    """`repr(value)` for a message, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def _type_name(value: object) -> str:

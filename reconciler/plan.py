@@ -23,8 +23,9 @@ from reconciler.changes import (
 )
 from reconciler.config import Limits, Safety, SandboxTarget, Target, TencentTarget
 from reconciler.diff import Diff
+from reconciler.digest import account_digest, members_digest, profile_digest
 from reconciler.kinds import registered, summary_keys
-from reconciler.live import LiveAccount, LiveState, account_digest, members_digest, profile_digest
+from reconciler.live import LiveAccount, LiveState
 from reconciler.model import DesiredState
 from reconciler.providers.calls import vendor_rate
 from reconciler.safety import Violation, evaluate_safety

@@ -17,7 +17,6 @@ them outside reconciler.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import operator
 from pathlib import Path
@@ -28,6 +27,7 @@ import msgspec
 from reconciler.changes import Finding, Wire
 from reconciler.config import Limits, Safety
 from reconciler.diff import Diff
+from reconciler.digest import canonical_json, json_digest
 from reconciler.errors import StalePlanError
 from reconciler.kinds import wire_types
 from reconciler.kinds.inventory import stale_slots
@@ -121,14 +121,6 @@ class PlanBody(_Struct, frozen=True):
     configPath: str | None = None
 
 
-def _canonical(body: Any) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _integrity(body: Any) -> str:
-    return "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
-
-
 def plan_body(plan: Plan) -> dict[str, Any]:
     """Everything a saved plan holds, as JSON data (changes, notices and problems in one list)."""
     t = plan.target
@@ -163,9 +155,9 @@ def dump_plan(plan: Plan) -> str:
         "formatVersion": PLAN_FILE_VERSION,
         "kind": PLAN_FILE_KIND,
         "body": body,
-        "integrity": _integrity(body),
+        "integrity": json_digest(body),
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    return canonical_json(document) + "\n"
 
 
 def _made_by(version: object) -> str:
@@ -193,7 +185,7 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
             f" reads format {PLAN_FILE_VERSION}: make the plan again with this version"
         )
     body = document.get("body")
-    if not isinstance(body, dict) or document.get("integrity") != _integrity(body):
+    if not isinstance(body, dict) or document.get("integrity") != json_digest(body):
         raise StalePlanError(
             f"{source} was modified after it was written (integrity digest mismatch);"
             " make the plan again"

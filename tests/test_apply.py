@@ -27,9 +27,9 @@ from reconciler.kinds.official_account import (
 )
 from reconciler.kinds.user_accounts import ImportUsers
 from reconciler.ledger import slot_id
-from reconciler.live import LastApplied
 from reconciler.model import ProfileField
 from reconciler.plan import Fingerprint, TargetIdentity, assemble_plan
+from reconciler.record import LastApplied
 from reconciler.sandbox.client import SandboxClient
 from reconciler.sandbox.server import Sandbox, SandboxOptions
 

@@ -46,10 +46,10 @@ from reconciler.kinds.official_account import (
     SetSubscriberProfiles,
 )
 from reconciler.kinds.user_accounts import ImportUsers
-from reconciler.live import record_for
 from reconciler.plan import TargetIdentity, plan_from_read
 from reconciler.planfile import decode_change, dump_plan, load_plan
 from reconciler.read import read_live
+from reconciler.record import record_for
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -19,7 +19,7 @@ from plan_scenarios import (
 )
 
 from reconciler.changes import Finding, PlanProblem
-from reconciler.diff import Diff, diff, narrow
+from reconciler.diff import Diff, diff
 from reconciler.drift import DriftItem, drift_items
 from reconciler.errors import StalePlanError
 from reconciler.kinds.inventory import LedgerWrite
@@ -47,6 +47,7 @@ from reconciler.ledger import (
 )
 from reconciler.live import LiveAccount, LiveState
 from reconciler.model import DesiredState
+from reconciler.pipeline import narrow
 from reconciler.plan import Plan, plan_from_read
 from reconciler.planfile import check_fresh, decode_change, dump_plan, load_plan
 from reconciler.providers.calls import (

@@ -29,7 +29,6 @@ from reconciler.kinds.official_account.run import (
     Lane,
     subscribe_inventory,
 )
-from reconciler.live import INTERRUPTED_RECORD, LastApplied, decode_record, encode_record
 from reconciler.model import ProfileField, ProfileValue
 from reconciler.outcome import (
     AccountReport,
@@ -43,6 +42,7 @@ from reconciler.providers.calls import (
     API_MODIFY,
     API_SUBSCRIBER_INFO,
 )
+from reconciler.record import INTERRUPTED_RECORD, LastApplied, decode_record, encode_record
 
 _FIELD_BY_NAME = {f.value: f for f in ProfileField}
 

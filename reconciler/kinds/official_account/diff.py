@@ -29,14 +29,7 @@ from reconciler.kinds.official_account.members import (
     SetSubscriberProfiles,
 )
 from reconciler.ledger import slot_index
-from reconciler.live import (
-    DEFAULT_MAX_SUBSCRIBER_NUM,
-    UNKNOWN_RECORD,
-    LastApplied,
-    LiveAccount,
-    LiveState,
-    record_for,
-)
+from reconciler.live import DEFAULT_MAX_SUBSCRIBER_NUM, LiveAccount, LiveState
 from reconciler.model import (
     Account,
     DesiredState,
@@ -44,6 +37,7 @@ from reconciler.model import (
     ProfileValue,
     SubscriberPolicy,
 )
+from reconciler.record import UNKNOWN_RECORD, LastApplied, record_for
 
 #: How many ids a problem message names before "and N more".
 PROBLEM_IDS = 10

@@ -24,13 +24,13 @@ from reconciler.changes import (
     show_ids,
     show_value,
 )
+from reconciler.digest import members_digest
 from reconciler.errors import ProviderError
 from reconciler.kinds.official_account.base import InLane, accounts_of, ridden
 from reconciler.kinds.official_account.run import (
     Lane,
     send_members,
 )
-from reconciler.live import members_digest
 from reconciler.outcome import (
     AccountReport,
     failure,

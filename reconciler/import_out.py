@@ -166,6 +166,8 @@ class Staging:
         for directory in reversed(self._created):
             try:
                 directory.rmdir()  # only if empty: never anything but what this import made
+            except FileNotFoundError:
+                continue  # `out` itself, when the failure came before the move
             except OSError:
                 return
 

@@ -248,3 +248,20 @@ def test_the_record_and_the_layout(here: Path, capsys: pytest.CaptureFixture[str
     }  # fmt: skip
     code, out, _ = run(capsys, "plan", "a/b", "--detailed-exitcode", *config)
     assert code == 0, out
+
+
+def test_importing_an_owned_account_never_takes_over_its_fields(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ops-alerts sets no faceUrl; someone sets one by hand. Importing it (say, to look at it)
+    keeps faceUrl unmanaged, so planning the original manifests still leaves it alone."""
+    shutil.copytree(EXAMPLES, here / "examples")
+    config = ("--config", "examples/reconciler.yaml")
+    assert run(capsys, "apply", "examples", "--auto-approve", *config)[0] == 0
+    vendor(here / "examples", ("oa", "modify_official_account_base_info", {
+        "Official_Account": "@TOA#_ops-alerts", "FaceUrl": "https://x.example/by-hand.png"
+    }))  # fmt: skip
+    assert run(capsys, "import", "ops-alerts", "--out", "look", *config)[0] == 0
+    assert "faceUrl" not in (here / "look/ops-alerts.yaml").read_text()
+    code, out, _ = run(capsys, "plan", "examples", "--detailed-exitcode", *config)
+    assert code == 0, out

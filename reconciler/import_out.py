@@ -76,12 +76,21 @@ class Names:
         return stem
 
 
+def set_name(stem: str, account_id: str, declared_sets: set[str]) -> str:
+    """The SubscriberSet holding an account's member file: `<stem>-subscribers`, with a hash of
+    the id when the output already declares a set of that name."""
+    name = f"{stem}-subscribers"
+    return name if name not in declared_sets else f"{name}-{_hash(account_id, 8)}"
+
+
 @dataclass(slots=True)
 class Declared:
     """What the manifests already in the output directory declare, with the positions."""
 
     accounts: dict[str, str] = field(default_factory=dict)
     mass_speed: str | None = None
+    #: SubscriberSet names: a member set import writes must not take one
+    sets: set[str] = field(default_factory=set)
 
 
 def declared_in(out: Path) -> Declared:
@@ -100,6 +109,9 @@ def declared_in(out: Path) -> Declared:
             if data.get("kind") == "MassSpeed" and found.mass_speed is None:
                 found.mass_speed = str(doc.position)
             metadata = data.get("metadata")
+            name = metadata.get("name") if isinstance(metadata, Node) else None
+            if data.get("kind") == "SubscriberSet" and isinstance(name, str):
+                found.sets.add(name)
             raw = metadata.get("id") if isinstance(metadata, Node) else None
             if data.get("kind") == "OfficialAccount" and isinstance(raw, str) and raw:
                 where = position_of(metadata, "id") or doc.position

@@ -25,6 +25,7 @@ from reconciler.import_out import (
     canonical,
     declared_in,
     schema_line,
+    set_name,
     short_id,
 )
 from reconciler.ledger import slot_index
@@ -70,7 +71,7 @@ def _account_document(
     members: list[str],
     inventory_user: str,
     member_file: str | None,
-    stem: str,
+    set_name: str,
 ) -> list[dict[str, Any]]:
     """The OfficialAccount document (and a SubscriberSet when members go to a file).
 
@@ -91,7 +92,6 @@ def _account_document(
     subs: dict[str, Any] = {"policy": policy.value}
     documents: list[dict[str, Any]] = []
     if member_file is not None:
-        set_name = f"{stem}-subscribers"
         subs["sets"] = [set_name]
         documents.append(
             {
@@ -183,7 +183,13 @@ async def import_accounts(
             stem = names.stem(account_id)
             members = sorted((account.subscribers or frozenset()) - {inventory_user})
             member_name = f"{stem}{MEMBERS_SUFFIX}" if len(members) > INLINE_MEMBERS else None
-            documents = _account_document(account, members, inventory_user, member_name, stem)
+            documents = _account_document(
+                account,
+                members,
+                inventory_user,
+                member_name,
+                set_name(stem, account_id, declared.sets),
+            )
             header = (
                 schema_line(out, "OfficialAccount")
                 + f"# Imported from the live system by `reconciler import`: {account_id}\n"

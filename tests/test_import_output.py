@@ -265,3 +265,30 @@ def test_importing_an_owned_account_never_takes_over_its_fields(
     assert "faceUrl" not in (here / "look/ops-alerts.yaml").read_text()
     code, out, _ = run(capsys, "plan", "examples", "--detailed-exitcode", *config)
     assert code == 0, out
+
+
+def test_a_member_set_never_takes_a_declared_set_name(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readers = [f"reader{i:02d}" for i in range(60)]  # over 50: a member file and its set
+    vendor(
+        here,
+        ("im", "multiaccount_import", {"Accounts": ["boss", *readers]}),
+        create("boss", "Big", "@TOA#_big"),
+        ("oa", "add_subscriber", {
+            "Official_Account": "@TOA#_big",
+            "SubscriberList": [{"Subscriber_Account": r} for r in readers],
+        }),
+    )  # fmt: skip
+    (here / "m").mkdir()
+    (here / "m/sets.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: SubscriberSet\nmetadata: {name: big-subscribers}\n"
+        "spec:\n  members: [boss]\n"
+    )
+    code, out, err = run(capsys, "import", "big", "--out", "m")
+    assert (code, err) == (0, "")
+    name = hashed("big-subscribers", "@TOA#_big")
+    assert f"  name: {name}" in (here / "m/big.yaml").read_text().splitlines()
+    assert run(capsys, "validate", "m")[:2] == (0, "3 documents valid\n")
+    code, out, _ = run(capsys, "plan", "m", "--detailed-exitcode")
+    assert code == 0, out

@@ -10,7 +10,6 @@ validator before anything is recorded, so a manifest that would not validate is 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,18 +17,31 @@ from typing import Any, Final
 
 from reconciler.connect import Providers
 from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.import_out import (
+    MASS_SPEED_FILE,
+    MEMBERS_SUFFIX,
+    Names,
+    Staging,
+    canonical,
+    declared_in,
+    schema_line,
+    set_name,
+    short_id,
+)
 from reconciler.ledger import slot_index
 from reconciler.live import LiveAccount
 from reconciler.load import dump_documents
-from reconciler.model import ACCOUNT_ID_PREFIX, SubscriberPolicy, canonical_account_id
+from reconciler.model import SubscriberPolicy, canonical_account_id
 from reconciler.read import read_fingerprinted
 from reconciler.record import encode_record, record_for
-from reconciler.validate import load_desired_state
 
 #: More subscribers than this go to a member file instead of the manifest.
 INLINE_MEMBERS: Final = 50
 API_VERSION: Final = "reconciler/v1"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: What the vendor does not hold and the last-applied record keeps no value of: said in the file.
+_NOT_READ: Final = (
+    "# Not known to the vendor, so not written: labels, ignoreChanges, subscribers.absent.\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,29 +59,31 @@ class Imported:
 class ImportResult:
     accounts: list[Imported] = field(default_factory=list)
     mass_speed: Path | None = None
+    #: account id (or "mass speed") → where the output directory already declares it: left as is
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
-def short_id(account_id: str) -> str:
-    """`@TOA#_news` → `news` (what a manifest writes); ids that need their prefix keep it."""
-    rest = account_id.removeprefix(ACCOUNT_ID_PREFIX)
-    if rest and not rest.startswith("@") and canonical_account_id(rest) == account_id:
-        return rest
-    return account_id
-
-
-def _file_stem(account_id: str) -> str:
-    return _UNSAFE.sub("_", short_id(account_id)).strip("_") or "account"
+__all__ = ["ImportResult", "Imported", "import_accounts", "render_import", "short_id"]
 
 
 def _account_document(
-    account: LiveAccount, members: list[str], inventory_user: str, member_file: str | None
+    account: LiveAccount,
+    members: list[str],
+    inventory_user: str,
+    member_file: str | None,
+    set_name: str,
 ) -> list[dict[str, Any]]:
-    """The OfficialAccount document (and a SubscriberSet when members go to a file)."""
+    """The OfficialAccount document (and a SubscriberSet when members go to a file).
+
+    An owned account's last-applied record names the profile fields its manifest set: exactly
+    those are written (a field the manifest left alone stays unmanaged, an emptied one stays
+    managed). Without a record, every field that holds a value is.
+    """
     spec: dict[str, Any] = {"owner": account.owner}
-    for f, value in account.profile.items():
-        if value != "" and value != 0:
-            spec[f.value] = value
     record = account.last_applied  # UNKNOWN_RECORD unless owned and readable
+    for f, value in account.profile.items():
+        if (f in record.fields) if record.known else (value != "" and value != 0):
+            spec[f.value] = value
     if record.known and record.protect:
         spec["protect"] = True
     policy = SubscriberPolicy.ADDITIVE
@@ -78,7 +92,6 @@ def _account_document(
     subs: dict[str, Any] = {"policy": policy.value}
     documents: list[dict[str, Any]] = []
     if member_file is not None:
-        set_name = f"{_file_stem(account.id)}-subscribers"
         subs["sets"] = [set_name]
         documents.append(
             {
@@ -108,14 +121,12 @@ def _account_document(
     return [document, *documents]
 
 
-def _write(path: Path, text: str) -> None:
-    try:
-        with path.open("x", encoding="utf-8") as handle:
-            handle.write(text)
-    except FileExistsError as exc:
-        raise ConfigError(f"{path} exists; remove it or choose another --out") from exc
-    except OSError as exc:
-        raise ReconcilerError(f"cannot write {path}: {exc.strerror or exc}") from exc
+def _declared_refusal(ids: Sequence[str], declared: dict[str, str], out: Path) -> str:
+    where = "; ".join(f"{i} at {declared[i]}" for i in ids)
+    return (
+        f"already declared in {out}: {where}; import writes only accounts the output does not"
+        " declare (edit that manifest, or choose another --out; nothing was written)"
+    )
 
 
 async def import_accounts(
@@ -126,7 +137,11 @@ async def import_accounts(
     inventory_user: str,
     out: Path,
 ) -> ImportResult:
-    """Read the accounts, write their manifests into `out`, validate them, record ownership."""
+    """Read the accounts, write their manifests into `out`, validate them, record ownership.
+
+    An account the manifests in `out` already declare is never written twice: named, it is
+    refused before anything is read; with `--all-owned` it is left as it is (and its record too).
+    """
     im = providers.im
     asked = sorted({canonical_account_id(i) for i in ids})
     reserved = [i for i in asked if slot_index(inventory_user, i) is not None]
@@ -135,6 +150,9 @@ async def import_accounts(
             f"{', '.join(reserved)}: reconciler's own inventory ledger, not an account to import"
             " (nothing was written)"
         )
+    declared = declared_in(out)
+    if clash := [i for i in asked if i in declared.accounts]:
+        raise ConfigError(_declared_refusal(clash, declared.accounts, out))
     # the read stage's: the inventory walk, the other accounts by id, their subscriber lists
     live = await read_fingerprinted(
         asked, asked, im, inventory_user=inventory_user, owned_members=all_owned
@@ -146,36 +164,50 @@ async def import_accounts(
         raise ConfigError(f"no such official account: {', '.join(missing)} (nothing was written)")
     if not wanted:
         raise ConfigError(f"the inventory ({inventory_user}) owns no account: nothing to import")
+    result = ImportResult()
+    result.skipped = {i: declared.accounts[i] for i in wanted if i in declared.accounts}
+    wanted = [i for i in wanted if i not in declared.accounts]
     speed = None
     if all_owned and providers.wechat is not None:
-        speed = (await providers.wechat.get_mass_speed()).speed
+        if declared.mass_speed is None:
+            speed = (await providers.wechat.get_mass_speed()).speed
+        else:
+            result.skipped["mass speed"] = declared.mass_speed
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ReconcilerError(f"cannot create {out}: {exc.strerror or exc}") from exc
-    result = ImportResult()
-    for account_id in wanted:
-        account = accounts[account_id]
-        stem = _file_stem(account_id)
-        members = sorted((account.subscribers or frozenset()) - {inventory_user})
-        member_name = f"{stem}.members.txt" if len(members) > INLINE_MEMBERS else None
-        documents = _account_document(account, members, inventory_user, member_name)
-        header = f"# Imported from the live system by `reconciler import`: {account_id}\n"
-        manifest = out / f"{stem}.yaml"
-        _write(manifest, dump_documents(documents, header=header))
-        member_path = None
-        if member_name is not None:
-            member_path = out / member_name
-            _write(member_path, "".join(f"{m}\n" for m in members))
-        result.accounts.append(
-            Imported(account_id, manifest, member_path, len(members), not account.owned)
-        )
-    if speed is not None:
-        result.mass_speed = out / "mass-speed.yaml"
-        _write(
-            result.mass_speed,
-            dump_documents(
+    existing = [p.name for p in out.iterdir()] if out.is_dir() else []
+    names = Names(existing)
+    with Staging(out) as staging:
+        staged: list[Path] = []
+        for account_id in wanted:
+            account = accounts[account_id]
+            stem = names.stem(account_id)
+            members = sorted((account.subscribers or frozenset()) - {inventory_user})
+            member_name = f"{stem}{MEMBERS_SUFFIX}" if len(members) > INLINE_MEMBERS else None
+            documents = _account_document(
+                account,
+                members,
+                inventory_user,
+                member_name,
+                set_name(stem, account_id, declared.sets),
+            )
+            header = (
+                schema_line(out, "OfficialAccount")
+                + f"# Imported from the live system by `reconciler import`: {account_id}\n"
+                + _NOT_READ
+            )
+            name = f"{stem}.yaml"
+            staged.append(
+                staging.write(name, canonical(dump_documents(documents, header=header), name))
+            )
+            member_path = None
+            if member_name is not None:
+                staging.write(member_name, "".join(f"{m}\n" for m in members))
+                member_path = out / member_name
+            result.accounts.append(
+                Imported(account_id, out / name, member_path, len(members), not account.owned)
+            )
+        if speed is not None:
+            text = dump_documents(
                 [
                     {
                         "apiVersion": API_VERSION,
@@ -183,12 +215,17 @@ async def import_accounts(
                         "metadata": {"name": "wechat"},
                         "spec": {"speed": speed},
                     }
-                ]
-            ),
-        )
+                ],
+                header=schema_line(out, "MassSpeed"),
+            )
+            staging.write(MASS_SPEED_FILE, canonical(text, MASS_SPEED_FILE))
+            result.mass_speed = out / MASS_SPEED_FILE
+        # What was written must validate, and its records are what plan will compare against.
+        desired = staging.validate(staged) if staged else None
+        staging.commit()
 
-    # What was written must validate, and its records are what plan will compare against.
-    desired = load_desired_state([str(p.manifest) for p in result.accounts])
+    if desired is None:
+        return result
     if not live.inventory_exists:
         await im.import_account(inventory_user)
     for account_id in wanted:
@@ -217,6 +254,8 @@ def render_import(result: ImportResult, out: Path) -> str:
         )
     if result.mass_speed is not None:
         lines.append(f"  mass speed: {result.mass_speed.name}")
+    for what, where in result.skipped.items():
+        lines.append(f"  {what}: already declared at {where}; left as it is")
     lines.append(
         "Each account is recorded in the inventory; `reconciler plan` on these files shows no"
         " changes."

@@ -7,6 +7,7 @@ downstream (read, diff, plan, apply) takes them as they are.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -16,6 +17,10 @@ from typing import Final, TypeVar
 ACCOUNT_ID_PREFIX: Final = "@TOA#_"
 #: Ids starting with this are assigned by the vendor and cannot be chosen.
 RESERVED_ACCOUNT_ID_PREFIX: Final = "@TOA#_@TOA#"
+#: The one shape of a vendor-assigned id a manifest may name (to adopt an account made in the
+#: console, never to create one): the reserved prefix and 8 hex digits, as `create_official_account`
+#: without `OfficialAccountUserID` returns it (reference 4.2 and 5.1; `@TOA#_@TOA#00000001`).
+VENDOR_ACCOUNT_ID: Final = re.compile(r"@TOA#_@TOA#[0-9A-Fa-f]{8}")
 #: The IM user that records what this repo owns (DESIGN section 5); `inventory` may name another.
 DEFAULT_INVENTORY_USER: Final = "reconciler-inventory"
 
@@ -88,6 +93,8 @@ class Account:
     #: only the profile fields the manifest sets
     profile: Mapping[ProfileField, ProfileValue]
     position: Position
+    #: where `metadata.id` is written (a plan's problem with the id points there)
+    id_position: Position | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     protect: bool = False
     ignore_changes: frozenset[ProfileField] = frozenset()
@@ -121,6 +128,11 @@ class DesiredState:
     def of(self, record_type: type[T]) -> tuple[T, ...]:
         """The declared records of one type (a kind's own, `Kind.resolve`)."""
         return tuple(r for r in self.records if isinstance(r, record_type))
+
+
+def is_vendor_assigned(account_id: str) -> bool:
+    """Whether `account_id` (canonical) is an id the vendor assigned, in its exact shape."""
+    return VENDOR_ACCOUNT_ID.fullmatch(account_id) is not None
 
 
 def canonical_account_id(raw: str) -> str:

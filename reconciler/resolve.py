@@ -45,6 +45,7 @@ from reconciler.model import (
     SubscriberPolicy,
     Subscribers,
     canonical_account_id,
+    is_vendor_assigned,
 )
 
 #: UTF-8 byte limits of the writable profile fields (reference section 4.2).
@@ -456,6 +457,7 @@ class Resolver:
             owner=owner,
             profile=MappingProxyType(profile),
             position=entry.doc.position,
+            id_position=entry.pos,
             labels=MappingProxyType(dict(metadata.get("labels", {}))),
             protect=bool(spec.get("protect", False)),
             ignore_changes=frozenset(ProfileField(f) for f in spec.get("ignoreChanges", ())),
@@ -530,13 +532,19 @@ class Resolver:
 
 
 def account_id_problem(raw: str) -> str | None:
-    """Why `raw` (as written, `news` or `@TOA#_news`) is not a valid custom account id."""
+    """Why `raw` (as written, `news` or `@TOA#_news`) is not a valid account id.
+
+    A custom id, or a vendor-assigned one written in full in its exact shape (`model.
+    VENDOR_ACCOUNT_ID`): that names an account made in the console, which a plan adopts and
+    never creates."""
     canonical = canonical_account_id(raw)
     if not _PRINTABLE.fullmatch(canonical):
         return f"{shown(raw)} must be printable ASCII (reference section 4.4)"
     if canonical == ACCOUNT_ID_PREFIX:
         return f"{shown(raw)} is empty after the '{ACCOUNT_ID_PREFIX}' prefix"
-    if canonical.startswith(RESERVED_ACCOUNT_ID_PREFIX):
+    if canonical.startswith(RESERVED_ACCOUNT_ID_PREFIX) and not (
+        raw == canonical and is_vendor_assigned(canonical)  # adopted, never created (diff)
+    ):
         return (
             f"{shown(raw)} starts with '{RESERVED_ACCOUNT_ID_PREFIX}', which is reserved for ids"
             " the vendor assigns (reference section 4.4)"

@@ -67,3 +67,47 @@ def test_the_inventory_ledger_is_never_imported(project: Project) -> None:
         " (nothing was written)\n"
     )
     assert not (project.root / "other").exists()
+
+
+def test_a_console_made_account_imports_beside_declared_ones(tmp_path: Path) -> None:
+    """A console-made account (vendor-assigned id) is imported into the manifests directory next
+    to a declared account: that one is left as it is, the new file validates, is in `fmt`'s
+    layout and plans to no changes; the manifest is what adopts it, never a create."""
+    with served_sandbox(tmp_path / "sandbox.db") as server:
+        project = Project(tmp_path / "project", server.base_url, server.db_path)
+        project.root.mkdir()
+        project.configure()
+        project.manifests(account_doc("news", name="News"), users("ops_admin"))
+        assert project.run("apply", "m", "--auto-approve").code == 0
+        vendor = project.vendor()
+        try:
+            made = vendor.client.oa(
+                "create_official_account", {"Owner_Account": "ops_admin", "Name": "Console"}
+            )
+            console_id = made["OfficialAccountUserID"]
+            assert console_id == "@TOA#_@TOA#00000001"
+
+            result = project.run("import", "--all-owned", console_id, "--out", "m")
+            assert result.code == 1  # ids or --all-owned, not both
+            result = project.run("import", console_id, "news", "--out", "m")
+            assert (result.code, result.out) == (1, ""), result.text
+            assert result.err == (
+                "error: already declared in m: @TOA#_news at m/accounts.yaml:1:79; import writes"
+                " only accounts the output does not declare (edit that manifest, or choose"
+                " another --out; nothing was written)\n"
+            )
+            result = project.run("import", console_id, "--out", "m")
+            assert result.code == 0, result.text
+            [line] = [x for x in result.lines if x.startswith(f"  {console_id}:")]
+            name = line.split(": ")[1].split(" ")[0]
+            assert name.startswith("TOA_TOA_00000001-") and name.endswith(".yaml")
+            assert sorted(p.name for p in (project.root / "m").iterdir()) == sorted(
+                ["accounts.yaml", name]
+            )
+            assert vendor.owned() == {"@TOA#_news", console_id}
+            assert project.run("fmt", "--check", f"m/{name}").code == 0
+            plan = project.run("plan", "m", "--detailed-exitcode")
+            assert plan.code == 0, plan.text
+            assert "No changes. The live system matches the manifests." in plan.lines
+        finally:
+            vendor.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def test_import_all_owned_round_trips(
     ]
     assert len((tmp_path / "imported/news.members.txt").read_text().splitlines()) == 996
     news = (tmp_path / "imported/news.yaml").read_text()
-    assert "protect: true" in news.splitlines()[14]
+    assert news.splitlines()[16] == "  protect: true"
     code, out, _ = run(capsys, "plan", "imported", "--detailed-exitcode", *config)
     assert code == 0
     assert "No changes. The live system matches the manifests." in out.splitlines()
@@ -154,13 +155,19 @@ def test_import_errors(
 def test_import_never_overwrites(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A file of the output that is not the account's keeps its name: import takes another."""
     monkeypatch.chdir(tmp_path)
     shutil.copytree(EXAMPLES, tmp_path / "examples")
     assert run(capsys, "apply", "examples", "--auto-approve")[0] == 0
     (tmp_path / "imported").mkdir()
-    (tmp_path / "imported/ops-alerts.yaml").write_text("mine\n")
+    (tmp_path / "imported/Ops-Alerts.YAML").write_text("mine\n")  # case-insensitive systems too
     config = ("--config", "examples/reconciler.yaml")  # its sandbox is beside it
     code, out, err = run(capsys, "import", "ops-alerts", "--out", "imported", *config)
-    assert (code, out) == (1, "")
-    assert err == "error: imported/ops-alerts.yaml exists; remove it or choose another --out\n"
-    assert (tmp_path / "imported/ops-alerts.yaml").read_text() == "mine\n"
+    assert (code, err) == (0, "")
+    stem = "ops-alerts-" + hashlib.sha256(b"@TOA#_ops-alerts").hexdigest()[:8]
+    assert f"  @TOA#_ops-alerts: {stem}.yaml (4 subscribers; already owned)" in out.splitlines()
+    assert (tmp_path / "imported/Ops-Alerts.YAML").read_text() == "mine\n"
+    assert sorted(p.name for p in (tmp_path / "imported").iterdir()) == [
+        "Ops-Alerts.YAML",
+        f"{stem}.yaml",
+    ]

@@ -36,6 +36,7 @@ from reconciler.model import (
     ProfileField,
     ProfileValue,
     SubscriberPolicy,
+    is_vendor_assigned,
 )
 from reconciler.record import UNKNOWN_RECORD, LastApplied, record_for
 
@@ -107,6 +108,15 @@ class _Differ:
         self._subscribers(account, live)
 
     def _create(self, account: Account) -> None:
+        if is_vendor_assigned(account.id):
+            self._problem(
+                account,
+                f"{account.id_position or account.position}: metadata.id: the vendor assigns ids"
+                " of this shape, so a manifest can only adopt an existing account with one, and"
+                " the target has none; declare a custom id to create an account (reference"
+                " section 4.4)",
+            )
+            return
         if (
             account.owner not in self.live.existing_users
             and account.owner not in self.desired.users

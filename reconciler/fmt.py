@@ -103,10 +103,7 @@ def format_text(text: str, file: str) -> Formatted:
 
 def _meaning(text: str, file: str) -> tuple[list[Any], tuple[Problem, ...]]:
     """The data of every document, as every command reads it (load.py), or its problems."""
-    try:
-        result = load_text(text, file)
-    except ValueError as exc:  # a constructor's own error (an impossible date), not positioned
-        return [], (Problem(file, 1, 1, f"invalid value: {exc}"),)
+    result = load_text(text, file)
     return [d.data for d in result.documents], tuple(result.problems)
 
 

@@ -157,6 +157,24 @@ class _Loader(yaml.SafeLoader):
             result.key_positions[key] = key_pos
             result.value_positions[key] = _pos(self.file, value_node.start_mark)
 
+    def construct_checked_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """A date or time, as YAML 1.1 reads `2030-12-05`; one the calendar does not have
+        (`2030-13-45`, `2020-02-30`) is a positioned problem, its text kept as the value."""
+        try:
+            return self.construct_yaml_timestamp(node)
+        except ValueError as exc:
+            pos = _pos(self.file, node.start_mark)
+            self.problems.append(
+                Problem(
+                    self.file,
+                    pos.line,
+                    pos.col,
+                    f"{_short(str(node.value))} reads as a date but is not one ({exc});"
+                    " quote it if it is a string",
+                )
+            )
+            return str(node.value)
+
     def construct_positioned_sequence(self, node: yaml.SequenceNode) -> Iterator[NodeList]:
         result = NodeList(_pos(self.file, node.start_mark))
         yield result
@@ -172,6 +190,10 @@ _Loader.add_constructor(
 _Loader.add_constructor(
     "tag:yaml.org,2002:seq",
     _Loader.construct_positioned_sequence,
+)
+_Loader.add_constructor(
+    "tag:yaml.org,2002:timestamp",
+    _Loader.construct_checked_timestamp,
 )
 
 

@@ -40,6 +40,7 @@ from reconciler.load import (
     STDIN_NAME,
     decode,
     display_path,
+    holds_manifests,
     iter_manifest_files,
     load_text,
     read_limited,
@@ -51,8 +52,6 @@ TOP_KEYS: Final = ("apiVersion", "kind", "metadata", "spec")
 _WIDTH: Final = 1_000_000
 #: A comment: `#` at the start of a line or after a blank (YAML needs the blank).
 _COMMENT = re.compile(r"(?:^|\s)(#.*)$")
-#: A line that makes a file reconciler's, even when it does not load.
-_API_VERSION = re.compile(r"^apiVersion:[ \t]*[\"']?reconciler/", re.MULTILINE)
 #: Lines before a first document that says `---`: comments and blank lines only.
 _PREAMBLE = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*")
 
@@ -229,16 +228,9 @@ def _targets(paths: Sequence[str]) -> list[tuple[Path, bool]]:
 
 
 def _is_reconciler(path: Path, data: Iterable[Any], *, loaded: bool, text: str) -> bool:
-    """reconciler.yaml, or a file whose every document says `apiVersion: reconciler/...`; one
-    that does not load, if any line says so (its problems are then reported: a CI file that
-    `load.py` refuses, such as GitHub's `on:` key, is skipped)."""
-    if path.name == CONFIG_NAME:
-        return True
-    if not loaded:
-        return _API_VERSION.search(text) is not None
-    return all(
-        isinstance(d, dict) and str(d.get("apiVersion", "")).startswith("reconciler/") for d in data
-    )
+    """reconciler.yaml, or a file that holds manifests by the rule every command's directory walk
+    follows (`load.holds_manifests`): a CI file or docker-compose.yml is skipped."""
+    return path.name == CONFIG_NAME or holds_manifests(text, data, loaded=loaded)
 
 
 def replace_atomically(path: Path, text: str) -> None:

@@ -24,6 +24,7 @@ from yaml.resolver import Resolver
 
 from reconciler.errors import Problem
 from reconciler.model import Position
+from reconciler.schemas import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -531,13 +532,59 @@ def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
 def load_file(path: Path, display: str | None = None) -> LoadResult:
     """Read and load one file; every failure is a problem in the result."""
     name = display if display is not None else str(path)
-    data, problem = read_limited(path, name)
-    if problem is not None or data is None:
-        return LoadResult([], [problem] if problem else [])
-    text, problem = decode(data, name)
-    if problem is not None or text is None:
+    text, problem = read_text(path, name)
+    if text is None:
         return LoadResult([], [problem] if problem else [])
     return load_text(text, name)
+
+
+def read_text(path: Path, display: str) -> tuple[str | None, Problem | None]:
+    """The text of a manifest-sized file, or the problem that stops it being read."""
+    data, problem = read_limited(path, display)
+    if problem is not None or data is None:
+        return None, problem
+    return decode(data, display)
+
+
+#: A line that makes a file reconciler's even when it does not load.
+_OURS_LINE = re.compile(
+    r"^(?:apiVersion:[ \t]*[\"']?reconciler/|kind:[ \t]*[\"']?(?:"
+    + "|".join(map(re.escape, KINDS))
+    + r")[\"']?[ \t]*(?:#.*)?$)",
+    re.MULTILINE,
+)
+
+
+def holds_manifests(text: str, documents: Iterable[Any], *, loaded: bool) -> bool:
+    """Whether a YAML file found by walking a directory is reconciler's: one of its documents
+    says `apiVersion: reconciler/...` or has a manifest kind (`kind: OfficialAccount` with a
+    mistyped apiVersion is a manifest with a problem); a file that does not load, when one of its
+    lines says so. Any other YAML (docker-compose.yml, CI workflows, Helm values) is not read as
+    manifests by any command; named on the command line, every file is.
+
+    The one rule for every command that walks a directory (validate, plan, apply, drift, fmt).
+    """
+    for data in documents:
+        if isinstance(data, dict):
+            api = data.get("apiVersion")
+            if isinstance(api, str) and api.startswith("reconciler/"):
+                return True
+            if data.get("kind") in KINDS:
+                return True
+    return not loaded and _OURS_LINE.search(text) is not None
+
+
+def load_walked(path: Path, display: str) -> LoadResult | None:
+    """`load_file` for a file found by walking a directory: None when it is not reconciler's
+    (`holds_manifests`). A file that cannot be read or decoded is reported, never skipped."""
+    text, problem = read_text(path, display)
+    if text is None:
+        return LoadResult([], [problem] if problem else [])
+    result = load_text(text, display)
+    data = [d.data for d in result.documents]
+    if not holds_manifests(text, data, loaded=not result.problems):
+        return None
+    return result
 
 
 def load_stream(data: bytes | str, name: str = STDIN_NAME) -> LoadResult:

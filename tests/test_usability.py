@@ -6,6 +6,10 @@ README tells a user to, and asserts the exact output.
 
 from __future__ import annotations
 
+import io
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import pytest
 
 from reconciler.cli import main
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HEADER = "apiVersion: reconciler/v1\n"
 USERS = f"{HEADER}kind: UserAccounts\nmetadata: {{name: users}}\nspec: {{members: [alice]}}\n"
 
@@ -109,3 +114,135 @@ def test_an_impossible_date_in_the_drift_ignore_file(
         "ignore.yaml:5:12: '2030-13-45' reads as a date but is not one (month must be in"
         " 1..12); quote it if it is a string\n"
     )
+
+
+# -- 4: no manifests is an error ------------------------------------------------------------------
+
+NO_MANIFESTS = (
+    "error: no manifests found in 'empty' (a manifest is a .yaml or .yml file with"
+    " apiVersion: reconciler/v1)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "empty"],
+        ["plan", "empty"],
+        ["plan", "empty", "--prune"],
+        ["apply", "empty", "--prune", "--auto-approve"],
+        ["drift", "empty"],
+    ],
+)
+def test_an_empty_directory_is_an_error_not_a_plan_to_destroy_everything(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    assert run(argv, capsys) == (1, "", NO_MANIFESTS)
+    assert not (tmp_path / ".reconciler").exists()  # nothing opened, nothing sent
+
+
+def test_a_directory_of_other_yaml_only_says_what_it_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, {"empty/docker-compose.yml": COMPOSE, "empty/empty.yaml": "# nothing yet\n"})
+    assert run(["plan", "empty", "--prune"], capsys) == (
+        1,
+        "",
+        "error: no manifests found in 'empty' (skipped 2 YAML files without"
+        " apiVersion: reconciler/v1)\n",
+    )
+
+
+def test_empty_stdin_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert run(["validate", "-"], capsys) == (
+        1,
+        "",
+        "error: no manifests found in <stdin> (a manifest is a .yaml or .yml file with"
+        " apiVersion: reconciler/v1)\n",
+    )
+
+
+# -- 15: other YAML in the repository ------------------------------------------------------------
+
+COMPOSE = "services:\n  web:\n    image: nginx\n"
+WORKFLOW = "on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n"
+
+
+def test_a_walk_skips_yaml_that_is_not_reconciler_s_and_says_how_many(tmp_path: Path) -> None:
+    project = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, project)
+    write(project, {"docker-compose.yml": COMPOSE, "ci/build.yaml": WORKFLOW})
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "."],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "8 documents valid\n")
+    assert done.stderr == (
+        "WARNING reconciler.validate: skipped 2 YAML files that are not reconciler manifests"
+        " (no apiVersion: reconciler/v1; name a file to read it anyway)\n"
+    )
+
+
+def test_yaml_named_on_the_command_line_is_read_whatever_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, {"docker-compose.yml": COMPOSE, "m/users.yaml": USERS})
+    assert run(["validate", "m", "docker-compose.yml"], capsys) == (
+        1,
+        "docker-compose.yml:1:1: missing required field 'kind'\n",
+        "",
+    )
+
+
+def test_a_manifest_with_a_mistyped_api_version_is_still_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `kind: OfficialAccount` makes it reconciler's: validate reports it, fmt formats it (one rule)
+    monkeypatch.chdir(tmp_path)
+    text = "apiVersion: reconcilr/v1\nkind: OfficialAccount\nmetadata:\n    id: news\n"
+    text += "spec: {owner: alice, name: News}\n"
+    write(tmp_path, {"m/news.yaml": text, "m/docker-compose.yml": COMPOSE})
+    assert run(["validate", "m"], capsys) == (
+        1,
+        "m/news.yaml:1:13: apiVersion: must be 'reconciler/v1', not 'reconcilr/v1'\n",
+        "",
+    )
+    assert main(["fmt", "m"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "m/news.yaml\n"
+    assert err.startswith("fmt: skipped 1 YAML file that holds no reconciler manifests")
+    assert (tmp_path / "m" / "news.yaml").read_text().count("\n  id: news\n") == 1
+
+
+@pytest.mark.parametrize("broken", ["on: push\nx: [1\n", "kind: Deployment\nkind: Service\n"])
+def test_foreign_yaml_that_does_not_load_is_skipped_too(
+    broken: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, {"m/users.yaml": USERS, "m/ci.yml": broken})
+    assert run(["validate", "m"], capsys) == (0, "1 document valid\n", "")
+
+
+def test_a_manifest_that_does_not_load_is_reported_not_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, {"m/users.yaml": USERS.replace("[alice]", "[alice")})
+    code, out, _ = run(["validate", "m"], capsys)
+    assert (code, out.split(": ")[0]) == (1, "m/users.yaml:4:23")

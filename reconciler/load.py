@@ -8,6 +8,7 @@ position and the position of each key and item, so any value can be traced back 
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -250,6 +251,12 @@ def _type_name(value: object) -> str:
     if isinstance(value, list):
         return "a list"
     return f"a {type(value).__name__}"
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` when one of `choices` is close to `word`, else ''."""
+    hint = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{hint[0]}'?)" if hint else ""
 
 
 def type_name(value: object) -> str:

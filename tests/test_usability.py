@@ -7,6 +7,7 @@ README tells a user to, and asserts the exact output.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -246,3 +247,46 @@ def test_a_manifest_that_does_not_load_is_reported_not_skipped(
     write(tmp_path, {"m/users.yaml": USERS.replace("[alice]", "[alice")})
     code, out, _ = run(["validate", "m"], capsys)
     assert (code, out.split(": ")[0]) == (1, "m/users.yaml:4:23")
+
+
+# -- 7: every problem in one run ------------------------------------------------------------------
+
+
+def test_every_problem_is_reported_in_one_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the corpus case: before, a field error hid its document's unknown set, and an unknown set
+    # hid a member both declared and absent (three runs to see nine problems)
+    case = Path(__file__).resolve().parent / "manifests" / "all-problems-in-one-run"
+    monkeypatch.chdir(case)
+    expected = (case / "expected.txt").read_text()
+    assert run(["validate", "."], capsys) == (1, expected, "")
+    assert run(["plan", "."], capsys) == (1, "", expected)
+    assert len(expected.splitlines()) == 9
+
+
+def test_an_owner_missing_from_user_accounts_points_at_the_owner_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # only the plan can know: the owner may be an IM user that already exists at the vendor
+    monkeypatch.chdir(tmp_path)
+    news = f"{HEADER}kind: OfficialAccount\nmetadata: {{id: news}}\nspec:\n  name: News\n"
+    write(tmp_path, {"m/news.yaml": news + "  owner: ghost\n", "m/users.yaml": USERS})
+    assert run(["validate", "m"], capsys) == (0, "2 documents valid\n", "")
+    code, out, _ = run(["plan", "m"], capsys)
+    assert code == 1
+    assert (
+        "  @TOA#_news: owner 'ghost' does not exist and is not declared in UserAccounts"
+        " (spec.owner at m/news.yaml:6:10)\n"
+    ) in out
+    code, out, _ = run(["plan", "m", "--format", "json"], capsys)
+    assert code == 1
+    errors = json.loads(out)["errors"]
+    assert errors == [
+        {
+            "account": "@TOA#_news",
+            "message": "owner 'ghost' does not exist and is not declared in UserAccounts"
+            " (spec.owner at m/news.yaml:6:10)",
+            "type": "problem",
+        }
+    ]

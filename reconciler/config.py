@@ -6,6 +6,7 @@ contract between loading (`load_config`) and everything that runs against a targ
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -21,6 +22,7 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.load import (
     CONFIG_NAME,
     Node,
+    NodeList,
     display_path,
     format_path,
     load_file,
@@ -211,6 +213,79 @@ def _non_finite(
             yield (*path, key), position_of(node, key)
         else:
             yield from _non_finite(value, (*path, key))
+
+
+def _substituted(
+    node: Any,
+    environ: Mapping[str, str],
+    chosen: Callable[[tuple[str | int, ...]], bool],
+    shown: dict[str, str],
+    path: tuple[str | int, ...] = (),
+) -> Any:
+    """A copy of `node` (positions kept) whose strings at `chosen` paths have their `${VAR}`s
+    read from `environ`; a string with a variable that is not set, or a credential, is left as
+    it is. `shown` maps how a message would quote each value read to the text it came from, so
+    that a problem names `${VAR}` and never shows what the environment holds."""
+    if isinstance(node, Node):
+        copy = Node(node.position)
+        copy.key_positions.update(node.key_positions)
+        copy.value_positions.update(node.value_positions)
+        for key, value in node.items():
+            copy[key] = _substituted(value, environ, chosen, shown, (*path, key))
+        return copy
+    if isinstance(node, NodeList):
+        items = NodeList(node.position)
+        items.item_positions.extend(node.item_positions)
+        items.extend(
+            _substituted(v, environ, chosen, shown, (*path, i)) for i, v in enumerate(node)
+        )
+        return items
+    if not isinstance(node, str) or "$" not in node or not chosen(path):
+        return node
+    if tuple(path[2:]) in _SECRET_FIELDS:
+        return node  # a credential's only rule is "not empty", which "is not set" covers
+    value, missing = _interpolate(node, environ)
+    if missing:
+        return node
+    shown[repr(value)] = f"the value of {node}"
+    return value
+
+
+def environment_problems(data: Node, start: Position, environ: Mapping[str, str]) -> Problems:
+    """The schema's rules applied to the values the environment gives `${VAR}`s (the schema
+    lets a `${VAR}` stand for any field it may fill, for editors and for CI without secrets):
+    the top-level fields' problems, and each target's apart (only selecting it fails)."""
+    from reconciler.validate import schema_problems
+
+    def check(chosen: Callable[[tuple[str | int, ...]], bool]) -> list[Problem]:
+        shown: dict[str, str] = {}
+        copy = _substituted(data, environ, chosen, shown)
+        found = []
+        for problem in schema_problems(CONFIG_SCHEMA, copy, start):
+            message = problem.message
+            for quoted, origin in shown.items():
+                message = message.replace(quoted, origin)
+            found.append(dataclasses.replace(problem, message=message))
+        return found
+
+    targets = data.get("targets")
+    names = list(targets) if isinstance(targets, Node) else []
+    return Problems(
+        top=check(lambda path: len(path) == 1),
+        targets={name: found for name in names if (found := check(_under(("targets", name))))},
+    )
+
+
+def _under(prefix: tuple[str, ...]) -> Callable[[tuple[str | int, ...]], bool]:
+    return lambda path: path[: len(prefix)] == prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Problems:
+    """The problems of the values `${VAR}`s read: of the top-level fields, of each target."""
+
+    top: list[Problem]
+    targets: dict[str, list[Problem]]
 
 
 def _load_one(path: Path) -> tuple[Any, Position, list[Problem]]:
@@ -439,12 +514,21 @@ def load_config(
             errors.extend(missing)
     if errors:
         raise ConfigError("\n".join(errors))
+    from_environment = environment_problems(data, start, environ)
+    if from_environment.top:
+        raise ConfigError("\n".join(str(p) for p in sorted(from_environment.top)))
     targets: dict[str, Target] = {}
     unresolved: dict[str, str] = {}
     raw_targets = data.get("targets")
     base = path.resolve().parent  # a sandbox `path:` is relative to reconciler.yaml
     if isinstance(raw_targets, Node):
         for name, raw in raw_targets.items():
+            wrong = from_environment.targets.get(name)
+            if wrong:
+                unresolved[name] = "\n".join(
+                    [f"target {name!r} cannot be used:", *(str(p) for p in sorted(wrong))]
+                )
+                continue
             target, missing = _build_target(name, raw, resolved, base)
             if target is None:
                 unresolved[name] = "\n".join(
@@ -514,6 +598,7 @@ def _build_target(
     identifier = get(raw, "identifier", f"{where}.identifier")
     secret_key = get(raw, "secretKey", f"{where}.secretKey")
     endpoint = get(raw, "endpoint", f"{where}.endpoint") if "endpoint" in raw else None
+    region = get(raw, "region", f"{where}.region") if "region" in raw else None
     wechat: WeChatCredentials | None = None
     raw_wechat = raw.get("wechat")
     if isinstance(raw_wechat, Node):
@@ -539,7 +624,6 @@ def _build_target(
             assert isinstance(container, Node)
             pos = position_of(container, "endpoint") or raw.position
             return None, [f"{pos}: {where}.{key}: the value of its variable {reason}"]
-    region = raw.get("region")
     if endpoint is None:
         endpoint = "https://" + REGION_DOMAINS[str(region)]
     return (

@@ -15,8 +15,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
+from test_e2e_common import Project, Vendor, account_doc, config_text, no_changes, users
 
 from reconciler.cli import main
+from reconciler.load import load_file
+from reconciler.schemas import load_schema
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HEADER = "apiVersion: reconciler/v1\n"
@@ -29,6 +33,10 @@ def write(directory: Path, files: dict[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(content))
     return directory
+
+
+def yaml_data(path: Path) -> object:
+    return load_file(path).documents[0].data
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -290,3 +298,94 @@ def test_an_owner_missing_from_user_accounts_points_at_the_owner_line(
             "type": "problem",
         }
     ]
+
+
+# -- 1: ${VAR} in every field it may fill ----------------------------------------------------------
+
+
+def from_environment(config: str) -> str:
+    """`config_text`'s reconciler.yaml with both endpoints read from the environment."""
+    lines = config.splitlines()
+    lines[4] = "    endpoint: ${TIM_ENDPOINT}"
+    lines[-1] = '      endpoint: "${WECHAT_ENDPOINT}"'
+    return "\n".join([*lines, "inventory: ${INVENTORY_USER}", ""])
+
+
+def test_whole_url_endpoints_from_the_environment_work(
+    project: Project, vendor: Vendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write("reconciler.yaml", from_environment(config_text(project.base_url)))
+    project.manifests(account_doc("news", name="News"), users("ops_admin"))
+    # validate runs in CI without the environment: the placeholders are valid as they are
+    assert project.cli("validate", "m").out == "2 documents valid\n"
+    monkeypatch.setenv("TIM_ENDPOINT", project.base_url)
+    monkeypatch.setenv("WECHAT_ENDPOINT", project.base_url)
+    monkeypatch.setenv("INVENTORY_USER", "gitops-inventory")
+    applied = project.cli("apply", "m", "--auto-approve")
+    assert applied.code == 0, applied.text
+    no_changes(project.cli("plan", "m"))
+    assert "gitops-inventory" in vendor.subscribers("@TOA#_news", with_inventory=True)
+
+
+def test_a_value_from_the_environment_meets_the_field_s_rules_at_its_position(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = from_environment(config_text(project.base_url)).replace(
+        "defaultTarget: local\ntargets:\n",
+        "defaultTarget: local\ntargets:\n  box: {type: sandbox}\n",
+    )
+    project.write("reconciler.yaml", text)
+    project.manifests(users("ops_admin"))
+    monkeypatch.setenv("TIM_ENDPOINT", "ftp://user:hunter2@example.com")
+    monkeypatch.setenv("WECHAT_ENDPOINT", project.base_url)
+    monkeypatch.setenv("INVENTORY_USER", "gitops-inventory")
+    # only the target that uses the variable fails, and only when it is selected
+    assert project.cli("plan", "m", "--target", "box").code == 0
+    wrong = project.cli("plan", "m")
+    assert (wrong.code, wrong.out) == (1, "")
+    assert wrong.err == (
+        "error: target 'local' cannot be used:\n"
+        "reconciler.yaml:6:15: targets.local.endpoint: the value of ${TIM_ENDPOINT} does not"
+        " match ^https?://\n"
+    )
+    assert "hunter2" not in wrong.err
+    monkeypatch.setenv("INVENTORY_USER", "has a space")
+    top = project.cli("plan", "m", "--target", "box")
+    assert (top.code, top.err) == (
+        1,
+        "reconciler.yaml:14:12: inventory: the value of ${INVENTORY_USER} is not a valid UserID:"
+        " 1 to 32 printable ASCII characters, no spaces\n",
+    )
+
+
+def test_the_schema_lets_editors_accept_a_variable_in_each_field_it_may_fill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = """\
+        inventory: ${INVENTORY_USER}
+        targets:
+          prod:
+            type: tencent
+            region: ${TIM_REGION}
+            endpoint: ${TIM_ENDPOINT}
+            sdkAppId: ${TIM_SDKAPPID}
+            identifier: ${TIM_ADMIN}
+            secretKey: ${TIM_SECRET_KEY}
+            wechat:
+              appId: ${WECHAT_APPID}
+              secret: ${WECHAT_SECRET}
+              endpoint: ${WECHAT_ENDPOINT}
+        """
+    write(tmp_path, {"reconciler.yaml": config, "m/users.yaml": USERS})
+    validator = Draft202012Validator(load_schema("reconciler"))
+    assert list(validator.iter_errors(yaml_data(tmp_path / "reconciler.yaml"))) == []
+    assert run(["validate", "m"], capsys) == (0, "1 document valid\n", "")
+    # the real rule still holds where no variable stands
+    write(tmp_path, {"reconciler.yaml": config.replace("${TIM_REGION}", "mars")})
+    code, out, _ = run(["validate", "m"], capsys)
+    assert (code, out) == (
+        1,
+        "reconciler.yaml:5:13: targets.prod.region: must be one of cn, sgp, kr, jpn, ger, ind,"
+        " usa, idn, not 'mars'\n",
+    )

@@ -8,22 +8,38 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from jsonschema import Draft202012Validator
-from test_e2e_common import Project, Vendor, account_doc, config_text, no_changes, users
+from test_e2e_common import (
+    Project,
+    Vendor,
+    account_doc,
+    config_text,
+    no_changes,
+    served_sandbox,
+    users,
+)
 
 from reconciler.cli import main
+from reconciler.connect import _wechat_setting
 from reconciler.load import load_file
+from reconciler.providers.http import _unknown_host
 from reconciler.schemas import load_schema
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HEADER = "apiVersion: reconciler/v1\n"
+SPEED = f"{HEADER}kind: MassSpeed\nmetadata: {{name: wx}}\nspec: {{speed: 2}}\n"
 USERS = f"{HEADER}kind: UserAccounts\nmetadata: {{name: users}}\nspec: {{members: [alice]}}\n"
 
 
@@ -389,3 +405,94 @@ def test_the_schema_lets_editors_accept_a_variable_in_each_field_it_may_fill(
         "reconciler.yaml:5:13: targets.prod.region: must be one of cn, sgp, kr, jpn, ger, ind,"
         " usa, idn, not 'mars'\n",
     )
+
+
+# -- 9: a tencent target pointed at `reconciler sandbox serve` ---------------------------------
+
+
+def test_a_host_that_does_not_resolve_is_not_retried_and_names_the_setting(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `.invalid` never resolves (RFC 6761): what api.weixin.qq.com does on a machine offline
+    config = config_text(project.base_url).splitlines()
+    config[-1] = "      endpoint: https://wechat.invalid"
+    project.write("reconciler.yaml", "\n".join(config) + "\n")
+    project.manifests(users("ops_admin"), SPEED)
+    started = time.monotonic()
+    result = project.cli("plan", "m")
+    assert time.monotonic() - started < 3  # five attempts would wait 0.4 + 0.8 + 1.6 + 3.2 s
+    assert (result.code, result.out) == (1, "")
+    assert result.err.startswith(
+        "error: wechat (stable_token) on wxsandbox00000000: the host wechat.invalid does not"
+        " resolve ("
+    )
+    assert result.err.endswith("); check targets.local.wechat.endpoint\n")
+
+
+def test_only_a_name_that_does_not_exist_is_final() -> None:
+    def failure(code: int) -> httpx.ConnectError:
+        error = httpx.ConnectError("[Errno -2] Name or service not known")
+        error.__cause__ = socket.gaierror(code, "Name or service not known")
+        return error
+
+    assert _unknown_host(failure(socket.EAI_NONAME)) == "Name or service not known"
+    assert _unknown_host(failure(socket.EAI_AGAIN)) is None  # a resolver's blip: retried
+    assert _unknown_host(httpx.ConnectError("refused")) is None
+
+
+def test_the_default_wechat_endpoint_is_named_as_the_one_not_set() -> None:
+    assert _wechat_setting("local", "https://api.weixin.qq.com") == (
+        "targets.local.wechat.endpoint (not set: WeChat calls go to https://api.weixin.qq.com)"
+    )
+    assert _wechat_setting("a b", "http://127.0.0.1:1") == "targets['a b'].wechat.endpoint"
+
+
+def test_the_banner_of_sandbox_serve_is_a_target_that_works_as_pasted(tmp_path: Path) -> None:
+    project = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, project)
+    with served_sandbox(tmp_path / "served.db", "--wechat-appid", "true") as server:
+        assert server.process.stdout is not None
+        lines = [server.process.stdout.readline() for _ in range(23)]  # the first is read
+        assert lines[-1] == "Press Ctrl+C to stop.\n"
+        assert '      appId: "true"\n' in lines  # a word YAML reads as a boolean is quoted
+        block = lines[lines.index("targets:\n") : -1]
+        assert f"      endpoint: {server.base_url}\n" in block
+        (project / "reconciler.yaml").write_text("".join(block), encoding="utf-8")
+        export = next(line for line in lines if line.startswith("  export "))
+        env = dict(part.split("=", 1) for part in shlex.split(export)[1:])
+        assert set(env) == {"SANDBOX_SECRET_KEY", "SANDBOX_WECHAT_SECRET"}
+        for command in (["apply", ".", "--auto-approve"], ["plan", "."]):
+            done = subprocess.run(
+                [sys.executable, "-m", "reconciler", *command],
+                cwd=project,
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+    assert "No changes. The live system matches the manifests." in done.stdout
+
+
+# -- 10: what -v says the embedded sandbox calls ---------------------------------------------------
+
+
+def test_verbose_logs_of_the_embedded_sandbox_name_the_sandbox_not_the_vendor(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, project)
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "-v", "plan", "."],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    requests = [line for line in done.stderr.splitlines() if "HTTP Request: " in line]
+    assert requests
+    assert all(" https://sandbox/v4/" in r or " https://sandbox/cgi-bin/" in r for r in requests)
+    assert "qq.com" not in done.stderr

@@ -195,6 +195,7 @@ class TencentClient(CountedClient):
         rng: random.Random | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         sleep: Sleep = asyncio.sleep,
+        setting: str = "",
         wall_clock: Callable[[], float] = time.time,
         sig_expire: int = SIG_EXPIRE,
         read_deadline: float = READ_DEADLINE,
@@ -218,6 +219,7 @@ class TencentClient(CountedClient):
             rng=rng,
             timeout=timeout,
             sleep=sleep,
+            setting=setting,
         )
 
     def __repr__(self) -> str:

@@ -452,10 +452,9 @@ def test_the_banner_of_sandbox_serve_is_a_target_that_works_as_pasted(tmp_path: 
     shutil.copytree(EXAMPLES, project)
     with served_sandbox(tmp_path / "served.db", "--wechat-appid", "true") as server:
         assert server.process.stdout is not None
-        lines = [server.process.stdout.readline() for _ in range(23)]  # the first is read
-        assert lines[-1] == "Press Ctrl+C to stop.\n"
+        lines = list(iter(server.process.stdout.readline, "Press Ctrl+C to stop.\n"))
         assert '      appId: "true"\n' in lines  # a word YAML reads as a boolean is quoted
-        block = lines[lines.index("targets:\n") : -1]
+        block = lines[lines.index("targets:\n") :]
         assert f"      endpoint: {server.base_url}\n" in block
         (project / "reconciler.yaml").write_text("".join(block), encoding="utf-8")
         export = next(line for line in lines if line.startswith("  export "))

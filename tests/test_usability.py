@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shlex
 import shutil
 import socket
 import subprocess
@@ -22,6 +21,8 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 from test_e2e_common import (
+    IM_SECRET,
+    WECHAT_SECRET,
     Project,
     Vendor,
     account_doc,
@@ -457,9 +458,12 @@ def test_the_banner_of_sandbox_serve_is_a_target_that_works_as_pasted(tmp_path: 
         block = lines[lines.index("targets:\n") :]
         assert f"      endpoint: {server.base_url}\n" in block
         (project / "reconciler.yaml").write_text("".join(block), encoding="utf-8")
-        export = next(line for line in lines if line.startswith("  export "))
-        env = dict(part.split("=", 1) for part in shlex.split(export)[1:])
-        assert set(env) == {"SANDBOX_SECRET_KEY", "SANDBOX_WECHAT_SECRET"}
+        assert "(export SANDBOX_SECRET_KEY and SANDBOX_WECHAT_SECRET," in lines[9]
+        env = {
+            "SANDBOX_SECRET_KEY": lines[4].removeprefix("    secret key:   ").strip(),
+            "SANDBOX_WECHAT_SECRET": lines[7].removeprefix("    secret:       ").strip(),
+        }
+        assert env == {"SANDBOX_SECRET_KEY": IM_SECRET, "SANDBOX_WECHAT_SECRET": WECHAT_SECRET}
         for command in (["apply", ".", "--auto-approve"], ["plan", "."]):
             done = subprocess.run(
                 [sys.executable, "-m", "reconciler", *command],

@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import re
-import shlex
 import signal
 import socket
 import sqlite3
@@ -106,11 +105,11 @@ def _scalar(value: str) -> str:
 
 def target_block(url: str, options: SandboxOptions) -> str:
     """A `reconciler.yaml` target for this server, ready to paste: both endpoints (without
-    `wechat.endpoint` the WeChat calls would go to api.weixin.qq.com), credentials as `${VAR}`."""
+    `wechat.endpoint` the WeChat calls would go to api.weixin.qq.com), credentials as `${VAR}`
+    (printed once, above: the secrets test holds the banner to that)."""
     return (
-        "A reconciler.yaml target for it (credentials from the environment):\n"
-        f"  export {SECRET_KEY_VARIABLE}={shlex.quote(options.secret_key)}"
-        f" {WECHAT_SECRET_VARIABLE}={shlex.quote(options.wechat_secret)}\n"
+        f"A reconciler.yaml target for it (export {SECRET_KEY_VARIABLE} and"
+        f" {WECHAT_SECRET_VARIABLE}, the secret key and secret above):\n"
         "targets:\n"
         "  served:\n"
         "    type: tencent\n"

@@ -16,7 +16,7 @@ records it can be lost for good by a kill between the create and the inventory s
 vendor cannot list an app's accounts), so a correct tool records the ids it is about to create
 first and clears them once they are owned. Recording them costs a write of one official account's
 CustomString per `LEDGER_SLOT_IDS` creates (3,000 bytes, reference 4.2; ids ≤ 48 bytes, 4.4), the
-slot account created and subscribed by the inventory user the first time it is needed (so the
+slot account claimed (created) and subscribed by the inventory user for each apply (so the
 inventory walk returns it with its content: reading it costs no call of its own, only its place
 on a walk page), and one rewrite per slot used after the creates. A plan, or an apply without
 creates, costs nothing more. A `World` made by one apply from nothing holds the slots that apply
@@ -157,7 +157,7 @@ def ledger_slots(live: World | None) -> int:
         return 0
     if live.slots is not None:
         return live.slots
-    return _ceil(len(live.accounts), LEDGER_SLOT_IDS)
+    return 0  # the apply that made it destroyed the slots it claimed (reconciler/ledger.py)
 
 
 def read_calls(desired: World, live: World | None) -> Counter[str]:
@@ -210,15 +210,14 @@ def apply_work(desired: World, live: World | None) -> ApplyWork:
         calls["account_import"] = 1  # the inventory user (reference 3.1)
     existing = live.users if live is not None else frozenset()
     calls["multiaccount_import"] = _ceil(len(desired.users - existing), IMPORT_MAX)
-    # the ledger: the creates recorded before they are sent, in the slots there are (a write
-    # each) and new ones (a create and the inventory user's subscription each), cleared after
+    # the ledger: the creates recorded before they are sent, in slots the run claims (a create
+    # and the inventory user's subscription each), destroyed after (reconciler/ledger.py)
     creates = sum(1 for a in desired.accounts if a not in owned)
     used = _ceil(creates, LEDGER_SLOT_IDS)
-    reused = min(used, ledger_slots(live))
-    calls["modify_official_account_base_info"] += reused + used
-    calls["create_official_account"] += used - reused
-    calls["add_subscriber"] += used - reused
-    ledger_chain = 0 if not used else (1 if used == reused else 2)
+    calls["destroy_official_account"] += used
+    calls["create_official_account"] += used
+    calls["add_subscriber"] += used
+    ledger_chain = 0 if not used else 2
     chain = 0
     touched = 0
     for acct in desired.accounts.values():
@@ -295,8 +294,8 @@ def apply_floor(desired: World, live: World | None, rtt: float) -> float:
     write), then the ledger's rewrite, then verification."""
     work = apply_work(desired, live)
     accounts_calls = dict(work.calls)
-    if work.rewrites:  # the rewrites are a phase of their own, after the accounts
-        accounts_calls["modify_official_account_base_info"] -= work.rewrites
+    if work.rewrites:  # the slots' destroys are a phase of their own, after the accounts
+        accounts_calls["destroy_official_account"] -= work.rewrites
     imports = phase(_pick(work.calls, ["account_import", "multiaccount_import"]), 1, rtt)
     accounts = phase(
         _pick(
@@ -312,7 +311,7 @@ def apply_floor(desired: World, live: World | None, rtt: float) -> float:
         work.chain,
         rtt,
     )
-    ledger = phase({"modify_official_account_base_info": work.rewrites}, 1, rtt)
+    ledger = phase({"destroy_official_account": work.rewrites}, 1, rtt)
     verify = phase(_pick(work.calls, ["get_official_account_info"]), 1, rtt)
     return plan_floor(desired, live, rtt) + imports + accounts + ledger + verify
 

@@ -28,7 +28,9 @@ run, because the next plan is made from a fresh read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -53,7 +55,18 @@ from reconciler.changes import (
 )
 from reconciler.connect import Providers
 from reconciler.errors import ProviderError
-from reconciler.ledger import SLOT_NAME, encode_slot, slot_index
+from reconciler.interrupt import Stopped, StopSignal, signal_name
+from reconciler.ledger import (
+    ABANDONED,
+    SEND_WINDOW,
+    SLOT_NAME,
+    SUBSCRIBE_WINDOW,
+    Claim,
+    encode_slot,
+    read_slot,
+    slot_id,
+    slot_index,
+)
 from reconciler.live import INTERRUPTED_RECORD, encode_record
 from reconciler.model import ProfileField, ProfileValue
 from reconciler.plan import Plan, phase_of
@@ -65,6 +78,11 @@ logger = logging.getLogger(__name__)
 GLOBAL = "(users and settings)"
 #: where the inventory ledger's writes are reported (only when one fails)
 LEDGER = "(inventory ledger)"
+#: slot indices tried, from the planned one, before a slot's creates are given up for this run
+SLOT_PROBES: Final = 4
+#: where the indices tried after the planned one are drawn from (a slot id stays within the 48
+#: bytes of a custom id, reference 4.4)
+SLOT_RANGE: Final = 10**9
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +127,8 @@ class ApplyResult:
     unverified: dict[str, list[str]] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    #: the signal that stopped the run (no call started after it), None when it ran to the end
+    interrupted: int | None = None
 
     def report(self, account: str) -> AccountReport:
         return self.reports.setdefault(account, AccountReport())
@@ -177,9 +197,17 @@ def _item_failures(what: str, results: ItemResults) -> list[Failure]:
 
 class _Run:
     def __init__(
-        self, plan: Plan, providers: Providers, inventory_user: str, progress: Progress | None
+        self,
+        plan: Plan,
+        providers: Providers,
+        inventory_user: str,
+        progress: Progress | None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.plan = plan
+        self.clock = clock
+        self.wall = wall
         self.im = providers.im
         self.wechat = providers.wechat
         self.inventory = inventory_user
@@ -202,8 +230,12 @@ class _Run:
         # -- the inventory ledger (reconciler.ledger) --
         #: create id → its slot's write: None once recorded, else why it was not
         self.recorded: dict[str, asyncio.Future[str | None]] = {}
-        #: create ids some slot held already when the plan read it
-        self.durable: set[str] = set()
+        #: create id → when (this run's clock) the claim of the slot recording it was sent
+        self.claimed: dict[str, float] = {}
+        #: slot → this run's claim of it, and the id of the slot claimed (the planned one or,
+        #: when that existed, one of the next)
+        self.claims: dict[int, Claim] = {}
+        self.slot_ids: dict[int, str] = {}
         #: slot → whether its write before the creates succeeded
         self.slot_written: dict[int, bool] = {}
         #: accounts that need no ledger entry any more: subscribed by the inventory user in this
@@ -380,13 +412,17 @@ class _Run:
         account_id = change.account_id
         unsubscribed = self.missing_users | self.failed_adds.get(account_id, set())
 
+        done = 0
+
         async def one(user: str, value: str) -> None:
+            nonlocal done
             try:
                 await self.im.set_subscriber_profile(account_id, user, value)
             except ProviderError as exc:
                 report.failed.append(_failure(f"subscriber profile {user}", exc))
             else:
                 self.result.profiles_set += 1
+                done += 1
             self.progress(1)
 
         wanted = [p for p in change.profiles if p.user not in unsubscribed]
@@ -396,8 +432,8 @@ class _Run:
         async with asyncio.TaskGroup() as group:
             for p in wanted:
                 group.create_task(one(p.user, p.new))
-        if wanted:
-            report.applied.append(f"set {len(wanted)} subscriber profiles")
+        if done:  # fewer than wanted when some failed, or the run stopped on a signal
+            report.applied.append(f"set {done} subscriber profiles")
 
     async def _record(self, change: Record, report: AccountReport, *, subscribed: bool) -> None:
         if self.inventory in self.missing_users:
@@ -448,23 +484,24 @@ class _Run:
         """Which slot records which create (call inside the running loop)."""
         loop = asyncio.get_running_loop()
         for write in writes:
-            self.durable.update(write.before - write.drop)
             if write.add:
                 done: asyncio.Future[str | None] = loop.create_future()
                 for account_id in write.add:
                     self.recorded[account_id] = done
 
     async def _recorded(self, account_id: str) -> str | None:
-        """None once the ledger holds `account_id`; else why its create must not be sent."""
-        if account_id in self.durable:
-            return None
+        """None once a slot this run claimed holds `account_id`, within `SEND_WINDOW` of the
+        claim; else why its create must not be sent (`reconciler.ledger`, items 1 and 4)."""
         done = self.recorded.get(account_id)
         if done is None:
             return "not sent: the plan records it in no inventory ledger slot"
-        return await asyncio.shield(done)
+        why = await asyncio.shield(done)
+        if why is None and self.clock() - self.claimed[account_id] > SEND_WINDOW:
+            return "not sent: its inventory ledger slot was claimed too long ago (retried next run)"
+        return why
 
     async def ledger_write(self, write: LedgerWrite) -> None:
-        """Record `write.add` in the slot before their creates go; they wait for this."""
+        """Claim the slot recording `write.add` before their creates go; they wait for this."""
         done = self.recorded[min(write.add)]
         try:
             why = await self._write_slot(write)
@@ -485,27 +522,37 @@ class _Run:
             message = f"not slot {write.slot} of the inventory user {self.inventory}"
             report.failed.append(Failure(what, None, message))
             return why
+        if write.exists:  # a plan made by a version that added ids to a slot that exists
+            message = "the plan adds to a slot that exists (made by an older version): plan again"
+            report.failed.append(Failure(what, None, message))
+            return why
+        claim = Claim(int(self.wall()), secrets.token_hex(8))
         try:
             fields: dict[ProfileField, ProfileValue] = {
-                ProfileField.CUSTOM_STRING: encode_slot((write.before - write.drop) | write.add)
+                ProfileField.CUSTOM_STRING: encode_slot(write.add, claim)
             }
         except ValueError as exc:
             report.failed.append(Failure(what, None, str(exc)))
             return why
+        started = self.clock()
         try:
-            if write.exists:
-                await self.im.modify_account(write.slot_id, fields)
+            # The slot at the planned index may exist, claimed by another run at the same moment
+            # or left unsubscribed (invisible) by a run killed right after claiming it: never
+            # written by this run (reconciler.ledger, item 4). Random indices are tried next
+            # (the low ones may be held by killed runs' slots this run's read did not show).
+            probes = [write.slot, *(secrets.randbelow(SLOT_RANGE) for _ in range(SLOT_PROBES - 1))]
+            for index in probes:
+                slot = slot_id(self.inventory, index)
+                created = await self.im.create_account(
+                    slot, self.inventory, {ProfileField.NAME: SLOT_NAME, **fields}
+                )
                 self.progress(1)
-                return None
-            created = await self.im.create_account(
-                write.slot_id, self.inventory, {ProfileField.NAME: SLOT_NAME, **fields}
-            )
-            self.progress(1)
-            if created is CreateOutcome.EXISTED:
-                # made by a run killed before the inventory subscribed to it: invisible to every
-                # run since, so no create ever waited on what it holds
-                await self.im.modify_account(write.slot_id, fields)
-            results = await self.im.add_subscribers(write.slot_id, [self.inventory])
+                if created is CreateOutcome.CREATED or await self._ours(slot, claim):
+                    break
+            else:
+                report.failed.append(Failure(what, None, "claimed by other runs: not used"))
+                return why
+            results = await self.im.add_subscribers(slot, [self.inventory])
             self.progress(1)
         except ProviderError as exc:
             report.failed.append(_failure(what, exc))
@@ -513,23 +560,49 @@ class _Run:
         if results.failed:  # unsubscribed, the slot is invisible to the next run
             report.failed.extend(_item_failures(f"{what}: inventory subscription", results))
             return why
+        if self.clock() - started > SUBSCRIBE_WINDOW:
+            report.failed.append(Failure(what, None, "subscribed too late after its claim"))
+            return why
+        self.claims[write.slot] = claim
+        self.slot_ids[write.slot] = slot
+        for account_id in write.add:
+            self.claimed[account_id] = started
         return None
+
+    async def _ours(self, slot: str, claim: Claim) -> bool:
+        """Whether the slot that exists is the one this run claimed (a create answered 130008
+        after its first attempt's answer was lost). One that is not, and was claimed longer
+        than `ABANDONED` ago, is destroyed: its run sent nothing it records."""
+        info = (await self.im.get_accounts([slot])).get(slot)
+        if info is None:
+            return False
+        read = read_slot(info.custom_string)
+        found = None if read is None else read[1]
+        if found == claim:
+            return True
+        if found is None or self.wall() - found.at > ABANDONED:
+            await self.im.destroy_account(slot)
+        return False
 
     async def ledger_rewrite(self, write: LedgerWrite) -> None:
         """Keep only the ids whose create may have happened but still have no inventory
-        subscription. A slot whose write failed is left as it is: it then holds what it held or
-        what was written, both supersets of what it must hold."""
+        subscription; a slot left with nothing is destroyed. A slot this run claimed keeps its
+        claim; one whose claim failed is not this run's and is left as it is."""
         if write.add and not self.slot_written.get(write.slot, False):
             return
         keep = ((write.before - write.drop) | write.add) - self.settled
         report = self.result.report(LEDGER)
+        slot = self.slot_ids.get(write.slot, write.slot_id)
         try:
-            content = encode_slot(keep)
-            await self.im.modify_account(write.slot_id, {ProfileField.CUSTOM_STRING: content})
+            if keep:
+                content = encode_slot(keep, self.claims.get(write.slot))
+                await self.im.modify_account(slot, {ProfileField.CUSTOM_STRING: content})
+            else:
+                await self.im.destroy_account(slot)
         except ProviderError as exc:
-            report.failed.append(_failure(f"ledger slot {write.slot_id}", exc))
+            report.failed.append(_failure(f"ledger slot {slot}", exc))
         except ValueError as exc:
-            report.failed.append(Failure(f"ledger slot {write.slot_id}", None, str(exc)))
+            report.failed.append(Failure(f"ledger slot {slot}", None, str(exc)))
         self.progress(1)
 
     # -- after the accounts --------------------------------------------------------------------
@@ -656,50 +729,78 @@ async def apply_plan(
     verify_full: bool = False,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
+    stop: StopSignal | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> ApplyResult:
     """Carry out `plan` (already checked: safe, fresh, without problems); never raises for a
-    vendor failure: every outcome is in the result."""
+    vendor failure: every outcome is in the result.
+
+    `stop` is the providers' (`reconciler.interrupt`): once a signal sets it, no call starts (a
+    task about to make one ends with `Stopped`), the calls in flight finish and are counted, the
+    phases after it are not run, and the result says which signal stopped it.
+    """
     started = clock()
     before: Counter[str] = Counter(providers.im.calls)
     wechat_before: Counter[str] = Counter(providers.wechat.calls) if providers.wechat else Counter()
-    run = _Run(plan, providers, inventory_user, progress)
-    run.progress.phase("users")
-    await run.import_users(
-        c for c in plan.changes if isinstance(c, ImportUsers | ImportInventoryUser)
-    )
-    run.progress.phase("accounts")
-    writes = [c for c in plan.changes if isinstance(c, LedgerWrite)]
-    run.open_ledger(writes)
-    async with asyncio.TaskGroup() as group:
-        for write in writes:
-            if write.add:
-                group.create_task(run.ledger_write(write))
-        for account_id, changes in _by_account(plan.changes).items():
-            group.create_task(run.account(account_id, changes))
-    run.progress.phase("destroy")
-    async with asyncio.TaskGroup() as group:
-        for change in plan.changes:
-            if isinstance(change, DestroyAccount):
-                group.create_task(run.destroy(change))
-    run.progress.phase("ledger")
-    async with asyncio.TaskGroup() as group:
-        for write in writes:
-            group.create_task(run.ledger_rewrite(write))
-    run.progress.phase("mass speed")
-    for change in plan.changes:
-        if isinstance(change, SetMassSpeed):
-            await run.mass_speed(change)
-    run.progress.phase("verify")
-    try:
-        await run.verify(full=verify_full)
-    except ProviderError as exc:
-        run.result.report(GLOBAL).failed.append(_failure("verify", exc))
+    run = _Run(plan, providers, inventory_user, progress, clock, wall)
+    stop = stop or StopSignal()
+    with contextlib.suppress(Stopped):
+        await _phases(run, plan, verify_full=verify_full, stop=stop)
     result = run.result
+    result.interrupted = stop.signum
     result.calls = Counter(providers.im.calls) - before
     if providers.wechat is not None:
         result.calls += Counter(providers.wechat.calls) - wechat_before
     result.seconds = clock() - started
     return result
+
+
+async def _phases(run: _Run, plan: Plan, *, verify_full: bool, stop: StopSignal) -> None:
+    """The phases in order; none starts once `stop` is set."""
+    writes = [c for c in plan.changes if isinstance(c, LedgerWrite)]
+
+    async def users() -> None:
+        await run.import_users(
+            c for c in plan.changes if isinstance(c, ImportUsers | ImportInventoryUser)
+        )
+
+    async def accounts() -> None:
+        run.open_ledger(writes)
+        async with asyncio.TaskGroup() as group:
+            for write in writes:
+                if write.add:
+                    group.create_task(run.ledger_write(write))
+            for account_id, changes in _by_account(plan.changes).items():
+                group.create_task(run.account(account_id, changes))
+
+    async def destroy() -> None:
+        async with asyncio.TaskGroup() as group:
+            for change in plan.changes:
+                if isinstance(change, DestroyAccount):
+                    group.create_task(run.destroy(change))
+
+    async def ledger() -> None:
+        async with asyncio.TaskGroup() as group:
+            for write in writes:
+                group.create_task(run.ledger_rewrite(write))
+
+    async def mass_speed() -> None:
+        for change in plan.changes:
+            if isinstance(change, SetMassSpeed):
+                await run.mass_speed(change)
+
+    async def verify() -> None:
+        try:
+            await run.verify(full=verify_full)
+        except ProviderError as exc:
+            run.result.report(GLOBAL).failed.append(_failure("verify", exc))
+
+    steps = (users, accounts, destroy, ledger, mass_speed, verify)
+    for name, step in zip(PHASES, steps, strict=True):
+        if stop.stopping:
+            return
+        run.progress.phase(name)
+        await step()
 
 
 def render_result(result: ApplyResult) -> str:
@@ -735,7 +836,12 @@ def render_result(result: ApplyResult) -> str:
         + f"; {result.failures} failed, {result.skipped} skipped;"
         f" {plural(calls, 'call')} in {result.seconds:.1f} s."
     )
-    if result.exit_code == 3:
+    if result.interrupted is not None:
+        lines.append(
+            f"Interrupted by {signal_name(result.interrupted)}: no call was started after it and"
+            " the calls in flight finished; run plan again to see exactly what remains."
+        )
+    elif result.exit_code == 3:
         lines.append("Partly applied: run plan again to see exactly what remains.")
     elif result.exit_code == 1:
         lines.append("Nothing was applied.")

@@ -14,12 +14,13 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError
+from reconciler.interrupt import Interrupted, handled, signal_name
 
 log = logging.getLogger(__name__)
 
@@ -555,34 +556,51 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     verbose = 0
-    try:
-        args = parser.parse_args(argv)
-        _settle_common(args, os.environ)
-        verbose = args.verbose
-        logging.basicConfig(
-            level=logging.WARNING - 10 * min(verbose, 2),
-            format="%(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
-        with _colour(off=args.no_color):
-            result: int = args.func(args)
-        return result
-    except ReconcilerError as exc:
-        print(_error_text(exc), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: say so, never a bare traceback unless asked
-        # credentials travel in URLs: mask them in whatever the bug's text carries
-        from reconciler.providers.http import redact
+    # argv None: the process's own command line (the console script, `python -m reconciler`)
+    own_process = argv is None
+    with contextlib.ExitStack() as stack:
+        finished: Callable[[], None] = _nothing
+        try:
+            args = parser.parse_args(argv)
+            _settle_common(args, os.environ)
+            verbose = args.verbose
+            logging.basicConfig(
+                level=logging.WARNING - 10 * min(verbose, 2),
+                format="%(levelname)s %(name)s: %(message)s",
+                stream=sys.stderr,
+            )
+            if args.func is not _cmd_sandbox_serve:  # the server stops on signals its own way
+                # SIGINT and SIGTERM for the whole command, not only while it applies
+                finished = stack.enter_context(handled(own_process=own_process))
+            with _colour(off=args.no_color):
+                result: int = args.func(args)
+            return result
+        except ReconcilerError as exc:
+            print(_error_text(exc), file=sys.stderr)
+            return 1
+        except Interrupted as exc:
+            print(f"interrupted by {signal_name(exc.signum)}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:  # SIGINT outside `handled`
+            print("interrupted by SIGINT", file=sys.stderr)
+            return 130
+        except Exception as exc:  # a bug: say so, never a bare traceback unless asked
+            # credentials travel in URLs: mask them in whatever the bug's text carries
+            from reconciler.providers.http import redact
 
-        if verbose:
-            print(redact(traceback.format_exc()), file=sys.stderr, end="")
-        print(
-            "internal error (this is a bug in reconciler, please report it): "
-            + redact(f"{type(exc).__name__}: {exc}")
-            + ("" if verbose else " (run with -v for details)"),
-            file=sys.stderr,
-        )
-        return 1
+            if verbose:
+                print(redact(traceback.format_exc()), file=sys.stderr, end="")
+            print(
+                "internal error (this is a bug in reconciler, please report it): "
+                + redact(f"{type(exc).__name__}: {exc}")
+                + ("" if verbose else " (run with -v for details)"),
+                file=sys.stderr,
+            )
+            return 1
+        finally:
+            # from here a signal ends the process as interrupted, with a line (interrupt.py)
+            finished()
+
+
+def _nothing() -> None:
+    pass

@@ -31,6 +31,7 @@ from reconciler.connect import Providers, connect
 from reconciler.diff import diff, narrow
 from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
 from reconciler.errors import ConfigError, ReconcilerError, StalePlanError
+from reconciler.interrupt import StopSignal, graceful
 from reconciler.live import LiveState
 from reconciler.load import CONFIG_NAME, display_path, load_file
 from reconciler.lock import run_lock
@@ -400,7 +401,8 @@ async def _apply_manifests(
     scope: Scope, options: ApplyOptions, stdout: TextIO, stderr: TextIO, stdin: TextIO
 ) -> int:
     config = scope.config
-    async with connect(scope.target, config.limits) as providers:
+    stop = StopSignal()
+    async with connect(scope.target, config.limits, stop=stop) as providers:
         live = await _read_live(scope, providers, stderr)
         desired, live = narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
         changes = diff_scope(scope, desired, live, prune=options.prune)
@@ -422,7 +424,7 @@ async def _apply_manifests(
         _check_safety(plan, config.safety, options, stdout)
         if not options.auto_approve:
             _confirm(stdin, stdout)
-        return await _execute(plan, providers, config.inventory, options, stdout, stderr)
+        return await _execute(plan, providers, config.inventory, options, stdout, stderr, stop)
 
 
 async def _execute(
@@ -432,17 +434,22 @@ async def _execute(
     options: ApplyOptions,
     stdout: TextIO,
     stderr: TextIO,
+    stop: StopSignal,
 ) -> int:
-    with progress(stderr, phase_totals(plan)) as advance:
+    """Apply `plan` and print the summary; a SIGINT or SIGTERM meanwhile stops it (no new call,
+    those in flight finish) and it exits 128 + the signal's number after the summary."""
+    with graceful(stop), progress(stderr, phase_totals(plan)) as advance:
         result = await apply_plan(
             plan,
             providers,
             inventory_user=inventory,
             verify_full=options.verify_full,
             progress=advance,
+            stop=stop,
         )
     stdout.write("\n" + render_result(result))
-    return result.exit_code
+    stdout.flush()
+    return result.exit_code if result.interrupted is None else 128 + result.interrupted
 
 
 async def _apply_saved(
@@ -484,7 +491,8 @@ async def _apply_saved_locked(
 ) -> int:
     fingerprinted = list(plan.fingerprints)
     with_members = [a for a, f in plan.fingerprints.items() if f is not None and f.members]
-    async with connect(where, loaded.limits) as providers:
+    stop = StopSignal()
+    async with connect(where, loaded.limits, stop=stop) as providers:
         live = await read_fingerprinted(
             fingerprinted,
             with_members,
@@ -500,7 +508,7 @@ async def _apply_saved_locked(
         if not plan.has_changes:
             return 0
         _check_safety(plan, loaded.safety, options, stdout)
-        return await _execute(plan, providers, loaded.inventory, options, stdout, stderr)
+        return await _execute(plan, providers, loaded.inventory, options, stdout, stderr, stop)
 
 
 def apply_command(

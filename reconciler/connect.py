@@ -27,6 +27,7 @@ from reconciler.config import (
     TencentTarget,
 )
 from reconciler.errors import ConfigError
+from reconciler.interrupt import StoppablePacer, StopSignal
 from reconciler.load import format_path
 from reconciler.providers import Pacer, TencentClient, WeChatClient, check_endpoint
 from reconciler.providers.transport import LeanClient, LeanTransport
@@ -54,14 +55,19 @@ class Providers:
 
 @asynccontextmanager
 async def connect(
-    target: Target, limits: Limits, *, read_only: bool = False
+    target: Target, limits: Limits, *, read_only: bool = False, stop: StopSignal | None = None
 ) -> AsyncIterator[Providers]:
     """Open the clients for `target`; closes them (and an embedded sandbox) on exit.
 
     With `read_only` (plan, drift) every request that is not a vendor read is refused before it
-    leaves the process, whatever the code above asks for.
+    leaves the process, whatever the code above asks for. With `stop`, no call starts once it is
+    set (`reconciler.interrupt`: an apply stopping on SIGINT or SIGTERM).
     """
-    pacer = Pacer(limits.calls_per_second, limits.concurrency)
+    pacer = (
+        Pacer(limits.calls_per_second, limits.concurrency)
+        if stop is None
+        else StoppablePacer(limits.calls_per_second, limits.concurrency, stop=stop)
+    )
     if isinstance(target, SandboxTarget):
         async with _embedded(target, limits, pacer, read_only=read_only) as providers:
             yield providers

@@ -17,8 +17,35 @@ the ids it is about to create into the LEDGER, and reads it back on every run:
 - Anything else in a slot's CustomString (edited by hand, another tool) reads as an empty slot,
   with a warning from the reader, never an error: it is rewritten when apply next uses it.
 
-The reader reads the ledger's ids that are not owned by id, with the declared accounts it reads
-anyway; `layout` decides which slots a plan writes. Slots are never destroyed.
+Two runs on two machines may share an inventory user (the run lock covers one machine), and the
+vendor has no compare-and-set on a CustomString: two blind writes of one slot lose one of them.
+The one atomic test the vendor offers is a create: `create_official_account` of an id that exists
+answers 130008 (reference 5.1). So a run records its creates only in slots it CLAIMS, by creating
+them, with content naming the run (a `CLAIM` line: when, and a random marker, so that a create whose
+answer was lost and was retried, answering 130008, is recognised as the run's own by reading it
+back). A slot that exists is never written to add ids. Hence every slot has one writer of what
+it records, and the proof that nothing is lost is short:
+
+1. a create of account X is sent only after a slot holding X was claimed by this run and
+   subscribed by the inventory user (visible to every later read), within `SEND_WINDOW` of the
+   claim (measured by the run from before it sent the claim);
+2. the claiming run rewrites its own slot to drop the ids whose create was answered and is now
+   owned (or surely never happened), and destroys the slot once it holds nothing;
+3. another run never writes a live slot (claimed less than `EXPIRED` ago: its run may still
+   send creates). An expired one (its run sends no create any more; `EXPIRED` is `SEND_WINDOW`
+   plus a margin for clocks that disagree), or one written before claims existed, it rewrites to
+   drop the ids that are owned or were never created, and destroys when nothing is left. Ids a
+   live slot names that exist unowned are still adopted (or destroyed with `--prune`) by any run:
+   they are found at once;
+4. a slot that exists at the index a run meant to claim, is not its own and was not in its read
+   (claimed by a run at the same moment, or left by a run killed before it subscribed to it)
+   sends none of the creates it was to record; the next run retries. Such a slot claimed more than
+   `ABANDONED` ago is destroyed then: its run subscribes to it within `SUBSCRIBE_WINDOW` of
+   claiming it or sends nothing, so it recorded no create that could have been sent.
+
+So every account that exists is owned, a slot, or named in a slot, whatever two runs do at once.
+Slots are few: the claiming run destroys its slot at the end, so between runs there are none but
+those a killed run left, which the next runs empty and destroy.
 """
 
 from __future__ import annotations
@@ -32,12 +59,23 @@ from reconciler.model import ACCOUNT_ID_PREFIX, RESERVED_ACCOUNT_ID_PREFIX
 
 #: The first line of every slot's content.
 LEDGER_HEADER: Final = "reconciler-ledger/v1"
+#: The second line of a claimed slot's content: `claim <unix seconds> <16 hex>`.
+CLAIM: Final = "claim"
+#: How long after its claim a run still sends the creates a slot records (items 1, 3, 4 above).
+SEND_WINDOW: Final = 12 * 3600.0
+#: A slot claimed longer ago than this is expired: its run sends no create any more. The margin
+#: over `SEND_WINDOW` covers machines whose clocks disagree by up to 12 hours.
+EXPIRED: Final = 24 * 3600.0
+#: A run whose new slot was not subscribed within this time after it claimed it sends nothing.
+SUBSCRIBE_WINDOW: Final = 300.0
+#: A slot at a claimed index, not in the read and claimed longer ago than this, was abandoned.
+ABANDONED: Final = 900.0
 #: A slot's Name (required at create, reference 5.1).
 SLOT_NAME: Final = "reconciler ledger"
 #: The vendor's cap on an account's CustomString (reference 4.2).
 SLOT_MAX_BYTES: Final = 3000
-#: Ids of at most 48 bytes (reference 4.4), one a line after the header: 20 + 60 × 49 = 2,960
-#: bytes, within the 3,000.
+#: Ids of at most 48 bytes (reference 4.4), one a line after the header and the claim line:
+#: 20 + 35 + 60 × 49 = 2,995 bytes, within the 3,000.
 SLOT_IDS: Final = 60
 #: The custom-id limit (reference 4.4).
 ID_MAX_BYTES: Final = 48
@@ -75,25 +113,65 @@ def _valid_id(text: str) -> bool:
     )
 
 
-def encode_slot(ids: Iterable[str]) -> str:
-    """A slot's CustomString: the header, then the ids sorted, one a line."""
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Which run claimed a slot, and when (unix seconds, the claiming machine's clock)."""
+
+    at: int
+    marker: str
+
+    @property
+    def line(self) -> str:
+        return f"{CLAIM} {self.at} {self.marker}"
+
+    @classmethod
+    def parse(cls, line: str) -> Claim | None:
+        words = line.split(" ")
+        valid = (
+            len(words) == 3
+            and words[0] == CLAIM
+            and words[1].isascii()
+            and words[1].isdigit()
+            and len(words[1]) <= 12
+            and len(words[2]) == 16
+            and all(ch in "0123456789abcdef" for ch in words[2])
+        )
+        return cls(int(words[1]), words[2]) if valid else None
+
+
+def encode_slot(ids: Iterable[str], claim: Claim | None = None) -> str:
+    """A slot's CustomString: the header, the claim (when given), then the ids sorted, one a
+    line."""
     ordered = sorted(set(ids))
     if len(ordered) > SLOT_IDS or not all(_valid_id(i) for i in ordered):
         raise ValueError(f"a ledger slot holds at most {SLOT_IDS} valid custom ids")
-    text = "\n".join([LEDGER_HEADER, *ordered])
+    text = "\n".join([LEDGER_HEADER, *([claim.line] if claim else []), *ordered])
     assert len(text.encode()) <= SLOT_MAX_BYTES, "ledger slot over the vendor's 3,000 bytes"
     return text
 
 
-def decode_slot(text: str) -> frozenset[str] | None:
-    """The ids a slot's CustomString holds; None when it is not a ledger slot's content."""
+def read_slot(text: str) -> tuple[frozenset[str], Claim | None] | None:
+    """The ids a slot's CustomString holds and its claim; None when it is not a ledger slot's
+    content. A slot written before claims existed has none (it counts as expired)."""
     lines = text.split("\n")
     if lines[0] != LEDGER_HEADER:
         return None
-    ids = lines[1:]
+    claim = Claim.parse(lines[1]) if len(lines) > 1 else None
+    ids = lines[1 + (claim is not None) :]
     if len(ids) > SLOT_IDS or not all(_valid_id(i) for i in ids):
         return None
-    return frozenset(ids)
+    return frozenset(ids), claim
+
+
+def decode_slot(text: str) -> frozenset[str] | None:
+    """The ids a slot's CustomString holds; None when it is not a ledger slot's content."""
+    read = read_slot(text)
+    return None if read is None else read[0]
+
+
+def expired(claim: Claim | None, now: float) -> bool:
+    """True when a slot's run sends no create it records any more (or it has no claim)."""
+    return claim is None or now - claim.at > EXPIRED
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +184,9 @@ class Slot:
     ids: frozenset[str] = frozenset()
     #: False when its CustomString was not a ledger's (read as empty)
     readable: bool = True
+    #: True when its run may still send a create it records (claimed less than `EXPIRED` ago):
+    #: no other run writes it (module docstring, item 3)
+    live: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,28 +232,30 @@ def layout(
 ) -> list[SlotPlan]:
     """The slots a plan writes.
 
-    `creates` not held by any slot yet are recorded in the lowest slots with room (sorted, so the
-    same plan gives the same layout); a slot is also rewritten when it holds ids the plan acts on
+    Every create is recorded in a new slot this run claims, at the lowest indices no slot holds
+    (sorted, so the same plan gives the same layout), even when a slot holds its id already: that
+    slot may be emptied by another run meanwhile (module docstring). A slot that exists is never
+    written to add ids, and a live one (claimed less than `EXPIRED` ago: its run may still send
+    creates) is left to its run. An expired slot is rewritten when it holds ids the plan acts on
     (`handled`: adopted, created, destroyed), so apply can clear them; with `tidy` (the plan
-    changes something anyway) also when it holds only `droppable` ids or was unreadable. A plan
-    whose only news is droppable ids therefore stays "No changes"; its reads of ids found missing
-    recur until the next apply that changes anything clears them.
+    changes something anyway) also when it holds `droppable` ids, nothing, or was unreadable. A
+    plan whose only news is droppable ids therefore stays "No changes"; its reads of ids found
+    missing recur until the next apply that changes anything clears them.
     """
-    pending = ledger.pending
-    queue = [i for i in sorted(set(creates)) if i not in pending]
     acted = frozenset(handled)
     stale = frozenset(droppable)
     plans: list[SlotPlan] = []
-    last = max(ledger.slots, default=-1)
+    for index, slot in sorted(ledger.slots.items()):
+        if slot.live:
+            continue
+        drop = slot.ids & stale
+        if slot.ids & acted or (tidy and (drop or not slot.ids or not slot.readable)):
+            plans.append(SlotPlan(index, True, slot.ids, frozenset(), drop))
+    queue = sorted(set(creates))
     index = 0
-    while queue or index <= last:
-        slot = ledger.slots.get(index)
-        before = slot.ids if slot is not None else frozenset()
-        drop = before & stale
-        room = max(SLOT_IDS - len(before - drop), 0)
-        add, queue = frozenset(queue[:room]), queue[room:]
-        unreadable = slot is not None and not slot.readable
-        if add or before & acted or (tidy and (drop or unreadable)):
-            plans.append(SlotPlan(index, slot is not None, before, add, drop))
+    while queue:
+        if index not in ledger.slots:
+            add, queue = frozenset(queue[:SLOT_IDS]), queue[SLOT_IDS:]
+            plans.append(SlotPlan(index, False, frozenset(), add, frozenset()))
         index += 1
-    return plans
+    return sorted(plans, key=lambda p: p.index)

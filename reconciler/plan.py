@@ -269,16 +269,18 @@ def actions_for(changes: Sequence[Change]) -> list[Action]:
 
 
 def ledger_actions(change: LedgerWrite) -> list[Action]:
-    """A slot's calls: written before the creates it records (created and subscribed by the
-    inventory user first when new), then rewritten after every account's work."""
+    """A slot's calls: claimed before the creates it records (created holding them, and
+    subscribed by the inventory user), then rewritten after every account's work, or destroyed
+    when it is left holding nothing (as when every create it records is answered)."""
     key = f"{change.kind}/{change.slot}"
     actions = []
-    if change.add and change.exists:
+    if change.add and change.exists:  # a plan of an older version: refused by apply
         actions.append(Action(f"{key}/write", API_MODIFY, change))
     elif change.add:
         actions.append(Action(f"{key}/create", API_CREATE, change))
         actions.append(Action(f"{key}/subscribe", API_ADD, change))
-    actions.append(Action(f"{key}/rewrite", API_MODIFY, change))
+    kept = change.before - change.drop
+    actions.append(Action(f"{key}/rewrite", API_MODIFY if kept else API_DESTROY, change))
     return actions
 
 

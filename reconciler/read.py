@@ -25,12 +25,13 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from typing import Final
 
 from reconciler.errors import ReconcilerError
-from reconciler.ledger import Ledger, Slot, decode_slot, slot_index
+from reconciler.ledger import Ledger, Slot, expired, read_slot, slot_index
 from reconciler.live import LiveAccount, LiveState, decode_record
 from reconciler.model import DesiredState
 from reconciler.providers import (
@@ -107,17 +108,21 @@ def split_ledger(
         if index is None:
             owned[info.id] = sub
             continue
-        ids = decode_slot(info.custom_string)
-        if ids is None:
+        read = read_slot(info.custom_string)
+        if read is None:
             logger.warning(
                 "inventory ledger slot %s holds text that is not a ledger's; read as empty",
                 info.id,
             )
             slots[index] = Slot(index, info.id, readable=False)
         else:
+            ids, claim = read
             # a slot naming a slot (edited by hand) must not make the reader adopt the ledger
             slots[index] = Slot(
-                index, info.id, frozenset(i for i in ids if slot_index(inventory_user, i) is None)
+                index,
+                info.id,
+                frozenset(i for i in ids if slot_index(inventory_user, i) is None),
+                live=not expired(claim, time.time()),
             )
     return owned, dict(sorted(slots.items()))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,6 +16,20 @@ from test_e2e_common import Project, Vendor, in_process_project
 from reconciler.sandbox.client import SandboxClient
 from reconciler.sandbox.serve import RunningServer, serve_in_thread
 from reconciler.sandbox.server import Sandbox, SandboxOptions
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Run locks (reconciler/lock.py) live in a per-user directory: the tests' go to their own,
+    inherited by every subprocess, never to the user's."""
+    runtime = tmp_path_factory.mktemp("xdg-runtime")
+    saved = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    yield runtime
+    if saved is None:
+        del os.environ["XDG_RUNTIME_DIR"]
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = saved
 
 
 @pytest.fixture

@@ -4,17 +4,20 @@ may have happened but which still have no inventory subscription."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from test_apply import INVENTORY, NAME, TOO_LONG, ledger_for, record, run, seed
 from test_e2e_common import Vendor, sandbox_options
 
-from reconciler.apply import LEDGER, phase_totals, render_result
+from reconciler.apply import LEDGER, ApplyResult, apply_plan, phase_totals, render_result
 from reconciler.changes import (
     AddSubscribers,
     AdoptOrphan,
+    Change,
     CreateAccount,
     DestroyAccount,
     ImportInventoryUser,
@@ -22,9 +25,18 @@ from reconciler.changes import (
     LedgerWrite,
     Record,
 )
-from reconciler.config import Limits, Safety
-from reconciler.ledger import LEDGER_HEADER, encode_slot, slot_id
+from reconciler.config import Limits, Safety, SandboxTarget
+from reconciler.connect import connect
+from reconciler.ledger import (
+    SEND_WINDOW,
+    SUBSCRIBE_WINDOW,
+    Claim,
+    encode_slot,
+    read_slot,
+    slot_id,
+)
 from reconciler.live import INTERRUPTED_RECORD, encode_record
+from reconciler.model import ProfileField
 from reconciler.plan import Fingerprint, TargetIdentity, make_plan
 from reconciler.sandbox.server import Sandbox
 
@@ -44,13 +56,23 @@ def raw(db: Path) -> Iterator[Vendor]:
         box.close()
 
 
-def slot_content(db: Path, slot: str = SLOT0) -> list[str]:
+def slot_content(db: Path, slot: str = SLOT0) -> list[str] | None:
+    """The ids the slot holds (None when it does not exist: a slot left holding nothing is
+    destroyed)."""
     with raw(db) as vendor:
         info = vendor.account(slot)
-    assert info is not None, slot
-    header, *held = str(info["CustomString"]).split("\n")
-    assert header == LEDGER_HEADER
-    return held
+    if info is None:
+        return None
+    read = read_slot(str(info["CustomString"]))
+    assert read is not None
+    return sorted(read[0])
+
+
+def claimed_slot(db: Path, *held: str, at: float, slot: str = SLOT0) -> None:
+    """A slot another run claimed at `at` (unix seconds), not subscribed (yet)."""
+    content = encode_slot(held, Claim(int(at), "0123456789abcdef"))
+    with raw(db) as vendor:
+        vendor.create(slot, INVENTORY, "reconciler ledger", CustomString=content)
 
 
 def make_slot(db: Path, *held: str, subscribed: bool = True) -> None:
@@ -85,13 +107,10 @@ def test_the_slot_records_a_create_before_it_is_sent_and_is_cleared_after(tmp_pa
         "create_official_account",  # @TOA#_new
         "add_subscriber",  # alice and the inventory user
         "modify_subscriber_info",  # the record
-        "modify_official_account_base_info",  # the slot, cleared
+        "destroy_official_account",  # the slot, holding nothing any more
         "get_official_account_info",  # verification
     ]
-    assert slot_content(db) == []
-    with raw(db) as vendor:
-        assert vendor.subscribers(SLOT0, with_inventory=True) == {INVENTORY: ""}
-        assert vendor.profile(SLOT0)["Owner_Account"] == INVENTORY
+    assert slot_content(db) is None
     assert LEDGER not in {a for a, r in result.reports.items() if r.applied or r.failed}
 
 
@@ -135,14 +154,14 @@ def test_an_unsubscribed_inventory_keeps_the_id_in_the_ledger(tmp_path: Path) ->
     ledger keeps its id for the next run to find."""
     db = tmp_path / "s.db"
     seed(db, "alice")
-    make_slot(db)
-    with raw(db) as vendor:
-        vendor.delete_users(INVENTORY)
     result = run(
         db,
         [
-            LedgerWrite(0, SLOT0, True, EMPTY, frozenset({"@TOA#_new"}), EMPTY),
-            CreateAccount("@TOA#_new", "boss", ((NAME, "New"),)),
+            ledger_for("@TOA#_new"),
+            # room for one subscriber: alice joins, the inventory user (sorted after) does not
+            CreateAccount(
+                "@TOA#_new", "boss", ((NAME, "New"), (ProfileField.MAX_SUBSCRIBER_NUM, 1))
+            ),
             AddSubscribers("@TOA#_new", frozenset({"alice"})),
             Record("@TOA#_new", record(), subscribe=True),
         ],
@@ -151,7 +170,10 @@ def test_an_unsubscribed_inventory_keeps_the_id_in_the_ledger(tmp_path: Path) ->
     assert [f.what for f in report.failed] == [f"inventory subscription {INVENTORY}"]
     assert report.skipped == ["record: the inventory subscription failed"]
     assert result.exit_code == 3
-    assert slot_content(db) == ["@TOA#_new"]
+    assert slot_content(db) == ["@TOA#_new"]  # its run's claim is kept with it
+    with raw(db) as vendor:
+        read = read_slot(str(vendor.profile(SLOT0)["CustomString"]))
+    assert read is not None and read[1] is not None
     with raw(db) as vendor:
         assert vendor.members("@TOA#_new") == {"alice"}
 
@@ -174,7 +196,7 @@ def test_ids_whose_create_surely_never_happened_are_cleared(tmp_path: Path) -> N
     assert result.reports["@TOA#_orphaned"].skipped == [
         f"create: its owner {TOO_LONG} could not be imported"
     ]
-    assert slot_content(db) == []
+    assert slot_content(db) is None
 
 
 def test_an_interrupted_apply_leftover_is_adopted_and_cleared(tmp_path: Path) -> None:
@@ -194,7 +216,7 @@ def test_an_interrupted_apply_leftover_is_adopted_and_cleared(tmp_path: Path) ->
     assert result.reports["@TOA#_lost"].applied == [
         "adopt (created by an interrupted apply, no longer declared)"
     ]
-    assert slot_content(db) == []
+    assert slot_content(db) is None
     with raw(db) as vendor:
         assert vendor.subscribers("@TOA#_lost", with_inventory=True) == {
             "alice": "",
@@ -228,21 +250,40 @@ def test_a_leftover_destroyed_with_prune_is_cleared_and_a_failed_adoption_kept(
     assert slot_content(db) == ["@TOA#_full"]
 
 
-def test_a_slot_left_unsubscribed_by_a_kill_is_taken_over(tmp_path: Path) -> None:
-    """Killed between a slot's create and its subscription, the slot was invisible to the next
-    plan, which plans it new: the create says 130008, the content is written, then subscribed."""
+def test_a_slot_left_unsubscribed_by_a_kill_is_destroyed_and_the_next_index_claimed(
+    tmp_path: Path,
+) -> None:
+    """Killed between a slot's claim and its subscription, a run left a slot no read sees, and
+    the next plan claims the same index: the create says 130008 and the slot is not this run's.
+    Claimed long ago (or before claims existed), it is destroyed (its run sent nothing it
+    records), and the next index is claimed instead."""
     db = tmp_path / "s.db"
     seed(db)
     make_slot(db, "@TOA#_stale", subscribed=False)
-    result = run(
-        db,
-        [ledger_for("@TOA#_new"), CreateAccount("@TOA#_new", "boss", ((NAME, "New"),))],
-    )
-    assert result.created == 1
-    assert result.calls["modify_official_account_base_info"] == 2  # written, then cleared
-    assert slot_content(db) == ["@TOA#_new"]  # no inventory subscription was planned for it
+    plan: list[Change] = [
+        ledger_for("@TOA#_new"),
+        CreateAccount("@TOA#_new", "boss", ((NAME, "New"),)),
+    ]
+    result = run(db, plan)
+    assert (result.exit_code, result.created) == (0, 1)
+    assert slot_content(db) is None
+    # no inventory subscription was planned for it: the slot claimed instead keeps it
     with raw(db) as vendor:
-        assert vendor.subscribers(SLOT0, with_inventory=True) == {INVENTORY: ""}
+        assert list(vendor.ledger().values()) == [["@TOA#_new"]]
+
+
+def test_a_slot_another_run_claims_at_the_same_moment_is_never_written(tmp_path: Path) -> None:
+    """Two runs on two machines plan the same new slot: the vendor's create lets one of them
+    have it (130008 for the other). The other leaves it alone and claims another index."""
+    db = tmp_path / "s.db"
+    seed(db)
+    claimed_slot(db, "@TOA#_theirs", at=time.time() - 60)
+    create = CreateAccount("@TOA#_new", "boss", ((NAME, "New"),))
+    result = run(db, [ledger_for("@TOA#_new"), create])
+    assert result.created == 1
+    assert slot_content(db) == ["@TOA#_theirs"]
+    with raw(db) as vendor:  # the one it claimed instead (slot 0 is not subscribed)
+        assert list(vendor.ledger().values()) == [["@TOA#_new"]]
 
 
 def test_a_slot_of_another_inventory_is_refused(tmp_path: Path) -> None:
@@ -282,24 +323,34 @@ def test_progress_shows_the_ledger_rewrite_as_its_own_phase() -> None:
     }
 
 
-def test_a_create_a_slot_held_already_goes_at_once_and_is_cleared(tmp_path: Path) -> None:
+def test_a_create_a_slot_held_already_is_recorded_again_in_its_own_slot(
+    tmp_path: Path,
+) -> None:
     """Killed between the ledger write and the create, a run left the id in slot 0; the next
-    plan creates it again without writing it again."""
+    plan records it again in the slot it claims (slot 0 may be emptied by another run at any
+    time), creates it, then destroys both slots, holding nothing. A create that only a slot
+    claimed by another run records is never sent."""
     db = tmp_path / "s.db"
     seed(db)
     make_slot(db, "@TOA#_new")
     held = frozenset({"@TOA#_new"})
+    create = CreateAccount("@TOA#_new", "boss", ((NAME, "New"),))
+    alone = run(db, [LedgerWrite(0, SLOT0, True, held, EMPTY, EMPTY), create])
+    assert alone.reports["@TOA#_new"].skipped == [
+        "create: not sent: the plan records it in no inventory ledger slot"
+    ]
+    slot1 = slot_id(INVENTORY, 1)
     result = run(
         db,
         [
             LedgerWrite(0, SLOT0, True, held, EMPTY, EMPTY),
-            CreateAccount("@TOA#_new", "boss", ((NAME, "New"),)),
+            LedgerWrite(1, slot1, False, EMPTY, held, EMPTY),
+            create,
             Record("@TOA#_new", record(), subscribe=True),
         ],
     )
     assert (result.exit_code, result.created) == (0, 1)
-    assert result.calls["modify_official_account_base_info"] == 1  # the rewrite only
-    assert slot_content(db) == []
+    assert (slot_content(db), slot_content(db, slot1)) == (None, None)
 
 
 def test_without_the_inventory_user_nothing_is_recorded_nor_created(tmp_path: Path) -> None:
@@ -359,3 +410,49 @@ def test_an_orphan_is_not_adopted_without_the_inventory_user(tmp_path: Path) -> 
     assert result.reports["@TOA#_lost"].skipped == [
         "adopt: the inventory user could not be imported"
     ]
+
+
+def _run_with_clock(db: Path, changes: list[Change], times: list[float]) -> ApplyResult:
+    """`run`, with this run's monotonic clock reading `times` in turn (then the last one)."""
+    plan = make_plan(
+        changes,
+        target=TargetIdentity("sandbox", "sandbox", path=str(db)),
+        desired_digest="sha256:x",
+        fingerprints={},
+        live_mass_speed=None,
+        limits=Limits(),
+        safety=Safety(),
+    )
+    readings = iter(times)
+
+    def clock() -> float:
+        return next(readings, times[-1])
+
+    async def main() -> ApplyResult:
+        async with connect(SandboxTarget("sandbox", db), Limits()) as providers:
+            return await apply_plan(plan, providers, inventory_user=INVENTORY, clock=clock)
+
+    return asyncio.run(main())
+
+
+def test_a_claim_subscribed_late_or_grown_old_sends_no_create(tmp_path: Path) -> None:
+    """A run sends a create only within SEND_WINDOW of claiming its slot, and only when the
+    slot was subscribed within SUBSCRIBE_WINDOW: another run may treat an older claim as
+    abandoned or expired (reconciler/ledger.py, items 1 and 4)."""
+    db = tmp_path / "s.db"
+    seed(db)
+    plan: list[Change] = [
+        ledger_for("@TOA#_new"),
+        CreateAccount("@TOA#_new", "boss", ((NAME, "New"),)),
+    ]
+    # clock readings: the run's start, the claim sent, the subscription answered, the create
+    late = _run_with_clock(db, plan, [0.0, 0.0, SUBSCRIBE_WINDOW + 1])
+    assert [str(f) for f in late.reports[LEDGER].failed] == [
+        f"ledger slot {SLOT0}: subscribed too late after its claim"
+    ]
+    assert late.created == 0
+    old = _run_with_clock(db, [*plan[:1], plan[1]], [0.0, 0.0, 1.0, SEND_WINDOW + 1])
+    assert old.reports["@TOA#_new"].skipped == [
+        "create: not sent: its inventory ledger slot was claimed too long ago (retried next run)"
+    ]
+    assert old.created == 0

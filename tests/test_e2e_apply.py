@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,10 @@ from test_e2e_common import (
     summary,
     users,
 )
+
+from reconciler.config import TencentTarget
+from reconciler.lock import lock_path
+from reconciler.secret import Secret
 
 
 def member_file(project: Project, name: str, members: list[str]) -> None:
@@ -169,8 +174,9 @@ def test_saved_plan_applied_twice_is_refused_the_second_time(
     again = project.cli("apply", "p.json")
     assert again.code == 1
     assert again.err == (
+        # the slot the plan claimed was destroyed by its apply: as the plan read it
         "error: stale plan: 1 account(s) changed since the plan was made: @TOA#_news;"
-        " the inventory ledger changed since the plan was made (slot 0); make the plan again\n"
+        " make the plan again\n"
     )
     assert vendor.effects() == before
 
@@ -401,7 +407,8 @@ def test_a_second_apply_on_the_same_target_refuses_while_the_first_runs(
     project.write(
         "slow.yaml", config_text(project.base_url, limits={"callsPerSecond": 20, "concurrency": 2})
     )
-    lock = project.root / ".reconciler" / "locks" / "tencent-1400000000.lock"
+    target = TencentTarget("local", project.base_url, 1400000000, "administrator", Secret("k"))
+    lock = lock_path(target)  # per user, keyed by SDKAppID and endpoint (reconciler/lock.py)
     first = subprocess.Popen(
         [
             sys.executable,
@@ -422,15 +429,16 @@ def test_a_second_apply_on_the_same_target_refuses_while_the_first_runs(
     )
     try:
         deadline = time.monotonic() + 20
-        while not (lock.is_file() and lock.read_text().strip() == str(first.pid)):
+        held = f"pid {first.pid} on {socket.gethostname()}\n"
+        while not (lock.is_file() and lock.read_text().startswith(held)):
             assert time.monotonic() < deadline and first.poll() is None, "no lock taken"
             time.sleep(0.02)
         second = apply(project)
         assert second.code == 1
         assert second.out == ""
         assert second.err == (
-            f"error: another reconciler run (pid {first.pid}) holds the lock on"
-            " .reconciler/locks/tencent-1400000000.lock, retry when it finishes\n"
+            f"error: another reconciler run (pid {first.pid} on {socket.gethostname()}) holds"
+            f" the lock on tencent 1400000000 {project.base_url}, retry when it finishes\n"
         )
         out, err = first.communicate(timeout=60)
     finally:
@@ -535,5 +543,5 @@ def test_an_inventory_user_deleted_after_the_plan_stops_the_creates_before_they_
     assert "+ account @TOA#_news will be created" in rest.lines
     assert apply(project).code == 0
     assert vendor.owned() == {"@TOA#_news"}
-    assert vendor.ledger() == {"@TOA#_rcl-f60a3fdba772-0": []}
+    assert vendor.ledger() == {}  # the run's slot, holding nothing any more, was destroyed
     converged(project)

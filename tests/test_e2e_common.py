@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from reconciler import cli
+from reconciler.ledger import read_slot
 from reconciler.sandbox.client import SandboxClient
 from reconciler.sandbox.serve import RunningServer
 from reconciler.sandbox.server import SandboxOptions
@@ -215,9 +216,9 @@ class Vendor:
         slots = {}
         for item in self._subscribed():
             if item["Official_Account"].startswith(LEDGER_SLOT):
-                header, *ids = item["CustomString"].split("\n")
-                assert header == "reconciler-ledger/v1", item
-                slots[item["Official_Account"]] = ids
+                read = read_slot(item["CustomString"])
+                assert read is not None, item
+                slots[item["Official_Account"]] = sorted(read[0])
         return slots
 
     def imported(self, users: Iterable[str]) -> dict[str, bool]:
@@ -420,7 +421,8 @@ def in_process_project(
 
 def vendor_accounts(db_path: Path) -> tuple[set[str], set[str], set[str]]:
     """Every account the sandbox's store holds, those the inventory user subscribes to, and the
-    ids the inventory ledger's slots name: one snapshot, read from the store itself."""
+    ids the inventory ledger's slots that it subscribes to name: one snapshot, read from the
+    store itself."""
     with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as conn, conn:
         conn.execute("BEGIN")
         rows = conn.execute("SELECT oa_id, custom_string FROM accounts").fetchall()
@@ -430,11 +432,13 @@ def vendor_accounts(db_path: Path) -> tuple[set[str], set[str], set[str]]:
                 "SELECT account FROM subscriptions WHERE subscriber = ?", (INVENTORY,)
             )
         }
+    # only a slot the inventory user subscribes to is found by a run: what an unsubscribed one
+    # names is lost (the claim protocol sends no create before the subscription)
     named = {
-        line
+        account
         for oa_id, text in rows
-        if oa_id.startswith(LEDGER_SLOT)
-        for line in str(text).split("\n")[1:]
+        if oa_id.startswith(LEDGER_SLOT) and oa_id in owned
+        for account in (read_slot(str(text)) or (frozenset(), None))[0]
     }
     return {r[0] for r in rows}, owned, named
 

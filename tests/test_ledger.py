@@ -31,22 +31,37 @@ from reconciler.diff import diff, narrow
 from reconciler.drift import DriftItem, drift_items
 from reconciler.errors import StalePlanError
 from reconciler.ledger import (
+    ABANDONED,
+    EXPIRED,
     ID_MAX_BYTES,
     LEDGER_HEADER,
+    SEND_WINDOW,
     SLOT_IDS,
     SLOT_MAX_BYTES,
+    SUBSCRIBE_WINDOW,
+    Claim,
     Ledger,
     Slot,
     decode_slot,
     encode_slot,
+    expired,
     layout,
+    read_slot,
     slot_id,
     slot_index,
     slot_prefix,
 )
 from reconciler.live import LiveAccount, LiveState
 from reconciler.model import DesiredState
-from reconciler.plan import API_ADD, API_CREATE, API_MODIFY, API_SUBSCRIBER_INFO, Plan, build_plan
+from reconciler.plan import (
+    API_ADD,
+    API_CREATE,
+    API_DESTROY,
+    API_MODIFY,
+    API_SUBSCRIBER_INFO,
+    Plan,
+    build_plan,
+)
 from reconciler.planfile import check_fresh, dump_plan, load_plan
 from reconciler.render import render_json, render_markdown, render_text
 from reconciler.schemas import validator
@@ -94,6 +109,24 @@ def test_a_slot_holds_sixty_of_the_longest_ids_within_the_vendors_3000_bytes() -
         encode_slot(["news"])  # not a custom id
 
 
+def test_a_claimed_slot_names_its_run_and_still_holds_sixty_of_the_longest_ids() -> None:
+    longest = [f"@TOA#_{i:02d}" + "x" * (ID_MAX_BYTES - 8) for i in range(SLOT_IDS)]
+    claim = Claim(1_800_000_000, "0123456789abcdef")
+    text = encode_slot(longest, claim)
+    assert len(text.encode()) <= SLOT_MAX_BYTES
+    assert text.split("\n")[:2] == [LEDGER_HEADER, "claim 1800000000 0123456789abcdef"]
+    assert read_slot(text) == (frozenset(longest), claim)
+    assert decode_slot(text) == frozenset(longest)
+    assert read_slot(LEDGER_HEADER + "\n@TOA#_a") == (frozenset({"@TOA#_a"}), None)
+    for bad in ("claim 18 0123", "claim x 0123456789abcdef", "claim 1 0123456789abcdeX"):
+        assert read_slot(f"{LEDGER_HEADER}\n{bad}") is None, bad  # neither a claim nor an id
+    # a run sends no create more than SEND_WINDOW after its claim; others wait until EXPIRED
+    assert not expired(claim, claim.at + SEND_WINDOW)
+    assert expired(claim, claim.at + EXPIRED + 1)
+    assert EXPIRED - SEND_WINDOW >= 12 * 3600 and ABANDONED > SUBSCRIBE_WINDOW
+    assert expired(None, 0)  # written before claims existed
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -125,17 +158,29 @@ def test_layout_fills_the_lowest_slots_and_touches_only_what_it_must() -> None:
         (2, False, 5),
     ]
     assert plans[0].add == frozenset(new[:60])  # sorted: the same plan, the same layout
-    # slot 0 holds 58 ids still pending: 2 fit there, the rest go to slot 1 (which exists)
+    # creates go to a new slot at the lowest free index, never into a slot that exists (another
+    # run may write it at the same time); an empty slot is destroyed when the plan is tidy
     pending = frozenset(ids(58, "p"))
     ledger = Ledger({0: Slot(0, SLOT0, pending), 1: Slot(1, SLOT1)})
     plans = layout(ledger, ids(5), handled=(), droppable=(), tidy=True)
-    assert [(p.index, p.exists, p.add) for p in plans] == [
-        (0, True, frozenset(ids(2))),
-        (1, True, frozenset(ids(5)[2:])),
+    assert [(p.index, p.exists, p.add, p.drop) for p in plans] == [
+        (1, True, EMPTY, EMPTY),
+        (2, False, frozenset(ids(5)), EMPTY),
     ]
-    # ids that need no record free their room; an id a slot already holds is not added again
+    # an id a slot holds already is recorded again in this run's own slot
     plans = layout(ledger, [*ids(3), "@TOA#_p000"], handled=(), droppable=pending, tidy=True)
-    assert [(p.index, p.add, p.drop) for p in plans] == [(0, frozenset(ids(3)), pending)]
+    assert [(p.index, p.add, p.drop) for p in plans] == [
+        (0, EMPTY, pending),
+        (1, EMPTY, EMPTY),
+        (2, frozenset([*ids(3), "@TOA#_p000"]), EMPTY),
+    ]
+    # a live slot (its run may still send creates) is never touched, whatever it holds
+    live_slot = Ledger({0: Slot(0, SLOT0, pending, live=True), 2: Slot(2, slot_id(INVENTORY, 2))})
+    plans = layout(live_slot, ids(1), handled=pending, droppable=pending, tidy=True)
+    assert [(p.index, p.exists, p.add) for p in plans] == [
+        (1, False, frozenset(ids(1))),
+        (2, True, EMPTY),
+    ]
 
 
 def test_layout_rewrites_a_slot_only_for_what_the_plan_acts_on_unless_tidy() -> None:
@@ -175,14 +220,15 @@ NEWS = account("news")
 LOST = "@TOA#_lost"
 
 
-def test_every_create_is_recorded_and_an_existing_slot_is_reused() -> None:
+def test_every_create_is_recorded_in_a_new_slot_never_in_one_that_exists() -> None:
     sports = account("sports")
     fresh = run(desired(NEWS, sports), live())
     assert fresh[0] == LedgerWrite(0, SLOT0, False, EMPTY, frozenset({NEWS.id, sports.id}), EMPTY)
     state = with_ledger(live(), Slot(0, SLOT0))
-    assert run(desired(NEWS), state)[0] == LedgerWrite(
-        0, SLOT0, True, EMPTY, frozenset({NEWS.id}), EMPTY
-    )
+    assert run(desired(NEWS), state)[:2] == [
+        LedgerWrite(0, SLOT0, True, EMPTY, EMPTY, EMPTY),  # empty: destroyed after
+        LedgerWrite(1, SLOT1, False, EMPTY, frozenset({NEWS.id}), EMPTY),
+    ]
     # nothing to create, nothing pending: the ledger is not touched
     owned = with_ledger(live(live_account("news", owned_by=NEWS)), Slot(0, SLOT0))
     assert run(desired(NEWS), owned) == []
@@ -224,8 +270,11 @@ def test_ids_that_need_no_record_wait_for_an_apply_that_changes_something() -> N
     assert changes[0] == LedgerWrite(0, SLOT0, True, slot.ids, EMPTY, slot.ids)
     # a missing id that is declared is created again, and stays recorded
     again = run(desired(account("gone")), state)
-    assert isinstance(again[1], CreateAccount)
-    assert again[0] == LedgerWrite(0, SLOT0, True, slot.ids, EMPTY, frozenset({NEWS.id}))
+    assert isinstance(again[2], CreateAccount)
+    assert again[:2] == [
+        LedgerWrite(0, SLOT0, True, slot.ids, EMPTY, frozenset({NEWS.id})),
+        LedgerWrite(1, SLOT1, False, EMPTY, frozenset({"@TOA#_gone"}), EMPTY),
+    ]
 
 
 def test_a_declared_ledger_slot_id_is_a_problem() -> None:
@@ -266,13 +315,15 @@ def test_the_ledgers_calls_are_actions_with_stable_ids_and_cost() -> None:
     assert ledger == [
         ("ledgerWrite/0/create", API_CREATE),
         ("ledgerWrite/0/subscribe", API_ADD),
-        ("ledgerWrite/0/rewrite", API_MODIFY),
+        ("ledgerWrite/0/rewrite", API_DESTROY),  # holding nothing once the create is answered
     ]
     d, state = interrupted()
     plan = plan_for(d, state)
     assert [(a.id, a.api) for a in plan.actions] == [
-        ("ledgerWrite/0/write", API_MODIFY),
-        ("ledgerWrite/0/rewrite", API_MODIFY),
+        ("ledgerWrite/0/rewrite", API_MODIFY),  # it will hold nothing: destroyed, one call too
+        ("ledgerWrite/1/create", API_CREATE),
+        ("ledgerWrite/1/subscribe", API_ADD),
+        ("ledgerWrite/1/rewrite", API_DESTROY),
         ("createAccount/@TOA#_news/0", API_CREATE),
         ("adoptOrphan/@TOA#_lost/subscribe", API_ADD),
         ("adoptOrphan/@TOA#_lost/write", API_SUBSCRIBER_INFO),

@@ -46,8 +46,8 @@ from reconciler.model import DesiredState, SubscriberPolicy
 from reconciler.plan import (
     API_ADD,
     API_CREATE,
+    API_DESTROY,
     API_INFO,
-    API_MODIFY,
     API_MULTIACCOUNT_IMPORT,
     API_SUBSCRIBER_INFO,
     Plan,
@@ -75,10 +75,11 @@ def test_memberships_are_batched_to_100_with_stable_ids() -> None:
         ("importUsers/-/0", API_MULTIACCOUNT_IMPORT, 100),
         ("importUsers/-/1", API_MULTIACCOUNT_IMPORT, 100),
         ("importUsers/-/2", API_MULTIACCOUNT_IMPORT, 50),
-        # the inventory ledger's first slot, made to record the create before it is sent
+        # the inventory ledger's first slot, claimed to record the create before it is sent,
+        # destroyed once it holds nothing
         ("ledgerWrite/0/create", API_CREATE, 0),
         ("ledgerWrite/0/subscribe", API_ADD, 0),
-        ("ledgerWrite/0/rewrite", API_MODIFY, 0),
+        ("ledgerWrite/0/rewrite", API_DESTROY, 0),
         ("createAccount/@TOA#_news/0", API_CREATE, 0),
         ("addSubscribers/@TOA#_news/0", API_ADD, 100),
         ("addSubscribers/@TOA#_news/1", API_ADD, 100),
@@ -99,14 +100,14 @@ def test_verification_reads_are_batched_to_50() -> None:
 
 def test_cost_line_matches_the_design_example() -> None:
     # DESIGN's example: 1 create + 2 bookkeeping + 1,236 add_subscriber batches + 1 verification
-    # read = 1,240; plus the inventory ledger's first slot (create, subscribe, rewrite) = 1,243.
+    # read = 1,240; plus the inventory ledger's first slot (create, subscribe, destroy) = 1,243.
     users = [f"u{i:06d}" for i in range(123_600)]
     plan = plan_for(desired(account("news", members=users)), live(users=[*users, "ops_admin"]))
     assert plan.cost.describe() == "Cost: ≈ 1,243 calls, ≈ 6.2 s at 200/s"
     assert plan.cost.calls == {
         API_CREATE: 2,
         API_ADD: 1238,
-        API_MODIFY: 1,
+        API_DESTROY: 1,
         API_SUBSCRIBER_INFO: 1,
         API_INFO: 1,
     }

@@ -106,14 +106,14 @@ def test_a_new_accounts_inventory_subscription_shares_its_last_member_batch(
 def test_creates_over_several_ledger_slots_make_exactly_the_least_calls(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    """61 creates fill the inventory ledger's first slot (60 ids) and open a second; 3 more later
-    reuse the first, written in place; the slots ride on the inventory walk's page."""
+    """61 creates fill the inventory ledger's first slot (60 ids) and claim a second, both
+    destroyed after; 3 more later claim a slot of their own (reconciler/ledger.py)."""
     project = tmp_path / "project"
     first = model.fleet(61, 2, 20, owners=1, profiles=0)
     more = model.fleet(64, 2, 20, owners=1, profiles=0)
     assert dict(first.accounts) == {a: more.accounts[a] for a in first.accounts}
     made = step(server, project, "apply", first, None)
-    assert (made["create_official_account"], made["modify_official_account_base_info"]) == (63, 2)
+    assert (made["create_official_account"], made["destroy_official_account"]) == (63, 2)
     step(server, project, "plan", first, first)
     made = step(server, project, "apply", more, first)
-    assert (made["create_official_account"], made["modify_official_account_base_info"]) == (3, 2)
+    assert (made["create_official_account"], made["destroy_official_account"]) == (4, 1)

@@ -27,7 +27,7 @@ from plan_scenarios import (
 )
 
 from reconciler.diff import diff
-from reconciler.live import _frozenset_digest
+from reconciler.digest import _frozenset_digest
 from reconciler.plan import build_plan
 from reconciler.render import render_json, render_markdown, render_text
 

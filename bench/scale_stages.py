@@ -9,15 +9,26 @@ rendering. Prints one JSON object. Run in its own process so that RSS is the pla
 
 from __future__ import annotations
 
+import asyncio
 import json
 import resource
 import sys
 import time
 from pathlib import Path
 
-from reconciler.commands import open_scope, read_scope, render_plan
+from reconciler.commands import render_plan
+from reconciler.connect import connect
 from reconciler.diff import diff
+from reconciler.live import LiveState
+from reconciler.model import DesiredState
+from reconciler.pipeline import Scope, open_scope, read
 from reconciler.plan import build_plan
+
+
+async def read_live(scope: Scope) -> tuple[DesiredState, LiveState]:
+    """The pipeline's read stage on read-only clients, as `plan` runs it."""
+    async with connect(scope.target, scope.config.limits, read_only=True) as providers:
+        return await read(scope, providers)
 
 
 def rss_mb() -> float:
@@ -46,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     mark("start")
     scope = open_scope([project], config=None, target=None)
     mark("load manifests")
-    desired, live = read_scope(scope)
+    desired, live = asyncio.run(read_live(scope))
     mark("read live")
     changes = diff(desired, live, prune=False, inventory_user=scope.config.inventory)
     mark("diff")

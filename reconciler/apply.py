@@ -67,10 +67,10 @@ from reconciler.ledger import (
     slot_id,
     slot_index,
 )
-from reconciler.live import INTERRUPTED_RECORD, encode_record
 from reconciler.model import ProfileField, ProfileValue
 from reconciler.plan import Plan, phase_of
 from reconciler.providers import CreateOutcome, ItemResults
+from reconciler.record import INTERRUPTED_RECORD, encode_record
 
 logger = logging.getLogger(__name__)
 

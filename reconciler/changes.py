@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from reconciler.live import LastApplied, decode_record, encode_record, members_digest
+from reconciler.digest import members_digest
 from reconciler.model import ProfileField, ProfileValue
+from reconciler.record import LastApplied, decode_record, encode_record
 
 PHASE_PROBLEM: Final = -1
 PHASE_IMPORT: Final = 0

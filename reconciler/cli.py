@@ -19,14 +19,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from reconciler import __version__
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, UsageError
 from reconciler.interrupt import Interrupted, handled, signal_name
 
 log = logging.getLogger(__name__)
-
-
-class UsageError(ReconcilerError):
-    """The command line itself is wrong."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,8 +1,9 @@
-"""The commands that run against a target: `plan`, `apply` and `drift`.
+"""The commands that run against a target: `plan`, `apply`, `drift` and `import`.
 
-Each stage is its own module; this one wires them: config and target, manifests, live read,
-narrowing, diff, plan or drift report, rendering. Commands return their exit status and write to
-the streams they are given; `cli.py` parses flags and owns the process.
+`pipeline.py` runs the stages up to the plan (scope, read, narrow, diff); each command here does
+its own part with the result: render and save a plan, report drift, confirm and apply. Commands
+return their exit status and write to the streams they are given; `cli.py` parses flags and owns
+the process.
 """
 
 from __future__ import annotations
@@ -10,36 +11,25 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from reconciler.apply import apply_plan, phase_totals, render_result
-from reconciler.changes import Change, PlanProblem, SetMassSpeed
-from reconciler.config import (
-    Config,
-    Safety,
-    Target,
-    TencentTarget,
-    load_config,
-    select_target,
-)
+from reconciler.config import Config, Safety, Target
 from reconciler.connect import Providers, connect
-from reconciler.diff import diff, narrow
 from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
 from reconciler.errors import ConfigError, ReconcilerError, StalePlanError
 from reconciler.interrupt import StopSignal, graceful
-from reconciler.live import LiveState
-from reconciler.load import CONFIG_NAME, display_path, load_file
+from reconciler.load import display_path, load_file
 from reconciler.lock import run_lock
-from reconciler.model import DesiredState, canonical_account_id
-from reconciler.plan import Plan, TargetIdentity, build_plan
+from reconciler.pipeline import Scope, compare, compare_read_only, open_scope, open_target
+from reconciler.plan import Plan, TargetIdentity
 from reconciler.planfile import check_fresh, dump_plan, load_plan, read_plan_file
-from reconciler.progress import progress, reading
-from reconciler.read import read_fingerprinted, read_live
+from reconciler.progress import progress
+from reconciler.read import read_fingerprinted
 from reconciler.render import (
     members_ndjson,
     render_drift_json,
@@ -50,151 +40,11 @@ from reconciler.render import (
     render_text,
 )
 from reconciler.safety import check_safety
-from reconciler.validate import load_desired_state
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """What a run reads and changes: manifests, target and the accounts chosen by flags."""
-
-    config: Config
-    target: Target
-    identity: TargetIdentity
-    #: every declared account (orphan detection needs them all)
-    desired: DesiredState
-    #: the accounts `--selector` and `--exclude` keep
-    selected: DesiredState
-    selector: Mapping[str, str]
-    exclude: tuple[str, ...]
-
-
-def parse_selector(items: Sequence[str]) -> dict[str, str]:
-    """`--selector team=content` (repeatable) → {"team": "content"}."""
-    selector: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--selector {item!r}: expected KEY=VALUE")
-        selector[key.strip()] = value.strip()
-    return selector
-
-
-def _manifest_paths(paths: Sequence[str]) -> list[str]:
-    return [p for p in paths if p == "-" or Path(p).name != CONFIG_NAME]
-
-
-def _config_dir(paths: Sequence[str]) -> Path | None:
-    """`reconciler.yaml` is looked for beside the manifests: the first directory argument holding
-    one (or a `reconciler.yaml` named on the command line), else the current directory."""
-    for raw in paths:
-        path = Path(raw)
-        if raw != "-" and path.name == CONFIG_NAME and path.is_file():
-            return path.parent
-        if raw != "-" and path.is_dir() and (path / CONFIG_NAME).is_file():
-            return path
-    return None
-
-
-def open_scope(
-    paths: Sequence[str],
-    *,
-    config: str | None,
-    target: str | None,
-    selector: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    stdin: TextIO | None = None,
-    environ: Mapping[str, str] | None = None,
-    parallelism: int | None = None,
-) -> Scope:
-    """Load config and manifests (no network) and choose the target and the accounts."""
-    chosen = parse_selector(selector)
-    loaded = with_parallelism(
-        load_config(
-            Path(config) if config else None,
-            search_dir=_config_dir(paths),
-            environ=os.environ if environ is None else environ,
-        ),
-        parallelism,
-    )
-    where = select_target(loaded, target)
-    desired = load_desired_state(_manifest_paths(paths), stdin=stdin, config=loaded.path)
-    excluded = tuple(sorted({canonical_account_id(e) for e in exclude}))
-    selected, _ = narrow(desired, _EMPTY, selector=chosen, exclude=excluded)
-    return Scope(
-        loaded, where, TargetIdentity.from_target(where), desired, selected, chosen, excluded
-    )
-
-
-_EMPTY = LiveState(accounts={}, existing_users=frozenset())
-
-
-def with_parallelism(config: Config, parallelism: int | None) -> Config:
-    """`--parallelism N`: `limits.concurrency` for this run only."""
-    if parallelism is None:
-        return config
-    limits = dataclasses.replace(config.limits, concurrency=parallelism)
-    return dataclasses.replace(config, limits=limits)
-
-
-async def _read_live(scope: Scope, providers: Providers, stderr: TextIO | None) -> LiveState:
-    """The live read, with a call counter on stderr when it is a terminal."""
-    im = providers.im
-    with_speed = providers.wechat
-
-    def calls() -> int:
-        return sum(im.calls.values()) + (sum(with_speed.calls.values()) if with_speed else 0)
-
-    async with reading(stderr or io.StringIO(), calls):
-        return await read_live(
-            scope.selected, im, inventory_user=scope.config.inventory, mass=providers.wechat
-        )
-
-
-async def _read(scope: Scope, stderr: TextIO | None) -> LiveState:
-    async with connect(scope.target, scope.config.limits, read_only=True) as providers:
-        return await _read_live(scope, providers, stderr)
-
-
-def read_scope(scope: Scope, stderr: TextIO | None = None) -> tuple[DesiredState, LiveState]:
-    """Read live state for the chosen accounts (read-only: a write is refused before it is
-    sent); both sides narrowed to them."""
-    live = asyncio.run(_read(scope, stderr))
-    return narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
-
-
-def diff_scope(
-    scope: Scope, desired: DesiredState, live: LiveState, *, prune: bool
-) -> list[Change]:
-    """`diff`, plus what only the target can tell: a declared MassSpeed on a target without WeChat
-    credentials can be neither read nor set, so it is a problem of the plan (exit 1), not a change
-    that apply could only fail."""
-    changes = diff(desired, live, prune=prune, inventory_user=scope.config.inventory)
-    speed = desired.mass_speed
-    target = scope.target
-    if speed is None or not isinstance(target, TencentTarget) or target.wechat is not None:
-        return changes
-    problem = PlanProblem(
-        "",
-        f"{speed.position}: MassSpeed '{speed.name}' is declared but target '{target.name}' has"
-        f" no WeChat credentials (targets.{target.name}.wechat: appId, secret)",
-    )
-    kept = [c for c in changes if not isinstance(c, SetMassSpeed)]
-    return sorted([*kept, problem], key=lambda c: c.sort_key)
 
 
 def make_plan(scope: Scope, *, prune: bool, stderr: TextIO | None = None) -> Plan:
     """Read, diff and plan: everything `plan` shows, without changing anything."""
-    desired, live = read_scope(scope, stderr)
-    changes = diff_scope(scope, desired, live, prune=prune)
-    return build_plan(
-        changes,
-        desired=desired,
-        live=live,
-        target=scope.identity,
-        limits=scope.config.limits,
-        safety=scope.config.safety,
-        prune=prune,
-    )
+    return compare_read_only(scope, prune=prune, stderr=stderr).plan()
 
 
 def use_color(no_color: bool, stream: TextIO) -> bool:
@@ -305,8 +155,7 @@ def drift_command(
         stdin=stdin,
         parallelism=parallelism,
     )
-    desired, live = read_scope(scope, stderr)
-    changes = diff_scope(scope, desired, live, prune=False)
+    changes = compare_read_only(scope, prune=False, stderr=stderr).changes
     report = build_drift(
         changes, target=scope.identity, ignores=ignores, today=today or dt.date.today()
     )
@@ -403,18 +252,7 @@ async def _apply_manifests(
     config = scope.config
     stop = StopSignal()
     async with connect(scope.target, config.limits, stop=stop) as providers:
-        live = await _read_live(scope, providers, stderr)
-        desired, live = narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
-        changes = diff_scope(scope, desired, live, prune=options.prune)
-        plan = build_plan(
-            changes,
-            desired=desired,
-            live=live,
-            target=scope.identity,
-            limits=config.limits,
-            safety=config.safety,
-            prune=options.prune,
-        )
+        plan = (await compare(scope, providers, prune=options.prune, stderr=stderr)).plan()
         color = use_color(options.no_color, stdout)
         stdout.write(render_text(plan, color=color, show_all=options.show_all))
         if plan.problems:
@@ -463,14 +301,10 @@ async def _apply_saved(
     parallelism: int | None = None,
 ) -> int:
     plan = load_plan(read_plan_file(path, source=display_path(path)), source=display_path(path))
-    config_file = Path(config) if config else None
-    if config_file is None and not Path(CONFIG_NAME).is_file() and plan.config_path is not None:
-        # the plan was made with a reconciler.yaml beside its manifests: use that one
-        config_file = Path(plan.config_path)
-    loaded = with_parallelism(
-        load_config(config_file, search_dir=None, environ=os.environ), parallelism
+    # without a reconciler.yaml here, the one the plan was made with (beside its manifests)
+    loaded, where = open_target(
+        config, target or plan.target.name, recorded=plan.config_path, parallelism=parallelism
     )
-    where = select_target(loaded, target or plan.target.name)
     identity = TargetIdentity.from_target(where)
     if identity != plan.target:
         raise StalePlanError(f"the plan was made for {plan.target.label}, not for {identity.label}")
@@ -571,11 +405,7 @@ def import_command(
 
     if bool(ids) == all_owned:
         raise ConfigError("import takes account ids or --all-owned (one of them)")
-    loaded = with_parallelism(
-        load_config(Path(config) if config else None, search_dir=None, environ=os.environ),
-        parallelism,
-    )
-    where = select_target(loaded, target)
+    loaded, where = open_target(config, target, parallelism=parallelism)
     directory = Path(out)
 
     async def run() -> str:

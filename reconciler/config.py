@@ -1,7 +1,7 @@
 """`reconciler.yaml`: targets, inventory, safety thresholds and limits.
 
-This module is the one place that turns a target into provider clients. The records below are the
-contract between loading (`load_config`) and everything that runs against a target.
+The records below are the contract between loading (`load_config`) and everything that runs
+against a target; `connect.py` turns a target into provider clients, nothing here builds one.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from reconciler.endpoints import REGION_DOMAINS, WECHAT_ENDPOINT
 from reconciler.errors import ConfigError, Problem
 from reconciler.load import (
     CONFIG_NAME,
@@ -27,26 +28,14 @@ from reconciler.load import (
     format_path,
     load_file,
     position_of,
+    shown,
     type_name,
 )
 from reconciler.model import DEFAULT_INVENTORY_USER, Position
-from reconciler.schemas import CONFIG_SCHEMA
+from reconciler.schemas import CONFIG_SCHEMA, schema_problems
 from reconciler.secret import Secret
 
 log = logging.getLogger(__name__)
-
-#: Tencent IM regions and their REST domains (reference section 1.2).
-REGION_DOMAINS: Final = {
-    "cn": "console.tim.qq.com",
-    "sgp": "adminapisgp.im.qcloud.com",
-    "kr": "adminapikr.im.qcloud.com",
-    "jpn": "adminapijpn.im.qcloud.com",
-    "ger": "adminapiger.im.qcloud.com",
-    "ind": "adminapiind.im.qcloud.com",
-    "usa": "adminapiusa.im.qcloud.com",
-    "idn": "adminapiidn.im.qcloud.com",
-}
-WECHAT_ENDPOINT: Final = "https://api.weixin.qq.com"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,25 +208,25 @@ def _substituted(
     node: Any,
     environ: Mapping[str, str],
     chosen: Callable[[tuple[str | int, ...]], bool],
-    shown: dict[str, str],
+    quoted: dict[str, str],
     path: tuple[str | int, ...] = (),
 ) -> Any:
     """A copy of `node` (positions kept) whose strings at `chosen` paths have their `${VAR}`s
     read from `environ`; a string with a variable that is not set, or a credential, is left as
-    it is. `shown` maps how a message would quote each value read to the text it came from, so
+    it is. `quoted` maps how a message would quote each value read to the text it came from, so
     that a problem names `${VAR}` and never shows what the environment holds."""
     if isinstance(node, Node):
         copy = Node(node.position)
         copy.key_positions.update(node.key_positions)
         copy.value_positions.update(node.value_positions)
         for key, value in node.items():
-            copy[key] = _substituted(value, environ, chosen, shown, (*path, key))
+            copy[key] = _substituted(value, environ, chosen, quoted, (*path, key))
         return copy
     if isinstance(node, NodeList):
         items = NodeList(node.position)
         items.item_positions.extend(node.item_positions)
         items.extend(
-            _substituted(v, environ, chosen, shown, (*path, i)) for i, v in enumerate(node)
+            _substituted(v, environ, chosen, quoted, (*path, i)) for i, v in enumerate(node)
         )
         return items
     if not isinstance(node, str) or "$" not in node or not chosen(path):
@@ -247,7 +236,7 @@ def _substituted(
     value, missing = _interpolate(node, environ)
     if missing:
         return node
-    shown[repr(value)] = f"the value of {node}"
+    quoted[shown(value)] = f"the value of {node}"
     return value
 
 
@@ -255,16 +244,15 @@ def environment_problems(data: Node, start: Position, environ: Mapping[str, str]
     """The schema's rules applied to the values the environment gives `${VAR}`s (the schema
     lets a `${VAR}` stand for any field it may fill, for editors and for CI without secrets):
     the top-level fields' problems, and each target's apart (only selecting it fails)."""
-    from reconciler.validate import schema_problems
 
     def check(chosen: Callable[[tuple[str | int, ...]], bool]) -> list[Problem]:
-        shown: dict[str, str] = {}
-        copy = _substituted(data, environ, chosen, shown)
+        quoted: dict[str, str] = {}
+        copy = _substituted(data, environ, chosen, quoted)
         found = []
         for problem in schema_problems(CONFIG_SCHEMA, copy, start):
             message = problem.message
-            for quoted, origin in shown.items():
-                message = message.replace(quoted, origin)
+            for text, origin in quoted.items():
+                message = message.replace(text, origin)
             found.append(dataclasses.replace(problem, message=message))
         return found
 
@@ -323,8 +311,6 @@ def check_config(path: Path) -> list[Problem]:
             )
         )
         return problems
-    from reconciler.validate import schema_problems
-
     problems.extend(schema_problems(CONFIG_SCHEMA, data, start))
     for key_path, pos in _non_finite(data, ()):
         at = pos or start
@@ -475,6 +461,51 @@ def _warn_literal_secrets(name: str, target: Node) -> None:
                 name,
                 ".".join(fields),
             )
+
+
+def split_paths(paths: Sequence[str]) -> tuple[list[str], list[Path]]:
+    """Command-line paths as the manifests and the `reconciler.yaml` files named among them."""
+    manifests: list[str] = []
+    named: list[Path] = []
+    for raw in paths:
+        if raw != "-" and Path(raw).name == CONFIG_NAME:
+            named.append(Path(raw))
+        else:
+            manifests.append(raw)
+    return manifests, named
+
+
+def find_configs(paths: Sequence[str]) -> list[Path]:
+    """Each `reconciler.yaml` that `paths` name (whether it exists or not) or that a directory
+    among them holds, in the order of `paths`: reconciler.yaml is looked for beside the manifests.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if raw == "-":
+            continue
+        if path.name == CONFIG_NAME:
+            found.append(path)
+        elif path.is_dir() and (path / CONFIG_NAME).is_file():
+            found.append(path / CONFIG_NAME)
+    return found
+
+
+def config_file(
+    flag: str | None, paths: Sequence[str] = (), *, recorded: str | None = None
+) -> Path | None:
+    """The `reconciler.yaml` a run uses: `--config`, else the first one `paths` name or hold, else
+    (None) the current directory's; when it has none, the one a saved plan was made with
+    (`recorded`). `load_config(None)` reads the current directory's, or uses the defaults.
+    """
+    if flag:
+        return Path(flag)
+    beside = next((path for path in find_configs(paths) if path.is_file()), None)
+    if beside is not None:
+        return beside
+    if recorded is not None and not Path(CONFIG_NAME).is_file():
+        return Path(recorded)
+    return None
 
 
 def load_config(

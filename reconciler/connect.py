@@ -19,13 +19,8 @@ from urllib.request import getproxies
 
 import httpx
 
-from reconciler.config import (
-    WECHAT_ENDPOINT,
-    Limits,
-    SandboxTarget,
-    Target,
-    TencentTarget,
-)
+from reconciler.config import Limits, SandboxTarget, Target, TencentTarget
+from reconciler.endpoints import WECHAT_ENDPOINT
 from reconciler.errors import ConfigError
 from reconciler.interrupt import StoppablePacer, StopSignal
 from reconciler.load import format_path

@@ -14,8 +14,7 @@ interrupted apply created and the manifests no longer declare is adopted (`Adopt
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from reconciler.changes import (
     ACTION_KINDS,
@@ -39,14 +38,7 @@ from reconciler.changes import (
     first_ids,
 )
 from reconciler.ledger import layout, slot_id, slot_index
-from reconciler.live import (
-    DEFAULT_MAX_SUBSCRIBER_NUM,
-    UNKNOWN_RECORD,
-    LastApplied,
-    LiveAccount,
-    LiveState,
-    record_for,
-)
+from reconciler.live import DEFAULT_MAX_SUBSCRIBER_NUM, LiveAccount, LiveState
 from reconciler.model import (
     Account,
     DesiredState,
@@ -54,6 +46,7 @@ from reconciler.model import (
     ProfileValue,
     SubscriberPolicy,
 )
+from reconciler.record import UNKNOWN_RECORD, LastApplied, record_for
 
 #: How many ids a problem message names before "and N more".
 PROBLEM_IDS = 10
@@ -321,34 +314,3 @@ def diff(
     before comparing and only appears in bookkeeping (`Record`, `ImportInventoryUser`).
     """
     return _Differ(desired, live, inventory_user).run(prune=prune)
-
-
-def narrow(
-    desired: DesiredState,
-    live: LiveState,
-    *,
-    selector: Mapping[str, str] | None = None,
-    exclude: Iterable[str] = (),
-) -> tuple[DesiredState, LiveState]:
-    """`--selector k=v` and `--exclude ID`: keep only the chosen declared accounts.
-
-    With a selector, orphans are out of scope (they carry no labels any more), so undeclared live
-    accounts are dropped too; excluded ids are dropped from both sides.
-    """
-    excluded = frozenset(exclude)
-    selected = {
-        account_id: account
-        for account_id, account in desired.accounts.items()
-        if account_id not in excluded
-        and all(account.labels.get(k) == v for k, v in (selector or {}).items())
-    }
-    kept = {
-        account_id: account
-        for account_id, account in live.accounts.items()
-        if account_id in selected
-        or (not selector and account_id not in excluded and account_id not in desired.accounts)
-    }
-    return (
-        DesiredState(selected, desired.users, desired.mass_speed, desired.documents),
-        dataclasses.replace(live, accounts=kept),
-    )

@@ -39,12 +39,24 @@ class ConfigError(ReconcilerError):
     """`reconciler.yaml`, a target or a command-line flag is wrong."""
 
 
+class UsageError(ReconcilerError):
+    """The command line itself is wrong (argparse's complaint, exit 1 rather than its 2)."""
+
+
+class LockedError(ReconcilerError):
+    """Another run holds the target's lock (`reconciler.lock`); nothing was read or changed."""
+
+
 class UnsafePlanError(ReconcilerError):
     """A plan breaks a safety threshold; apply refuses before the first call."""
 
 
 class StalePlanError(ReconcilerError):
     """A saved plan no longer matches the live system or was tampered with."""
+
+
+class ReadOnlyViolation(ReconcilerError):
+    """A read-only run tried to send a request that could change the vendor's state."""
 
 
 class ProviderError(ReconcilerError):

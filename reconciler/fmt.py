@@ -45,6 +45,7 @@ from reconciler.load import (
     load_text,
     read_limited,
 )
+from reconciler.schemas import KINDS
 
 #: The order of a manifest's top-level keys; any other key follows them, as written.
 TOP_KEYS: Final = ("apiVersion", "kind", "metadata", "spec")
@@ -230,7 +231,7 @@ def _targets(paths: Sequence[str]) -> list[tuple[Path, bool]]:
 def _is_reconciler(path: Path, data: Iterable[Any], *, loaded: bool, text: str) -> bool:
     """reconciler.yaml, or a file that holds manifests by the rule every command's directory walk
     follows (`load.holds_manifests`): a CI file or docker-compose.yml is skipped."""
-    return path.name == CONFIG_NAME or holds_manifests(text, data, loaded=loaded)
+    return path.name == CONFIG_NAME or holds_manifests(text, data, loaded=loaded, kinds=KINDS)
 
 
 def replace_atomically(path: Path, text: str) -> None:

@@ -10,7 +10,6 @@ validator before anything is recorded, so a manifest that would not validate is 
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,11 +19,11 @@ from typing import Any, Final
 from reconciler.connect import Providers
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.ledger import slot_index
-from reconciler.live import LastApplied, decode_record, encode_record, record_for
+from reconciler.live import LiveAccount
 from reconciler.load import dump_documents
 from reconciler.model import ACCOUNT_ID_PREFIX, SubscriberPolicy, canonical_account_id
-from reconciler.providers import AccountInfo, SubscriberPage
-from reconciler.read import plain_errors, split_ledger
+from reconciler.read import read_fingerprinted
+from reconciler.record import encode_record, record_for
 from reconciler.validate import load_desired_state
 
 #: More subscribers than this go to a member file instead of the manifest.
@@ -63,28 +62,23 @@ def _file_stem(account_id: str) -> str:
 
 
 def _account_document(
-    info: AccountInfo,
-    page: SubscriberPage,
-    record: LastApplied | None,
-    inventory_user: str,
-    member_file: str | None,
-) -> tuple[list[dict[str, Any]], list[str]]:
+    account: LiveAccount, members: list[str], inventory_user: str, member_file: str | None
+) -> list[dict[str, Any]]:
     """The OfficialAccount document (and a SubscriberSet when members go to a file)."""
-    spec: dict[str, Any] = {"owner": info.owner}
-    for f, value in info.profile.items():
+    spec: dict[str, Any] = {"owner": account.owner}
+    for f, value in account.profile.items():
         if value != "" and value != 0:
             spec[f.value] = value
-    if record is not None and record.known and record.protect:
+    record = account.last_applied  # UNKNOWN_RECORD unless owned and readable
+    if record.known and record.protect:
         spec["protect"] = True
-    subscribers = [s for s in page.subscribers if s.user_id != inventory_user]
-    members = sorted(s.user_id for s in subscribers)
     policy = SubscriberPolicy.ADDITIVE
-    if record is not None and record.known and record.policy is not None:
+    if record.known and record.policy is not None:
         policy = record.policy
     subs: dict[str, Any] = {"policy": policy.value}
     documents: list[dict[str, Any]] = []
     if member_file is not None:
-        set_name = f"{_file_stem(info.id)}-subscribers"
+        set_name = f"{_file_stem(account.id)}-subscribers"
         subs["sets"] = [set_name]
         documents.append(
             {
@@ -96,18 +90,22 @@ def _account_document(
         )
     elif members:
         subs["members"] = members
-    profiles = {s.user_id: s.custom_string for s in sorted(subscribers, key=lambda s: s.user_id)}
-    profiles = {user: text for user, text in profiles.items() if text}
+    # only non-empty profiles are read; the inventory user's is its record, not a profile
+    profiles = {
+        user: text
+        for user, text in sorted((account.subscriber_profiles or {}).items())
+        if user != inventory_user
+    }
     if profiles:
         subs["profiles"] = profiles
     spec["subscribers"] = subs
-    account = {
+    document = {
         "apiVersion": API_VERSION,
         "kind": "OfficialAccount",
-        "metadata": {"id": short_id(info.id)},
+        "metadata": {"id": short_id(account.id)},
         "spec": spec,
     }
-    return [account, *documents], members
+    return [document, *documents]
 
 
 def _write(path: Path, text: str) -> None:
@@ -130,34 +128,24 @@ async def import_accounts(
 ) -> ImportResult:
     """Read the accounts, write their manifests into `out`, validate them, record ownership."""
     im = providers.im
-    subscriptions = await im.get_subscriptions(inventory_user)
-    owned, _ = split_ledger(subscriptions, inventory_user)  # the ledger's slots are not imported
-    wanted = sorted(owned) if all_owned else sorted({canonical_account_id(i) for i in ids})
-    reserved = [i for i in wanted if slot_index(inventory_user, i) is not None]
+    asked = sorted({canonical_account_id(i) for i in ids})
+    reserved = [i for i in asked if slot_index(inventory_user, i) is not None]
     if reserved:
         raise ConfigError(
             f"{', '.join(reserved)}: reconciler's own inventory ledger, not an account to import"
             " (nothing was written)"
         )
-    infos = {i: owned[i].account for i in wanted if i in owned}
-    others = [i for i in wanted if i not in owned]
-    if others:
-        infos.update(await im.get_accounts(others))
-    missing = [i for i in wanted if i not in infos]
+    # the read stage's: the inventory walk, the other accounts by id, their subscriber lists
+    live = await read_fingerprinted(
+        asked, asked, im, inventory_user=inventory_user, owned_members=all_owned
+    )
+    accounts = live.accounts
+    wanted = sorted(i for i, a in accounts.items() if a.owned) if all_owned else asked
+    missing = [i for i in wanted if i not in accounts]
     if missing:
         raise ConfigError(f"no such official account: {', '.join(missing)} (nothing was written)")
     if not wanted:
         raise ConfigError(f"the inventory ({inventory_user}) owns no account: nothing to import")
-
-    pages: dict[str, SubscriberPage] = {}
-
-    async def read(account_id: str) -> None:
-        pages[account_id] = await im.get_subscribers(account_id)
-
-    with plain_errors():  # a vendor error is one clean line, not an ExceptionGroup
-        async with asyncio.TaskGroup() as group:
-            for account_id in wanted:
-                group.create_task(read(account_id))
     speed = None
     if all_owned and providers.wechat is not None:
         speed = (await providers.wechat.get_mass_speed()).speed
@@ -168,12 +156,11 @@ async def import_accounts(
         raise ReconcilerError(f"cannot create {out}: {exc.strerror or exc}") from exc
     result = ImportResult()
     for account_id in wanted:
-        info, page = infos[account_id], pages[account_id]
-        record = decode_record(owned[account_id].custom_string) if account_id in owned else None
+        account = accounts[account_id]
         stem = _file_stem(account_id)
-        count = sum(1 for s in page.subscribers if s.user_id != inventory_user)
-        member_name = f"{stem}.members.txt" if count > INLINE_MEMBERS else None
-        documents, members = _account_document(info, page, record, inventory_user, member_name)
+        members = sorted((account.subscribers or frozenset()) - {inventory_user})
+        member_name = f"{stem}.members.txt" if len(members) > INLINE_MEMBERS else None
+        documents = _account_document(account, members, inventory_user, member_name)
         header = f"# Imported from the live system by `reconciler import`: {account_id}\n"
         manifest = out / f"{stem}.yaml"
         _write(manifest, dump_documents(documents, header=header))
@@ -182,7 +169,7 @@ async def import_accounts(
             member_path = out / member_name
             _write(member_path, "".join(f"{m}\n" for m in members))
         result.accounts.append(
-            Imported(account_id, manifest, member_path, count, account_id not in owned)
+            Imported(account_id, manifest, member_path, len(members), not account.owned)
         )
     if speed is not None:
         result.mass_speed = out / "mass-speed.yaml"
@@ -202,10 +189,10 @@ async def import_accounts(
 
     # What was written must validate, and its records are what plan will compare against.
     desired = load_desired_state([str(p.manifest) for p in result.accounts])
-    if not subscriptions:
+    if not live.inventory_exists:
         await im.import_account(inventory_user)
     for account_id in wanted:
-        if account_id not in owned:
+        if not accounts[account_id].owned:
             added = await im.add_subscribers(account_id, [inventory_user])
             if added.failed:
                 raise ReconcilerError(

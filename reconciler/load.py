@@ -9,6 +9,7 @@ position and the position of each key and item, so any value can be traced back 
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import os
 import re
@@ -25,7 +26,6 @@ from yaml.resolver import Resolver
 
 from reconciler.errors import Problem
 from reconciler.model import Position
-from reconciler.schemas import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class _Loader(yaml.SafeLoader):
                             self.file,
                             key_pos.line,
                             key_pos.col,
-                            f"duplicate key {_short(key_node.value)} (first at line {first.line})",
+                            f"duplicate key {shown(key_node.value)} (first at line {first.line})",
                         )
                     )
                 else:
@@ -171,7 +171,7 @@ class _Loader(yaml.SafeLoader):
                     self.file,
                     pos.line,
                     pos.col,
-                    f"{_short(str(node.value))} reads as a date but is not one ({exc});"
+                    f"{shown(str(node.value))} reads as a date but is not one ({exc});"
                     " quote it if it is a string",
                 )
             )
@@ -230,9 +230,10 @@ else:
         compose_node = _Loader.compose_node
 
 
-def _short(text: str, limit: int = 60) -> str:
-    shown = repr(text)
-    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+def shown(value: object, limit: int = 60) -> str:
+    """`repr(value)` for a message, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def _type_name(value: object) -> str:
@@ -553,18 +554,22 @@ def read_text(path: Path, display: str) -> tuple[str | None, Problem | None]:
     return decode(data, display)
 
 
-#: A line that makes a file reconciler's even when it does not load.
-_OURS_LINE = re.compile(
-    r"^(?:apiVersion:[ \t]*[\"']?reconciler/|kind:[ \t]*[\"']?(?:"
-    + "|".join(map(re.escape, KINDS))
-    + r")[\"']?[ \t]*(?:#.*)?$)",
-    re.MULTILINE,
-)
+@functools.cache
+def _ours_line(kinds: tuple[str, ...]) -> re.Pattern[str]:
+    """A line that makes a file reconciler's even when it does not load."""
+    names = "|".join(map(re.escape, kinds))
+    return re.compile(
+        rf"^(?:apiVersion:[ \t]*[\"']?reconciler/"
+        rf"|kind:[ \t]*[\"']?(?:{names})[\"']?[ \t]*(?:#.*)?$)",
+        re.MULTILINE,
+    )
 
 
-def holds_manifests(text: str, documents: Iterable[Any], *, loaded: bool) -> bool:
+def holds_manifests(
+    text: str, documents: Iterable[Any], *, loaded: bool, kinds: tuple[str, ...]
+) -> bool:
     """Whether a YAML file found by walking a directory is reconciler's: one of its documents
-    says `apiVersion: reconciler/...` or has a manifest kind (`kind: OfficialAccount` with a
+    says `apiVersion: reconciler/...` or has one of `kinds` (`kind: OfficialAccount` with a
     mistyped apiVersion is a manifest with a problem); a file that does not load, when one of its
     lines says so. Any other YAML (docker-compose.yml, CI workflows, Helm values) is not read as
     manifests by any command; named on the command line, every file is.
@@ -576,12 +581,12 @@ def holds_manifests(text: str, documents: Iterable[Any], *, loaded: bool) -> boo
             api = data.get("apiVersion")
             if isinstance(api, str) and api.startswith("reconciler/"):
                 return True
-            if data.get("kind") in KINDS:
+            if data.get("kind") in kinds:
                 return True
-    return not loaded and _OURS_LINE.search(text) is not None
+    return not loaded and _ours_line(kinds).search(text) is not None
 
 
-def load_walked(path: Path, display: str) -> LoadResult | None:
+def load_walked(path: Path, display: str, kinds: tuple[str, ...]) -> LoadResult | None:
     """`load_file` for a file found by walking a directory: None when it is not reconciler's
     (`holds_manifests`). A file that cannot be read or decoded is reported, never skipped."""
     text, problem = read_text(path, display)
@@ -589,7 +594,7 @@ def load_walked(path: Path, display: str) -> LoadResult | None:
         return LoadResult([], [problem] if problem else [])
     result = load_text(text, display)
     data = [d.data for d in result.documents]
-    if not holds_manifests(text, data, loaded=not result.problems):
+    if not holds_manifests(text, data, loaded=not result.problems, kinds=kinds):
         return None
     return result
 

@@ -39,16 +39,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from reconciler.config import SandboxTarget, Target
-from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.errors import ConfigError, LockedError
 
 logger = logging.getLogger(__name__)
 
 #: what a lock file's holder line may show at most (it is read back into an error message)
 _HOLDER_MAX = 512
-
-
-class LockedError(ReconcilerError):
-    """Another run holds the target's lock; nothing was read or changed."""
 
 
 def lock_identity(target: Target) -> str:

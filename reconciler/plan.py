@@ -34,7 +34,8 @@ from reconciler.changes import (
     plural,
 )
 from reconciler.config import Limits, Safety, SandboxTarget, Target, TencentTarget
-from reconciler.live import LiveAccount, LiveState, account_digest, members_digest, profile_digest
+from reconciler.digest import account_digest, members_digest, profile_digest
+from reconciler.live import LiveAccount, LiveState
 from reconciler.model import DesiredState
 from reconciler.safety import Violation, evaluate_safety
 

@@ -16,7 +16,6 @@ them outside reconciler.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Final
 
 from reconciler.changes import LedgerWrite, change_from_data
 from reconciler.config import Limits, Safety
+from reconciler.digest import canonical_json, json_digest
 from reconciler.errors import StalePlanError
 from reconciler.live import LiveState
 from reconciler.load import FileRefused, FileTooLarge, read_regular
@@ -61,14 +61,6 @@ def _too_large(source: str, size: int) -> str:
     )
 
 
-def _canonical(body: Any) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _integrity(body: Any) -> str:
-    return "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
-
-
 def plan_body(plan: Plan) -> dict[str, Any]:
     """Everything a saved plan holds, as JSON data."""
     return {
@@ -102,9 +94,9 @@ def dump_plan(plan: Plan) -> str:
         "formatVersion": PLAN_FILE_VERSION,
         "kind": PLAN_FILE_KIND,
         "body": body,
-        "integrity": _integrity(body),
+        "integrity": json_digest(body),
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    return canonical_json(document) + "\n"
 
 
 def load_plan(text: str, *, source: str = "plan file") -> Plan:
@@ -126,7 +118,7 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
             f" format {PLAN_FILE_VERSION}: make the plan again with this version"
         )
     body = document.get("body")
-    if not isinstance(body, dict) or document.get("integrity") != _integrity(body):
+    if not isinstance(body, dict) or document.get("integrity") != json_digest(body):
         raise StalePlanError(
             f"{source} was modified after it was written (integrity digest mismatch);"
             " make the plan again"

@@ -32,7 +32,7 @@ from typing import Final
 
 from reconciler.errors import ReconcilerError
 from reconciler.ledger import Ledger, Slot, expired, read_slot, slot_index
-from reconciler.live import LiveAccount, LiveState, decode_record
+from reconciler.live import LiveAccount, LiveState
 from reconciler.model import DesiredState
 from reconciler.providers import (
     AccountInfo,
@@ -41,6 +41,7 @@ from reconciler.providers import (
     SubscriberPage,
     Subscription,
 )
+from reconciler.record import decode_record
 
 logger = logging.getLogger(__name__)
 
@@ -267,13 +268,20 @@ async def read_fingerprinted(
     *,
     inventory_user: str,
     mass: MassSpeedProvider | None = None,
+    owned_members: bool = False,
 ) -> LiveState:
-    """Re-read what a saved plan fingerprinted, to refuse it when stale: the inventory (the
-    ledger's slots with it), the other accounts by id, the subscriber lists it had read, and the
-    mass speed when asked."""
+    """Read the inventory (the ledger's slots with it), the other accounts by id, the subscriber
+    lists of `with_members` (and of every owned account with `owned_members`) and the mass speed
+    when asked: what a saved plan fingerprinted, re-read to refuse it when stale, or the accounts
+    `import` writes."""
     with plain_errors():
         return await _read_fingerprinted(
-            account_ids, with_members, im, inventory_user=inventory_user, mass=mass
+            account_ids,
+            with_members,
+            im,
+            inventory_user=inventory_user,
+            mass=mass,
+            owned_members=owned_members,
         )
 
 
@@ -284,6 +292,7 @@ async def _read_fingerprinted(
     *,
     inventory_user: str,
     mass: MassSpeedProvider | None,
+    owned_members: bool,
 ) -> LiveState:
     wanted = set(account_ids)
     members = set(with_members)
@@ -295,7 +304,7 @@ async def _read_fingerprinted(
         walk = group.create_task(im.get_subscriptions(inventory_user))
         speed_task = group.create_task(speed())
     owned, slots = split_ledger(walk.result(), inventory_user)
-    subscribers = _pager(im, members)
+    subscribers = _pager(im, members | set(owned) if owned_members else members)
     accounts: dict[str, LiveAccount] = {}
 
     async def one(info: AccountInfo, record: str | None) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReadOnlyViolation
 
 #: Tencent IM commands that change nothing (reference sections 3.3, 5.4, 5.5, 5.9, 5.11).
 READ_COMMANDS: Final = frozenset(
@@ -37,10 +37,6 @@ READ_WECHAT_PATHS: Final = frozenset(
         "/cgi-bin/message/mass/get",
     }
 )
-
-
-class ReadOnlyViolation(ReconcilerError):
-    """A read-only run tried to send a request that could change the vendor's state."""
 
 
 def is_read(path: str, prefixes: Iterable[str] = ("",)) -> bool:

@@ -32,8 +32,8 @@ from reconciler.changes import (
     first_ids,
     plural,
 )
+from reconciler.digest import members_digest
 from reconciler.drift import DriftItem, DriftReport, IgnoreEntry
-from reconciler.live import members_digest
 from reconciler.plan import BLIND_SPOT, Plan
 
 FORMAT_VERSION: Final = 1

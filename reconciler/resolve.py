@@ -32,6 +32,7 @@ from reconciler.load import (
     position_of,
     project_roots,
     read_regular,
+    shown,
 )
 from reconciler.model import (
     ACCOUNT_ID_PREFIX,
@@ -75,7 +76,7 @@ def userid_problem(value: str) -> str | None:
     if _USERID.fullmatch(value):
         return None
     return (
-        f"invalid UserID {_show(value)}: 1 to {USERID_BYTES} printable ASCII characters, no spaces"
+        f"invalid UserID {shown(value)}: 1 to {USERID_BYTES} printable ASCII characters, no spaces"
     )
 
 
@@ -95,11 +96,6 @@ def member_line_problem(value: str) -> str | None:
     else:
         shown += "'"
     return f"invalid UserID '{shown}: 1 to {USERID_BYTES} printable ASCII characters, no spaces"
-
-
-def _show(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 @dataclass(slots=True)
@@ -308,7 +304,7 @@ class Resolver:
         try:
             resolved = confine(ref.value, base, self._roots)
         except FileRefused as exc:  # not opened, not even looked at
-            self._sink.add(ref.pos, f"{ref.path}: member file {_show(ref.value)} {exc.reason}")
+            self._sink.add(ref.pos, f"{ref.path}: member file {shown(ref.value)} {exc.reason}")
             self._files[path] = result
             return result
         try:
@@ -539,17 +535,17 @@ def account_id_problem(raw: str) -> str | None:
     """Why `raw` (as written, `news` or `@TOA#_news`) is not a valid custom account id."""
     canonical = canonical_account_id(raw)
     if not _PRINTABLE.fullmatch(canonical):
-        return f"{_show(raw)} must be printable ASCII (reference section 4.4)"
+        return f"{shown(raw)} must be printable ASCII (reference section 4.4)"
     if canonical == ACCOUNT_ID_PREFIX:
-        return f"{_show(raw)} is empty after the '{ACCOUNT_ID_PREFIX}' prefix"
+        return f"{shown(raw)} is empty after the '{ACCOUNT_ID_PREFIX}' prefix"
     if canonical.startswith(RESERVED_ACCOUNT_ID_PREFIX):
         return (
-            f"{_show(raw)} starts with '{RESERVED_ACCOUNT_ID_PREFIX}', which is reserved for ids"
+            f"{shown(raw)} starts with '{RESERVED_ACCOUNT_ID_PREFIX}', which is reserved for ids"
             " the vendor assigns (reference section 4.4)"
         )
     if len(canonical) > ACCOUNT_ID_BYTES:
         return (
-            f"{_show(canonical)} is {len(canonical)} bytes with the '{ACCOUNT_ID_PREFIX}' prefix,"
+            f"{shown(canonical)} is {len(canonical)} bytes with the '{ACCOUNT_ID_PREFIX}' prefix,"
             f" over the limit of {ACCOUNT_ID_BYTES} (reference section 4.4)"
         )
     return None

@@ -13,9 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, TextIO
-
-from jsonschema import ValidationError
+from typing import Final, TextIO
 
 from reconciler import config as config_module
 from reconciler.errors import ConfigError, ManifestError, Problem
@@ -28,108 +26,24 @@ from reconciler.load import (
     LoadResult,
     Node,
     display_path,
-    format_path,
     iter_manifest_files,
-    key_position_of,
     load_file,
     load_stream,
     load_walked,
-    locate,
     position_of,
     project_roots,
     resolve_inside,
+    shown,
     type_name,
 )
-from reconciler.model import DesiredState, Position
+from reconciler.model import DesiredState
 from reconciler.resolve import Resolver
-from reconciler.schemas import KINDS, validator
+from reconciler.schemas import KINDS, schema_problems
 
 log = logging.getLogger(__name__)
 
 #: The version of `validate --format json` output.
 JSON_FORMAT_VERSION: Final = 1
-
-_TYPE_NAMES: Final = {
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "a boolean",
-    "array": "a list",
-    "object": "a mapping",
-    "null": "null",
-}
-
-
-def _show(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
-
-
-def schema_problems(name: str, data: Any, fallback: Position) -> list[Problem]:
-    """Every schema violation of `data` against `schemas/<name>.schema.json`, positioned."""
-    problems: set[Problem] = set()
-    for error in validator(name).iter_errors(data):
-        for pos, message in _describe(error, data, fallback):
-            problems.add(Problem(pos.file, pos.line, pos.col, message))
-    return sorted(problems)
-
-
-def _describe(error: ValidationError, root: Any, fallback: Position) -> list[tuple[Position, str]]:
-    path = list(error.absolute_path)
-    where = format_path(path)
-    prefix = f"{where}: " if where else ""
-    pos = locate(root, path, fallback)
-    instance: Any = error.instance
-    kind: Any = error.validator
-    value: Any = error.validator_value
-    schema: Any = error.schema
-    custom = schema.get("x-message") if isinstance(schema, dict) else None
-    if kind == "additionalProperties" and isinstance(instance, Node):
-        known = sorted(schema.get("properties", {}))
-        found = []
-        for key in instance:
-            if key in known:
-                continue
-            hint = difflib.get_close_matches(key, known, n=1)
-            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-            key_pos = key_position_of(instance, key) or pos
-            found.append((key_pos, f"{prefix}unknown field {_show(key)}{suggestion}"))
-        return found
-    if kind == "anyOf" and error.context:
-        # a field that may also be a ${VAR}: what the value breaks is its own form's rule
-        own = [e for e in error.context if not _is_variable(value[e.relative_schema_path[0]])]
-        return [found for e in own for found in _describe(e, root, fallback)]
-    if kind == "required":
-        missing = [f for f in value if f not in instance]
-        return [(pos, f"{prefix}missing required field '{f}'") for f in missing]
-    if custom and kind == "pattern":
-        return [(pos, f"{prefix}{_show(instance)} {custom}")]
-    if kind == "type":
-        names = [value] if isinstance(value, str) else list(value)
-        wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
-        return [(pos, f"{prefix}must be {wanted}, not {type_name(instance)}")]
-    if kind == "const":
-        return [(pos, f"{prefix}must be {_show(value)}, not {_show(instance)}")]
-    if kind == "enum":
-        choices = ", ".join(str(v) for v in value)
-        return [(pos, f"{prefix}must be one of {choices}, not {_show(instance)}")]
-    if kind == "minimum":
-        return [(pos, f"{prefix}must be at least {value}, not {instance!r}")]
-    if kind == "maximum":
-        return [(pos, f"{prefix}must be at most {value}, not {instance!r}")]
-    if kind == "exclusiveMinimum":
-        return [(pos, f"{prefix}must be more than {value}, not {instance!r}")]
-    if kind == "minLength" and value == 1:
-        return [(pos, f"{prefix}must not be empty")]
-    if kind == "uniqueItems":
-        return [(pos, f"{prefix}lists an item more than once")]
-    if kind == "pattern":
-        return [(pos, f"{prefix}{_show(instance)} does not match {value}")]
-    return [(pos, f"{prefix}{error.message}")]  # pragma: no cover - every keyword we use is above
-
-
-def _is_variable(branch: Any) -> bool:
-    return isinstance(branch, dict) and branch.get("$ref") == "#/$defs/variable"
 
 
 def check_document(doc: Document) -> tuple[str | None, list[Problem]]:
@@ -153,7 +67,7 @@ def check_document(doc: Document) -> tuple[str | None, list[Problem]]:
             message = f"kind: must be a string, not {type_name(kind)}"
         else:
             hint = difflib.get_close_matches(kind, KINDS, n=1)
-            message = f"kind: unknown kind {_show(kind)}" + (
+            message = f"kind: unknown kind {shown(kind)}" + (
                 f" (did you mean '{hint[0]}'?)"
                 if hint
                 else f" (expected one of {', '.join(KINDS)})"
@@ -205,7 +119,7 @@ def collect(
             if path in named:
                 result = load_file(path, display)
             else:
-                result = _outside(path, roots) or load_walked(path, display)
+                result = _outside(path, roots) or load_walked(path, display, KINDS)
             base_dirs[display] = Path(os.path.abspath(path)).parent
         if result is None:
             skipped += 1
@@ -283,11 +197,7 @@ def load_desired_state(
 def _config_files(paths: Sequence[str], config: str | None) -> list[Path]:
     if config is not None:
         return [Path(config)]
-    found = []
-    for raw in paths or ["."]:
-        path = Path(raw)
-        if raw != "-" and path.is_dir() and (path / CONFIG_NAME).is_file():
-            found.append(path / CONFIG_NAME)
+    found = config_module.find_configs(paths or ["."])
     if not found and Path(CONFIG_NAME).is_file():
         # `plan m` uses ./reconciler.yaml when no directory argument holds one: `validate m`
         # checks the same file, so CI's validate step sees what the plan step will load.
@@ -310,8 +220,7 @@ def command(
     Problems go to `stdout` like any linter's (`file:line:col: message`, one a line, sorted; or
     JSON, or GitHub annotations), and the result is 1.
     """
-    manifest_paths = [p for p in paths if Path(p).name != CONFIG_NAME or p == "-"]
-    explicit_configs = [Path(p) for p in paths if p != "-" and Path(p).name == CONFIG_NAME]
+    manifest_paths, explicit_configs = config_module.split_paths(paths)
     problems: list[Problem] = []
     state: DesiredState | None = None
     configs = explicit_configs + _config_files(manifest_paths, config)

@@ -31,7 +31,7 @@ from reconciler.changes import (
 )
 from reconciler.config import SandboxTarget, TencentTarget, WeChatCredentials
 from reconciler.diff import diff
-from reconciler.live import LiveAccount, LiveState, decode_record, encode_record, record_for
+from reconciler.live import LiveAccount, LiveState
 from reconciler.model import (
     Account,
     DesiredState,
@@ -46,6 +46,7 @@ from reconciler.model import (
 from reconciler.plan import Plan, TargetIdentity, build_plan
 from reconciler.providers import Pacer, TencentClient, WeChatClient
 from reconciler.read import read_live
+from reconciler.record import decode_record, encode_record, record_for
 from reconciler.sandbox import defaults
 from reconciler.sandbox.server import Sandbox
 from reconciler.secret import Secret

@@ -26,9 +26,9 @@ from reconciler.changes import (
 from reconciler.config import Limits, Safety, SandboxTarget
 from reconciler.connect import Providers, connect
 from reconciler.ledger import slot_id
-from reconciler.live import LastApplied
 from reconciler.model import ProfileField
 from reconciler.plan import Fingerprint, TargetIdentity, make_plan
+from reconciler.record import LastApplied
 from reconciler.sandbox.client import SandboxClient
 from reconciler.sandbox.server import Sandbox, SandboxOptions
 

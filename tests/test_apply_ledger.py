@@ -35,9 +35,9 @@ from reconciler.ledger import (
     read_slot,
     slot_id,
 )
-from reconciler.live import INTERRUPTED_RECORD, encode_record
 from reconciler.model import ProfileField
 from reconciler.plan import Fingerprint, TargetIdentity, make_plan
+from reconciler.record import INTERRUPTED_RECORD, encode_record
 from reconciler.sandbox.server import Sandbox
 
 SLOT0 = slot_id(INVENTORY, 0)

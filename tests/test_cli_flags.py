@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from reconciler import commands
+from reconciler import commands, pipeline
 from reconciler.cli import _settle_common, build_parser, main
 from reconciler.config import Limits, Target
 from reconciler.progress import progress, reading
@@ -229,7 +229,8 @@ def test_parallelism_overrides_limits_concurrency_for_the_run(
         seen.append(limits.concurrency)
         return real(target, limits, **kwargs)
 
-    monkeypatch.setattr(commands, "connect", spy)
+    monkeypatch.setattr(commands, "connect", spy)  # apply and import
+    monkeypatch.setattr(pipeline, "connect", spy)  # plan and drift
     assert main(["plan", ".", "--out", "default.json"]) == 0
     assert main(["plan", ".", "--out", "p.json", "--parallelism", "3"]) == 0
     assert json.loads((project / "default.json").read_text())["body"]["limits"]["concurrency"] == 16

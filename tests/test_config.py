@@ -16,8 +16,11 @@ from reconciler.config import (
     TencentTarget,
     WeChatCredentials,
     check_config,
+    config_file,
+    find_configs,
     load_config,
     select_target,
+    split_paths,
 )
 from reconciler.errors import ConfigError
 from reconciler.secret import Secret
@@ -61,6 +64,28 @@ def test_no_file_means_the_embedded_sandbox_under_the_working_directory(
     embedded = SandboxTarget("sandbox", tmp_path.resolve() / ".reconciler/sandbox.db")
     assert config == Config(path=None, default_target="sandbox", targets={"sandbox": embedded})
     assert select_target(config, None) == embedded
+
+
+def test_the_config_file_a_run_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for folder in ("a", "b", "none"):
+        (tmp_path / folder).mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "reconciler.yaml").write_text("{}\n")
+    assert find_configs(["none", "b", "-", "x/reconciler.yaml", "a"]) == [
+        Path("b/reconciler.yaml"),
+        Path("x/reconciler.yaml"),  # named: validate reports it missing
+        Path("a/reconciler.yaml"),
+    ]
+    assert split_paths(["m", "-", "a/reconciler.yaml"]) == (["m", "-"], [Path("a/reconciler.yaml")])
+    # --config wins; else the first beside the manifests that exists; else the current directory
+    # (None), whose file beats the one a saved plan recorded
+    assert config_file("c.yaml", ["a"]) == Path("c.yaml")
+    assert config_file(None, ["x/reconciler.yaml", "none", "b", "a"]) == Path("b/reconciler.yaml")
+    assert config_file(None, ["none"]) is None
+    assert config_file(None, recorded="a/reconciler.yaml") == Path("a/reconciler.yaml")
+    (tmp_path / "reconciler.yaml").write_text("{}\n")
+    assert config_file(None, recorded="a/reconciler.yaml") is None
 
 
 def test_search_dir_finds_reconciler_yaml(tmp_path: Path) -> None:

@@ -34,10 +34,11 @@ from reconciler.changes import (
     SetMassSpeed,
     SetSubscriberProfiles,
 )
-from reconciler.diff import diff, narrow
+from reconciler.diff import diff
 from reconciler.ledger import slot_id
-from reconciler.live import LiveState, record_for
+from reconciler.live import LiveState
 from reconciler.model import DesiredState, SubscriberPolicy
+from reconciler.record import record_for
 
 EXACT = SubscriberPolicy.EXACT
 SLOT0 = slot_id(INVENTORY, 0)
@@ -311,20 +312,6 @@ def test_missing_name_at_create_is_a_problem() -> None:
     assert run(desired(news), live())[0] == PlanProblem(
         "@TOA#_news", "name is required to create an account (reference 5.1)"
     )
-
-
-def test_narrow_by_selector_and_exclude() -> None:
-    a = account("a", labels={"team": "x"})
-    b = account("b", labels={"team": "y"})
-    c = account("c", labels={"team": "x"})
-    state = live(
-        live_account("a"), live_account("b"), live_account("orphan", owned_by=account("z"))
-    )
-    d, s = narrow(desired(a, b, c), state, selector={"team": "x"}, exclude=["@TOA#_c"])
-    assert list(d.accounts) == ["@TOA#_a"] and list(s.accounts) == ["@TOA#_a"]
-    d, s = narrow(desired(a, b, c), state, exclude=["@TOA#_b"])
-    assert list(d.accounts) == ["@TOA#_a", "@TOA#_c"]
-    assert sorted(s.accounts) == ["@TOA#_a", "@TOA#_orphan"]
 
 
 def test_diff_is_deterministic_and_scales_linearly() -> None:

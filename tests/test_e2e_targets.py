@@ -33,7 +33,7 @@ from test_e2e_common import (
 
 from reconciler.config import load_config, select_target
 from reconciler.connect import connect
-from reconciler.readonly import ReadOnlyViolation
+from reconciler.errors import ReadOnlyViolation
 from reconciler.sandbox.asgi import Receive, Scope, Send
 from reconciler.sandbox.serve import base_url, bind
 

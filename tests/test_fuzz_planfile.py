@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 from test_fuzz_common import fuzz_settings, json_values
 
 from reconciler import cli
+from reconciler.digest import json_digest
 from reconciler.errors import StalePlanError
-from reconciler.planfile import MAX_PLAN_BYTES, _integrity, dump_plan, load_plan, read_plan_file
+from reconciler.planfile import MAX_PLAN_BYTES, dump_plan, load_plan, read_plan_file
 
 MANIFESTS = """apiVersion: reconciler/v1
 kind: OfficialAccount
@@ -171,7 +172,7 @@ def test_a_rewritten_plan_with_a_fresh_digest_is_read_or_refused_cleanly(
     doc = json.loads(original)
     mutated = _mutate({"body": doc["body"]}, data)
     body = mutated.get("body")
-    rewritten = {**doc, "body": body, "integrity": _integrity(body)}
+    rewritten = {**doc, "body": body, "integrity": json_digest(body)}
     try:
         load_plan(json.dumps(rewritten), source="plan.json")
     except StalePlanError as exc:
@@ -236,7 +237,7 @@ def test_apply_refuses_a_mutated_plan_file_before_any_call(
 def test_a_rewritten_body_with_odd_numbers_is_refused(original: str, key: str, value: Any) -> None:
     doc = json.loads(original)
     body = {**doc["body"], key: value}
-    rewritten = json.dumps({**doc, "body": body, "integrity": _integrity(body)})
+    rewritten = json.dumps({**doc, "body": body, "integrity": json_digest(body)})
     with pytest.raises(StalePlanError, match=r"^plan\.json is not a valid reconciler plan: "):
         load_plan(rewritten, source="plan.json")
 

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.cli import main
 from reconciler.importer import short_id
-from reconciler.live import decode_record
+from reconciler.record import decode_record
 from reconciler.sandbox.client import SandboxClient
 from reconciler.sandbox.server import Sandbox, SandboxOptions
 

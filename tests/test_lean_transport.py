@@ -34,9 +34,10 @@ from hostile_vendor import tencent_client
 from reconciler import __version__
 from reconciler.config import Limits, TencentTarget
 from reconciler.connect import _vendor_client, connect
+from reconciler.errors import ReadOnlyViolation
 from reconciler.providers.http import _certificate_failure
 from reconciler.providers.transport import Endpoint, LeanClient, LeanTransport
-from reconciler.readonly import ReadOnlyViolation, refuse_write
+from reconciler.readonly import refuse_write
 from reconciler.secret import Secret
 
 SECRET = "usersig-0f3c9a"

@@ -27,7 +27,7 @@ from reconciler.changes import (
     PlanProblem,
     change_from_data,
 )
-from reconciler.diff import diff, narrow
+from reconciler.diff import diff
 from reconciler.drift import DriftItem, drift_items
 from reconciler.errors import StalePlanError
 from reconciler.ledger import (
@@ -53,6 +53,7 @@ from reconciler.ledger import (
 )
 from reconciler.live import LiveAccount, LiveState
 from reconciler.model import DesiredState
+from reconciler.pipeline import narrow
 from reconciler.plan import (
     API_ADD,
     API_CREATE,

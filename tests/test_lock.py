@@ -20,8 +20,8 @@ import pytest
 
 from reconciler import cli
 from reconciler.config import SandboxTarget, TencentTarget
-from reconciler.errors import ConfigError
-from reconciler.lock import LockedError, lock_dir, lock_identity, lock_path, run_lock
+from reconciler.errors import ConfigError, LockedError
+from reconciler.lock import lock_dir, lock_identity, lock_path, run_lock
 from reconciler.secret import Secret
 
 HOLDER = """

@@ -41,7 +41,7 @@ from reconciler.changes import (
 from reconciler.config import Limits, Safety
 from reconciler.diff import diff
 from reconciler.errors import StalePlanError, UnsafePlanError
-from reconciler.live import LiveState, record_for
+from reconciler.live import LiveState
 from reconciler.model import DesiredState, SubscriberPolicy
 from reconciler.plan import (
     API_ADD,
@@ -57,6 +57,7 @@ from reconciler.plan import (
 from reconciler.planfile import check_fresh, dump_plan, load_plan, stale_accounts
 from reconciler.providers import TencentClient, WeChatClient
 from reconciler.read import read_live
+from reconciler.record import record_for
 from reconciler.render import render_json, render_markdown, render_text
 from reconciler.safety import check_safety, evaluate_safety
 from reconciler.sandbox import defaults
@@ -260,12 +261,12 @@ def test_an_edited_or_foreign_plan_file_is_refused(edit: object, message: str) -
 
 
 def test_a_plan_with_a_recomputed_digest_but_a_bad_body_is_still_refused() -> None:
-    from reconciler.planfile import _integrity
+    from reconciler.digest import json_digest
 
     _, _, plan = sample()
     document = json.loads(dump_plan(plan))
     document["body"]["changes"][0]["type"] = "launchMissiles"
-    document["integrity"] = _integrity(document["body"])
+    document["integrity"] = json_digest(document["body"])
     with pytest.raises(StalePlanError, match="is not a valid reconciler plan"):
         load_plan(json.dumps(document))
 
@@ -429,12 +430,12 @@ def test_exit_codes() -> None:
 
 
 def test_a_plan_whose_action_ids_do_not_match_is_refused() -> None:
-    from reconciler.planfile import _integrity
+    from reconciler.digest import json_digest
 
     _, _, plan = sample()
     document = json.loads(dump_plan(plan))
     document["body"]["actionIds"] = document["body"]["actionIds"][:-1]
-    document["integrity"] = _integrity(document["body"])
+    document["integrity"] = json_digest(document["body"])
     with pytest.raises(StalePlanError, match="batches differently"):
         load_plan(json.dumps(document))
 

@@ -29,7 +29,7 @@ from reconciler.providers.http import (
     redact,
     run_all,
 )
-from reconciler.providers.tencent import AdminSig, endpoint_for
+from reconciler.providers.tencent import AdminSig
 from reconciler.providers.wechat import TokenCache
 from reconciler.secret import Secret, SecretSet
 
@@ -278,16 +278,6 @@ def test_endpoints_refused(url: str, verify: bool, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         check_endpoint(url, verify_tls=verify)
     assert str(caught.value) == message
-
-
-def test_regions_map_to_the_vendor_domains() -> None:
-    assert endpoint_for("cn") == "https://console.tim.qq.com"
-    assert endpoint_for("sgp") == "https://adminapisgp.im.qcloud.com"
-    assert endpoint_for("cn", "http://127.0.0.1:9/") == "http://127.0.0.1:9"
-    with pytest.raises(ConfigError, match="unknown region 'mars'"):
-        endpoint_for("mars")
-    with pytest.raises(ConfigError, match="needs `region` or `endpoint`"):
-        endpoint_for()
 
 
 def test_batches_split_to_the_maximum() -> None:

@@ -14,7 +14,7 @@ from reconciler import read
 from reconciler.config import Limits, SandboxTarget
 from reconciler.connect import connect
 from reconciler.ledger import Ledger, Slot, encode_slot, slot_id
-from reconciler.live import LiveAccount, encode_record, record_for
+from reconciler.live import LiveAccount
 from reconciler.model import (
     Account,
     DesiredState,
@@ -26,6 +26,7 @@ from reconciler.model import (
 )
 from reconciler.providers import SubscriberPage, TencentClient, WeChatClient
 from reconciler.read import read_fingerprinted, read_live
+from reconciler.record import encode_record, record_for
 from reconciler.sandbox.server import Sandbox
 
 T = TypeVar("T")

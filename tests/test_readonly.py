@@ -10,7 +10,8 @@ import pytest
 
 from reconciler.config import Limits, SandboxTarget
 from reconciler.connect import connect
-from reconciler.readonly import ReadOnlyGuard, ReadOnlyViolation, is_read, refuse_writes
+from reconciler.errors import ReadOnlyViolation
+from reconciler.readonly import ReadOnlyGuard, is_read, refuse_writes
 from reconciler.sandbox.server import Sandbox
 
 

@@ -21,7 +21,7 @@ from reconciler.providers.records import (
     SubscriberPage,
     Subscription,
 )
-from reconciler.providers.tencent import TencentClient, endpoint_for
+from reconciler.providers.tencent import TencentClient
 from reconciler.providers.wechat import MassSpeedInfo, WeChatClient
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
     "TencentClient",
     "WeChatClient",
     "check_endpoint",
-    "endpoint_for",
     "redact",
 ]
 

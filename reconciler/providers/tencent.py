@@ -59,18 +59,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Regional REST domains (reference 1.2). Use the region the SDKAppID was created in.
-REGION_DOMAINS: Final = {
-    "cn": "console.tim.qq.com",
-    "sgp": "adminapisgp.im.qcloud.com",
-    "kr": "adminapikr.im.qcloud.com",
-    "jpn": "adminapijpn.im.qcloud.com",
-    "ger": "adminapiger.im.qcloud.com",
-    "ind": "adminapiind.im.qcloud.com",
-    "usa": "adminapiusa.im.qcloud.com",
-    "idn": "adminapiidn.im.qcloud.com",
-}
-
 ACCOUNT_SVC: Final = "im_open_login_svc"
 OA_SVC: Final = "official_account_open_http_svc"
 
@@ -103,19 +91,6 @@ ACCOUNT_MISSING: Final = 130004  # account does not exist or was destroyed (refe
 
 #: Default UserSig validity for the admin identifier: 24 h, as the doocs SDK (reference 2.2).
 SIG_EXPIRE: Final = 86400
-
-
-def endpoint_for(region: str | None = None, endpoint: str | None = None) -> str:
-    """The base URL for a target: an explicit `endpoint` wins, else the `region`'s domain."""
-    if endpoint:
-        return check_endpoint(endpoint)
-    if region is None:
-        raise ConfigError("a tencent target needs `region` or `endpoint`")
-    try:
-        return f"https://{REGION_DOMAINS[region]}"
-    except KeyError:
-        known = ", ".join(sorted(REGION_DOMAINS))
-        raise ConfigError(f"unknown region {region!r} (known: {known})") from None
 
 
 class AdminSig:
@@ -175,8 +150,8 @@ class AdminSig:
 class TencentClient(CountedClient):
     """Async client for the Tencent IM account and official-account REST APIs.
 
-    Built on a given `httpx.AsyncClient` (never its own). `endpoint` is the base URL
-    (`endpoint_for(region, endpoint)`); when omitted, the http client's `base_url` is used.
+    Built on a given `httpx.AsyncClient` (never its own). `endpoint` is the base URL (the
+    target's, `TencentTarget.endpoint`); when omitted, the http client's `base_url` is used.
     `calls` counts requests per command, retries included. A paged read takes at most
     `read_deadline` seconds (`clock` measures them) and the pages the vendor's numbers can make
     true (`reconciler.providers.paging`).

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import httpx
 
+from reconciler.endpoints import WECHAT_ENDPOINT
 from reconciler.errors import ConfigError, ProviderError
 from reconciler.providers.http import (
     DEFAULT_TIMEOUT,
@@ -33,7 +34,6 @@ from reconciler.secret import Secret, SecretSet
 
 logger = logging.getLogger(__name__)
 
-ENDPOINT: Final = "https://api.weixin.qq.com"
 
 #: Retry with backoff: -1 "system busy" (WxJava retries it), 45011 "minute quota" (section 3).
 RETRY_CODES: Final = frozenset({-1, 45011})
@@ -111,7 +111,7 @@ class WeChatClient(CountedClient):
         setting: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        base = endpoint if endpoint is not None else str(http.base_url) or ENDPOINT
+        base = endpoint if endpoint is not None else str(http.base_url) or WECHAT_ENDPOINT
         if not app_id:
             raise ConfigError("the WeChat client needs an AppID")
         self.app_id = app_id

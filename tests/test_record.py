@@ -1,4 +1,4 @@
-"""The last-applied record and the digests of live and desired state."""
+"""The last-applied record: built from an account, stored as text, fetched back."""
 
 from __future__ import annotations
 
@@ -9,18 +9,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from plan_scenarios import F, account
 
-from reconciler.live import (
+from reconciler.digest import account_digest
+from reconciler.model import ProfileField, SubscriberPolicy
+from reconciler.record import (
     RECORD_MAX_BYTES,
     RECORD_PREFIX,
     UNKNOWN_RECORD,
     LastApplied,
-    account_digest,
     decode_record,
     encode_record,
-    members_digest,
     record_for,
 )
-from reconciler.model import ProfileField, SubscriberPolicy
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -90,28 +89,6 @@ def test_garbled_or_foreign_records_decode_to_unknown(text: str | None) -> None:
 def test_decoding_any_text_never_raises(text: str) -> None:
     assert isinstance(decode_record(text), LastApplied)
     assert isinstance(decode_record(RECORD_PREFIX + text), LastApplied)
-
-
-def test_members_digest_is_order_independent_and_exact() -> None:
-    assert members_digest(["b", "a"]) == members_digest(frozenset({"a", "b"}))
-    assert members_digest([]) == (
-        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    )
-    assert members_digest(["a", "b"]) != members_digest(["a", "b", "c"])
-
-
-def test_account_digest_follows_values_not_positions() -> None:
-    base = account("news", profile={F.NAME: "News"}, members=["a"])
-    moved = account("news", profile={F.NAME: "News"}, members=["a"], labels={"team": "x"})
-    assert account_digest(base) == account_digest(moved)
-    for other in (
-        account("news", profile={F.NAME: "News!"}, members=["a"]),
-        account("news", profile={F.NAME: "News"}, members=["a", "b"]),
-        account("news", profile={F.NAME: "News"}, members=["a"], protect=True),
-        account("news", profile={F.NAME: "News"}, members=["a"], profiles={"a": "vip"}),
-        account("news", profile={F.NAME: "News"}),
-    ):
-        assert account_digest(other) != account_digest(base)
 
 
 def test_record_for_takes_names_policy_and_protect() -> None:

@@ -33,8 +33,10 @@ from test_e2e_common import (
 )
 
 from reconciler.cli import main
+from reconciler.config import TencentTarget, load_config, select_target
 from reconciler.connect import _wechat_setting
-from reconciler.load import load_file
+from reconciler.errors import ConfigError
+from reconciler.load import display_path, load_file
 from reconciler.providers.http import _unknown_host
 from reconciler.schemas import load_schema
 
@@ -499,3 +501,27 @@ def test_verbose_logs_of_the_embedded_sandbox_name_the_sandbox_not_the_vendor(
     assert requests
     assert all(" https://sandbox/v4/" in r or " https://sandbox/cgi-bin/" in r for r in requests)
     assert "qq.com" not in done.stderr
+
+
+def test_a_region_from_the_environment_picks_its_domain(tmp_path: Path) -> None:
+    config = tmp_path / "reconciler.yaml"
+    config.write_text(
+        "targets:\n  prod:\n    type: tencent\n    region: ${TIM_REGION}\n    sdkAppId: 1\n"
+        "    identifier: admin\n    secretKey: ${TIM_KEY}\n",
+        encoding="utf-8",
+    )
+    loaded = load_config(config, environ={"TIM_REGION": "sgp", "TIM_KEY": "k"})
+    target = select_target(loaded, "prod")
+    assert isinstance(target, TencentTarget)
+    assert (target.endpoint, target.region) == ("https://adminapisgp.im.qcloud.com", "sgp")
+    wrong = load_config(config, environ={"TIM_REGION": "mars", "TIM_KEY": "k"})
+    with pytest.raises(ConfigError) as caught:
+        select_target(wrong, "prod")
+    assert str(caught.value) == (
+        "target 'prod' cannot be used:\n"
+        f"{display_path(config)}:4:13: targets.prod.region: must be one of cn, sgp, kr, jpn, ger,"
+        " ind, usa, idn, not the value of ${TIM_REGION}"
+    )
+    unset = load_config(config, environ={"TIM_KEY": "k"})
+    with pytest.raises(ConfigError, match="environment variable TIM_REGION is not set"):
+        select_target(unset, "prod")

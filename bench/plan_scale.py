@@ -1,7 +1,7 @@
 """Diff and plan CPU at 1,000,000 memberships (issue 6 target: the diff under 1 s of CPU).
 
 10 accounts × 100,000 declared members each, policy exact; live holds 90% of them plus 10% extra,
-so every account has 10,000 adds and 10,000 removals. Times `diff`, `build_plan` and the three
+so every account has 10,000 adds and 10,000 removals. Times `diff`, `plan_from_read` and the three
 renderers with `time.process_time()`; peak RSS of this process from `resource`.
 
     .venv/bin/python bench/plan_scale.py
@@ -28,7 +28,7 @@ from plan_scenarios import (
 
 from reconciler.diff import diff
 from reconciler.digest import _frozenset_digest
-from reconciler.plan import build_plan
+from reconciler.plan import plan_from_read
 from reconciler.render import render_json, render_markdown, render_text
 
 ACCOUNTS, PER_ACCOUNT = 10, 100_000
@@ -53,7 +53,7 @@ def main() -> None:
     changes = diff(want, have, prune=False, inventory_user=INVENTORY)
     diff_cpu = time.process_time() - start
     start = time.process_time()
-    plan = build_plan(changes, desired=want, live=have, target=SANDBOX)
+    plan = plan_from_read(changes, desired=want, live=have, target=SANDBOX)
     plan_cpu = time.process_time() - start
     start = time.process_time()
     render_text(plan)

@@ -22,7 +22,7 @@ from reconciler.diff import diff
 from reconciler.live import LiveState
 from reconciler.model import DesiredState
 from reconciler.pipeline import Scope, open_scope, read
-from reconciler.plan import build_plan
+from reconciler.plan import plan_from_read
 
 
 async def read_live(scope: Scope) -> tuple[DesiredState, LiveState]:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     mark("read live")
     changes = diff(desired, live, prune=False, inventory_user=scope.config.inventory)
     mark("diff")
-    plan = build_plan(
+    plan = plan_from_read(
         changes,
         desired=desired,
         live=live,
@@ -74,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     render_plan(plan, "text", color=False, show_all=False)
     mark("render")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"stages": stages, "peak_rss_mb": round(peak, 1), "changes": len(changes)}))
+    print(
+        json.dumps(
+            {"stages": stages, "peak_rss_mb": round(peak, 1), "changes": len(changes.findings())}
+        )
+    )
     return 0
 
 

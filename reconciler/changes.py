@@ -1,28 +1,42 @@
-"""The changes a diff finds: small immutable types with an ordering key and a `.data` form.
+"""What every change shares, and the two things a diff reports that are not changes.
 
-The phase numbers put every change in the DESIGN order (section 6): import users, create accounts,
-modify profiles, add subscribers, set subscriber profiles, remove subscribers, destroy accounts, set
-mass speed. Two kinds are not vendor changes: a `Notice` (an orphan left alone, a field the vendor
-cannot clear) and a `PlanProblem` (something that would make apply fail; the plan is then an error).
-Inventory bookkeeping: `ImportInventoryUser` runs with the imports; `LedgerWrite` records the
-creates in the inventory ledger before they are sent and clears them after (`reconciler.ledger`);
-`Record` (subscribe the inventory user, write the last-applied record) runs after an account's own
-changes, because a record written before a field is cleared would mark the field unmanaged and
-leave it set for good. An account created in a run that fails before its record is written is
-still found next time: declared, it is read by id and adopted; no longer declared, the ledger
-names it, and `AdoptOrphan` takes it into the inventory (or `--prune` destroys it).
+A change is a small immutable record of one kind (`reconciler.kinds`): an ordering key, a `.data`
+form for JSON and the plan file, and the behaviours the stages dispatch to (its vendor calls,
+their apply phase, its drift items, its summary counts, its lines in a rendered plan). The base
+class names those behaviours; each kind's module implements them for its own change types, and
+`reconciler.kinds.REGISTRY` lists the types, so no stage holds an `isinstance` chain over them.
+
+The phase numbers put every change in the DESIGN order (section 6): import users, the inventory
+ledger's writes, create accounts, modify profiles, add subscribers, set subscriber profiles, remove
+subscribers, inventory records, destroy accounts, set mass speed.
+
+A `Notice` (an orphan left alone, a field the vendor cannot clear) and a `PlanProblem` (something
+that would make apply fail; the plan is then an error) are what a diff reports beside its changes,
+in their own fields (`reconciler.diff.Diff`).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
+
+import msgspec
 
 from reconciler.digest import members_digest
-from reconciler.model import ProfileField, ProfileValue
-from reconciler.record import LastApplied, decode_record, encode_record
+from reconciler.live import LiveState
+from reconciler.outcome import GLOBAL, ApplyResult, NoProgress, Progress
+
+if TYPE_CHECKING:
+    from reconciler.errors import Problem
+    from reconciler.load import Document
+    from reconciler.model import DesiredState
+    from reconciler.providers import IMProvider, MassSpeedProvider
+
+T = TypeVar("T")
 
 PHASE_PROBLEM: Final = -1
 PHASE_IMPORT: Final = 0
@@ -37,7 +51,18 @@ PHASE_DESTROY: Final = 8
 PHASE_SPEED: Final = 9
 PHASE_NOTICE: Final = 10
 
-_FIELD_BY_NAME: Final = {f.value: f for f in ProfileField}
+#: The phases of an apply, in order (DESIGN section 6): phases follow one another and the calls
+#: of one phase run together. "ledger" is the inventory ledger rewritten after the accounts.
+APPLY_PHASES: Final = ("users", "accounts", "destroy", "ledger", "mass speed", "verify")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def required(method: F) -> F:
+    """Marks a behaviour every change type must define itself (`kinds.missing_behaviours`)."""
+    method.__required__ = True  # type: ignore[attr-defined]
+    return method
 
 
 def plural(n: int, word: str) -> str:
@@ -55,12 +80,91 @@ def members_summary(users: frozenset[str], *, first: int = 10) -> dict[str, Any]
     return {"count": len(users), "first": first_ids(users, first), "digest": members_digest(users)}
 
 
-class _Change:
-    """Common behaviour: ordering key and the JSON form."""
+@dataclass(frozen=True, slots=True)
+class DriftItem:
+    """One difference between git and the live system (`reconciler.drift`)."""
+
+    #: an account id, `UserAccounts` or `MassSpeed/<name>`
+    account: str
+    #: a profile field, `account`, `subscribers`, `subscriberProfiles`, `users` or `speed`
+    field: str
+    git: Any = None
+    live: Any = None
+    #: live subscribers git does not declare (exact) or declares `absent`
+    added_by_hand: frozenset[str] = frozenset()
+    #: declared subscribers (or users) missing live
+    removed_by_hand: frozenset[str] = frozenset()
+    #: why it is reported although an ignore entry names it (the entry expired)
+    note: str = ""
+
+    def data(self, *, first: int = 10, show_all: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "account": self.account,
+            "field": self.field,
+            "git": self.git,
+            "live": self.live,
+            "note": self.note,
+        }
+        for key, users in (
+            ("addedByHand", self.added_by_hand),
+            ("removedByHand", self.removed_by_hand),
+        ):
+            body[key] = sorted(users) if show_all else members_summary(users, first=first)
+        return body
+
+
+class Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
+    """A change's plan-file form: one tagged Struct per change type, validated by msgspec."""
+
+    def change(self) -> Finding:
+        """What this form encodes; ValueError when a value is out of its domain."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One vendor call: its stable id, the API, the change it serves and its batch of ids."""
+
+    id: str
+    api: str
+    #: None for the verification reads that follow an apply
+    change: Change | None
+    #: the batch (users to import, add or remove; one subscriber for a profile) or empty
+    items: tuple[str, ...] = ()
+
+
+class Schedule:
+    """What a change may know about the others when it lays out its calls: all of them, sorted,
+    and what a kind derives from them once per plan (`derived`)."""
+
+    def __init__(self, changes: Sequence[Change]) -> None:
+        self.changes = changes
+        self._derived: dict[Callable[..., Any], Any] = {}
+
+    def derived(self, fn: Callable[[Sequence[Change]], T]) -> T:
+        """`fn(self.changes)`, computed once per plan."""
+        if fn not in self._derived:
+            self._derived[fn] = fn(self.changes)
+        value: T = self._derived[fn]
+        return value
+
+
+class Change:
+    """A change of some kind; subclasses are frozen slotted dataclasses in a kind's module.
+
+    The methods below are what the core stages dispatch to; `tests/test_kinds.py` fails when a
+    registered type leaves one of them to this base.
+    """
 
     __slots__ = ()
     kind: ClassVar[str]
     phase: ClassVar[int]
+    #: its plan-file form
+    wire_type: ClassVar[type[Wire]]
+    #: bookkeeping: needed by apply, invisible as a change to the live system's users
+    bookkeeping: ClassVar[bool] = False
+    #: apply needs the inventory user to exist (it is imported first when it does not)
+    needs_inventory_user: ClassVar[bool] = False
 
     @property
     def account(self) -> str:
@@ -71,315 +175,90 @@ class _Change:
         return (self.phase, self.account, self.kind)
 
     @property
+    def lane(self) -> str:
+        """Apply runs the changes of one lane in order, and lanes together: an account's."""
+        return self.account
+
+    # -- the plan file and JSON ----------------------------------------------------------------
+
+    @required
+    def wire(self) -> Wire:
+        """The plan-file form (every id)."""
+        raise NotImplementedError
+
+    @property
     def data(self) -> dict[str, Any]:
         """The full JSON form (every id), as saved in a plan file."""
-        return {"type": self.kind, **self._body(summary=False)}
+        built: dict[str, Any] = msgspec.to_builtins(self.wire())
+        return built
 
     def summary_data(self, *, first: int = 10) -> dict[str, Any]:
         """The JSON form for display: memberships as count, first ids and digest."""
-        return {"type": self.kind, **self._body(summary=True, first=first)}
+        return self.data
 
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
+    # -- plan ----------------------------------------------------------------------------------
+
+    @required
+    def actions(self, schedule: Schedule) -> list[Action]:
+        """The vendor calls that carry this change out, batched, with stable ids."""
+        raise NotImplementedError
+
+    @required
+    def apply_phase(self, action: Action) -> str:
+        """The apply phase (`APPLY_PHASES`) that runs `action`, one of this change's."""
+        raise NotImplementedError
+
+    @required
+    def count(self, summary: dict[str, int]) -> None:
+        """Add this change to the plan's summary counts (`reconciler.kinds.summary_keys`)."""
+        raise NotImplementedError
+
+    def ledger_ids(self) -> tuple[str | None, str | None]:
+        """(an id this change creates, which the inventory ledger records before it is sent;
+        an id this change takes into the inventory or destroys, which the ledger need not hold)."""
+        return None, None
+
+    # -- render and drift ----------------------------------------------------------------------
+
+    @required
+    def headline(self) -> tuple[int, str, str] | None:
+        """For a change of an account: (rank, symbol, verb) of the account's heading line in a
+        rendered plan (the lowest rank of an account's changes wins); None: bookkeeping only."""
+        raise NotImplementedError
+
+    @required
+    def detail_lines(self, *, show_all: bool, first: int) -> list[tuple[str, str]]:
+        """(symbol, text) lines under its account's heading, or its own block's lines."""
+        raise NotImplementedError
+
+    def block(self, *, show_all: bool, first: int) -> list[tuple[str, str]]:
+        """For a change of no account: its own block in a text plan, (paint symbol, line)."""
+        return []
+
+    def markdown(self, *, first: int) -> list[str]:
+        """For a change of no account: its lines in a markdown plan (escaped)."""
+        return []
+
+    def member_items(self) -> Iterable[tuple[str, str, str]]:
+        """(account, "add" or "remove", subscriber) for `--members-out`, sorted."""
+        return ()
+
+    @required
+    def drift(self) -> list[DriftItem]:
+        """The differences from git this change stands for (a diff read the other way round)."""
+        raise NotImplementedError
+
+    # -- apply ---------------------------------------------------------------------------------
+
+    @required
+    async def run(self, run: ApplyRun, actions: Sequence[Action]) -> None:
+        """Make the calls of `actions` (this change's, of one apply phase), one call each, and
+        write what happened into `run.result`; a vendor failure is recorded, never raised."""
         raise NotImplementedError
 
 
-def _users(users: frozenset[str], summary: bool, first: int) -> Any:
-    return members_summary(users, first=first) if summary else sorted(users)
-
-
 @dataclass(frozen=True, slots=True)
-class ImportUsers(_Change):
-    """IM users declared in `UserAccounts` that do not exist yet (multiaccount_import)."""
-
-    kind: ClassVar[str] = "importUsers"
-    phase: ClassVar[int] = PHASE_IMPORT
-    users: frozenset[str]
-
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {"users": _users(self.users, summary, first)}
-
-
-@dataclass(frozen=True, slots=True)
-class ImportInventoryUser(_Change):
-    """Bookkeeping: the inventory user does not exist yet (account_import)."""
-
-    kind: ClassVar[str] = "importInventoryUser"
-    phase: ClassVar[int] = PHASE_IMPORT
-    user: str
-
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {"user": self.user}
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerWrite(_Change):
-    """Bookkeeping: one slot of the inventory ledger (`reconciler.ledger`).
-
-    Before any create, `add` (the creates this slot records) is written into the slot, which is
-    created first (owner and subscriber: the inventory user) when it does not `exist`; a create
-    waits for its slot. After every account's work, the slot is rewritten to hold only the ids
-    whose create may have happened but which still have no inventory subscription. `before` is
-    the content the plan read (a saved plan whose slot changed since is stale); `drop` the ids
-    it held that need no record any more.
-    """
-
-    kind: ClassVar[str] = "ledgerWrite"
-    phase: ClassVar[int] = PHASE_LEDGER
-    slot: int
-    slot_id: str
-    exists: bool
-    before: frozenset[str]
-    add: frozenset[str]
-    drop: frozenset[str]
-
-    @property
-    def sort_key(self) -> tuple[int, str, str]:
-        return (self.phase, f"{self.slot:09d}", self.kind)
-
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {
-            "slot": self.slot,
-            "slotId": self.slot_id,
-            "exists": self.exists,
-            "before": sorted(self.before),
-            "add": sorted(self.add),
-            "drop": sorted(self.drop),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class AdoptOrphan(_Change):
-    """An account the inventory ledger names, created by an apply interrupted before the
-    inventory subscribed to it, and no longer declared: subscribe the inventory user with a
-    record that manages nothing and protects nothing (a later `--prune` destroys it)."""
-
-    kind: ClassVar[str] = "adoptOrphan"
-    phase: ClassVar[int] = PHASE_RECORD
-    account_id: str
-    owner: str
-    #: its subscribers (the inventory user is not one yet)
-    subscriber_count: int
-
-    @property
-    def account(self) -> str:
-        return self.account_id
-
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {
-            "account": self.account_id,
-            "owner": self.owner,
-            "subscriberCount": self.subscriber_count,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class CreateAccount(_Change):
-    """A declared account that does not exist (create_official_account)."""
-
-    kind: ClassVar[str] = "createAccount"
-    phase: ClassVar[int] = PHASE_CREATE
-    account_id: str
-    owner: str
-    #: every profile field the manifest sets, in `ProfileField` order
-    profile: tuple[tuple[ProfileField, ProfileValue], ...]
-
-    @property
-    def account(self) -> str:
-        return self.account_id
-
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {
-            "account": self.account_id,
-            "owner": self.owner,
-            "profile": {f.value: v for f, v in self.profile},
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Record(_Change):
-    """Bookkeeping: write the last-applied record (subscribing the inventory user first if needed).
-
-    `adopt` is True for a declared account that exists but was not owned by this repo yet.
-    """
-
-    kind: ClassVar[str] = "record"
-    phase: ClassVar[int] = PHASE_RECORD
-    account_id: str
-    record: LastApplied
-    subscribe: bool
-    adopt: bool = False
-
-    @property
-    def account(self) -> str:
-        return self.account_id
-
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {
-            "account": self.account_id,
-            "record": encode_record(self.record),
-            "subscribe": self.subscribe,
-            "adopt": self.adopt,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class FieldChange:
-    """One profile field: old (None when unset) → new; `cleared` when removed from the manifest."""
-
-    field: ProfileField
-    old: ProfileValue | None
-    new: ProfileValue
-    cleared: bool = False
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return {
-            "field": self.field.value,
-            "old": self.old,
-            "new": self.new,
-            "cleared": self.cleared,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ModifyAccount(_Change):
-    """Profile fields of an existing account (modify_official_account_base_info, one call)."""
-
-    kind: ClassVar[str] = "modifyAccount"
-    phase: ClassVar[int] = PHASE_MODIFY
-    account_id: str
-    fields: tuple[FieldChange, ...]
-
-    @property
-    def account(self) -> str:
-        return self.account_id
-
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {"account": self.account_id, "fields": [c.data for c in self.fields]}
-
-
-@dataclass(frozen=True, slots=True)
-class AddSubscribers(_Change):
-    """Declared subscribers not subscribed yet (add_subscriber, 100 per call)."""
-
-    kind: ClassVar[str] = "addSubscribers"
-    phase: ClassVar[int] = PHASE_ADD
-    account_id: str
-    users: frozenset[str]
-
-    @property
-    def account(self) -> str:
-        return self.account_id
-
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {"account": self.account_id, "users": _users(self.users, summary, first)}
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileChange:
-    """A subscriber's CustomString on one account: old (None for a new subscriber) → new."""
-
-    user: str
-    old: str | None
-    new: str
-
-
-@dataclass(frozen=True, slots=True)
-class SetSubscriberProfiles(_Change):
-    """Subscriber CustomStrings to set (modify_subscriber_info, one call each)."""
-
-    kind: ClassVar[str] = "setSubscriberProfiles"
-    phase: ClassVar[int] = PHASE_PROFILE
-    account_id: str
-    profiles: tuple[ProfileChange, ...]
-
-    @property
-    def account(self) -> str:
-        return self.account_id
-
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        shown = self.profiles[:first] if summary else self.profiles
-        body: dict[str, Any] = {
-            "account": self.account_id,
-            "profiles": [{"user": p.user, "old": p.old, "new": p.new} for p in shown],
-        }
-        if summary:
-            body["count"] = len(self.profiles)
-        return body
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveSubscribers(_Change):
-    """Subscribers to remove (delete_subscriber, 100 per call); `live_count` for the percentage."""
-
-    kind: ClassVar[str] = "removeSubscribers"
-    phase: ClassVar[int] = PHASE_REMOVE
-    account_id: str
-    users: frozenset[str]
-    #: subscribers before the plan, the inventory user not counted
-    live_count: int
-    #: "absent" (additive policy) or "exact"
-    reason: str
-
-    @property
-    def account(self) -> str:
-        return self.account_id
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * len(self.users) / self.live_count if self.live_count else 0.0
-
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {
-            "account": self.account_id,
-            "users": _users(self.users, summary, first),
-            "liveCount": self.live_count,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class DestroyAccount(_Change):
-    """An owned account no longer declared, with `--prune` (destroy_official_account)."""
-
-    kind: ClassVar[str] = "destroyAccount"
-    phase: ClassVar[int] = PHASE_DESTROY
-    account_id: str
-    owner: str
-    #: subscribers it loses, the inventory user not counted
-    subscriber_count: int
-    #: from its record; the safety check refuses a destroy of a protected account whatever the flags
-    protected: bool = False
-
-    @property
-    def account(self) -> str:
-        return self.account_id
-
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {
-            "account": self.account_id,
-            "owner": self.owner,
-            "subscriberCount": self.subscriber_count,
-            "protected": self.protected,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class SetMassSpeed(_Change):
-    """The WeChat mass-send speed (message/mass/speed/set)."""
-
-    kind: ClassVar[str] = "setMassSpeed"
-    phase: ClassVar[int] = PHASE_SPEED
-    name: str
-    old: int | None
-    new: int
-
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {"name": self.name, "old": self.old, "new": self.new}
-
-
-@dataclass(frozen=True, slots=True)
-class Notice(_Change):
+class Notice:
     """Not a change: something the reader of a plan should know (an orphan left alone, ...)."""
 
     kind: ClassVar[str] = "notice"
@@ -393,12 +272,25 @@ class Notice(_Change):
     def account(self) -> str:
         return self.account_id
 
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {"account": self.account_id, "message": self.message, "reason": self.reason}
+    @property
+    def sort_key(self) -> tuple[int, str, str]:
+        return (self.phase, self.account, self.kind)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "account": self.account_id,
+            "message": self.message,
+            "reason": self.reason,
+        }
+
+    def summary_data(self, *, first: int = 10) -> dict[str, Any]:
+        return self.data
 
 
 @dataclass(frozen=True, slots=True)
-class PlanProblem(_Change):
+class PlanProblem:
     """Something that would make apply fail; a plan with problems is an error (exit 1)."""
 
     kind: ClassVar[str] = "problem"
@@ -410,137 +302,169 @@ class PlanProblem(_Change):
     def account(self) -> str:
         return self.account_id
 
+    @property
+    def sort_key(self) -> tuple[int, str, str]:
+        return (self.phase, self.account, self.kind)
+
     def __str__(self) -> str:
         return f"{self.account_id}: {self.message}" if self.account_id else self.message
 
-    def _body(self, *, summary: bool, first: int = 10) -> dict[str, Any]:
-        return {"account": self.account_id, "message": self.message}
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"type": self.kind, "account": self.account_id, "message": self.message}
+
+    def summary_data(self, *, first: int = 10) -> dict[str, Any]:
+        return self.data
 
 
-Change = (
-    ImportUsers
-    | ImportInventoryUser
-    | LedgerWrite
-    | AdoptOrphan
-    | CreateAccount
-    | Record
-    | ModifyAccount
-    | AddSubscribers
-    | SetSubscriberProfiles
-    | RemoveSubscribers
-    | DestroyAccount
-    | SetMassSpeed
-    | Notice
-    | PlanProblem
-)
+class NoticeWire(Wire, frozen=True, tag="notice"):
+    """The plan-file form of a `Notice`."""
 
-#: Changes that do something on the vendor side (notices and problems do not).
-ACTION_KINDS: Final = frozenset(
-    {
-        "importUsers",
-        "importInventoryUser",
-        "ledgerWrite",
-        "adoptOrphan",
-        "createAccount",
-        "record",
-        "modifyAccount",
-        "addSubscribers",
-        "setSubscriberProfiles",
-        "removeSubscribers",
-        "destroyAccount",
-        "setMassSpeed",
-    }
-)
-#: Bookkeeping: needed for apply, invisible as a change to the live system's users.
-BOOKKEEPING_KINDS: Final = frozenset({"importInventoryUser", "ledgerWrite", "record"})
+    account: str
+    message: str
+    reason: str
+
+    def change(self) -> Notice:
+        return Notice(self.account, self.message, self.reason)
 
 
-def _value(raw: Any) -> ProfileValue | None:
-    if raw is None or isinstance(raw, str | int):
-        return raw
-    raise ValueError(f"bad profile value {raw!r}")
+class ProblemWire(Wire, frozen=True, tag="problem"):
+    """The plan-file form of a `PlanProblem`."""
+
+    account: str
+    message: str
+
+    def change(self) -> PlanProblem:
+        return PlanProblem(self.account, self.message)
 
 
-def _str_set(raw: Any) -> frozenset[str]:
-    if not isinstance(raw, list) or not all(isinstance(u, str) for u in raw):
-        raise ValueError("users must be a list of strings")
-    return frozenset(raw)
+Finding = Change | Notice | PlanProblem
 
 
-def change_from_data(data: Mapping[str, Any]) -> Change:
-    """Rebuild a change from its full `.data` form (a saved plan); ValueError/KeyError when bad."""
-    kind = data["type"]
-    if kind == "importUsers":
-        return ImportUsers(_str_set(data["users"]))
-    if kind == "importInventoryUser":
-        return ImportInventoryUser(str(data["user"]))
-    if kind == "ledgerWrite":
-        slot = data["slot"]
-        if type(slot) is not int or slot < 0:
-            raise ValueError("a ledger slot is a number from 0")
-        return LedgerWrite(
-            slot,
-            str(data["slotId"]),
-            bool(data["exists"]),
-            _str_set(data["before"]),
-            _str_set(data["add"]),
-            _str_set(data["drop"]),
-        )
-    if kind == "adoptOrphan":
-        return AdoptOrphan(str(data["account"]), str(data["owner"]), int(data["subscriberCount"]))
-    if kind == "createAccount":
-        profile = tuple(
-            (f, v)
-            for f in ProfileField
-            if f.value in data["profile"] and (v := _value(data["profile"][f.value])) is not None
-        )
-        return CreateAccount(str(data["account"]), str(data["owner"]), profile)
-    if kind == "record":
-        record = decode_record(str(data["record"]))
-        if not record.known:
-            raise ValueError("unreadable record")
-        return Record(str(data["account"]), record, bool(data["subscribe"]), bool(data["adopt"]))
-    if kind == "modifyAccount":
-        fields = []
-        for item in data["fields"]:
-            new = _value(item["new"])
-            if new is None:
-                raise ValueError("a field change needs a new value")
-            fields.append(
-                FieldChange(
-                    _FIELD_BY_NAME[item["field"]], _value(item["old"]), new, bool(item["cleared"])
-                )
-            )
-        return ModifyAccount(str(data["account"]), tuple(fields))
-    if kind == "addSubscribers":
-        return AddSubscribers(str(data["account"]), _str_set(data["users"]))
-    if kind == "setSubscriberProfiles":
-        profiles = tuple(
-            ProfileChange(
-                str(p["user"]), None if p["old"] is None else str(p["old"]), str(p["new"])
-            )
-            for p in data["profiles"]
-        )
-        return SetSubscriberProfiles(str(data["account"]), profiles)
-    if kind == "removeSubscribers":
-        return RemoveSubscribers(
-            str(data["account"]),
-            _str_set(data["users"]),
-            int(data["liveCount"]),
-            str(data["reason"]),
-        )
-    if kind == "destroyAccount":
-        return DestroyAccount(
-            str(data["account"]),
-            str(data["owner"]),
-            int(data["subscriberCount"]),
-            bool(data["protected"]),
-        )
-    if kind == "setMassSpeed":
-        old = data["old"]
-        return SetMassSpeed(str(data["name"]), None if old is None else int(old), int(data["new"]))
-    if kind == "notice":
-        return Notice(str(data["account"]), str(data["message"]), str(data["reason"]))
-    if kind == "problem":
-        return PlanProblem(str(data["account"]), str(data["message"]))
-    raise ValueError(f"unknown change type {kind!r}")
+def sort_key(item: Finding) -> tuple[int, str, str]:
+    return item.sort_key
+
+
+def by_account(changes: Sequence[Change]) -> Mapping[str, list[Change]]:
+    """The changes of each account (in their order), accounts sorted; changes of none left out."""
+    groups: dict[str, list[Change]] = {}
+    for change in changes:
+        if change.account:
+            groups.setdefault(change.account, []).append(change)
+    return dict(sorted(groups.items()))
+
+
+def batched(users: Iterable[str], size: int) -> list[tuple[str, ...]]:
+    """`users` sorted, in batches of `size` (the vendor's per-call maximum)."""
+    ordered = sorted(users)
+    return [tuple(ordered[i : i + size]) for i in range(0, len(ordered), size)]
+
+
+def show_value(value: object) -> str:
+    """A value as a plan shows it: JSON, or `(unset)`."""
+    return "(unset)" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def show_ids(users: frozenset[str], n: int) -> str:
+    """The first `n` ids and how many more."""
+    shown = ", ".join(first_ids(users, n))
+    return shown + (f", … ({len(users) - n:,} more)" if len(users) > n else "")
+
+
+class ApplyRun:
+    """One apply: the plan's changes, the vendor clients, the result, and each kind's state.
+
+    State one kind keeps for the length of a run (which accounts were created, which ledger
+    slots were written) is a small object of that kind's own, made on first use by `state`.
+    """
+
+    def __init__(
+        self,
+        changes: Sequence[Change],
+        subscriber_counts: Mapping[str, int],
+        im: IMProvider,
+        wechat: MassSpeedProvider | None,
+        inventory_user: str,
+        progress: Progress | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        #: this run's clock (intervals) and the wall clock (ledger claims), passed in for tests
+        self.clock = clock
+        self.wall = wall
+        #: the plan's changes
+        self.changes = changes
+        #: subscribers of each account as planned (the plan's fingerprints), for verify
+        self.subscriber_counts = subscriber_counts
+        self.im = im
+        self.wechat = wechat
+        self.inventory = inventory_user
+        self.result = ApplyResult()
+        self.result.report(GLOBAL)  # always a row of the summary: its width includes it
+        self.progress: Progress = progress or NoProgress()
+        #: users whose import failed: what needs them is skipped
+        self.missing_users: set[str] = set()
+        #: accounts that need no inventory ledger entry any more: subscribed by the inventory
+        #: user in this run, destroyed, or whose create surely never happened
+        self.settled: set[str] = set()
+        #: verify re-reads the memberships that changed, not only the accounts' info
+        self.verify_full = False
+        self._states: dict[Callable[..., Any], Any] = {}
+
+    def state(self, factory: Callable[[ApplyRun], T]) -> T:
+        """The one `factory(self)` of this run (a kind's own state), made on first use."""
+        if factory not in self._states:
+            self._states[factory] = factory(self)
+        made: T = self._states[factory]
+        return made
+
+
+def _none(_: object) -> list[Any]:
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """A manifest kind (or the inventory's bookkeeping) as the core stages see it: its change
+    types, and the behaviours that are the kind's as a whole rather than one change's."""
+
+    #: the manifest `kind:` (or "inventory")
+    name: str
+    #: its change types, each implementing every behaviour of `Change`
+    changes: tuple[type[Change], ...]
+    #: its documents (each passed its schema) → its desired records (`DesiredState.records`)
+    #: and the problems found; None: resolved by `reconciler.resolve` itself (the first kinds)
+    resolve: Callable[[Sequence[Document]], tuple[Sequence[object], Sequence[Problem]]] | None = (
+        None
+    )
+    #: its live state, read through the clients (`LiveState.records`); None: nothing of its own
+    read: (
+        Callable[[DesiredState, IMProvider, MassSpeedProvider | None], Awaitable[Sequence[object]]]
+        | None
+    ) = None
+    #: a digest of its desired records, for the saved plan's check that the manifests are the
+    #: ones it was made from
+    digest: Callable[[DesiredState], str] | None = None
+    #: what it finds: desired + live (+ prune, inventory user) → changes, notices, problems
+    diff: Callable[[DesiredState, LiveState, DiffOptions], Iterable[Finding]] | None = None
+    #: its counts in a plan's summary, in the order they are shown
+    summary_keys: tuple[str, ...] = ()
+    #: its parts of the text summary line (`Plan: ...; ...`), given the counts
+    summary_text: Callable[[Mapping[str, int]], list[str]] = _none
+    #: its rows of the markdown summary table, given the counts
+    summary_rows: Callable[[Mapping[str, int]], list[tuple[str, int]]] = _none
+    #: the calls that follow every change's (the verification reads after an apply)
+    closing_actions: Callable[[Sequence[Change]], list[Action]] = _none
+    #: runs the closing actions
+    verify: Callable[[ApplyRun], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiffOptions:
+    """What a kind's diff is told besides the two states."""
+
+    prune: bool
+    inventory_user: str
+    #: the name of a target without WeChat credentials, when it is one
+    wechat_missing: str | None = None

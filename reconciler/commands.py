@@ -42,7 +42,7 @@ from reconciler.render import (
 from reconciler.safety import check_safety
 
 
-def make_plan(scope: Scope, *, prune: bool, stderr: TextIO | None = None) -> Plan:
+def read_and_plan(scope: Scope, *, prune: bool, stderr: TextIO | None = None) -> Plan:
     """Read, diff and plan: everything `plan` shows, without changing anything."""
     return compare_read_only(scope, prune=prune, stderr=stderr).plan()
 
@@ -100,7 +100,7 @@ def plan_command(
         stdin=stdin,
         parallelism=parallelism,
     )
-    plan = make_plan(scope, prune=prune, stderr=stderr)
+    plan = read_and_plan(scope, prune=prune, stderr=stderr)
     text = render_plan(plan, fmt, color=use_color(no_color, stdout), show_all=show_all)
     stdout.write(text if text.endswith("\n") else text + "\n")
     if out is not None and not plan.problems:

@@ -1,316 +1,73 @@
-"""desired + live → changes. Pure: no I/O, no logging, deterministic order.
+"""desired + live → a `Diff`: changes, notices and problems. Pure: no I/O, no logging, sorted once.
 
-Profile fields are compared one by one (six scalar fields: a dict comparison says everything a deep
-diff would, so deepdiff does not earn its place here). Memberships are `frozenset` operations,
-linear in their size. The three-way merge uses the last-applied record (DESIGN section 5): a field
-the manifest set last time and no longer sets is cleared; a field never managed is left alone;
-`ignoreChanges` fields are only set at create.
-
-Every create is recorded in the inventory ledger first (`reconciler.ledger`): the diff lays out
-which ledger slots the plan writes, and turns what the ledger names into changes: an account an
-interrupted apply created and the manifests no longer declare is adopted (`AdoptOrphan`) or, with
-`--prune`, destroyed.
+Each registered kind (`reconciler.kinds.REGISTRY`) finds its own changes; then the inventory's
+bookkeeping is laid out over them (`reconciler.kinds.inventory.bookkeeping`): every create is
+recorded in the inventory ledger first, and the inventory user is imported when it is missing
+and needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from reconciler.changes import (
-    ACTION_KINDS,
-    AddSubscribers,
-    AdoptOrphan,
-    Change,
-    CreateAccount,
-    DestroyAccount,
-    FieldChange,
-    ImportInventoryUser,
-    ImportUsers,
-    LedgerWrite,
-    ModifyAccount,
-    Notice,
-    PlanProblem,
-    ProfileChange,
-    Record,
-    RemoveSubscribers,
-    SetMassSpeed,
-    SetSubscriberProfiles,
-    first_ids,
-)
-from reconciler.ledger import layout, slot_id, slot_index
-from reconciler.live import DEFAULT_MAX_SUBSCRIBER_NUM, LiveAccount, LiveState
-from reconciler.model import (
-    Account,
-    DesiredState,
-    ProfileField,
-    ProfileValue,
-    SubscriberPolicy,
-)
-from reconciler.record import UNKNOWN_RECORD, LastApplied, record_for
-
-#: How many ids a problem message names before "and N more".
-PROBLEM_IDS = 10
+from reconciler.changes import Change, DiffOptions, Finding, Notice, PlanProblem, sort_key
+from reconciler.kinds import registered
+from reconciler.kinds.inventory import bookkeeping
+from reconciler.live import LiveState
+from reconciler.model import DesiredState
 
 
-def _cleared_value(field: ProfileField) -> ProfileValue:
-    # An unset string field reads back as "" and MaxSubscriberNum defaults to 100000 (ref. 4.2).
-    return DEFAULT_MAX_SUBSCRIBER_NUM if field is ProfileField.MAX_SUBSCRIBER_NUM else ""
+@dataclass(frozen=True, slots=True)
+class Diff:
+    """What a diff found, each part sorted in the DESIGN order (section 6)."""
 
+    changes: tuple[Change, ...] = ()
+    #: things the reader of a plan should know (an orphan left alone, ...)
+    notices: tuple[Notice, ...] = ()
+    #: things that would make apply fail: a plan with any is an error
+    problems: tuple[PlanProblem, ...] = ()
 
-def _some(ids: frozenset[str]) -> str:
-    shown = ", ".join(first_ids(ids, PROBLEM_IDS))
-    return shown + (f" and {len(ids) - PROBLEM_IDS} more" if len(ids) > PROBLEM_IDS else "")
+    @classmethod
+    def of(cls, findings: Iterable[Finding]) -> Diff:
+        """Sort `findings` once and part them into changes, notices and problems."""
+        changes: list[Change] = []
+        notices: list[Notice] = []
+        problems: list[PlanProblem] = []
+        for item in sorted(findings, key=sort_key):
+            if isinstance(item, Notice):
+                notices.append(item)
+            elif isinstance(item, PlanProblem):
+                problems.append(item)
+            else:
+                changes.append(item)
+        return cls(tuple(changes), tuple(notices), tuple(problems))
 
-
-class _Differ:
-    """One diff run; collects changes in a list, sorted once at the end."""
-
-    def __init__(self, desired: DesiredState, live: LiveState, inventory_user: str) -> None:
-        self.desired = desired
-        self.live = live
-        self.inventory = inventory_user
-        self.changes: list[Change] = []
-
-    def run(self, *, prune: bool) -> list[Change]:
-        to_import = self.desired.users - self.live.existing_users - {self.inventory}
-        if to_import:
-            self.changes.append(ImportUsers(frozenset(to_import)))
-        for account in self.desired.accounts.values():
-            self._account(account, self.live.accounts.get(account.id))
-        for live_account in self.live.accounts.values():
-            if live_account.id in self.desired.accounts:
-                continue
-            if live_account.owned:
-                self._orphan(live_account, prune=prune)
-            elif live_account.pending:
-                self._interrupted(live_account, prune=prune)
-        self._mass_speed()
-        self._ledger()
-        if not self.live.inventory_exists and any(
-            isinstance(c, Record | LedgerWrite) for c in self.changes
-        ):
-            self.changes.append(ImportInventoryUser(self.inventory))
-        return sorted(self.changes, key=lambda c: c.sort_key)
-
-    def _ledger(self) -> None:
-        """The ledger slots this plan writes: its creates recorded before they are sent, and the
-        ids it acts on (or that need no record any more) cleared after."""
-        ledger = self.live.ledger
-        creates = [c.account_id for c in self.changes if isinstance(c, CreateAccount)]
-        handled = {
-            c.account
-            for c in self.changes
-            if isinstance(c, CreateAccount | AdoptOrphan | DestroyAccount)
-            or (isinstance(c, Record) and c.subscribe)
-        }
-        owned = {i for i, a in self.live.accounts.items() if a.owned}
-        droppable = (ledger.pending & owned) | (ledger.missing - set(creates))
-        tidy = any(c.kind in ACTION_KINDS for c in self.changes)
-        for slot in layout(ledger, creates, handled=handled, droppable=droppable, tidy=tidy):
-            self.changes.append(
-                LedgerWrite(
-                    slot.index,
-                    slot_id(self.inventory, slot.index),
-                    slot.exists,
-                    slot.before,
-                    slot.add,
-                    slot.drop,
-                )
-            )
-
-    def _problem(self, account: Account, message: str) -> None:
-        self.changes.append(PlanProblem(account.id, message))
-
-    def _account(self, account: Account, live: LiveAccount | None) -> None:
-        if slot_index(self.inventory, account.id) is not None:
-            self._problem(
-                account,
-                f"the id is reserved for the inventory ledger of {self.inventory!r}"
-                " (reconciler's own bookkeeping); choose another id",
-            )
-            return
-        if live is None:
-            self._create(account)
-            return
-        if account.owner != live.owner:
-            self._problem(
-                account,
-                f"owner changed from {live.owner!r} to {account.owner!r}, but the vendor cannot"
-                f" change the owner of an existing account (reference section 4.2); declare a new"
-                f" account id with the new owner instead, e.g. {account.id + '_v2'!r}",
-            )
-        last = live.last_applied if live.owned else UNKNOWN_RECORD
-        fields = self._fields(account, live, last)
-        if fields:
-            self.changes.append(ModifyAccount(account.id, tuple(fields)))
-        record = record_for(account)
-        if not live.owned or record != live.last_applied:
-            self.changes.append(
-                Record(account.id, record, subscribe=not live.owned, adopt=not live.owned)
-            )
-        self._subscribers(account, live)
-
-    def _create(self, account: Account) -> None:
-        if (
-            account.owner not in self.live.existing_users
-            and account.owner not in self.desired.users
-        ):
-            self._problem(
-                account,
-                f"owner {account.owner!r} does not exist and is not declared in UserAccounts"
-                + (f" (spec.owner at {account.owner_position})" if account.owner_position else ""),
-            )
-        if ProfileField.NAME not in account.profile:
-            self._problem(account, "name is required to create an account (reference 5.1)")
-        profile = tuple((f, account.profile[f]) for f in ProfileField if f in account.profile)
-        self.changes.append(CreateAccount(account.id, account.owner, profile))
-        self.changes.append(Record(account.id, record_for(account), subscribe=True))
-        self._subscribers(account, None)
-
-    def _fields(self, account: Account, live: LiveAccount, last: LastApplied) -> list[FieldChange]:
-        changes = []
-        for field in ProfileField:
-            current = live.profile.get(field)
-            if field in account.ignore_changes:
-                continue  # set at create, then left alone
-            if field in account.profile:
-                wanted = account.profile[field]
-                if current != wanted:
-                    changes.append(FieldChange(field, current, wanted))
-            elif last.known and field in last.fields:
-                if field is ProfileField.NAME:
-                    self.changes.append(
-                        Notice(
-                            account.id,
-                            "name is no longer in the manifest but the vendor cannot clear it"
-                            f" (a name is required); it stays {current!r}",
-                            "field",
-                        )
-                    )
-                    continue
-                cleared = _cleared_value(field)
-                if current != cleared:
-                    changes.append(FieldChange(field, current, cleared, cleared=True))
-        return changes
-
-    def _subscribers(self, account: Account, live: LiveAccount | None) -> None:
-        declared_subs = account.subscribers
-        if declared_subs is None:
-            if live is None:
-                self._check_capacity(account, live, 1)
-            return
-        if live is not None and live.subscribers is None:
-            self._problem(account, "its subscribers were not read; cannot plan them")
-            return
-        current = frozenset() if live is None else live.subscribers or frozenset()
-        # copies of 100,000-member sets cost; only make them when something is to be taken out
-        if self.inventory in current:
-            current = current - {self.inventory}
-        declared = declared_subs.members
-        if declared_subs.absent or self.inventory in declared:
-            declared = declared - declared_subs.absent - {self.inventory}
-        add = declared - current
-        if declared_subs.policy is SubscriberPolicy.EXACT:
-            remove, reason = current - declared, "exact"
-        else:
-            remove, reason = current & declared_subs.absent, "absent"
-        missing = add - self.live.existing_users - self.desired.users if add else add
-        if missing:
-            self._problem(
-                account,
-                f"{len(missing)} subscriber(s) do not exist and are not declared in"
-                f" UserAccounts: {_some(missing)}",
-            )
-        if add:
-            self.changes.append(AddSubscribers(account.id, add))
-        if remove:
-            self.changes.append(RemoveSubscribers(account.id, remove, len(current), reason))
-        live_profiles: Mapping[str, str] = {} if live is None else live.subscriber_profiles or {}
-        profiles = []
-        for user, wanted in sorted(declared_subs.profiles.items()):
-            if user not in declared:
-                continue  # only declared members carry profiles
-            old = live_profiles.get(user, "") if user in current else None
-            if old != wanted and not (old is None and wanted == ""):
-                profiles.append(ProfileChange(user, old, wanted))
-        if profiles:
-            self.changes.append(SetSubscriberProfiles(account.id, tuple(profiles)))
-        # the inventory user's own subscription counts against MaxSubscriberNum too
-        self._check_capacity(account, live, len(current) + len(add) - len(remove) + 1)
-
-    def _check_capacity(self, account: Account, live: LiveAccount | None, needed: int) -> None:
-        field = ProfileField.MAX_SUBSCRIBER_NUM
-        limit: ProfileValue | None
-        if field in account.profile and (live is None or field not in account.ignore_changes):
-            limit = account.profile[field]
-        elif live is not None:
-            limit = live.profile.get(field, DEFAULT_MAX_SUBSCRIBER_NUM)
-        else:
-            limit = DEFAULT_MAX_SUBSCRIBER_NUM
-        # 0 is what a read that did not return MaxSubscriberNum gives: unknown, not a limit of 0
-        if isinstance(limit, int) and 0 < limit < needed:
-            self._problem(
-                account,
-                f"maxSubscriberNum {limit} is below the declared membership: {needed} subscribers"
-                f" after this plan (the inventory subscription included); raise maxSubscriberNum"
-                f" to at least {needed}",
-            )
-
-    def _orphan(self, live: LiveAccount, *, prune: bool) -> None:
-        record = live.last_applied
-        # a protected or unreadable orphan is kept whatever the flags: without --prune too the
-        # plan says so, never "would destroy with --prune"
-        if not prune and record.known and not record.protect:
-            self.changes.append(
-                Notice(
-                    live.id, "owned but no longer declared: would destroy with --prune", "orphan"
-                )
-            )
-        elif not record.known:
-            self.changes.append(
-                Notice(
-                    live.id,
-                    "owned but no longer declared, and its inventory record is unreadable:"
-                    " not destroyed (declare it again or destroy it by hand)",
-                    "protected",
-                )
-            )
-        elif record.protect:
-            self.changes.append(
-                Notice(
-                    live.id, "owned but no longer declared; protected: not destroyed", "protected"
-                )
-            )
-        else:
-            count = (
-                len(live.subscribers - {self.inventory})
-                if live.subscribers is not None
-                else (max(live.subscriber_count - 1, 0))
-            )
-            self.changes.append(DestroyAccount(live.id, live.owner, count))
-
-    def _interrupted(self, live: LiveAccount, *, prune: bool) -> None:
-        """Created by an apply interrupted before the inventory subscribed to it (the ledger
-        names it), and no longer declared: ours, so adopted, or destroyed with --prune. Nothing
-        ever said it was protected: an unknown record means protected only for an account some
-        record may have marked so."""
-        if prune:
-            self.changes.append(DestroyAccount(live.id, live.owner, live.subscriber_count))
-        else:
-            self.changes.append(AdoptOrphan(live.id, live.owner, live.subscriber_count))
-
-    def _mass_speed(self) -> None:
-        speed = self.desired.mass_speed
-        if speed is not None and self.live.mass_speed != speed.speed:
-            self.changes.append(SetMassSpeed(speed.name, self.live.mass_speed, speed.speed))
+    def findings(self) -> list[Finding]:
+        """Everything, in the order a plan lists it: problems, changes, notices."""
+        return [*self.problems, *self.changes, *self.notices]
 
 
 def diff(
-    desired: DesiredState, live: LiveState, *, prune: bool, inventory_user: str
-) -> list[Change]:
-    """Every change that makes `live` match `desired`, notices and problems included, sorted.
+    desired: DesiredState,
+    live: LiveState,
+    *,
+    prune: bool,
+    inventory_user: str,
+    wechat_missing: str | None = None,
+) -> Diff:
+    """Every change that makes `live` match `desired`, with notices and problems.
 
     The inventory user is never shown, counted or removed: it is dropped from every membership
     before comparing and only appears in bookkeeping (`Record`, `ImportInventoryUser`).
+    `wechat_missing` names a target without WeChat credentials (a declared MassSpeed is then a
+    problem).
     """
-    return _Differ(desired, live, inventory_user).run(prune=prune)
+    options = DiffOptions(prune, inventory_user, wechat_missing)
+    found: list[Finding] = []
+    for kind in registered():
+        if kind.diff is not None:
+            found.extend(kind.diff(desired, live, options))
+    changes = [f for f in found if isinstance(f, Change)]
+    found.extend(bookkeeping(changes, live, inventory_user=inventory_user))
+    return Diff.of(found)

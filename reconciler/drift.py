@@ -9,66 +9,22 @@ is reported again, with the expired entry named, so nobody forgets a silenced dr
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from reconciler.changes import (
-    AddSubscribers,
-    AdoptOrphan,
-    Change,
-    CreateAccount,
-    DestroyAccount,
-    ImportUsers,
-    ModifyAccount,
-    Notice,
-    PlanProblem,
-    RemoveSubscribers,
-    SetMassSpeed,
-    SetSubscriberProfiles,
-    members_summary,
-)
+from reconciler.changes import DriftItem, Notice, PlanProblem
+from reconciler.diff import Diff
 from reconciler.errors import ConfigError
+from reconciler.kinds.mass_speed import MASS_SPEED_PREFIX
+from reconciler.kinds.official_account import SUBSCRIBERS
+from reconciler.kinds.user_accounts import USER_ACCOUNTS
 from reconciler.model import canonical_account_id
 from reconciler.plan import TargetIdentity
 
-USER_ACCOUNTS: Final = "UserAccounts"
-MASS_SPEED_PREFIX: Final = "MassSpeed/"
-SUBSCRIBERS: Final = "subscribers"
+__all__ = ["DriftItem", "DriftReport", "IgnoreEntry", "build_drift", "drift_items", "parse_ignore"]
+
 _ENTRY_KEYS: Final = ("account", "field", "reason", "owner", "expires")
-
-
-@dataclass(frozen=True, slots=True)
-class DriftItem:
-    """One difference between git and the live system."""
-
-    #: an account id, `UserAccounts` or `MassSpeed/<name>`
-    account: str
-    #: a profile field, `account`, `subscribers`, `subscriberProfiles`, `users` or `speed`
-    field: str
-    git: Any = None
-    live: Any = None
-    #: live subscribers git does not declare (exact) or declares `absent`
-    added_by_hand: frozenset[str] = frozenset()
-    #: declared subscribers (or users) missing live
-    removed_by_hand: frozenset[str] = frozenset()
-    #: why it is reported although an ignore entry names it (the entry expired)
-    note: str = ""
-
-    def data(self, *, first: int = 10, show_all: bool = False) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "account": self.account,
-            "field": self.field,
-            "git": self.git,
-            "live": self.live,
-            "note": self.note,
-        }
-        for key, users in (
-            ("addedByHand", self.added_by_hand),
-            ("removedByHand", self.removed_by_hand),
-        ):
-            body[key] = sorted(users) if show_all else members_summary(users, first=first)
-        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,38 +47,15 @@ class IgnoreEntry:
         )
 
 
-def drift_items(changes: Iterable[Change]) -> list[DriftItem]:
-    """The differences a diff (made without --prune) shows, in its order."""
-    items: list[DriftItem] = []
-    for c in changes:
-        if isinstance(c, CreateAccount):
-            items.append(DriftItem(c.account_id, "account", "declared", "missing"))
-        elif isinstance(c, ModifyAccount):
-            for f in c.fields:
-                git = None if f.cleared else f.new
-                items.append(DriftItem(c.account_id, f.field.value, git, f.old))
-        elif isinstance(c, AddSubscribers):
-            items.append(DriftItem(c.account_id, SUBSCRIBERS, removed_by_hand=c.users))
-        elif isinstance(c, RemoveSubscribers):
-            items.append(DriftItem(c.account_id, SUBSCRIBERS, added_by_hand=c.users))
-        elif isinstance(c, SetSubscriberProfiles):
-            items.append(
-                DriftItem(
-                    c.account_id,
-                    "subscriberProfiles",
-                    {p.user: p.new for p in c.profiles},
-                    {p.user: p.old for p in c.profiles},
-                )
-            )
-        elif isinstance(c, ImportUsers):
-            items.append(DriftItem(USER_ACCOUNTS, "users", removed_by_hand=c.users))
-        elif isinstance(c, SetMassSpeed):
-            items.append(DriftItem(MASS_SPEED_PREFIX + c.name, "speed", c.new, c.old))
-        elif isinstance(c, DestroyAccount | AdoptOrphan) or (
-            isinstance(c, Notice) and c.reason in ("orphan", "protected")
-        ):
-            items.append(DriftItem(c.account, "account", "not declared", "exists"))
+def drift_items(found: Diff) -> list[DriftItem]:
+    """The differences a diff (made without --prune) shows, account by account."""
+    items = [item for change in found.changes for item in change.drift()]
+    items += [_orphan(n) for n in found.notices if n.reason in ("orphan", "protected")]
     return _merge_subscribers(items)
+
+
+def _orphan(notice: Notice) -> DriftItem:
+    return DriftItem(notice.account, "account", "not declared", "exists")
 
 
 def _merge_subscribers(items: list[DriftItem]) -> list[DriftItem]:
@@ -218,18 +151,18 @@ class DriftReport:
 
 
 def build_drift(
-    changes: Sequence[Change],
+    found: Diff,
     *,
     target: TargetIdentity,
     ignores: Iterable[IgnoreEntry] = (),
     today: dt.date,
 ) -> DriftReport:
-    """The drift report for `changes = diff(desired, live, prune=False, ...)`."""
+    """The drift report for `found = diff(desired, live, prune=False, ...)`."""
     entries = list(ignores)
     expired = tuple(e for e in entries if e.expires < today)
     reported: list[DriftItem] = []
     silenced: list[tuple[DriftItem, IgnoreEntry]] = []
-    for item in drift_items(changes):
+    for item in drift_items(found):
         entry = next((e for e in entries if e.matches(item)), None)
         if entry is None:
             reported.append(item)
@@ -237,5 +170,4 @@ def build_drift(
             reported.append(replace(item, note=f"ignore entry expired: {entry}"))
         else:
             silenced.append((item, entry))
-    problems = tuple(c for c in changes if isinstance(c, PlanProblem))
-    return DriftReport(target, tuple(reported), tuple(silenced), expired, problems)
+    return DriftReport(target, tuple(reported), tuple(silenced), expired, found.problems)

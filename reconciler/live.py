@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from reconciler.ledger import EMPTY_LEDGER, Ledger
 from reconciler.model import DEFAULT_INVENTORY_USER, ProfileField, ProfileValue
@@ -16,6 +16,8 @@ from reconciler.record import UNKNOWN_RECORD, LastApplied
 
 #: The vendor's default MaxSubscriberNum (reference section 4.2); clearing the field restores it.
 DEFAULT_MAX_SUBSCRIBER_NUM: Final = 100000
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +63,9 @@ class LiveState:
     read_calls: Mapping[str, int] = field(default_factory=dict)
     #: the inventory ledger of pending creates, its slots left out of `accounts`
     ledger: Ledger = EMPTY_LEDGER
+    #: what the kinds that read their own live state read (`Kind.read`)
+    records: tuple[object, ...] = ()
+
+    def of(self, record_type: type[T]) -> tuple[T, ...]:
+        """The live records of one type (a kind's own, `Kind.read`)."""
+        return tuple(r for r in self.records if isinstance(r, record_type))

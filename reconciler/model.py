@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final
+from typing import Final, TypeVar
 
 #: Prefix of every official account id; `news` in a manifest means `@TOA#_news`.
 ACCOUNT_ID_PREFIX: Final = "@TOA#_"
@@ -45,6 +45,8 @@ _VENDOR_FIELD: Final = {
 }
 
 ProfileValue = str | int
+
+T = TypeVar("T")
 
 
 class SubscriberPolicy(Enum):
@@ -115,6 +117,12 @@ class DesiredState:
     mass_speed: MassSpeed | None = None
     #: number of documents loaded (for "N documents valid")
     documents: int = 0
+    #: what the kinds that resolve their own documents declared (`Kind.resolve`)
+    records: tuple[object, ...] = ()
+
+    def of(self, record_type: type[T]) -> tuple[T, ...]:
+        """The declared records of one type (a kind's own, `Kind.resolve`)."""
+        return tuple(r for r in self.records if isinstance(r, record_type))
 
 
 def canonical_account_id(raw: str) -> str:

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from reconciler.changes import Change, PlanProblem, SetMassSpeed
 from reconciler.config import (
     Config,
     Target,
@@ -32,11 +31,11 @@ from reconciler.config import (
     split_paths,
 )
 from reconciler.connect import Providers, connect
-from reconciler.diff import diff
+from reconciler.diff import Diff, diff
 from reconciler.errors import ConfigError
 from reconciler.live import LiveState
 from reconciler.model import DesiredState, canonical_account_id
-from reconciler.plan import Plan, TargetIdentity, build_plan
+from reconciler.plan import Plan, TargetIdentity, plan_from_read
 from reconciler.progress import reading
 from reconciler.read import read_live
 from reconciler.validate import load_desired_state
@@ -135,7 +134,7 @@ def select(
         if account_id not in excluded
         and all(account.labels.get(k) == v for k, v in (selector or {}).items())
     }
-    return DesiredState(selected, desired.users, desired.mass_speed, desired.documents)
+    return dataclasses.replace(desired, accounts=selected)
 
 
 def narrow(
@@ -179,24 +178,20 @@ async def read(
     return narrow(scope.desired, live, selector=scope.selector, exclude=scope.exclude)
 
 
-def diff_scope(
-    scope: Scope, desired: DesiredState, live: LiveState, *, prune: bool
-) -> list[Change]:
-    """`diff`, plus what only the target can tell: a declared MassSpeed on a target without WeChat
-    credentials can be neither read nor set, so it is a problem of the plan (exit 1), not a change
-    that apply could only fail."""
-    changes = diff(desired, live, prune=prune, inventory_user=scope.config.inventory)
-    speed = desired.mass_speed
+def diff_scope(scope: Scope, desired: DesiredState, live: LiveState, *, prune: bool) -> Diff:
+    """`diff`, plus what only the target can tell: a Tencent target without WeChat credentials
+    cannot read or set a declared MassSpeed (the mass speed kind makes that a problem)."""
     target = scope.target
-    if speed is None or not isinstance(target, TencentTarget) or target.wechat is not None:
-        return changes
-    problem = PlanProblem(
-        "",
-        f"{speed.position}: MassSpeed '{speed.name}' is declared but target '{target.name}' has"
-        f" no WeChat credentials (targets.{target.name}.wechat: appId, secret)",
+    wechat_missing = (
+        target.name if isinstance(target, TencentTarget) and target.wechat is None else None
     )
-    kept = [c for c in changes if not isinstance(c, SetMassSpeed)]
-    return sorted([*kept, problem], key=lambda c: c.sort_key)
+    return diff(
+        desired,
+        live,
+        prune=prune,
+        inventory_user=scope.config.inventory,
+        wechat_missing=wechat_missing,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,13 +201,13 @@ class Compared:
     scope: Scope
     desired: DesiredState
     live: LiveState
-    changes: list[Change]
+    changes: Diff
     prune: bool
 
     def plan(self) -> Plan:
         """The plan of these changes (what `plan` shows and `apply` runs)."""
         config = self.scope.config
-        return build_plan(
+        return plan_from_read(
             self.changes,
             desired=self.desired,
             live=self.live,

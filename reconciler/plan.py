@@ -1,4 +1,4 @@
-"""changes → a Plan: ordered, batched actions with stable ids, safety, cost, digests, fingerprints.
+"""A diff → a Plan: ordered, batched actions with stable ids, safety, cost, digests, fingerprints.
 
 Like octoDNS's `Plan`, it sorts once and owns the safety check; unlike it, a membership is one
 attribute per account (counts, first ids, digest), never thousands of resources. Everything here is
@@ -14,52 +14,21 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from reconciler.changes import (
-    ACTION_KINDS,
-    BOOKKEEPING_KINDS,
-    AddSubscribers,
-    AdoptOrphan,
+    Action,
     Change,
-    CreateAccount,
-    DestroyAccount,
-    ImportInventoryUser,
-    ImportUsers,
-    LedgerWrite,
-    ModifyAccount,
     Notice,
     PlanProblem,
-    Record,
-    RemoveSubscribers,
-    SetMassSpeed,
-    SetSubscriberProfiles,
+    Schedule,
     plural,
 )
 from reconciler.config import Limits, Safety, SandboxTarget, Target, TencentTarget
+from reconciler.diff import Diff
 from reconciler.digest import account_digest, members_digest, profile_digest
+from reconciler.kinds import registered, summary_keys
 from reconciler.live import LiveAccount, LiveState
 from reconciler.model import DesiredState
+from reconciler.providers.calls import vendor_rate
 from reconciler.safety import Violation, evaluate_safety
-
-# Endpoints are named by their command, as the providers count their calls (`.calls`), so a
-# plan's cost and a read's `read_calls` use the same names.
-API_MULTIACCOUNT_IMPORT: Final = "multiaccount_import"
-API_ACCOUNT_IMPORT: Final = "account_import"
-API_CREATE: Final = "create_official_account"
-API_MODIFY: Final = "modify_official_account_base_info"
-API_ADD: Final = "add_subscriber"
-API_SUBSCRIBER_INFO: Final = "modify_subscriber_info"
-API_DELETE: Final = "delete_subscriber"
-API_DESTROY: Final = "destroy_official_account"
-API_INFO: Final = "get_official_account_info"
-API_SPEED_SET: Final = "mass_speed_set"
-
-#: Per-call maxima (reference sections 3.2, 5.4, 5.6; delete_subscriber's is not documented, so
-#: add_subscriber's 100 is used as the safe bound, section 5.7).
-IMPORT_BATCH: Final = 100
-SUBSCRIBER_BATCH: Final = 100
-INFO_BATCH: Final = 50
-#: The vendor's per-API ceilings (reference section 1.5): 100/s for the batch account APIs.
-VENDOR_RATE: Final = {"multiaccount_import": 100.0, "account_check": 100.0, "account_delete": 100.0}
-DEFAULT_VENDOR_RATE: Final = 200.0
 
 BLIND_SPOT: Final = (
     "Blind spot: only accounts declared here or owned by this repo's inventory were read;"
@@ -161,18 +130,6 @@ class Fingerprint:
 
 
 @dataclass(frozen=True, slots=True)
-class Action:
-    """One vendor call: its stable id, the API, the change it serves and its batch of ids."""
-
-    id: str
-    api: str
-    #: None for the verification reads that follow an apply
-    change: Change | None
-    #: the batch (users to import, add or remove; one subscriber for a profile) or empty
-    items: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class Cost:
     """API calls per endpoint and the time they take at the configured rate."""
 
@@ -209,97 +166,24 @@ class Cost:
         }
 
 
-def _batches(users: Iterable[str], size: int) -> list[tuple[str, ...]]:
-    ordered = sorted(users)
-    return [tuple(ordered[i : i + size]) for i in range(0, len(ordered), size)]
-
-
-def actions_for(changes: Sequence[Change]) -> list[Action]:
-    """The vendor calls that carry out `changes` (already sorted), batched, with stable ids.
+def schedule(changes: Sequence[Change]) -> list[Action]:
+    """The vendor calls that carry out `changes` (already sorted), batched, with stable ids: each
+    change's own, then each kind's closing calls (the verification reads).
 
     An id is `<change type>/<account or ->/<n>` (a ledger slot's: `ledgerWrite/<slot>/<step>`):
-    the same changes always give the same ids.
+    the same changes always give the same ids. Apply runs exactly these calls, one each.
     """
-    actions: list[Action] = []
-    touched: set[str] = set()
-    # apply subscribes a new account's inventory user in that account's own add batches
-    # (apply.py, `_Run.account`): no call of its own, and an extra batch only on a full one
-    created = {c.account_id for c in changes if isinstance(c, CreateAccount)}
-    ridden = created & {c.account_id for c in changes if isinstance(c, AddSubscribers)}
-    for change in changes:
-        key = f"{change.kind}/{change.account or '-'}"
-        if isinstance(change, ImportUsers):
-            for n, batch in enumerate(_batches(change.users, IMPORT_BATCH)):
-                actions.append(Action(f"{key}/{n}", API_MULTIACCOUNT_IMPORT, change, batch))
-        elif isinstance(change, ImportInventoryUser):
-            actions.append(Action(f"{key}/0", API_ACCOUNT_IMPORT, change, (change.user,)))
-        elif isinstance(change, LedgerWrite):
-            actions.extend(ledger_actions(change))
-        elif isinstance(change, AdoptOrphan):
-            actions.append(Action(f"{key}/subscribe", API_ADD, change))
-            actions.append(Action(f"{key}/write", API_SUBSCRIBER_INFO, change))
-        elif isinstance(change, CreateAccount):
-            actions.append(Action(f"{key}/0", API_CREATE, change))
-        elif isinstance(change, Record):
-            if change.subscribe and change.account_id not in ridden:
-                actions.append(Action(f"{key}/subscribe", API_ADD, change))
-            actions.append(Action(f"{key}/write", API_SUBSCRIBER_INFO, change))
-        elif isinstance(change, ModifyAccount):
-            actions.append(Action(f"{key}/0", API_MODIFY, change))
-        elif isinstance(change, AddSubscribers | RemoveSubscribers):
-            api = API_ADD if isinstance(change, AddSubscribers) else API_DELETE
-            batches = _batches(change.users, SUBSCRIBER_BATCH)
-            ride = isinstance(change, AddSubscribers) and change.account_id in ridden
-            if ride and len(change.users) % SUBSCRIBER_BATCH == 0:
-                batches.append(())  # the inventory user's subscription, alone
-            for n, batch in enumerate(batches):
-                actions.append(Action(f"{key}/{n}", api, change, batch))
-        elif isinstance(change, SetSubscriberProfiles):
-            for n, profile in enumerate(change.profiles):
-                actions.append(Action(f"{key}/{n}", API_SUBSCRIBER_INFO, change, (profile.user,)))
-        elif isinstance(change, DestroyAccount):
-            actions.append(Action(f"{key}/0", API_DESTROY, change))
-        elif isinstance(change, SetMassSpeed):
-            actions.append(Action(f"{key}/0", API_SPEED_SET, change))
-        if change.account and change.kind in ACTION_KINDS and change.kind != "destroyAccount":
-            touched.add(change.account)
-    # After apply the touched accounts' info is re-read in batches of 50 (DESIGN section 7).
-    for n, batch in enumerate(_batches(touched, INFO_BATCH)):
-        actions.append(Action(f"verify/-/{n}", API_INFO, None, batch))
-    return actions
-
-
-def ledger_actions(change: LedgerWrite) -> list[Action]:
-    """A slot's calls: claimed before the creates it records (created holding them, and
-    subscribed by the inventory user), then rewritten after every account's work, or destroyed
-    when it is left holding nothing (as when every create it records is answered)."""
-    key = f"{change.kind}/{change.slot}"
-    actions = []
-    if change.add and change.exists:  # a plan of an older version: refused by apply
-        actions.append(Action(f"{key}/write", API_MODIFY, change))
-    elif change.add:
-        actions.append(Action(f"{key}/create", API_CREATE, change))
-        actions.append(Action(f"{key}/subscribe", API_ADD, change))
-    kept = change.before - change.drop
-    actions.append(Action(f"{key}/rewrite", API_MODIFY if kept else API_DESTROY, change))
+    laid_out = Schedule(changes)
+    actions = [action for change in changes for action in change.actions(laid_out)]
+    for kind in registered():
+        actions.extend(kind.closing_actions(changes))
     return actions
 
 
 def phase_of(action: Action) -> str:
     """The apply phase `action` runs in (DESIGN section 7): phases follow one another, and the
     calls of one phase run together. "ledger" is the slots rewritten after the accounts."""
-    change = action.change
-    if change is None:
-        return "verify"
-    if isinstance(change, ImportUsers | ImportInventoryUser):
-        return "users"
-    if isinstance(change, DestroyAccount):
-        return "destroy"
-    if isinstance(change, SetMassSpeed):
-        return "mass speed"
-    if isinstance(change, LedgerWrite) and action.id.endswith("/rewrite"):
-        return "ledger"
-    return "accounts"
+    return "verify" if action.change is None else action.change.apply_phase(action)
 
 
 def cost_of(actions: Iterable[Action], limits: Limits, read_calls: Mapping[str, int]) -> Cost:
@@ -315,7 +199,7 @@ def cost_of(actions: Iterable[Action], limits: Limits, read_calls: Mapping[str, 
         per_phase[key] = per_phase.get(key, 0) + 1
     phases: dict[str, float] = {}
     for (phase, api), n in per_phase.items():
-        took = n / min(limits.calls_per_second, VENDOR_RATE.get(api, DEFAULT_VENDOR_RATE))
+        took = n / min(limits.calls_per_second, vendor_rate(api))
         phases[phase] = max(phases.get(phase, 0.0), took)
     return Cost(calls, limits.calls_per_second, sum(phases.values()), dict(read_calls))
 
@@ -330,6 +214,9 @@ def desired_digest(desired: DesiredState) -> str:
     hasher.update(
         f"massSpeed {json.dumps(None if speed is None else [speed.name, speed.speed])}\n".encode()
     )
+    for kind in registered():  # the kinds with desired records of their own
+        if kind.digest is not None:
+            hasher.update(f"{kind.name} {kind.digest(desired)}\n".encode())
     return "sha256:" + hasher.hexdigest()
 
 
@@ -348,8 +235,9 @@ class Plan:
     """An ordered, batched, costed plan, pinned by digests so that a stale plan is refused."""
 
     target: TargetIdentity
-    #: every change, notices and problems included, sorted once in the DESIGN order
+    #: every change, sorted once in the DESIGN order
     changes: tuple[Change, ...]
+    #: the vendor calls apply makes, in order (`schedule`)
     actions: tuple[Action, ...]
     cost: Cost
     #: violations of the configured thresholds, with no override (shown in the plan)
@@ -363,26 +251,22 @@ class Plan:
     #: the reconciler.yaml the plan was made with (None: none, or not recorded); a saved plan is
     #: applied with it unless `--config` names another or the current directory holds one
     config_path: str | None = None
+    notices: tuple[Notice, ...] = ()
+    problems: tuple[PlanProblem, ...] = ()
 
-    @property
-    def problems(self) -> list[PlanProblem]:
-        return [c for c in self.changes if isinstance(c, PlanProblem)]
-
-    @property
-    def notices(self) -> list[Notice]:
-        return [c for c in self.changes if isinstance(c, Notice)]
+    def findings(self) -> list[Change | Notice | PlanProblem]:
+        """Problems, changes and notices, in the order a plan lists them."""
+        return [*self.problems, *self.changes, *self.notices]
 
     @property
     def resource_changes(self) -> list[Change]:
-        """Changes the users of the live system see (bookkeeping, notices, problems left out)."""
-        return [
-            c for c in self.changes if c.kind in ACTION_KINDS and c.kind not in BOOKKEEPING_KINDS
-        ]
+        """Changes the users of the live system see (bookkeeping left out)."""
+        return [c for c in self.changes if not c.bookkeeping]
 
     @property
     def has_changes(self) -> bool:
         """True when apply has anything to do (bookkeeping included); False means "No changes."."""
-        return any(c.kind in ACTION_KINDS for c in self.changes)
+        return bool(self.changes)
 
     def exit_code(self, *, detailed: bool = False) -> int:
         """Exit status: 1 with problems; with `--detailed-exitcode` 2 when it has changes."""
@@ -392,45 +276,14 @@ class Plan:
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = {
-            "adopt": 0,
-            "create": 0,
-            "modify": 0,
-            "destroy": 0,
-            "importUsers": 0,
-            "subscribersAdded": 0,
-            "subscribersRemoved": 0,
-            "subscriberProfiles": 0,
-            "massSpeed": 0,
-            "records": 0,
-        }
-        for c in self.changes:
-            if isinstance(c, Record):
-                counts["records"] += 1
-                counts["adopt"] += c.adopt
-            elif isinstance(c, AdoptOrphan):
-                counts["adopt"] += 1
-            elif isinstance(c, CreateAccount):
-                counts["create"] += 1
-            elif isinstance(c, ModifyAccount):
-                counts["modify"] += 1
-            elif isinstance(c, DestroyAccount):
-                counts["destroy"] += 1
-            elif isinstance(c, ImportUsers):
-                counts["importUsers"] += len(c.users)
-            elif isinstance(c, AddSubscribers):
-                counts["subscribersAdded"] += len(c.users)
-            elif isinstance(c, RemoveSubscribers):
-                counts["subscribersRemoved"] += len(c.users)
-            elif isinstance(c, SetSubscriberProfiles):
-                counts["subscriberProfiles"] += len(c.profiles)
-            elif isinstance(c, SetMassSpeed):
-                counts["massSpeed"] += 1
+        counts = summary_keys()
+        for change in self.changes:
+            change.count(counts)
         return counts
 
 
-def make_plan(
-    changes: Iterable[Change],
+def assemble_plan(
+    found: Diff,
     *,
     target: TargetIdentity,
     desired_digest: str,
@@ -442,15 +295,14 @@ def make_plan(
     read_calls: Mapping[str, int] | None = None,
     config_path: str | None = None,
 ) -> Plan:
-    """Assemble a plan from changes and what was read; also how a saved plan is rebuilt."""
-    ordered = tuple(sorted(changes, key=lambda c: c.sort_key))
-    actions = tuple(actions_for(ordered))
+    """A plan from a diff and the digests of what was read: how a saved plan is rebuilt too."""
+    actions = tuple(schedule(found.changes))
     return Plan(
         target=target,
-        changes=ordered,
+        changes=found.changes,
         actions=actions,
         cost=cost_of(actions, limits, read_calls or {}),
-        violations=tuple(evaluate_safety(ordered, safety)),
+        violations=tuple(evaluate_safety(found.changes, safety)),
         desired_digest=desired_digest,
         fingerprints=dict(fingerprints),
         live_mass_speed=live_mass_speed,
@@ -458,11 +310,13 @@ def make_plan(
         safety=safety,
         prune=prune,
         config_path=config_path,
+        notices=found.notices,
+        problems=found.problems,
     )
 
 
-def build_plan(
-    changes: Iterable[Change],
+def plan_from_read(
+    found: Diff,
     *,
     desired: DesiredState,
     live: LiveState,
@@ -471,9 +325,9 @@ def build_plan(
     safety: Safety | None = None,
     prune: bool = False,
 ) -> Plan:
-    """The plan for `changes = diff(desired, live, ...)`."""
-    return make_plan(
-        changes,
+    """The plan for `found = diff(desired, live, ...)`: digests and fingerprints from the two."""
+    return assemble_plan(
+        found,
         target=target,
         desired_digest=desired_digest(desired),
         fingerprints=fingerprints(desired, live),

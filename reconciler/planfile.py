@@ -16,19 +16,25 @@ them outside reconciler.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+import operator
 from pathlib import Path
 from typing import Any, Final
 
-from reconciler.changes import LedgerWrite, change_from_data
+import msgspec
+
+from reconciler.changes import Finding, Wire
 from reconciler.config import Limits, Safety
+from reconciler.diff import Diff
 from reconciler.digest import canonical_json, json_digest
 from reconciler.errors import StalePlanError
+from reconciler.kinds import wire_types
+from reconciler.kinds.inventory import stale_slots
 from reconciler.live import LiveState
 from reconciler.load import FileRefused, FileTooLarge, read_regular
 from reconciler.model import DesiredState
-from reconciler.plan import Fingerprint, Plan, TargetIdentity, desired_digest, make_plan
+from reconciler.plan import Fingerprint, Plan, TargetIdentity, assemble_plan, desired_digest
 
 PLAN_FILE_VERSION: Final = 1
 PLAN_FILE_KIND: Final = "ReconcilerPlan"
@@ -61,30 +67,85 @@ def _too_large(source: str, size: int) -> str:
     )
 
 
+class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class TargetData(_Struct, frozen=True):
+    """The plan file's form of a target record."""
+
+    type: str
+    name: str
+    sdkappid: int | None = None
+    endpoint: str | None = None
+    appid: str | None = None
+    path: str | None = None
+
+
+class FingerprintData(_Struct, frozen=True):
+    """The plan file's form of a fingerprint record."""
+
+    profile: str
+    subscriberCount: int
+    members: str | None
+
+
+class LimitsData(_Struct, frozen=True):
+    """The plan file's form of a limits record."""
+
+    callsPerSecond: float
+    concurrency: int
+
+
+class SafetyData(_Struct, frozen=True):
+    """The plan file's form of a safety record."""
+
+    maxDestroys: int
+    maxSubscriberRemovals: int
+    maxSubscriberRemovalPercent: float
+
+
+class PlanBody(_Struct, frozen=True):
+    """Everything a saved plan holds; `changes` are decoded on their own (tagged union)."""
+
+    target: TargetData
+    desiredDigest: str
+    fingerprints: dict[str, FingerprintData | None]
+    liveMassSpeed: int | None
+    limits: LimitsData
+    safety: SafetyData
+    prune: bool
+    readCalls: dict[str, int]
+    changes: list[dict[str, Any]]
+    actionIds: list[str]
+    configPath: str | None = None
+
+
 def plan_body(plan: Plan) -> dict[str, Any]:
-    """Everything a saved plan holds, as JSON data."""
-    return {
-        "target": plan.target.data,
-        "desiredDigest": plan.desired_digest,
-        "fingerprints": {
-            k: (None if v is None else v.data) for k, v in sorted(plan.fingerprints.items())
+    """Everything a saved plan holds, as JSON data (changes, notices and problems in one list)."""
+    t = plan.target
+    body = PlanBody(
+        target=TargetData(t.type, t.name, t.sdkappid, t.endpoint, t.appid, t.path),
+        desiredDigest=plan.desired_digest,
+        fingerprints={
+            k: None if v is None else FingerprintData(v.profile, v.subscriber_count, v.members)
+            for k, v in sorted(plan.fingerprints.items())
         },
-        "liveMassSpeed": plan.live_mass_speed,
-        "limits": {
-            "callsPerSecond": plan.limits.calls_per_second,
-            "concurrency": plan.limits.concurrency,
-        },
-        "safety": {
-            "maxDestroys": plan.safety.max_destroys,
-            "maxSubscriberRemovals": plan.safety.max_subscriber_removals,
-            "maxSubscriberRemovalPercent": plan.safety.max_subscriber_removal_percent,
-        },
-        "prune": plan.prune,
-        "configPath": plan.config_path,
-        "readCalls": dict(sorted(plan.cost.read_calls.items())),
-        "changes": [c.data for c in plan.changes],
-        "actionIds": [a.id for a in plan.actions],
-    }
+        liveMassSpeed=plan.live_mass_speed,
+        limits=LimitsData(plan.limits.calls_per_second, plan.limits.concurrency),
+        safety=SafetyData(
+            plan.safety.max_destroys,
+            plan.safety.max_subscriber_removals,
+            plan.safety.max_subscriber_removal_percent,
+        ),
+        prune=plan.prune,
+        configPath=plan.config_path,
+        readCalls=dict(sorted(plan.cost.read_calls.items())),
+        changes=[c.data for c in sorted(plan.findings(), key=lambda c: c.sort_key)],
+        actionIds=[a.id for a in plan.actions],
+    )
+    data: dict[str, Any] = msgspec.to_builtins(body)
+    return data
 
 
 def dump_plan(plan: Plan) -> str:
@@ -97,6 +158,12 @@ def dump_plan(plan: Plan) -> str:
         "integrity": json_digest(body),
     }
     return canonical_json(document) + "\n"
+
+
+def _made_by(version: object) -> str:
+    if type(version) is not int:  # `true` and `1.0` equal 1
+        return "an unknown version of reconciler"
+    return "an older version of reconciler" if version < PLAN_FILE_VERSION else "a newer version"
 
 
 def load_plan(text: str, *, source: str = "plan file") -> Plan:
@@ -112,10 +179,10 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
     if not isinstance(document, dict) or document.get("kind") != PLAN_FILE_KIND:
         raise StalePlanError(f"{source} is not a reconciler plan file")
     version = document.get("formatVersion")
-    if type(version) is not int or version != PLAN_FILE_VERSION:  # `true` and `1.0` equal 1
+    if type(version) is not int or version != PLAN_FILE_VERSION:
         raise StalePlanError(
-            f"{source} has plan format {version!r}; this reconciler reads"
-            f" format {PLAN_FILE_VERSION}: make the plan again with this version"
+            f"{source} has plan format {version!r}, made by {_made_by(version)}; this reconciler"
+            f" reads format {PLAN_FILE_VERSION}: make the plan again with this version"
         )
     body = document.get("body")
     if not isinstance(body, dict) or document.get("integrity") != json_digest(body):
@@ -124,16 +191,8 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
             " make the plan again"
         )
     try:
-        plan = _plan_from_body(body)
-    except (
-        KeyError,
-        TypeError,
-        ValueError,
-        AttributeError,
-        IndexError,
-        ArithmeticError,  # int(inf) (JSON's Infinity, 1e999), a rate of 0 in the cost
-        RecursionError,
-    ) as exc:
+        plan = _plan_from_body(msgspec.convert(body, PlanBody))
+    except (ValueError, RecursionError) as exc:  # msgspec.ValidationError is a ValueError
         raise StalePlanError(f"{source} is not a valid reconciler plan: {exc!r}") from exc
     if [a.id for a in plan.actions] != body.get("actionIds"):
         raise StalePlanError(
@@ -142,26 +201,38 @@ def load_plan(text: str, *, source: str = "plan file") -> Plan:
     return plan
 
 
-def _plan_from_body(body: Mapping[str, Any]) -> Plan:
-    limits, safety = body["limits"], body["safety"]
-    return make_plan(
-        [change_from_data(c) for c in body["changes"]],
-        target=TargetIdentity.from_data(body["target"]),
-        desired_digest=str(body["desiredDigest"]),
+def decode_change(data: Any) -> Finding:
+    """A change, notice or problem from its full `.data` form; ValueError when it is not one."""
+    wire: Wire = msgspec.convert(data, _union(wire_types()))
+    return wire.change()
+
+
+@functools.cache
+def _union(types: tuple[type[Wire], ...]) -> Any:
+    """Any change, notice or problem as the file holds it: msgspec picks the Struct by `type`."""
+    return functools.reduce(operator.or_, types)
+
+
+def _plan_from_body(body: PlanBody) -> Plan:
+    t, limits, safety = body.target, body.limits, body.safety
+    return assemble_plan(
+        Diff.of(decode_change(c) for c in body.changes),
+        target=TargetIdentity(t.type, t.name, t.sdkappid, t.endpoint, t.appid, t.path),
+        desired_digest=body.desiredDigest,
         fingerprints={
-            str(k): (None if v is None else Fingerprint.from_data(v))
-            for k, v in body["fingerprints"].items()
+            k: None if v is None else Fingerprint(v.profile, v.subscriberCount, v.members)
+            for k, v in body.fingerprints.items()
         },
-        live_mass_speed=None if body["liveMassSpeed"] is None else int(body["liveMassSpeed"]),
-        limits=Limits(float(limits["callsPerSecond"]), int(limits["concurrency"])),
+        live_mass_speed=body.liveMassSpeed,
+        limits=Limits(float(limits.callsPerSecond), limits.concurrency),
         safety=Safety(
-            int(safety["maxDestroys"]),
-            int(safety["maxSubscriberRemovals"]),
-            float(safety["maxSubscriberRemovalPercent"]),
+            safety.maxDestroys,
+            safety.maxSubscriberRemovals,
+            float(safety.maxSubscriberRemovalPercent),
         ),
-        prune=bool(body["prune"]),
-        read_calls={str(k): int(v) for k, v in body["readCalls"].items()},
-        config_path=None if body.get("configPath") is None else str(body["configPath"]),
+        prune=body.prune,
+        read_calls=body.readCalls,
+        config_path=body.configPath,
     )
 
 
@@ -173,19 +244,6 @@ def stale_accounts(plan: Plan, live: LiveState) -> list[str]:
         current = None if now is None else Fingerprint.of(now)
         if current != saved:
             changed.append(account_id)
-    return changed
-
-
-def stale_slots(plan: Plan, live: LiveState) -> list[int]:
-    """Ledger slots the plan writes whose existence or content changed since it was made: its
-    writes are computed from what it read, and would drop what another run recorded since."""
-    changed = []
-    for change in plan.changes:
-        if isinstance(change, LedgerWrite):
-            slot = live.ledger.slots.get(change.slot)
-            now = (slot is not None, slot.ids if slot is not None else frozenset())
-            if now != (change.exists, change.before):
-                changed.append(change.slot)
     return changed
 
 
@@ -212,7 +270,7 @@ def check_fresh(
             f" and {len(changed) - 20} more" if len(changed) > 20 else ""
         )
         reasons.append(f"{len(changed)} account(s) changed since the plan was made: {shown}")
-    slots = stale_slots(plan, live)
+    slots = stale_slots(plan.changes, live)
     if slots:
         reasons.append(
             "the inventory ledger changed since the plan was made (slot"

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator,
 from typing import Final
 
 from reconciler.errors import ReconcilerError
+from reconciler.kinds import registered
 from reconciler.ledger import Ledger, Slot, expired, read_slot, slot_index
 from reconciler.live import LiveAccount, LiveState
 from reconciler.model import DesiredState
@@ -247,6 +248,11 @@ async def _read_live(
     checked = await im.check_accounts(sorted(unknown)) if unknown else {}
     existing = (needed - unknown) | {user for user, imported in checked.items() if imported}
 
+    records: list[object] = []
+    for kind in registered():  # the kinds that read a live state of their own
+        if kind.read is not None:
+            records.extend(await kind.read(desired, im, mass))
+
     read_calls = Counter(im.calls) - before
     if mass is not None:
         read_calls += Counter(mass.calls) - mass_before
@@ -258,6 +264,7 @@ async def _read_live(
         mass_speed=speed_task.result(),
         read_calls=dict(read_calls),
         ledger=Ledger(slots, frozenset(missing)),
+        records=tuple(records),
     )
 
 

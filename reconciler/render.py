@@ -10,30 +10,20 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from reconciler.changes import (
-    AddSubscribers,
-    AdoptOrphan,
+    PHASE_CREATE,
     Change,
-    CreateAccount,
-    DestroyAccount,
-    ImportUsers,
-    LedgerWrite,
-    ModifyAccount,
-    Notice,
-    PlanProblem,
-    ProfileChange,
-    Record,
-    RemoveSubscribers,
-    SetMassSpeed,
-    SetSubscriberProfiles,
-    first_ids,
+    by_account,
     plural,
+    show_ids,
+    show_value,
 )
-from reconciler.digest import members_digest
 from reconciler.drift import DriftItem, DriftReport, IgnoreEntry
+from reconciler.kinds import registered
+from reconciler.kinds.inventory import ledger_line
 from reconciler.plan import BLIND_SPOT, Plan
 
 FORMAT_VERSION: Final = 1
@@ -63,113 +53,41 @@ def _paint(text: str, key: str, color: bool) -> str:
 
 
 def _value(value: object) -> str:
-    return "(unset)" if value is None else json.dumps(value, ensure_ascii=False)
+    return show_value(value)
 
 
 def _ids(users: frozenset[str], n: int = FIRST_IDS) -> str:
-    shown = ", ".join(first_ids(users, n))
-    return shown + (f", … ({len(users) - n:,} more)" if len(users) > n else "")
+    return show_ids(users, n)
 
 
-def _by_account(plan: Plan) -> dict[str, list[Change]]:
-    groups: dict[str, list[Change]] = {}
-    for change in plan.changes:
-        if change.account and not isinstance(change, Notice | PlanProblem):
-            groups.setdefault(change.account, []).append(change)
-    return dict(sorted(groups.items()))
+def _by_account(plan: Plan) -> Mapping[str, list[Change]]:
+    return by_account(plan.changes)
 
 
 def _headline(changes: Sequence[Change]) -> tuple[str, str] | None:
     """The account's symbol and verb, or None when only its inventory record changes."""
-    if any(isinstance(c, CreateAccount) for c in changes):
-        return "+", "will be created"
-    if any(isinstance(c, DestroyAccount) for c in changes):
-        return "-", "will be destroyed"
-    if any(isinstance(c, AdoptOrphan) for c in changes):
-        return (
-            "<=",
-            "will be adopted into this repo's inventory"
-            " (created by an interrupted apply, no longer declared)",
-        )
-    if any(isinstance(c, Record) and c.adopt for c in changes):
-        return "<=", "will be adopted into this repo's inventory"
-    if any(not isinstance(c, Record) for c in changes):
-        return "~", "will be updated in place"
-    return None
-
-
-def _profile_lines(profiles: Sequence[ProfileChange], limit: int | None) -> list[str]:
-    shown = profiles if limit is None else profiles[:limit]
-    lines = [
-        f"{p.user}: {_value(p.new)}"
-        if p.old is None
-        else f"{p.user}: {_value(p.old)} → {_value(p.new)}"
-        for p in shown
-    ]
-    if len(shown) < len(profiles):
-        lines.append(f"… ({len(profiles) - len(shown):,} more)")
-    return lines
+    heads = [h for h in (c.headline() for c in changes) if h is not None]
+    if not heads:
+        return None
+    _, symbol, verb = min(heads)
+    return symbol, verb
 
 
 def _detail_lines(changes: Sequence[Change], *, show_all: bool) -> list[tuple[str, str]]:
     """(symbol, text) lines describing one account's changes."""
-    lines: list[tuple[str, str]] = []
-    limit = None if show_all else FIRST_IDS
-    for c in changes:
-        if isinstance(c, CreateAccount):
-            lines.append(("+", f"owner: {_value(c.owner)}"))
-            lines.extend(("+", f"{f.value}: {_value(v)}") for f, v in c.profile)
-        elif isinstance(c, ModifyAccount):
-            for f in c.fields:
-                note = " (removed from the manifest)" if f.cleared else ""
-                symbol = "-" if f.cleared else "~"
-                lines.append((symbol, f"{f.field.value}: {_value(f.old)} → {_value(f.new)}{note}"))
-        elif isinstance(c, AddSubscribers | RemoveSubscribers):
-            if isinstance(c, AddSubscribers):
-                symbol, text = "+", f"subscribers: {len(c.users):,} to add"
-            else:
-                symbol, text = "-", f"subscribers: {len(c.users):,} to remove, {c.reason}"
-            if show_all:
-                lines.append((symbol, text))
-                lines.extend((symbol, f"  {u}") for u in sorted(c.users))
-            else:
-                lines.append((symbol, f"{text}: {_ids(c.users)}"))
-                if len(c.users) > FIRST_IDS:
-                    lines.append((" ", f"  all {len(c.users):,}: {members_digest(c.users)}"))
-        elif isinstance(c, SetSubscriberProfiles):
-            lines.append(("~", f"subscriber profiles: {len(c.profiles):,} to set"))
-            lines.extend(("~", f"  {line}") for line in _profile_lines(c.profiles, limit))
-        elif isinstance(c, DestroyAccount):
-            lines.append(
-                ("-", f"owner: {_value(c.owner)}, {plural(c.subscriber_count, 'subscriber')}")
-            )
-        elif isinstance(c, AdoptOrphan):
-            lines.append(
-                (
-                    " ",
-                    f"owner: {_value(c.owner)}, {plural(c.subscriber_count, 'subscriber')};"
-                    " `--prune` destroys it instead",
-                )
-            )
-    return lines
+    return [line for c in changes for line in c.detail_lines(show_all=show_all, first=FIRST_IDS)]
+
+
+def _blocks(plan: Plan, *, before_accounts: bool) -> list[Change]:
+    """The changes of no account, shown as their own blocks before or after the accounts."""
+    return [
+        c for c in plan.changes if not c.account and (c.phase < PHASE_CREATE) == before_accounts
+    ]
 
 
 def _summary_line(plan: Plan) -> str:
     s = plan.summary
-    parts = [
-        f"Plan: {s['create']} to create, {s['modify']} to modify, {s['destroy']} to destroy,"
-        f" {s['adopt']} to adopt"
-    ]
-    if s["subscribersAdded"] or s["subscribersRemoved"]:
-        parts.append(
-            f"subscribers: {s['subscribersAdded']:,} to add, {s['subscribersRemoved']:,} to remove"
-        )
-    if s["subscriberProfiles"]:
-        parts.append(f"{plural(s['subscriberProfiles'], 'subscriber profile')} to set")
-    if s["importUsers"]:
-        parts.append(f"{plural(s['importUsers'], 'user')} to import")
-    if s["massSpeed"]:
-        parts.append("mass speed to set")
+    parts = [part for kind in registered() for part in kind.summary_text(s)]
     return "; ".join(parts) + "."
 
 
@@ -187,18 +105,7 @@ def _records_line(plan: Plan) -> str | None:
 
 
 def _ledger_line(plan: Plan) -> str | None:
-    writes = [c for c in plan.changes if isinstance(c, LedgerWrite)]
-    if not writes:
-        return None
-    creates = sum(len(w.add) for w in writes)
-    used = sum(1 for w in writes if w.add)
-    text = "Inventory ledger (bookkeeping): "
-    if creates:
-        they = "it is" if creates == 1 else "they are"
-        text += (
-            f"{plural(creates, 'create')} recorded in {plural(used, 'slot')} before {they} sent; "
-        )
-    return text + f"{plural(len(writes), 'slot')} cleared after."
+    return ledger_line(plan.changes)
 
 
 def _safety_lines(plan: Plan) -> list[str]:
@@ -207,6 +114,16 @@ def _safety_lines(plan: Plan) -> list[str]:
     lines = [f"Safety: apply will refuse this plan unless overridden ({len(plan.violations)}):"]
     lines.extend(f"  {v}" for v in plan.violations)
     return lines
+
+
+def _block_lines(changes: Sequence[Change], color: bool, show_all: bool) -> list[str]:
+    out: list[str] = []
+    for change in changes:
+        lines = change.block(show_all=show_all, first=FIRST_IDS)
+        if lines:
+            out.extend(text if key == " " else _paint(text, key, color) for key, text in lines)
+            out.append("")
+    return out
 
 
 def render_text(plan: Plan, *, color: bool = False, show_all: bool = False) -> str:
@@ -222,12 +139,7 @@ def render_text(plan: Plan, *, color: bool = False, show_all: bool = False) -> s
         )
         out.extend(f"  {p}" for p in plan.problems)
         out.append("")
-    for change in plan.changes:
-        if isinstance(change, ImportUsers):
-            out.append(_paint(f"+ users to import: {len(change.users):,}", "+", color))
-            ids = sorted(change.users) if show_all else None
-            out.extend([f"    {u}" for u in ids] if ids else [f"    {_ids(change.users)}"])
-            out.append("")
+    out.extend(_block_lines(_blocks(plan, before_accounts=True), color, show_all))
     for account, changes in _by_account(plan).items():
         head = _headline(changes)
         if head is None:
@@ -237,10 +149,7 @@ def render_text(plan: Plan, *, color: bool = False, show_all: bool = False) -> s
         for sym, text in _detail_lines(changes, show_all=show_all):
             out.append(("    " + text) if sym == " " else _paint(f"    {sym} {text}", sym, color))
         out.append("")
-    for change in plan.changes:
-        if isinstance(change, SetMassSpeed):
-            line = f"~ mass speed {change.name}: {_value(change.old)} → {change.new}"
-            out.extend([_paint(line, "~", color), ""])
+    out.extend(_block_lines(_blocks(plan, before_accounts=False), color, show_all))
     if plan.notices:
         out.append("Notices:")
         out.extend(f"  {n.account_id}: {n.message}" for n in plan.notices)
@@ -320,28 +229,13 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
         )
     head += ["#### " + _headline_text(plan), ""]
     if plan.resource_changes:
-        rows = [
-            ("accounts to create", s["create"]),
-            ("accounts to modify", s["modify"]),
-            ("accounts to destroy", s["destroy"]),
-            ("accounts to adopt", s["adopt"]),
-            ("subscribers to add", s["subscribersAdded"]),
-            ("subscribers to remove", s["subscribersRemoved"]),
-            ("subscriber profiles to set", s["subscriberProfiles"]),
-            ("users to import", s["importUsers"]),
-            ("mass speed", s["massSpeed"]),
-        ]
+        rows = [row for kind in registered() for row in kind.summary_rows(s)]
         head += ["| change | count |", "| --- | ---: |"]
         head += [f"| {name} | {n:,} |" for name, n in rows]
         head.append("")
     for change in plan.changes:
-        if isinstance(change, ImportUsers):
-            head += [
-                f"Users to import ({len(change.users):,}): {_esc(_ids(change.users))}",
-                "",
-            ]
-        if isinstance(change, SetMassSpeed):
-            head += [f"Mass speed `{change.name}`: {_value(change.old)} → {change.new}", ""]
+        if not change.account:
+            head += change.markdown(first=FIRST_IDS)
     tail = []
     if plan.notices:
         tail += _md_list("**Notices:**", [f"{n.account_id}: {n.message}" for n in plan.notices])
@@ -389,7 +283,7 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
 def plan_data(plan: Plan, *, show_all: bool = False) -> dict[str, Any]:
     """The plan as JSON data: memberships summarised (count, first ids, digest) unless show_all."""
 
-    def form(c: Change) -> dict[str, Any]:
+    def form(c: Change) -> dict[str, Any]:  # every id, or memberships summarised
         return c.data if show_all else c.summary_data(first=FIRST_IDS)
 
     return {
@@ -398,7 +292,7 @@ def plan_data(plan: Plan, *, show_all: bool = False) -> dict[str, Any]:
         "targetLine": plan.target.describe(),
         "hasChanges": plan.has_changes,
         "summary": plan.summary,
-        "changes": [form(c) for c in plan.changes if not isinstance(c, Notice | PlanProblem)],
+        "changes": [form(c) for c in plan.changes],
         "notices": [n.summary_data() for n in plan.notices],
         "errors": [p.summary_data() for p in plan.problems],
         "safety": {"violations": [v.data for v in plan.violations]},
@@ -421,12 +315,8 @@ def members_ndjson(plan: Plan) -> Iterator[str]:
     """Every subscriber add and removal for `--members-out FILE`: one JSON object per item,
     without the line break (the writer adds it)."""
     for change in plan.changes:
-        if isinstance(change, AddSubscribers | RemoveSubscribers):
-            op = "add" if isinstance(change, AddSubscribers) else "remove"
-            for user in sorted(change.users):
-                yield json.dumps(
-                    {"account": change.account_id, "op": op, "subscriber": user}, sort_keys=True
-                )
+        for account, op, user in change.member_items():
+            yield json.dumps({"account": account, "op": op, "subscriber": user}, sort_keys=True)
 
 
 # -- drift -------------------------------------------------------------------------------------

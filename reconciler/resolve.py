@@ -67,6 +67,8 @@ _USERID = re.compile(r"[\x21-\x7e]{1,32}")
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 #: A member file with nothing but UserIDs (without '#'), whole-line comments and blank lines.
 _CLEAN_FILE = re.compile(r"(?:(?:[\x21\x22\x24-\x7e]{1,32}|#[^\n]*|)\n)*")
+#: The kinds this module resolves itself; any other resolves through its `Kind.resolve`.
+_OWN_KINDS: Final = frozenset({"OfficialAccount", "SubscriberSet", "UserAccounts", "MassSpeed"})
 #: Invalid lines reported per member file before the rest are summarised in one line.
 MAX_FILE_PROBLEMS: Final = 20
 
@@ -229,6 +231,7 @@ class Resolver:
                     accounts[account.id] = account
             elif entry.kind == "UserAccounts":
                 users |= self._users(entry)
+        records = self._kind_records([e for e in named if e.valid and e.kind not in _OWN_KINDS])
         problems = self._sink.problems
         if problems or broken or not self._complete:
             return None, problems
@@ -241,8 +244,25 @@ class Resolver:
             users=frozenset(users),
             mass_speed=mass_speed,
             documents=len(valid) + len(broken),
+            records=tuple(records),
         )
         return state, []
+
+    def _kind_records(self, entries: list[_Named]) -> list[object]:
+        """The records of the kinds that resolve their own documents (`Kind.resolve`)."""
+        if not entries:
+            return []
+        # imported only here: `reconciler validate` of the first kinds never loads the vendor
+        # clients that the registry's modules use
+        from reconciler.kinds import registered
+
+        records: list[object] = []
+        for kind in registered():
+            if kind.resolve is not None:
+                found, problems = kind.resolve([e.doc for e in entries if e.kind == kind.name])
+                records.extend(found)
+                self._sink.problems.extend(problems)
+        return records
 
     # -- identity and duplicates --------------------------------------------------------------
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler.changes import Change, DestroyAccount, RemoveSubscribers, plural
+from reconciler.changes import Change, plural
 from reconciler.config import Safety
 from reconciler.errors import UnsafePlanError
+from reconciler.kinds.official_account import destroys_and_removals
 
 TOTAL = "total"
 
@@ -66,8 +67,7 @@ def evaluate_safety(
     The total removal percentage is taken over the accounts that lose subscribers (the
     conservative reading: removing 5% of one account is never diluted by untouched accounts).
     """
-    destroys = [c for c in changes if isinstance(c, DestroyAccount)]
-    removals = [c for c in changes if isinstance(c, RemoveSubscribers)]
+    destroys, removals = destroys_and_removals(changes)
     violations = [Violation("protect", d.account_id, 1, 0, "") for d in destroys if d.protected]
     if force:
         return violations

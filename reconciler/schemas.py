@@ -20,10 +20,10 @@ from reconciler.errors import Problem
 from reconciler.load import Node, format_path, key_position_of, locate, shown, type_name
 from reconciler.model import Position
 
-#: The manifest kinds, each with `schemas/<kind>.schema.json`.
-KINDS: Final = ("MassSpeed", "OfficialAccount", "SubscriberSet", "UserAccounts")
 #: The schema of `reconciler.yaml`.
 CONFIG_SCHEMA: Final = "reconciler"
+#: Schemas that are not a manifest kind's: the config, any document, the plan's JSON.
+NOT_KINDS: Final = frozenset({CONFIG_SCHEMA, "manifest", "plan"})
 
 
 def schema_dir() -> Path:
@@ -33,6 +33,15 @@ def schema_dir() -> Path:
     if (shipped / "OfficialAccount.schema.json").is_file():
         return shipped
     return package.parent / "schemas"
+
+
+def _kinds() -> tuple[str, ...]:
+    names = (path.name.removesuffix(".schema.json") for path in schema_dir().glob("*.schema.json"))
+    return tuple(sorted(name for name in names if name not in NOT_KINDS))
+
+
+#: The manifest kinds: every `schemas/<Kind>.schema.json` (a new kind's schema registers it).
+KINDS: Final = _kinds()
 
 
 @cache

@@ -16,21 +16,21 @@ from typing import TypeVar
 
 import httpx
 
-from reconciler.changes import (
+from reconciler.changes import Change
+from reconciler.config import SandboxTarget, TencentTarget, WeChatCredentials
+from reconciler.diff import diff
+from reconciler.kinds.inventory import ImportInventoryUser
+from reconciler.kinds.mass_speed import SetMassSpeed
+from reconciler.kinds.official_account import (
     AddSubscribers,
-    Change,
     CreateAccount,
     DestroyAccount,
-    ImportInventoryUser,
-    ImportUsers,
     ModifyAccount,
     Record,
     RemoveSubscribers,
-    SetMassSpeed,
     SetSubscriberProfiles,
 )
-from reconciler.config import SandboxTarget, TencentTarget, WeChatCredentials
-from reconciler.diff import diff
+from reconciler.kinds.user_accounts import ImportUsers
 from reconciler.live import LiveAccount, LiveState
 from reconciler.model import (
     Account,
@@ -43,7 +43,7 @@ from reconciler.model import (
     Subscribers,
     canonical_account_id,
 )
-from reconciler.plan import Plan, TargetIdentity, build_plan
+from reconciler.plan import Plan, TargetIdentity, plan_from_read
 from reconciler.providers import Pacer, TencentClient, WeChatClient
 from reconciler.read import read_live
 from reconciler.record import decode_record, encode_record, record_for
@@ -271,7 +271,7 @@ async def plan_on(
     """read → diff → plan, the way `reconciler plan` runs them."""
     state = await read_live(d, im, inventory_user=INVENTORY, mass=wx)
     changes = diff(d, state, prune=prune, inventory_user=INVENTORY)
-    return build_plan(changes, desired=d, live=state, target=SANDBOX, prune=prune)
+    return plan_from_read(changes, desired=d, live=state, target=SANDBOX, prune=prune)
 
 
 async def execute(plan: Plan, im: TencentClient, wx: WeChatClient) -> None:

@@ -9,25 +9,26 @@ from pathlib import Path
 import httpx
 
 from reconciler.apply import GLOBAL, ApplyResult, apply_plan, render_result
-from reconciler.changes import (
+from reconciler.changes import Change
+from reconciler.config import Limits, Safety, SandboxTarget
+from reconciler.connect import Providers, connect
+from reconciler.diff import Diff
+from reconciler.kinds.inventory import LedgerWrite
+from reconciler.kinds.mass_speed import SetMassSpeed
+from reconciler.kinds.official_account import (
     AddSubscribers,
-    Change,
     CreateAccount,
     DestroyAccount,
     FieldChange,
-    ImportUsers,
-    LedgerWrite,
     ModifyAccount,
     ProfileChange,
     Record,
-    SetMassSpeed,
     SetSubscriberProfiles,
 )
-from reconciler.config import Limits, Safety, SandboxTarget
-from reconciler.connect import Providers, connect
+from reconciler.kinds.user_accounts import ImportUsers
 from reconciler.ledger import slot_id
 from reconciler.model import ProfileField
-from reconciler.plan import Fingerprint, TargetIdentity, make_plan
+from reconciler.plan import Fingerprint, TargetIdentity, assemble_plan
 from reconciler.record import LastApplied
 from reconciler.sandbox.client import SandboxClient
 from reconciler.sandbox.server import Sandbox, SandboxOptions
@@ -46,8 +47,8 @@ def run(
     verify_full: bool = False,
     inventory: str = INVENTORY,
 ) -> ApplyResult:
-    plan = make_plan(
-        changes,
+    plan = assemble_plan(
+        Diff.of(changes),
         target=TargetIdentity("sandbox", "sandbox", path=str(db)),
         desired_digest="sha256:x",
         fingerprints=fingerprints or {},

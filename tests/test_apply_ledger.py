@@ -14,19 +14,19 @@ from test_apply import INVENTORY, NAME, TOO_LONG, ledger_for, record, run, seed
 from test_e2e_common import Vendor, sandbox_options
 
 from reconciler.apply import LEDGER, ApplyResult, apply_plan, phase_totals, render_result
-from reconciler.changes import (
-    AddSubscribers,
-    AdoptOrphan,
-    Change,
-    CreateAccount,
-    DestroyAccount,
-    ImportInventoryUser,
-    ImportUsers,
-    LedgerWrite,
-    Record,
-)
+from reconciler.changes import Change
 from reconciler.config import Limits, Safety, SandboxTarget
 from reconciler.connect import connect
+from reconciler.diff import Diff
+from reconciler.kinds.inventory import ImportInventoryUser, LedgerWrite
+from reconciler.kinds.official_account import (
+    AddSubscribers,
+    AdoptOrphan,
+    CreateAccount,
+    DestroyAccount,
+    Record,
+)
+from reconciler.kinds.user_accounts import ImportUsers
 from reconciler.ledger import (
     SEND_WINDOW,
     SUBSCRIBE_WINDOW,
@@ -36,7 +36,7 @@ from reconciler.ledger import (
     slot_id,
 )
 from reconciler.model import ProfileField
-from reconciler.plan import Fingerprint, TargetIdentity, make_plan
+from reconciler.plan import Fingerprint, TargetIdentity, assemble_plan
 from reconciler.record import INTERRUPTED_RECORD, encode_record
 from reconciler.sandbox.server import Sandbox
 
@@ -304,8 +304,8 @@ def test_a_slot_of_another_inventory_is_refused(tmp_path: Path) -> None:
 
 
 def test_progress_shows_the_ledger_rewrite_as_its_own_phase() -> None:
-    plan = make_plan(
-        [ledger_for("@TOA#_new"), CreateAccount("@TOA#_new", "boss", ((NAME, "New"),))],
+    plan = assemble_plan(
+        Diff.of([ledger_for("@TOA#_new"), CreateAccount("@TOA#_new", "boss", ((NAME, "New"),))]),
         target=TargetIdentity("sandbox", "sandbox", path="x"),
         desired_digest="sha256:x",
         fingerprints={},
@@ -414,8 +414,8 @@ def test_an_orphan_is_not_adopted_without_the_inventory_user(tmp_path: Path) -> 
 
 def _run_with_clock(db: Path, changes: list[Change], times: list[float]) -> ApplyResult:
     """`run`, with this run's monotonic clock reading `times` in turn (then the last one)."""
-    plan = make_plan(
-        changes,
+    plan = assemble_plan(
+        Diff.of(changes),
         target=TargetIdentity("sandbox", "sandbox", path=str(db)),
         desired_digest="sha256:x",
         fingerprints={},

@@ -16,25 +16,22 @@ from plan_scenarios import (
     simulate_apply,
 )
 
-from reconciler.changes import (
+from reconciler.changes import Finding, Notice, PlanProblem
+from reconciler.diff import diff
+from reconciler.kinds.inventory import ImportInventoryUser, LedgerWrite
+from reconciler.kinds.mass_speed import SetMassSpeed
+from reconciler.kinds.official_account import (
     AddSubscribers,
-    Change,
     CreateAccount,
     DestroyAccount,
     FieldChange,
-    ImportInventoryUser,
-    ImportUsers,
-    LedgerWrite,
     ModifyAccount,
-    Notice,
-    PlanProblem,
     ProfileChange,
     Record,
     RemoveSubscribers,
-    SetMassSpeed,
     SetSubscriberProfiles,
 )
-from reconciler.diff import diff
+from reconciler.kinds.user_accounts import ImportUsers
 from reconciler.ledger import slot_id
 from reconciler.live import LiveState
 from reconciler.model import DesiredState, SubscriberPolicy
@@ -44,8 +41,8 @@ EXACT = SubscriberPolicy.EXACT
 SLOT0 = slot_id(INVENTORY, 0)
 
 
-def run(d: DesiredState, state: LiveState, *, prune: bool = False) -> list[Change]:
-    return diff(d, state, prune=prune, inventory_user=INVENTORY)
+def run(d: DesiredState, state: LiveState, *, prune: bool = False) -> list[Finding]:
+    return diff(d, state, prune=prune, inventory_user=INVENTORY).findings()
 
 
 def test_fresh_project_creates_everything_in_design_order() -> None:

@@ -21,8 +21,7 @@ from plan_scenarios import (
     simulate_apply,
 )
 
-from reconciler.changes import Change
-from reconciler.diff import diff
+from reconciler.diff import Diff, diff
 from reconciler.drift import DriftItem, DriftReport, IgnoreEntry, build_drift, parse_ignore
 from reconciler.errors import ConfigError
 from reconciler.live import LiveState
@@ -46,7 +45,7 @@ def applied() -> tuple[DesiredState, LiveState]:
     sports = account("sports", members=["alice", "carol"], policy=SubscriberPolicy.EXACT)
     d = desired(news, sports, users=["ops_admin", "alice", "bob", "carol"], speed=2)
     start = live(users=["ops_admin"])
-    state = simulate_apply(diff(d, start, prune=False, inventory_user=INVENTORY), start)
+    state = simulate_apply(diff(d, start, prune=False, inventory_user=INVENTORY).findings(), start)
     return d, state
 
 
@@ -69,7 +68,7 @@ def out_of_band(state: LiveState) -> LiveState:
     )
 
 
-def changes(d: DesiredState, state: LiveState) -> list[Change]:
+def changes(d: DesiredState, state: LiveState) -> Diff:
     return diff(d, state, prune=False, inventory_user=INVENTORY)
 
 

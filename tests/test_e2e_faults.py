@@ -42,7 +42,7 @@ from reconciler.apply import ApplyResult, apply_plan
 from reconciler.config import Safety, SandboxTarget
 from reconciler.connect import Providers
 from reconciler.diff import diff
-from reconciler.plan import TargetIdentity, build_plan
+from reconciler.plan import TargetIdentity, plan_from_read
 from reconciler.providers import Pacer, TencentClient
 from reconciler.read import read_live
 from reconciler.safety import check_safety
@@ -309,7 +309,7 @@ def _apply_in_process(box: Sandbox, manifest: Path, *, force: bool = False) -> A
             desired = load_desired_state([str(manifest)])
             live = await read_live(desired, im, inventory_user=INVENTORY)
             changes = diff(desired, live, prune=False, inventory_user=INVENTORY)
-            plan = build_plan(changes, desired=desired, live=live, target=LOCAL)
+            plan = plan_from_read(changes, desired=desired, live=live, target=LOCAL)
             assert not plan.problems
             check_safety(plan.changes, Safety(), force=force)
             return await apply_plan(plan, Providers(im, None, pacer), inventory_user=INVENTORY)

@@ -18,18 +18,12 @@ from plan_scenarios import (
     live_account,
 )
 
-from reconciler.changes import (
-    AdoptOrphan,
-    Change,
-    CreateAccount,
-    DestroyAccount,
-    LedgerWrite,
-    PlanProblem,
-    change_from_data,
-)
-from reconciler.diff import diff
+from reconciler.changes import Finding, PlanProblem
+from reconciler.diff import Diff, diff
 from reconciler.drift import DriftItem, drift_items
 from reconciler.errors import StalePlanError
+from reconciler.kinds.inventory import LedgerWrite
+from reconciler.kinds.official_account import AdoptOrphan, CreateAccount, DestroyAccount
 from reconciler.ledger import (
     ABANDONED,
     EXPIRED,
@@ -54,16 +48,15 @@ from reconciler.ledger import (
 from reconciler.live import LiveAccount, LiveState
 from reconciler.model import DesiredState
 from reconciler.pipeline import narrow
-from reconciler.plan import (
+from reconciler.plan import Plan, plan_from_read
+from reconciler.planfile import check_fresh, decode_change, dump_plan, load_plan
+from reconciler.providers.calls import (
     API_ADD,
     API_CREATE,
     API_DESTROY,
     API_MODIFY,
     API_SUBSCRIBER_INFO,
-    Plan,
-    build_plan,
 )
-from reconciler.planfile import check_fresh, dump_plan, load_plan
 from reconciler.render import render_json, render_markdown, render_text
 from reconciler.schemas import validator
 
@@ -203,8 +196,8 @@ def test_layout_rewrites_a_slot_only_for_what_the_plan_acts_on_unless_tidy() -> 
 # -- the diff ------------------------------------------------------------------------------------
 
 
-def run(d: DesiredState, state: LiveState, *, prune: bool = False) -> list[Change]:
-    return diff(d, state, prune=prune, inventory_user=INVENTORY)
+def run(d: DesiredState, state: LiveState, *, prune: bool = False) -> list[Finding]:
+    return diff(d, state, prune=prune, inventory_user=INVENTORY).findings()
 
 
 def pending(raw_id: str, subscribers: int = 2) -> LiveAccount:
@@ -299,7 +292,7 @@ def test_the_inventory_user_is_imported_before_its_first_slot() -> None:
 
 def plan_for(d: DesiredState, state: LiveState, *, prune: bool = False) -> Plan:
     changes = run(d, state, prune=prune)
-    return build_plan(changes, desired=d, live=state, target=SANDBOX, prune=prune)
+    return plan_from_read(Diff.of(changes), desired=d, live=state, target=SANDBOX, prune=prune)
 
 
 def interrupted() -> tuple[DesiredState, LiveState]:
@@ -366,12 +359,12 @@ def test_the_new_kinds_survive_a_plan_file_and_a_changed_slot_makes_it_stale() -
     for bad in ({"slot": -1}, {"slot": True}, {"add": "@TOA#_x"}, {"before": [1]}):
         data = {**plan.changes[0].data, **bad}
         with pytest.raises((ValueError, KeyError, TypeError)):
-            change_from_data(data)
-    assert change_from_data(AdoptOrphan(LOST, "o", 3).data) == AdoptOrphan(LOST, "o", 3)
+            decode_change(data)
+    assert decode_change(AdoptOrphan(LOST, "o", 3).data) == AdoptOrphan(LOST, "o", 3)
 
 
 def test_drift_reports_the_leftover_and_not_the_ledger() -> None:
     _, state = interrupted()
-    items = drift_items(run(desired(), state))
+    items = drift_items(Diff.of(run(desired(), state)))
     assert items == [DriftItem(LOST, "account", "not declared", "exists")]
     assert json.loads(render_json(plan_for(desired(), state)))["summary"]["adopt"] == 1

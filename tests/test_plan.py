@@ -20,42 +20,37 @@ from plan_scenarios import (
     plan_on,
 )
 
-from reconciler.changes import (
+from reconciler.changes import Change, Notice, PlanProblem
+from reconciler.config import Limits, Safety
+from reconciler.diff import Diff, diff
+from reconciler.errors import StalePlanError, UnsafePlanError
+from reconciler.kinds.inventory import ImportInventoryUser
+from reconciler.kinds.mass_speed import SetMassSpeed
+from reconciler.kinds.official_account import (
     AddSubscribers,
-    Change,
     CreateAccount,
     DestroyAccount,
     FieldChange,
-    ImportInventoryUser,
-    ImportUsers,
     ModifyAccount,
-    Notice,
-    PlanProblem,
     ProfileChange,
     Record,
     RemoveSubscribers,
-    SetMassSpeed,
     SetSubscriberProfiles,
-    change_from_data,
 )
-from reconciler.config import Limits, Safety
-from reconciler.diff import diff
-from reconciler.errors import StalePlanError, UnsafePlanError
+from reconciler.kinds.user_accounts import ImportUsers
 from reconciler.live import LiveState
 from reconciler.model import DesiredState, SubscriberPolicy
-from reconciler.plan import (
+from reconciler.plan import Plan, desired_digest, plan_from_read
+from reconciler.planfile import check_fresh, decode_change, dump_plan, load_plan, stale_accounts
+from reconciler.providers import TencentClient, WeChatClient
+from reconciler.providers.calls import (
     API_ADD,
     API_CREATE,
     API_DESTROY,
     API_INFO,
     API_MULTIACCOUNT_IMPORT,
     API_SUBSCRIBER_INFO,
-    Plan,
-    build_plan,
-    desired_digest,
 )
-from reconciler.planfile import check_fresh, dump_plan, load_plan, stale_accounts
-from reconciler.providers import TencentClient, WeChatClient
 from reconciler.read import read_live
 from reconciler.record import record_for
 from reconciler.render import render_json, render_markdown, render_text
@@ -66,7 +61,7 @@ from reconciler.sandbox.server import Sandbox
 
 def plan_for(d: DesiredState, state: LiveState, *, prune: bool = False, **kw: object) -> Plan:
     changes = diff(d, state, prune=prune, inventory_user=INVENTORY)
-    return build_plan(changes, desired=d, live=state, target=SANDBOX, prune=prune, **kw)  # type: ignore[arg-type]
+    return plan_from_read(changes, desired=d, live=state, target=SANDBOX, prune=prune, **kw)  # type: ignore[arg-type]
 
 
 def test_memberships_are_batched_to_100_with_stable_ids() -> None:
@@ -350,7 +345,7 @@ def every_change() -> list[Change]:
 
 def test_every_change_round_trips_through_its_data() -> None:
     for change in every_change():
-        assert change_from_data(json.loads(json.dumps(change.data))) == change
+        assert decode_change(json.loads(json.dumps(change.data))) == change
 
 
 @pytest.mark.parametrize(
@@ -379,7 +374,7 @@ def test_every_change_round_trips_through_its_data() -> None:
 )
 def test_bad_change_data_is_refused(data: dict[str, object]) -> None:
     with pytest.raises((ValueError, KeyError)):
-        change_from_data(data)
+        decode_change(data)
 
 
 def test_total_removal_percentage_over_several_accounts() -> None:
@@ -398,7 +393,7 @@ def test_total_removal_percentage_over_several_accounts() -> None:
 
 
 def test_plan_actions_for_bookkeeping_profiles_removals_destroys_and_speed() -> None:
-    plan = build_plan(every_change(), desired=desired(), live=live(), target=SANDBOX)
+    plan = plan_from_read(Diff.of(every_change()), desired=desired(), live=live(), target=SANDBOX)
     assert [a.id for a in plan.actions] == [
         "importInventoryUser/-/0",
         "importUsers/-/0",
@@ -454,7 +449,7 @@ USERS = ["ops_admin", "alice", "bob", "carol"]
 
 
 def kinds(plan: Plan) -> list[tuple[str, str]]:
-    return [(c.kind, c.account) for c in plan.changes]
+    return [(c.kind, c.account) for c in plan.findings()]
 
 
 def test_sandbox_fresh_project_then_no_changes(sandbox: Sandbox) -> None:
@@ -614,13 +609,12 @@ def test_sandbox_saved_plan_goes_stale_when_an_account_changes(sandbox: Sandbox)
 
 
 def test_cost_runs_the_apis_of_a_phase_together_and_the_phases_in_turn() -> None:
-    from reconciler.plan import (
+    from reconciler.plan import Action, cost_of
+    from reconciler.providers.calls import (
         API_ADD,
         API_DESTROY,
         API_MULTIACCOUNT_IMPORT,
         API_SUBSCRIBER_INFO,
-        Action,
-        cost_of,
     )
 
     adds = AddSubscribers("@TOA#_a", frozenset())

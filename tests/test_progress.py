@@ -48,17 +48,22 @@ def test_phase_totals_follow_the_plan() -> None:
     from pathlib import Path
 
     from reconciler.apply import phase_totals
-    from reconciler.changes import AddSubscribers, DestroyAccount, ImportUsers, SetMassSpeed
     from reconciler.config import Limits, Safety
-    from reconciler.plan import TargetIdentity, make_plan
+    from reconciler.diff import Diff
+    from reconciler.kinds.mass_speed import SetMassSpeed
+    from reconciler.kinds.official_account import AddSubscribers, DestroyAccount
+    from reconciler.kinds.user_accounts import ImportUsers
+    from reconciler.plan import TargetIdentity, assemble_plan
 
-    plan = make_plan(
-        [
-            ImportUsers(frozenset(f"u{i}" for i in range(150))),
-            AddSubscribers("@TOA#_a", frozenset(f"u{i}" for i in range(150))),
-            DestroyAccount("@TOA#_b", "boss", 0),
-            SetMassSpeed("wx", 0, 2),
-        ],
+    plan = assemble_plan(
+        Diff.of(
+            [
+                ImportUsers(frozenset(f"u{i}" for i in range(150))),
+                AddSubscribers("@TOA#_a", frozenset(f"u{i}" for i in range(150))),
+                DestroyAccount("@TOA#_b", "boss", 0),
+                SetMassSpeed("wx", 0, 2),
+            ]
+        ),
         target=TargetIdentity("sandbox", "sandbox", path=str(Path("x"))),
         desired_digest="sha256:x",
         fingerprints={},

@@ -24,7 +24,7 @@ from plan_scenarios import (
 from reconciler.diff import diff
 from reconciler.live import LiveState
 from reconciler.model import DesiredState, SubscriberPolicy
-from reconciler.plan import BLIND_SPOT, Plan, TargetIdentity, build_plan
+from reconciler.plan import BLIND_SPOT, Plan, TargetIdentity, plan_from_read
 from reconciler.planfile import dump_plan
 from reconciler.render import (
     GITHUB_COMMENT_LIMIT,
@@ -44,7 +44,7 @@ def make(
     d: DesiredState, state: LiveState, *, target: TargetIdentity = SANDBOX, prune: bool = False
 ) -> Plan:
     changes = diff(d, state, prune=prune, inventory_user=INVENTORY)
-    return build_plan(changes, desired=d, live=state, target=target, prune=prune)
+    return plan_from_read(changes, desired=d, live=state, target=target, prune=prune)
 
 
 def rich(target: TargetIdentity = SANDBOX) -> Plan:

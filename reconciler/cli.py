@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.interrupt import Interrupted, handled, signal_name
+from reconciler.interrupt import Interrupted, handled, last_word, signal_name
 
 log = logging.getLogger(__name__)
 
@@ -544,9 +544,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     thresholds = gc.get_threshold()
     gc.set_threshold(20_000, 50, 50)
     try:
-        return _main(argv)
+        code = _main(argv)
     finally:
         gc.set_threshold(*thresholds)
+    # argv None: the process's own command line, about to end (interrupt.last_word)
+    return code if argv is not None else last_word(code)
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -123,6 +123,32 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def last_word(code: int) -> int:
+    """The exit status of the process's own command, which returned `code`, settled before the
+    interpreter shuts down. Its shutdown puts the default handlers back, so a signal landing
+    there killed the process without a word (exit -2). A signal that came in before this point
+    is the late signal it is (a line, 128 + its number); one after it is ignored and the
+    command's own status stands: its work is done and its output complete.
+    """
+    if threading.current_thread() is not threading.main_thread():  # pragma: no cover
+        return code
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    pending: list[int] = sorted(int(s) for s in signal.sigpending() if s in SIGNALS)
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)  # discards a pending one: it is in `pending`
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+    if not pending:
+        return code
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"interrupted by {signal_name(pending[0])} after the command finished"
+            " (its output above is complete)\n"
+        )
+        sys.stderr.flush()
+    return 128 + pending[0]
+
+
 @contextlib.contextmanager
 def graceful(stop: StopSignal) -> Iterator[StopSignal]:
     """While the block runs, the first SIGINT or SIGTERM sets `stop` instead of raising."""

@@ -6,6 +6,7 @@ against a target; `connect.py` turns a target into provider clients, nothing her
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -22,10 +23,12 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.load import (
     CONFIG_NAME,
     Node,
+    NodeList,
     display_path,
     format_path,
     load_file,
     position_of,
+    shown,
     type_name,
 )
 from reconciler.model import DEFAULT_INVENTORY_USER, Position
@@ -199,6 +202,78 @@ def _non_finite(
             yield (*path, key), position_of(node, key)
         else:
             yield from _non_finite(value, (*path, key))
+
+
+def _substituted(
+    node: Any,
+    environ: Mapping[str, str],
+    chosen: Callable[[tuple[str | int, ...]], bool],
+    quoted: dict[str, str],
+    path: tuple[str | int, ...] = (),
+) -> Any:
+    """A copy of `node` (positions kept) whose strings at `chosen` paths have their `${VAR}`s
+    read from `environ`; a string with a variable that is not set, or a credential, is left as
+    it is. `quoted` maps how a message would quote each value read to the text it came from, so
+    that a problem names `${VAR}` and never shows what the environment holds."""
+    if isinstance(node, Node):
+        copy = Node(node.position)
+        copy.key_positions.update(node.key_positions)
+        copy.value_positions.update(node.value_positions)
+        for key, value in node.items():
+            copy[key] = _substituted(value, environ, chosen, quoted, (*path, key))
+        return copy
+    if isinstance(node, NodeList):
+        items = NodeList(node.position)
+        items.item_positions.extend(node.item_positions)
+        items.extend(
+            _substituted(v, environ, chosen, quoted, (*path, i)) for i, v in enumerate(node)
+        )
+        return items
+    if not isinstance(node, str) or "$" not in node or not chosen(path):
+        return node
+    if tuple(path[2:]) in _SECRET_FIELDS:
+        return node  # a credential's only rule is "not empty", which "is not set" covers
+    value, missing = _interpolate(node, environ)
+    if missing:
+        return node
+    quoted[shown(value)] = f"the value of {node}"
+    return value
+
+
+def environment_problems(data: Node, start: Position, environ: Mapping[str, str]) -> Problems:
+    """The schema's rules applied to the values the environment gives `${VAR}`s (the schema
+    lets a `${VAR}` stand for any field it may fill, for editors and for CI without secrets):
+    the top-level fields' problems, and each target's apart (only selecting it fails)."""
+
+    def check(chosen: Callable[[tuple[str | int, ...]], bool]) -> list[Problem]:
+        quoted: dict[str, str] = {}
+        copy = _substituted(data, environ, chosen, quoted)
+        found = []
+        for problem in schema_problems(CONFIG_SCHEMA, copy, start):
+            message = problem.message
+            for text, origin in quoted.items():
+                message = message.replace(text, origin)
+            found.append(dataclasses.replace(problem, message=message))
+        return found
+
+    targets = data.get("targets")
+    names = list(targets) if isinstance(targets, Node) else []
+    return Problems(
+        top=check(lambda path: len(path) == 1),
+        targets={name: found for name in names if (found := check(_under(("targets", name))))},
+    )
+
+
+def _under(prefix: tuple[str, ...]) -> Callable[[tuple[str | int, ...]], bool]:
+    return lambda path: path[: len(prefix)] == prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Problems:
+    """The problems of the values `${VAR}`s read: of the top-level fields, of each target."""
+
+    top: list[Problem]
+    targets: dict[str, list[Problem]]
 
 
 def _load_one(path: Path) -> tuple[Any, Position, list[Problem]]:
@@ -470,12 +545,21 @@ def load_config(
             errors.extend(missing)
     if errors:
         raise ConfigError("\n".join(errors))
+    from_environment = environment_problems(data, start, environ)
+    if from_environment.top:
+        raise ConfigError("\n".join(str(p) for p in sorted(from_environment.top)))
     targets: dict[str, Target] = {}
     unresolved: dict[str, str] = {}
     raw_targets = data.get("targets")
     base = path.resolve().parent  # a sandbox `path:` is relative to reconciler.yaml
     if isinstance(raw_targets, Node):
         for name, raw in raw_targets.items():
+            wrong = from_environment.targets.get(name)
+            if wrong:
+                unresolved[name] = "\n".join(
+                    [f"target {name!r} cannot be used:", *(str(p) for p in sorted(wrong))]
+                )
+                continue
             target, missing = _build_target(name, raw, resolved, base)
             if target is None:
                 unresolved[name] = "\n".join(
@@ -545,6 +629,7 @@ def _build_target(
     identifier = get(raw, "identifier", f"{where}.identifier")
     secret_key = get(raw, "secretKey", f"{where}.secretKey")
     endpoint = get(raw, "endpoint", f"{where}.endpoint") if "endpoint" in raw else None
+    region = get(raw, "region", f"{where}.region") if "region" in raw else None
     wechat: WeChatCredentials | None = None
     raw_wechat = raw.get("wechat")
     if isinstance(raw_wechat, Node):
@@ -570,7 +655,6 @@ def _build_target(
             assert isinstance(container, Node)
             pos = position_of(container, "endpoint") or raw.position
             return None, [f"{pos}: {where}.{key}: the value of its variable {reason}"]
-    region = raw.get("region")
     if endpoint is None:
         endpoint = "https://" + REGION_DOMAINS[str(region)]
     return (

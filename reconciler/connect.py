@@ -14,15 +14,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.request import getproxies
 
 import httpx
 
 from reconciler.config import Limits, SandboxTarget, Target, TencentTarget
-from reconciler.endpoints import REGION_DOMAINS, WECHAT_ENDPOINT
+from reconciler.endpoints import WECHAT_ENDPOINT
 from reconciler.errors import ConfigError
 from reconciler.interrupt import StoppablePacer, StopSignal
+from reconciler.load import format_path
 from reconciler.providers import Pacer, TencentClient, WeChatClient, check_endpoint
 from reconciler.providers.transport import LeanClient, LeanTransport
 from reconciler.readonly import ReadOnlyGuard, refuse_write, refuse_writes
@@ -30,6 +31,11 @@ from reconciler.sandbox import defaults
 from reconciler.secret import Secret
 
 log = logging.getLogger(__name__)
+
+
+#: What the clients of the embedded sandbox call: the in-process transport answers any host, and
+#: `-v` logs this one, so that nobody reading them thinks the real vendor is being called.
+SANDBOX_ENDPOINT: Final = "https://sandbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,7 @@ async def connect(
                 timeout=limits.timeout_seconds,
                 read_deadline=limits.read_deadline_seconds,
                 endpoint=endpoint,
+                setting=format_path(("targets", target.name, "endpoint")),
             ),
             None
             if wechat is None
@@ -90,9 +97,17 @@ async def connect(
                 pacer=pacer,
                 timeout=limits.timeout_seconds,
                 endpoint=wechat.endpoint,
+                setting=_wechat_setting(target.name, wechat.endpoint),
             ),
             pacer,
         )
+
+
+def _wechat_setting(target: str, endpoint: str) -> str:
+    where = format_path(("targets", target, "wechat", "endpoint"))
+    if endpoint == WECHAT_ENDPOINT:  # pointing at `sandbox serve`, this is the one forgotten
+        return f"{where} (not set: WeChat calls go to {WECHAT_ENDPOINT})"
+    return where
 
 
 @asynccontextmanager
@@ -129,8 +144,7 @@ async def _embedded(
                     pacer=pacer,
                     timeout=limits.timeout_seconds,
                     read_deadline=limits.read_deadline_seconds,
-                    # the vendor's URL: the in-process transport answers any host
-                    endpoint="https://" + REGION_DOMAINS["cn"],
+                    endpoint=SANDBOX_ENDPOINT,
                 ),
                 WeChatClient(
                     http,
@@ -138,7 +152,7 @@ async def _embedded(
                     secret=Secret(defaults.WECHAT_SECRET),
                     pacer=pacer,
                     timeout=limits.timeout_seconds,
-                    endpoint=WECHAT_ENDPOINT,
+                    endpoint=SANDBOX_ENDPOINT,
                 ),
                 pacer,
             )

@@ -40,10 +40,12 @@ from reconciler.load import (
     STDIN_NAME,
     decode,
     display_path,
+    holds_manifests,
     iter_manifest_files,
     load_text,
     read_limited,
 )
+from reconciler.schemas import KINDS
 
 #: The order of a manifest's top-level keys; any other key follows them, as written.
 TOP_KEYS: Final = ("apiVersion", "kind", "metadata", "spec")
@@ -51,8 +53,6 @@ TOP_KEYS: Final = ("apiVersion", "kind", "metadata", "spec")
 _WIDTH: Final = 1_000_000
 #: A comment: `#` at the start of a line or after a blank (YAML needs the blank).
 _COMMENT = re.compile(r"(?:^|\s)(#.*)$")
-#: A line that makes a file reconciler's, even when it does not load.
-_API_VERSION = re.compile(r"^apiVersion:[ \t]*[\"']?reconciler/", re.MULTILINE)
 #: Lines before a first document that says `---`: comments and blank lines only.
 _PREAMBLE = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*")
 
@@ -103,10 +103,7 @@ def format_text(text: str, file: str) -> Formatted:
 
 def _meaning(text: str, file: str) -> tuple[list[Any], tuple[Problem, ...]]:
     """The data of every document, as every command reads it (load.py), or its problems."""
-    try:
-        result = load_text(text, file)
-    except ValueError as exc:  # a constructor's own error (an impossible date), not positioned
-        return [], (Problem(file, 1, 1, f"invalid value: {exc}"),)
+    result = load_text(text, file)
     return [d.data for d in result.documents], tuple(result.problems)
 
 
@@ -232,16 +229,9 @@ def _targets(paths: Sequence[str]) -> list[tuple[Path, bool]]:
 
 
 def _is_reconciler(path: Path, data: Iterable[Any], *, loaded: bool, text: str) -> bool:
-    """reconciler.yaml, or a file whose every document says `apiVersion: reconciler/...`; one
-    that does not load, if any line says so (its problems are then reported: a CI file that
-    `load.py` refuses, such as GitHub's `on:` key, is skipped)."""
-    if path.name == CONFIG_NAME:
-        return True
-    if not loaded:
-        return _API_VERSION.search(text) is not None
-    return all(
-        isinstance(d, dict) and str(d.get("apiVersion", "")).startswith("reconciler/") for d in data
-    )
+    """reconciler.yaml, or a file that holds manifests by the rule every command's directory walk
+    follows (`load.holds_manifests`): a CI file or docker-compose.yml is skipped."""
+    return path.name == CONFIG_NAME or holds_manifests(text, data, loaded=loaded, kinds=KINDS)
 
 
 def replace_atomically(path: Path, text: str) -> None:

@@ -8,6 +8,8 @@ position and the position of each key and item, so any value can be traced back 
 
 from __future__ import annotations
 
+import difflib
+import functools
 import logging
 import os
 import re
@@ -157,6 +159,24 @@ class _Loader(yaml.SafeLoader):
             result.key_positions[key] = key_pos
             result.value_positions[key] = _pos(self.file, value_node.start_mark)
 
+    def construct_checked_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """A date or time, as YAML 1.1 reads `2030-12-05`; one the calendar does not have
+        (`2030-13-45`, `2020-02-30`) is a positioned problem, its text kept as the value."""
+        try:
+            return self.construct_yaml_timestamp(node)
+        except ValueError as exc:
+            pos = _pos(self.file, node.start_mark)
+            self.problems.append(
+                Problem(
+                    self.file,
+                    pos.line,
+                    pos.col,
+                    f"{shown(str(node.value))} reads as a date but is not one ({exc});"
+                    " quote it if it is a string",
+                )
+            )
+            return str(node.value)
+
     def construct_positioned_sequence(self, node: yaml.SequenceNode) -> Iterator[NodeList]:
         result = NodeList(_pos(self.file, node.start_mark))
         yield result
@@ -172,6 +192,10 @@ _Loader.add_constructor(
 _Loader.add_constructor(
     "tag:yaml.org,2002:seq",
     _Loader.construct_positioned_sequence,
+)
+_Loader.add_constructor(
+    "tag:yaml.org,2002:timestamp",
+    _Loader.construct_checked_timestamp,
 )
 
 
@@ -228,6 +252,12 @@ def _type_name(value: object) -> str:
     if isinstance(value, list):
         return "a list"
     return f"a {type(value).__name__}"
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` when one of `choices` is close to `word`, else ''."""
+    hint = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{hint[0]}'?)" if hint else ""
 
 
 def type_name(value: object) -> str:
@@ -510,13 +540,63 @@ def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
 def load_file(path: Path, display: str | None = None) -> LoadResult:
     """Read and load one file; every failure is a problem in the result."""
     name = display if display is not None else str(path)
-    data, problem = read_limited(path, name)
-    if problem is not None or data is None:
-        return LoadResult([], [problem] if problem else [])
-    text, problem = decode(data, name)
-    if problem is not None or text is None:
+    text, problem = read_text(path, name)
+    if text is None:
         return LoadResult([], [problem] if problem else [])
     return load_text(text, name)
+
+
+def read_text(path: Path, display: str) -> tuple[str | None, Problem | None]:
+    """The text of a manifest-sized file, or the problem that stops it being read."""
+    data, problem = read_limited(path, display)
+    if problem is not None or data is None:
+        return None, problem
+    return decode(data, display)
+
+
+@functools.cache
+def _ours_line(kinds: tuple[str, ...]) -> re.Pattern[str]:
+    """A line that makes a file reconciler's even when it does not load."""
+    names = "|".join(map(re.escape, kinds))
+    return re.compile(
+        rf"^(?:apiVersion:[ \t]*[\"']?reconciler/"
+        rf"|kind:[ \t]*[\"']?(?:{names})[\"']?[ \t]*(?:#.*)?$)",
+        re.MULTILINE,
+    )
+
+
+def holds_manifests(
+    text: str, documents: Iterable[Any], *, loaded: bool, kinds: tuple[str, ...]
+) -> bool:
+    """Whether a YAML file found by walking a directory is reconciler's: one of its documents
+    says `apiVersion: reconciler/...` or has one of `kinds` (`kind: OfficialAccount` with a
+    mistyped apiVersion is a manifest with a problem); a file that does not load, when one of its
+    lines says so. Any other YAML (docker-compose.yml, CI workflows, Helm values) is not read as
+    manifests by any command; named on the command line, every file is.
+
+    The one rule for every command that walks a directory (validate, plan, apply, drift, fmt).
+    """
+    for data in documents:
+        if isinstance(data, dict):
+            api = data.get("apiVersion")
+            if isinstance(api, str) and api.startswith("reconciler/"):
+                return True
+            if data.get("kind") in kinds:
+                return True
+    return not loaded and _ours_line(kinds).search(text) is not None
+
+
+def load_walked(path: Path, display: str, kinds: tuple[str, ...]) -> LoadResult | None:
+    """`load_file` for a file found by walking a directory: None when it is not reconciler's
+    (`holds_manifests`). A file that cannot be read or decoded is reported, never skipped."""
+    text, problem = read_text(path, display)
+    if text is None:
+        return LoadResult([], [problem] if problem else [])
+    result = load_text(text, display)
+    data = [d.data for d in result.documents]
+    if not holds_manifests(text, data, loaded=not result.problems, kinds=kinds):
+        return None
+    return result
 
 
 def load_stream(data: bytes | str, name: str = STDIN_NAME) -> LoadResult:

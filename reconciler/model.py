@@ -100,6 +100,8 @@ class Account:
     ignore_changes: frozenset[ProfileField] = frozenset()
     #: None when the manifest says nothing about subscribers (they are then not read at all)
     subscribers: Subscribers | None = None
+    #: where `owner:` is written (a plan's problem with the owner points there)
+    owner_position: Position | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from reconciler.load import (
     Node,
     NodeList,
     confine,
+    did_you_mean,
     display_path,
     key_position_of,
     position_of,
@@ -123,8 +124,8 @@ def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _refs(node: Node, key: str, path: str) -> list[_Ref]:
-    items = node.get(key)
+def _refs(node: Node | None, key: str, path: str) -> list[_Ref]:
+    items = node.get(key) if node is not None else None
     if not isinstance(items, NodeList):
         return []
     return [
@@ -132,6 +133,12 @@ def _refs(node: Node, key: str, path: str) -> list[_Ref]:
         for i, value in enumerate(items)
         if isinstance(value, str)
     ]
+
+
+def _spec(entry: _Named) -> Node | None:
+    """A document's `spec`, if it is a mapping (a broken document's may be anything)."""
+    spec = entry.doc.data.get("spec")
+    return spec if isinstance(spec, Node) else None
 
 
 def _at(node: Node, key: str) -> Position:
@@ -183,11 +190,14 @@ class Resolver:
         """Check `valid` (kind, document) pairs, knowing the names `broken` ones declare."""
         firsts: dict[tuple[str, str], _Named] = {}
         named: list[_Named] = []
+        unnamed: list[_Named] = []  # broken documents without a usable name or id
         for is_valid, pairs in ((True, valid), (False, broken)):
             for kind, doc in pairs:
                 entry = self._identify(kind, doc, is_valid)
                 if entry is not None:
                     named.append(entry)
+                elif not is_valid:
+                    unnamed.append(_Named(kind, "", doc.position, doc, False))
         named.sort(key=lambda e: (e.pos.file, e.pos.line, e.pos.col))
         for entry in named:
             group = "accounts" if entry.kind == "OfficialAccount" else entry.kind
@@ -206,14 +216,15 @@ class Resolver:
                 f"more than one MassSpeed (the first is '{speeds[0].name}' at {speeds[0].pos});"
                 " a target has one WeChat official account",
             )
-        for entry in named:
-            if entry.valid and entry.kind == "SubscriberSet":
+        for entry in [*named, *unnamed]:
+            if entry.kind == "SubscriberSet" and _spec(entry) is not None:
                 self._check_set(entry)
         self._find_cycles()
         accounts: dict[str, Account] = {}
         users: set[str] = set()
-        for entry in named:
+        for entry in [*named, *unnamed]:
             if not entry.valid:
+                self._check_broken(entry)
                 continue
             if entry.kind == "OfficialAccount":
                 account = self._account(entry)
@@ -272,24 +283,35 @@ class Resolver:
             if problem is not None:
                 self._sink.add(pos, f"metadata.id: {problem}")
                 valid = False
-            spec = doc.data.get("spec")
-            if not valid and isinstance(spec, Node):
-                self._check_profile_bytes(spec)  # a broken document still gets these reported
         return _Named(kind, name, pos, doc, valid)
+
+    def _check_broken(self, entry: _Named) -> None:
+        """The checks a document with other problems (its schema's, a bad or duplicate id) still
+        gets on its well-formed parts, so that one run reports every problem: its sets, member
+        files, profile sizes, declared-and-absent subscribers."""
+        spec = _spec(entry)
+        if spec is None:
+            return
+        if entry.kind == "OfficialAccount":
+            self._check_profile_bytes(spec)
+            self._subscribers(spec.get("subscribers"), build=False)
+        elif entry.kind == "UserAccounts":
+            self._union(_refs(spec, "sets", "spec"), ())
 
     # -- sets ---------------------------------------------------------------------------------
 
     def _check_set(self, entry: _Named) -> None:
         for ref in self._set_refs(entry):
             self._check_set_ref(ref)
-        for ref in _refs(entry.doc.data["spec"], "files", "spec"):
+        for ref in _refs(_spec(entry), "files", "spec"):
             self._member_file(entry, ref)
 
     def _check_set_ref(self, ref: _Ref) -> bool:
         if ref.value in self._sets:
             return True
         if self._complete:
-            self._sink.add(ref.pos, f"{ref.path}: unknown SubscriberSet '{ref.value}'")
+            hint = did_you_mean(ref.value, self._sets)
+            self._sink.add(ref.pos, f"{ref.path}: unknown SubscriberSet '{ref.value}'{hint}")
         return False
 
     def _member_file(self, entry: _Named, ref: _Ref) -> _MemberFile:
@@ -415,27 +437,27 @@ class Resolver:
 
     @staticmethod
     def _set_refs(entry: _Named) -> list[_Ref]:
-        spec = entry.doc.data["spec"]
+        spec = _spec(entry)
         return _refs(spec, "include", "spec") + _refs(spec, "exclude", "spec")
 
-    def _union(self, refs: Iterable[_Ref], extra: Iterable[str]) -> frozenset[str] | None:
+    def _union(self, refs: Iterable[_Ref], extra: Iterable[str]) -> tuple[frozenset[str], bool]:
+        """The members of the sets `refs` names and of `extra`, and whether that is all of
+        them (False: a set is unknown or has problems; the members are then those known)."""
         parts: list[frozenset[str]] = []
-        ok = True
+        whole = True
         for ref in refs:
             if not self._check_set_ref(ref):
-                ok = False
+                whole = False
                 continue
             expanded = self.expand(ref.value)
             if expanded is None:
-                ok = False
+                whole = False
             else:
                 parts.append(expanded)
-        if not ok:
-            return None
         extra_set = frozenset(extra)
         if len(parts) == 1 and not extra_set - parts[0]:
-            return parts[0]  # share the set's own frozenset: no copy of a large membership
-        return extra_set.union(*parts)
+            return parts[0], whole  # share the set's own frozenset: no copy of a large membership
+        return extra_set.union(*parts), whole
 
     # -- accounts and users -------------------------------------------------------------------
 
@@ -458,6 +480,7 @@ class Resolver:
             profile=MappingProxyType(profile),
             position=entry.doc.position,
             id_position=entry.pos,
+            owner_position=_at(spec, "owner"),
             labels=MappingProxyType(dict(metadata.get("labels", {}))),
             protect=bool(spec.get("protect", False)),
             ignore_changes=frozenset(ProfileField(f) for f in spec.get("ignoreChanges", ())),
@@ -477,14 +500,16 @@ class Resolver:
                     f" limit of {limit} ({profile_field.vendor}, reference section 4.2)",
                 )
 
-    def _subscribers(self, node: Any) -> Subscribers | None:
+    def _subscribers(self, node: Any, *, build: bool = True) -> Subscribers | None:
+        """The subscribers `node` declares (None: not declared, or a problem). `build=False`
+        only checks (a document with other problems, whose `policy` may be anything)."""
         if not isinstance(node, Node):
             return None
         path = "spec.subscribers"
         members = _refs(node, "members", path)
         absent = _refs(node, "absent", path)
         ok = True  # inline UserIDs are checked by the schema's pattern
-        declared = self._union(_refs(node, "sets", path), (r.value for r in members))
+        declared, whole = self._union(_refs(node, "sets", path), (r.value for r in members))
         profiles: dict[str, str] = {}
         raw_profiles = node.get("profiles")
         if isinstance(raw_profiles, Node):
@@ -494,13 +519,13 @@ class Resolver:
                 if problem is not None:
                     self._sink.add(key_pos, f"{path}.profiles: {problem}")
                     ok = False
-                elif declared is not None and user not in declared:
+                elif whole and user not in declared:
                     self._sink.add(
                         key_pos,
                         f"{path}.profiles: profile for '{user}', who is not a declared subscriber",
                     )
                     ok = False
-                size = len(value.encode("utf-8"))
+                size = len(value.encode("utf-8")) if isinstance(value, str) else 0
                 if size > SUBSCRIBER_PROFILE_BYTES:
                     self._sink.add(
                         position_of(raw_profiles, user) or key_pos,
@@ -509,14 +534,11 @@ class Resolver:
                     )
                     ok = False
                 profiles[user] = value
-        if declared is not None:
-            for ref in absent:
-                if ref.value in declared:
-                    self._sink.add(
-                        ref.pos, f"{ref.path}: '{ref.value}' is both declared and absent"
-                    )
-                    ok = False
-        if declared is None or not ok:
+        for ref in absent:  # the members known are enough to find these
+            if ref.value in declared:
+                self._sink.add(ref.pos, f"{ref.path}: '{ref.value}' is both declared and absent")
+                ok = False
+        if not whole or not ok or not build:
             return None
         return Subscribers(
             policy=SubscriberPolicy(node.get("policy", SubscriberPolicy.ADDITIVE.value)),
@@ -528,7 +550,7 @@ class Resolver:
     def _users(self, entry: _Named) -> frozenset[str]:
         spec = entry.doc.data["spec"]
         members = _refs(spec, "members", "spec")
-        return self._union(_refs(spec, "sets", "spec"), (r.value for r in members)) or frozenset()
+        return self._union(_refs(spec, "sets", "spec"), (r.value for r in members))[0]
 
 
 def account_id_problem(raw: str) -> str | None:

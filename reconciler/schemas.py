@@ -78,6 +78,10 @@ def schema_problems(name: str, data: Any, fallback: Position) -> list[Problem]:
     return sorted(problems)
 
 
+def _is_variable(branch: Any) -> bool:
+    return isinstance(branch, dict) and branch.get("$ref") == "#/$defs/variable"
+
+
 def _describe(error: ValidationError, root: Any, fallback: Position) -> list[tuple[Position, str]]:
     path = list(error.absolute_path)
     where = format_path(path)
@@ -99,6 +103,10 @@ def _describe(error: ValidationError, root: Any, fallback: Position) -> list[tup
             key_pos = key_position_of(instance, key) or pos
             found.append((key_pos, f"{prefix}unknown field {shown(key)}{suggestion}"))
         return found
+    if kind == "anyOf" and error.context:
+        # a field that may also be a ${VAR}: what the value breaks is its own form's rule
+        own = [e for e in error.context if not _is_variable(value[e.relative_schema_path[0]])]
+        return [found for e in own for found in _describe(e, root, fallback)]
     if kind == "required":
         missing = [f for f in value if f not in instance]
         return [(pos, f"{prefix}missing required field '{f}'") for f in missing]

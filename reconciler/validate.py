@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from reconciler import config as config_module
-from reconciler.errors import ManifestError, Problem
+from reconciler.errors import ConfigError, ManifestError, Problem
 from reconciler.load import (
     CONFIG_NAME,
     MAX_FILE_BYTES,
@@ -29,6 +29,7 @@ from reconciler.load import (
     iter_manifest_files,
     load_file,
     load_stream,
+    load_walked,
     position_of,
     project_roots,
     resolve_inside,
@@ -106,17 +107,34 @@ def collect(
     base_dirs: dict[str, Path] = {}
     roots = project_root(paths, configs)
     named = {Path(p) for p in paths}
-    for path in iter_manifest_files(paths or ["."]):
+    skipped = 0
+    files = iter_manifest_files(paths or ["."])
+    for path in files:
+        result: LoadResult | None
         if str(path) == "-":
             result = load_stream(_read_stdin(stdin if stdin is not None else sys.stdin))
             base_dirs[STDIN_NAME] = Path.cwd()
         else:
             display = display_path(path)
-            refused = None if path in named else _outside(path, roots)
-            result = load_file(path, display) if refused is None else refused
+            if path in named:
+                result = load_file(path, display)
+            else:
+                result = _outside(path, roots) or load_walked(path, display, KINDS)
             base_dirs[display] = Path(os.path.abspath(path)).parent
+        if result is None:
+            skipped += 1
+            continue
         documents.extend(result.documents)
         problems.extend(result.problems)
+    if not documents and not problems:
+        raise ConfigError(_no_manifests(paths or ["."], skipped))
+    if skipped:
+        log.warning(
+            "skipped %s that %s not reconciler manifests (no apiVersion: reconciler/v1;"
+            " name a file to read it anyway)",
+            "1 YAML file" if skipped == 1 else f"{skipped} YAML files",
+            "is" if skipped == 1 else "are",
+        )
     complete = not problems
     valid: list[tuple[str, Document]] = []
     broken: list[tuple[str, Document]] = []
@@ -136,6 +154,19 @@ def collect(
         mass_speed=state.mass_speed,
         documents=len(documents),
     ), []
+
+
+def _no_manifests(paths: Sequence[str], skipped: int) -> str:
+    """No manifests at all is an error, as Terraform's "No configuration files" is: a plan of an
+    empty or mistyped directory would otherwise destroy every account (with --prune)."""
+    where = ", ".join("<stdin>" if p == "-" else f"'{p}'" for p in paths)
+    if skipped:
+        files = f"{skipped} YAML file{'' if skipped == 1 else 's'}"
+        return f"no manifests found in {where} (skipped {files} without apiVersion: reconciler/v1)"
+    return (
+        f"no manifests found in {where} (a manifest is a .yaml or .yml file with"
+        " apiVersion: reconciler/v1)"
+    )
 
 
 def _outside(path: Path, roots: tuple[Path, ...]) -> LoadResult | None:

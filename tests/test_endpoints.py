@@ -14,8 +14,10 @@ def region_enums(node: Any) -> Iterator[list[str]]:
     """Every `region` property's `enum` in a schema, wherever it sits."""
     if isinstance(node, dict):
         region = node.get("properties", {}).get("region")
-        if isinstance(region, dict) and "enum" in region:
-            yield region["enum"]
+        # the region may be a `${VAR}` too: its names are then one branch of an anyOf
+        for form in [region, *region.get("anyOf", [])] if isinstance(region, dict) else []:
+            if "enum" in form:
+                yield form["enum"]
         for value in node.values():
             yield from region_enums(value)
     elif isinstance(node, list):

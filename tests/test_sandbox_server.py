@@ -336,7 +336,7 @@ def test_serve_command_prints_url_and_credentials_and_stops_on_a_signal(
     )
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(11)]
+        lines = [proc.stdout.readline() for _ in range(23)]
         match = re.fullmatch(
             r"reconciler sandbox listening on (http://127\.0\.0\.1:\d+)\n", lines[0]
         )
@@ -352,6 +352,19 @@ def test_serve_command_prints_url_and_credentials_and_stops_on_a_signal(
             "    appid:        wxsandbox00000000\n",
             "    secret:       sandbox-wechat-secret-not-a-secret\n",
             f"  stats:          {url}/__sandbox/stats\n",
+            "A reconciler.yaml target for it (export SANDBOX_SECRET_KEY and"
+            " SANDBOX_WECHAT_SECRET, the secret key and secret above):\n",
+            "targets:\n",
+            "  served:\n",
+            "    type: tencent\n",
+            f"    endpoint: {url}\n",
+            "    sdkAppId: 1400000000\n",
+            "    identifier: administrator\n",
+            "    secretKey: ${SANDBOX_SECRET_KEY}\n",
+            "    wechat:\n",
+            "      appId: wxsandbox00000000\n",
+            "      secret: ${SANDBOX_WECHAT_SECRET}\n",
+            f"      endpoint: {url}\n",
             "Press Ctrl+C to stop.\n",
         ]
         with httpx.Client(base_url=url) as http:

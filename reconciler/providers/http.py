@@ -16,6 +16,7 @@ import asyncio
 import logging
 import random
 import re
+import socket
 import ssl
 import time
 from collections import Counter
@@ -314,10 +315,13 @@ class Caller:
         rng: random.Random | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         sleep: Sleep = asyncio.sleep,
+        setting: str = "",
     ) -> None:
         self.http = http
         self.vendor = vendor
         self.endpoint = endpoint
+        #: the configuration that chose `endpoint`, as a message names it
+        self.setting = setting or f"the {vendor} endpoint"
         self.pacer = pacer
         self.retry = retry or RetryPolicy()
         self.rng = rng or random.Random()
@@ -420,6 +424,15 @@ class Caller:
             except httpx.TimeoutException as exc:
                 raise Transient(f"timed out ({self._sanitize(exc)})") from exc
             except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                unknown = _unknown_host(exc)
+                if unknown is not None:
+                    # Not a blip either: the name does not exist (a temporary DNS failure,
+                    # EAI_AGAIN, is retried). Say which setting named the host.
+                    host = urlsplit(self.endpoint).hostname
+                    raise self.error(
+                        request,
+                        f"the host {host} does not resolve ({unknown}); check {self.setting}",
+                    ) from exc
                 untrusted = _certificate_failure(exc)
                 if untrusted is not None:
                     # Not a blip: another attempt meets the same certificate.
@@ -504,6 +517,24 @@ class Caller:
         text = self.redact(str(exc))
         exc.args = (text,)
         return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+#: getaddrinfo's answers for a name that does not exist (EAI_NODATA is not on every platform).
+_NO_SUCH_NAME: Final = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
+
+
+def _unknown_host(exc: BaseException) -> str | None:
+    """The resolver's reason when a connection failed because its host name does not exist."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror) and current.errno in _NO_SUCH_NAME:
+            return current.strerror or "name does not resolve"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _certificate_failure(exc: BaseException) -> str | None:

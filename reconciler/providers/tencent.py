@@ -170,6 +170,7 @@ class TencentClient(CountedClient):
         rng: random.Random | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         sleep: Sleep = asyncio.sleep,
+        setting: str = "",
         wall_clock: Callable[[], float] = time.time,
         sig_expire: int = SIG_EXPIRE,
         read_deadline: float = READ_DEADLINE,
@@ -193,6 +194,7 @@ class TencentClient(CountedClient):
             rng=rng,
             timeout=timeout,
             sleep=sleep,
+            setting=setting,
         )
 
     def __repr__(self) -> str:

@@ -108,6 +108,7 @@ class WeChatClient(CountedClient):
         rng: random.Random | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         sleep: Sleep = asyncio.sleep,
+        setting: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         base = endpoint if endpoint is not None else str(http.base_url) or WECHAT_ENDPOINT
@@ -126,6 +127,7 @@ class WeChatClient(CountedClient):
             rng=rng,
             timeout=timeout,
             sleep=sleep,
+            setting=setting,
         )
 
     def __repr__(self) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
+import re
 import signal
 import socket
 import sqlite3
@@ -83,7 +85,42 @@ def banner(url: str, options: SandboxOptions) -> str:
         f"    appid:        {options.wechat_appid}\n"
         f"    secret:       {options.wechat_secret}\n"
         f"  stats:          {url}/__sandbox/stats\n"
+        f"{target_block(url, options)}"
         "Press Ctrl+C to stop.\n"
+    )
+
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_NOT_STRINGS = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null"})
+#: The environment variables the printed target reads its credentials from.
+SECRET_KEY_VARIABLE = "SANDBOX_SECRET_KEY"
+WECHAT_SECRET_VARIABLE = "SANDBOX_WECHAT_SECRET"
+
+
+def _scalar(value: str) -> str:
+    """`value` as YAML reads it back: plain when it is a plain word, else JSON's quoting."""
+    plain = _PLAIN.fullmatch(value) and value.lower() not in _NOT_STRINGS
+    return value if plain else json.dumps(value)
+
+
+def target_block(url: str, options: SandboxOptions) -> str:
+    """A `reconciler.yaml` target for this server, ready to paste: both endpoints (without
+    `wechat.endpoint` the WeChat calls would go to api.weixin.qq.com), credentials as `${VAR}`
+    (printed once, above: the secrets test holds the banner to that)."""
+    return (
+        f"A reconciler.yaml target for it (export {SECRET_KEY_VARIABLE} and"
+        f" {WECHAT_SECRET_VARIABLE}, the secret key and secret above):\n"
+        "targets:\n"
+        "  served:\n"
+        "    type: tencent\n"
+        f"    endpoint: {url}\n"
+        f"    sdkAppId: {options.sdkappid}\n"
+        f"    identifier: {_scalar(options.admin)}\n"
+        f"    secretKey: ${{{SECRET_KEY_VARIABLE}}}\n"
+        "    wechat:\n"
+        f"      appId: {_scalar(options.wechat_appid)}\n"
+        f"      secret: ${{{WECHAT_SECRET_VARIABLE}}}\n"
+        f"      endpoint: {url}\n"
     )
 
 

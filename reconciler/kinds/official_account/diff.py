@@ -123,7 +123,8 @@ class _Differ:
         ):
             self._problem(
                 account,
-                f"owner {account.owner!r} does not exist and is not declared in UserAccounts",
+                f"owner {account.owner!r} does not exist and is not declared in UserAccounts"
+                + (f" (spec.owner at {account.owner_position})" if account.owner_position else ""),
             )
         if ProfileField.NAME not in account.profile:
             self._problem(account, "name is required to create an account (reference 5.1)")

@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.interrupt import Interrupted, handled, last_word, signal_name
+from reconciler.interrupt import Interrupted, handled, last_word, signal_name, take_late
 
 log = logging.getLogger(__name__)
 
@@ -572,6 +572,14 @@ def _main(argv: Sequence[str] | None) -> int:
                 finished = stack.enter_context(handled(own_process=own_process))
             with _colour(off=args.no_color):
                 result: int = args.func(args)
+            late = take_late()
+            if late is not None:
+                print(
+                    f"interrupted by {signal_name(late)} after the command finished"
+                    " (its output above is complete)",
+                    file=sys.stderr,
+                )
+                return 128 + late
             return result
         except ReconcilerError as exc:
             print(_error_text(exc), file=sys.stderr)

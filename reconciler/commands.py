@@ -22,7 +22,7 @@ from reconciler.config import Config, Safety, Target
 from reconciler.connect import Providers, connect
 from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
 from reconciler.errors import ConfigError, ReconcilerError, StalePlanError
-from reconciler.interrupt import StopSignal, graceful
+from reconciler.interrupt import StopSignal, graceful, settle
 from reconciler.load import display_path, load_file
 from reconciler.lock import run_lock
 from reconciler.pipeline import Scope, compare, compare_read_only, open_scope, open_target
@@ -287,6 +287,8 @@ async def _execute(
         )
     stdout.write("\n" + render_result(result))
     stdout.flush()
+    # a signal after the run stopped sending is late: noted, never raised into the teardown
+    settle(stop.signum if result.interrupted is None else None)
     return result.exit_code if result.interrupted is None else 128 + result.interrupted
 
 

@@ -98,6 +98,10 @@ class _State:
     graceful: StopSignal | None = None
     #: the command has returned its status (and this process ends with it)
     finished: bool = False
+    #: the command's outcome is known and printed (an apply's summary): a signal from here on is
+    #: noted as late rather than raised into the teardown still running (connections, the loop)
+    settled: bool = False
+    late: int | None = None
 
 
 _state = _State()
@@ -120,7 +124,26 @@ def _handler(signum: int, frame: FrameType | None) -> None:
             )
             sys.stderr.flush()
         os._exit(128 + signum)
+    if _state.settled:
+        _state.late = _state.late or signum
+        return
     raise Interrupted(signum)
+
+
+def settle(late: int | None = None) -> None:
+    """The command's outcome is printed: a signal from now on (or `late`, one that came while it
+    was being printed) is reported by `take_late` once the command returns, never raised into the
+    teardown (an Interrupted inside `asyncio.run`'s clean-up left a half-closed loop that
+    complained on stderr)."""
+    _state.settled = True
+    _state.late = _state.late or late
+
+
+def take_late() -> int | None:
+    """The signal that came after the command settled, if any (a later one is not reported: the
+    command has returned)."""
+    late, _state.late = _state.late, None
+    return late
 
 
 def last_word(code: int) -> int:
@@ -173,6 +196,7 @@ def handled(*, own_process: bool) -> Iterator[Callable[[], None]]:
         yield lambda: None
         return
     saved = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    _state.settled, _state.late = False, None
     for signum in SIGNALS:
         signal.signal(signum, _handler)
 
@@ -183,6 +207,7 @@ def handled(*, own_process: bool) -> Iterator[Callable[[], None]]:
         yield finished
     finally:
         if not own_process:  # pragma: no branch - the process's own command never restores
-            _state.finished = False
+            _state.finished = _state.settled = False
+            _state.late = None
             for signum, previous in saved.items():
                 signal.signal(signum, previous)

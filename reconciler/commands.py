@@ -21,7 +21,7 @@ from reconciler.apply import apply_plan, phase_totals, render_result
 from reconciler.config import Config, Safety, Target
 from reconciler.connect import Providers, connect
 from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
-from reconciler.errors import ConfigError, ReconcilerError, StalePlanError
+from reconciler.errors import ConfigError, ReconcilerError, StalePlanError, UsageError
 from reconciler.interrupt import StopSignal, graceful, settle
 from reconciler.load import display_path, load_file
 from reconciler.lock import run_lock
@@ -169,20 +169,30 @@ def drift_command(
     return report.exit_code
 
 
-def _saved_plan(paths: Sequence[str]) -> Path | None:
-    """`apply PLANFILE`: one argument naming a file that holds JSON (plans are JSON, manifests
-    are YAML documents)."""
-    if len(paths) != 1 or paths[0] == "-":
-        return None
-    path = Path(paths[0])
-    if not path.is_file() or path.suffix in (".yaml", ".yml"):
-        return None
+def _holds_plan(name: str) -> bool:
+    """A file holding JSON (plans are JSON, manifests are YAML documents)."""
+    path = Path(name)
+    if name == "-" or not path.is_file() or path.suffix in (".yaml", ".yml"):
+        return False
     try:
         with path.open("rb") as handle:
             head = handle.read(64).lstrip()
     except OSError:
+        return False
+    return head.startswith(b"{")
+
+
+def _saved_plan(paths: Sequence[str]) -> Path | None:
+    """`apply PLANFILE`: one argument naming a saved plan; a plan beside manifests is refused."""
+    plans = [name for name in paths if _holds_plan(name)]
+    if not plans:
         return None
-    return path if head.startswith(b"{") else None
+    if len(paths) > 1:
+        raise UsageError(
+            f"{plans[0]} is a saved plan: apply it alone (reconciler apply {plans[0]});"
+            " a plan file cannot be mixed with manifests"
+        )
+    return Path(plans[0])
 
 
 def _confirm(stdin: TextIO | None, stdout: TextIO) -> None:

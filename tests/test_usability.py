@@ -525,3 +525,22 @@ def test_a_region_from_the_environment_picks_its_domain(tmp_path: Path) -> None:
     unset = load_config(config, environ={"TIM_KEY": "k"})
     with pytest.raises(ConfigError, match="environment variable TIM_REGION is not set"):
         select_target(unset, "prod")
+
+
+# -- 12: a saved plan beside manifests ----------------------------------------------------------
+
+
+def test_a_saved_plan_mixed_with_manifests_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, {"m/users.yaml": USERS})
+    assert run(["plan", "m", "--out", "p.json"], capsys)[0] == 0
+    for argv in (["apply", "p.json", "m"], ["apply", "m", "p.json", "--auto-approve"]):
+        assert run(argv, capsys) == (
+            1,
+            "",
+            "error: p.json is a saved plan: apply it alone (reconciler apply p.json);"
+            " a plan file cannot be mixed with manifests\n",
+        )
+    assert not (tmp_path / ".reconciler").exists()  # nothing read, nothing sent

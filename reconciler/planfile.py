@@ -31,7 +31,7 @@ from reconciler.digest import canonical_json, json_digest
 from reconciler.errors import StalePlanError
 from reconciler.kinds import wire_types
 from reconciler.kinds.inventory import stale_slots
-from reconciler.live import LiveState
+from reconciler.live import LiveAccount, LiveState
 from reconciler.load import FileRefused, FileTooLarge, read_regular
 from reconciler.model import DesiredState
 from reconciler.plan import Fingerprint, Plan, TargetIdentity, assemble_plan, desired_digest
@@ -247,6 +247,24 @@ def stale_accounts(plan: Plan, live: LiveState) -> list[str]:
     return changed
 
 
+def _what_changed(saved: Fingerprint | None, now: LiveAccount | None) -> str:
+    """What changed of one stale account, in the words of a plan: its profile, its subscriber
+    count, its members (issue 14: a stale plan named the accounts only)."""
+    if saved is None:
+        return "created"
+    if now is None:
+        return "gone"
+    current = Fingerprint.of(now)
+    parts = []
+    if current.profile != saved.profile:
+        parts.append("profile")
+    if current.subscriber_count != saved.subscriber_count:
+        parts.append(f"subscribers {saved.subscriber_count:,} → {current.subscriber_count:,}")
+    elif current.members != saved.members:
+        parts.append("members")
+    return ", ".join(parts)
+
+
 def check_fresh(
     plan: Plan,
     *,
@@ -266,7 +284,8 @@ def check_fresh(
     reasons = []
     changed = stale_accounts(plan, live)
     if changed:
-        shown = ", ".join(changed[:20]) + (
+        what = {a: _what_changed(plan.fingerprints[a], live.accounts.get(a)) for a in changed[:20]}
+        shown = ", ".join(f"{a} ({how})" for a, how in what.items()) + (
             f" and {len(changed) - 20} more" if len(changed) > 20 else ""
         )
         reasons.append(f"{len(changed)} account(s) changed since the plan was made: {shown}")

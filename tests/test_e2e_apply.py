@@ -175,7 +175,7 @@ def test_saved_plan_applied_twice_is_refused_the_second_time(
     assert again.code == 1
     assert again.err == (
         # the slot the plan claimed was destroyed by its apply: as the plan read it
-        "error: stale plan: 1 account(s) changed since the plan was made: @TOA#_news;"
+        "error: stale plan: 1 account(s) changed since the plan was made: @TOA#_news (created);"
         " make the plan again\n"
     )
     assert vendor.effects() == before
@@ -198,7 +198,8 @@ def test_stale_saved_plan_names_the_account_and_applies_nothing(
     stale = project.cli("apply", "p.json")
     assert stale.code == 1
     assert stale.err == (
-        "error: stale plan: 1 account(s) changed since the plan was made: @TOA#_news;"
+        "error: stale plan: 1 account(s) changed since the plan was made:"
+        " @TOA#_news (subscribers 2 → 3);"
         " make the plan again\n"
     )
     assert vendor.effects() == before

@@ -277,7 +277,8 @@ def test_fresh_plan_passes_and_stale_plan_names_the_accounts() -> None:
     with pytest.raises(StalePlanError) as caught:
         check_fresh(plan, target=SANDBOX, live=moved)
     assert str(caught.value) == (
-        "stale plan: 2 account(s) changed since the plan was made: @TOA#_fresh, @TOA#_news;"
+        "stale plan: 2 account(s) changed since the plan was made: @TOA#_fresh (created),"
+        " @TOA#_news (profile, subscribers 3 → 2);"
         " make the plan again"
     )
     speed = LiveState(state.accounts, state.existing_users, mass_speed=4)
@@ -601,7 +602,8 @@ def test_sandbox_saved_plan_goes_stale_when_an_account_changes(sandbox: Sandbox)
         with pytest.raises(StalePlanError) as caught:
             check_fresh(saved, target=SANDBOX, live=moved, desired=d)
         assert str(caught.value) == (
-            "stale plan: 2 account(s) changed since the plan was made: @TOA#_news, @TOA#_sports;"
+            "stale plan: 2 account(s) changed since the plan was made:"
+            " @TOA#_news (subscribers 3 → 4), @TOA#_sports (created);"
             " make the plan again"
         )
 

@@ -40,6 +40,7 @@ from reconciler.render import (
     render_text,
 )
 from reconciler.safety import check_safety
+from reconciler.schemas import schema_problems
 
 
 def read_and_plan(scope: Scope, *, prune: bool, stderr: TextIO | None = None) -> Plan:
@@ -111,6 +112,10 @@ def plan_command(
     return plan.exit_code(detailed=detailed_exitcode)
 
 
+#: schemas/drift-ignore.schema.json: the `--ignore` file (editors pick it up too)
+IGNORE_SCHEMA = "drift-ignore"
+
+
 def load_ignores(path: str | None) -> list[IgnoreEntry]:
     """The `--ignore` file's entries; its YAML goes through the one YAML module."""
     if path is None:
@@ -123,8 +128,13 @@ def load_ignores(path: str | None) -> list[IgnoreEntry]:
         raise ConfigError("\n".join(str(p) for p in result.problems))
     if len(result.documents) > 1:
         raise ConfigError(f"{display_path(file)}: an ignore file holds one document")
-    data = result.documents[0].data if result.documents else None
-    return parse_ignore(data, source=display_path(file))
+    if not result.documents or result.documents[0].data is None:
+        return []
+    document = result.documents[0]
+    problems = schema_problems(IGNORE_SCHEMA, document.data, document.position)
+    if problems:
+        raise ConfigError("\n".join(str(p) for p in problems))
+    return parse_ignore(document.data, source=display_path(file))
 
 
 def drift_command(

@@ -345,6 +345,13 @@ def _drift_headline(report: DriftReport) -> str:
     return f"Drift: {plural(len(report.items), 'difference')} from git."
 
 
+#: how a drift report with differences ends: what on-call does next
+DRIFT_NEXT: Final = (
+    "Next: run `reconciler apply` to restore git's values, or change git to accept the live"
+    " ones (or silence a difference for a while with an entry in the --ignore file)."
+)
+
+
 def render_drift_text(report: DriftReport, *, show_all: bool = False) -> str:
     """Plain text drift report: one line per difference, then silenced and expired entries."""
     out = [report.target.describe(), ""]
@@ -362,6 +369,8 @@ def render_drift_text(report: DriftReport, *, show_all: bool = False) -> str:
     if report.expired:
         out.append(f"Expired ignore entries (renew or remove them): {len(report.expired)}")
         out.extend(f"  {e}" for e in report.expired)
+    if report.items:
+        out.append(DRIFT_NEXT)
     out.append(BLIND_SPOT)
     return "\n".join(out) + "\n"
 
@@ -384,6 +393,8 @@ def render_drift_markdown(report: DriftReport, *, limit: int = GITHUB_COMMENT_LI
         tail += _md_list(
             f"Expired ignore entries ({len(report.expired)}):", [str(e) for e in report.expired]
         )
+    if report.items:
+        tail += [DRIFT_NEXT, ""]
     tail.append(BLIND_SPOT)
     budget = limit - len("\n".join(head)) - len("\n".join(tail)) - 400
     rows: list[str] = []

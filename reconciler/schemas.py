@@ -23,7 +23,7 @@ from reconciler.model import Position
 #: The schema of `reconciler.yaml`.
 CONFIG_SCHEMA: Final = "reconciler"
 #: Schemas that are not a manifest kind's: the config, any document, the plan's JSON.
-NOT_KINDS: Final = frozenset({CONFIG_SCHEMA, "manifest", "plan"})
+NOT_KINDS: Final = frozenset({CONFIG_SCHEMA, "manifest", "plan", "drift-ignore"})
 
 
 def schema_dir() -> Path:

@@ -544,3 +544,63 @@ def test_a_saved_plan_mixed_with_manifests_is_refused_by_name(
             " a plan file cannot be mixed with manifests\n",
         )
     assert not (tmp_path / ".reconciler").exists()  # nothing read, nothing sent
+
+
+# -- 14: the drift ignore file has a schema, positions and "did you mean" -----------------------
+
+
+def test_the_drift_ignore_file_s_problems_are_positioned_all_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(
+        tmp_path,
+        {
+            "m/a.yaml": USERS,
+            "ignore.yaml": """\
+                ignore:
+                  - account: news
+                    feild: name
+                    reason: the desk renames it by hand
+                    owner: alice
+                    expires: 2030-12-31
+                  - account: news
+                    field: nmae
+                    reason: ""
+                    owner: alice
+                    expires: soon
+                  - account: news
+            """,
+        },
+    )
+    code, out, err = run(["drift", "m", "--ignore", "ignore.yaml"], capsys)
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        "ignore.yaml:2:5: ignore[0]: missing required field 'field'",
+        "ignore.yaml:3:5: ignore[0]: unknown field 'feild' (did you mean 'field'?)",
+        "ignore.yaml:8:12: ignore[1].field: must be one of account, name, introduction, faceUrl,"
+        " organization, customString, maxSubscriberNum, subscribers, subscriberProfiles, users,"
+        " speed, not 'nmae'",
+        "ignore.yaml:9:13: ignore[1].reason: must not be empty",
+        "ignore.yaml:11:14: ignore[1].expires: 'soon' is not a date (YYYY-MM-DD)",
+        "ignore.yaml:12:5: ignore[2]: missing required field 'expires'",
+        "ignore.yaml:12:5: ignore[2]: missing required field 'field'",
+        "ignore.yaml:12:5: ignore[2]: missing required field 'owner'",
+        "ignore.yaml:12:5: ignore[2]: missing required field 'reason'",
+    ]
+    assert not (tmp_path / ".reconciler").exists()  # refused before any read
+
+
+def test_the_drift_ignore_schema_is_the_one_editors_get() -> None:
+    schema = load_schema("drift-ignore")
+    Draft202012Validator.check_schema(schema)
+    entry = {
+        "account": "news",
+        "field": "name",
+        "reason": "r",
+        "owner": "o",
+        "expires": "2030-01-01",
+    }
+    validator = Draft202012Validator(schema)
+    assert validator.is_valid([entry]) and validator.is_valid({"ignore": [entry]})
+    assert not validator.is_valid({"ignore": [entry], "extra": 1})

@@ -476,8 +476,9 @@ def split_paths(paths: Sequence[str]) -> tuple[list[str], list[Path]]:
 
 
 def find_configs(paths: Sequence[str]) -> list[Path]:
-    """Each `reconciler.yaml` that `paths` name (whether it exists or not) or that a directory
-    among them holds, in the order of `paths`: reconciler.yaml is looked for beside the manifests.
+    """Each `reconciler.yaml` that `paths` name (whether it exists or not) or that encloses one of
+    them, in the order of `paths`: reconciler.yaml is looked for beside the manifests, then in the
+    directories above them, as git finds its root (`enclosing_config`).
     """
     found: list[Path] = []
     for raw in paths:
@@ -486,9 +487,25 @@ def find_configs(paths: Sequence[str]) -> list[Path]:
             continue
         if path.name == CONFIG_NAME:
             found.append(path)
-        elif path.is_dir() and (path / CONFIG_NAME).is_file():
-            found.append(path / CONFIG_NAME)
+            continue
+        enclosing = enclosing_config(path if path.is_dir() else path.parent)
+        if enclosing is not None and enclosing not in found:
+            found.append(enclosing)
     return found
+
+
+def enclosing_config(start: Path) -> Path | None:
+    """The `reconciler.yaml` of `start` or of the nearest directory above it, never past the root
+    of the repository `start` is in (a directory holding `.git`): `cd manifests/prod && reconciler
+    plan .` finds the project's file, and a stray one outside the repository is never taken."""
+    here = Path(os.path.abspath(start))
+    for directory in (here, *here.parents):
+        candidate = directory / CONFIG_NAME
+        if candidate.is_file():
+            return candidate if directory != here else start / CONFIG_NAME
+        if (directory / ".git").exists():
+            return None
+    return None
 
 
 def config_file(

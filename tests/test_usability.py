@@ -604,3 +604,34 @@ def test_the_drift_ignore_schema_is_the_one_editors_get() -> None:
     validator = Draft202012Validator(schema)
     assert validator.is_valid([entry]) and validator.is_valid({"ignore": [entry]})
     assert not validator.is_valid({"ignore": [entry], "extra": 1})
+
+
+# -- 8: reconciler.yaml is found above the manifests, as git finds its root ---------------------
+
+
+def test_reconciler_yaml_is_found_above_the_manifests_not_past_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "repo"
+    (project / ".git").mkdir(parents=True)
+    write(
+        project,
+        {
+            "reconciler.yaml": "targets:\n  sandbox: {type: sandbox, path: state/box.db}\n",
+            "manifests/prod/users.yaml": USERS,
+        },
+    )
+    monkeypatch.chdir(project / "manifests" / "prod")
+    assert run(["apply", ".", "--auto-approve"], capsys)[0] == 0
+    assert (project / "state" / "box.db").is_file()  # the project's database, not ./.reconciler
+    assert not (project / "manifests" / "prod" / ".reconciler").exists()
+    code, out, _ = run(["plan", "."], capsys)
+    assert code == 0
+    assert out.startswith(
+        f"Target: sandbox 'sandbox', embedded sandbox at {project.resolve()}/state/box.db\n"
+    )
+    # a reconciler.yaml outside the repository is never taken
+    write(tmp_path, {"reconciler.yaml": "targets:\n  sandbox: {type: sandbox, path: outside.db}\n"})
+    (project / "reconciler.yaml").unlink()
+    assert run(["plan", "."], capsys)[0] == 0
+    assert not (tmp_path / "outside.db").exists()

@@ -67,7 +67,7 @@ def render_plan(plan: Plan, fmt: str, *, color: bool, show_all: bool) -> str:
     if fmt == "json":
         return render_json(plan, show_all=show_all)
     if fmt == "markdown":
-        return render_markdown(plan)
+        return render_markdown(plan, show_all=show_all)
     return render_text(plan, color=color, show_all=show_all)
 
 

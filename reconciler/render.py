@@ -185,13 +185,13 @@ def _fence(body: str) -> str:
     return f"{fence}diff\n{body}\n{fence}"
 
 
-def _md_section(account: str, changes: Sequence[Change]) -> str | None:
+def _md_section(account: str, changes: Sequence[Change], *, show_all: bool) -> str | None:
     head = _headline(changes)
     if head is None:
         return None
     symbol, verb = head
     lines = []
-    for sym, text in _detail_lines(changes, show_all=False):
+    for sym, text in _detail_lines(changes, show_all=show_all):
         if sym in ("~", "<="):
             sym = "!"
         lines.append(f"{sym} {text}")
@@ -200,7 +200,7 @@ def _md_section(account: str, changes: Sequence[Change]) -> str | None:
     if lines:
         shortened = [
             line
-            if len(line) <= 2 * MARKDOWN_VALUE_CHARS
+            if show_all or len(line) <= 2 * MARKDOWN_VALUE_CHARS
             else line[: 2 * MARKDOWN_VALUE_CHARS] + "…"
             for line in lines
         ]
@@ -218,8 +218,11 @@ def _md_list(title: str, items: Sequence[str]) -> list[str]:
     return [*lines, ""]
 
 
-def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    """A PR comment: target, summary table, one `<details>` per account, always under `limit`."""
+def render_markdown(
+    plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT, show_all: bool = False
+) -> str:
+    """A PR comment: target, summary table, one `<details>` per account, always under `limit`
+    (`show_all`: every id of a membership change, as far as the limit allows)."""
     s = plan.summary
     head = [f"**{_esc(plan.target.describe())}**", ""]
     if plan.problems:
@@ -259,7 +262,7 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     sections: list[str] = []
     omitted = 0
     for account, changes in _by_account(plan).items():
-        section = _md_section(account, changes)
+        section = _md_section(account, changes, show_all=show_all)
         if section is None:
             continue
         if omitted or len(section) + 1 > budget:

@@ -109,6 +109,7 @@ def broken() -> Plan:
         ("plan_rich_color.txt", lambda: render_text(rich(), color=True)),
         ("plan_rich_show_all.txt", lambda: render_text(rich(), show_all=True)),
         ("plan_rich.md", lambda: render_markdown(rich())),
+        ("plan_rich_show_all.md", lambda: render_markdown(rich(), show_all=True)),
         ("plan_rich.json", lambda: render_json(rich())),
         ("plan_rich_prod.txt", lambda: render_text(rich(PROD))),
         ("plan_no_changes.txt", lambda: render_text(nothing())),
@@ -194,6 +195,9 @@ def test_show_all_lists_every_id() -> None:
     data = plan_data(rich(), show_all=True)
     add = next(c for c in data["changes"] if c["type"] == "addSubscribers")
     assert len(add["users"]) == 16
+    markdown = render_markdown(rich(), show_all=True)
+    assert all(f"staff{n:02d}" in markdown for n in range(14))
+    assert "staff13" not in render_markdown(rich())
 
 
 def test_no_secret_appears_in_any_output_or_plan_file() -> None:

@@ -119,7 +119,8 @@ def _summary_text(s: Mapping[str, int]) -> list[str]:
 
 
 def _summary_rows(s: Mapping[str, int]) -> list[tuple[str, int]]:
-    return [("mass speed", s["massSpeed"])]
+    # the number of speed settings changed (one per target), not a speed
+    return [("mass speed setting changed", s["massSpeed"])]
 
 
 KIND = Kind(

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,13 @@ def render_plan(plan: Plan, fmt: str, *, color: bool, show_all: bool) -> str:
     return render_text(plan, color=color, show_all=show_all)
 
 
+def warn_targeting(scope: Scope, stderr: TextIO | None) -> None:
+    """`--selector`/`--exclude` in effect: say how many accounts, and what matched nothing."""
+    out = sys.stderr if stderr is None else stderr
+    for line in scope.warnings():
+        out.write(f"warning: {line}\n")
+
+
 def plan_command(
     paths: Sequence[str],
     *,
@@ -101,6 +109,7 @@ def plan_command(
         stdin=stdin,
         parallelism=parallelism,
     )
+    warn_targeting(scope, stderr)
     plan = read_and_plan(scope, prune=prune, stderr=stderr)
     text = render_plan(plan, fmt, color=use_color(no_color, stdout), show_all=show_all)
     stdout.write(text if text.endswith("\n") else text + "\n")
@@ -165,6 +174,7 @@ def drift_command(
         stdin=stdin,
         parallelism=parallelism,
     )
+    warn_targeting(scope, stderr)
     changes = compare_read_only(scope, prune=False, stderr=stderr).changes
     report = build_drift(
         changes, target=scope.identity, ignores=ignores, today=today or dt.date.today()
@@ -407,6 +417,7 @@ def apply_command(
         stdin=stdin,
         parallelism=parallelism,
     )
+    warn_targeting(scope, stderr)
     # one apply per target at a time, held from before the read to the summary (lock.py)
     with run_lock(scope.target):
         return asyncio.run(_apply_manifests(scope, options, stdout, stderr, stdin))

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from reconciler.changes import plural
 from reconciler.config import (
     Config,
     Target,
@@ -34,7 +35,8 @@ from reconciler.connect import Providers, connect
 from reconciler.diff import Diff, diff
 from reconciler.errors import ConfigError
 from reconciler.live import LiveState
-from reconciler.model import DesiredState, canonical_account_id
+from reconciler.load import did_you_mean
+from reconciler.model import ACCOUNT_ID_PREFIX, DesiredState, canonical_account_id
 from reconciler.plan import Plan, TargetIdentity, plan_from_read
 from reconciler.progress import reading
 from reconciler.read import read_live
@@ -55,6 +57,29 @@ class Scope:
     selector: Mapping[str, str]
     exclude: tuple[str, ...]
 
+    @property
+    def targeting(self) -> str | None:
+        """`N accounts selected of M (selector k=v; excluded: x)` while a selector or exclude is
+        in effect, like Terraform's "Resource targeting is in effect"; None without one."""
+        return targeting_line(self.desired, self.selected, self.selector, self.exclude)
+
+    def warnings(self) -> list[str]:
+        """The targeting line, a selector that matches no account, an exclude naming none."""
+        line = self.targeting
+        if line is None:
+            return []
+        out = [line]
+        declared = self.desired.accounts
+        if self.selector and not self.selected.accounts:
+            wanted = " ".join(f"{k}={v}" for k, v in self.selector.items())
+            out.append(f"--selector {wanted} matches no declared account")
+        for account_id in self.exclude:
+            if account_id not in declared:
+                bare = account_id.removeprefix(ACCOUNT_ID_PREFIX)
+                hint = did_you_mean(bare, [d.removeprefix(ACCOUNT_ID_PREFIX) for d in declared])
+                out.append(f"--exclude {bare} names no declared account{hint}")
+        return out
+
 
 def parse_selector(items: Sequence[str]) -> dict[str, str]:
     """`--selector team=content` (repeatable) → {"team": "content"}."""
@@ -65,6 +90,27 @@ def parse_selector(items: Sequence[str]) -> dict[str, str]:
             raise ConfigError(f"--selector {item!r}: expected KEY=VALUE")
         selector[key.strip()] = value.strip()
     return selector
+
+
+def targeting_line(
+    desired: DesiredState,
+    selected: DesiredState,
+    selector: Mapping[str, str],
+    exclude: Sequence[str],
+) -> str | None:
+    """The one line a targeted run prints (stderr) and its plan carries (header, JSON)."""
+    if not selector and not exclude:
+        return None
+    parts = []
+    if selector:
+        parts.append("selector " + " ".join(f"{k}={v}" for k, v in selector.items()))
+    if exclude:
+        parts.append("excluded: " + ", ".join(exclude))
+    total = len(desired.accounts)
+    line = f"{plural(len(selected.accounts), 'account')} selected of {total} ({'; '.join(parts)})"
+    if desired.mass_speed is not None:
+        line += "; mass speed not planned: targeting in effect"
+    return line
 
 
 def open_target(
@@ -126,15 +172,27 @@ def select(
     selector: Mapping[str, str] | None = None,
     exclude: Iterable[str] = (),
 ) -> DesiredState:
-    """The declared accounts that carry every `--selector` label and are not `--exclude`d."""
+    """The declared accounts that carry every `--selector` label and are not `--exclude`d.
+
+    While either is in effect, what is not an account is left out as Terraform leaves untargeted
+    resources out: the mass speed, and the users no selected account needs (owners, subscribers).
+    """
     excluded = frozenset(exclude)
+    if not selector and not excluded:
+        return desired
     selected = {
         account_id: account
         for account_id, account in desired.accounts.items()
         if account_id not in excluded
         and all(account.labels.get(k) == v for k, v in (selector or {}).items())
     }
-    return dataclasses.replace(desired, accounts=selected)
+    needed = {a.owner for a in selected.values()}
+    for account in selected.values():
+        if account.subscribers is not None:
+            needed |= account.subscribers.members
+    return dataclasses.replace(
+        desired, accounts=selected, mass_speed=None, users=desired.users & needed
+    )
 
 
 def narrow(
@@ -207,7 +265,7 @@ class Compared:
     def plan(self) -> Plan:
         """The plan of these changes (what `plan` shows and `apply` runs)."""
         config = self.scope.config
-        return plan_from_read(
+        made = plan_from_read(
             self.changes,
             desired=self.desired,
             live=self.live,
@@ -216,6 +274,7 @@ class Compared:
             safety=config.safety,
             prune=self.prune,
         )
+        return dataclasses.replace(made, targeting=self.scope.targeting)
 
 
 async def compare(

@@ -253,6 +253,8 @@ class Plan:
     config_path: str | None = None
     notices: tuple[Notice, ...] = ()
     problems: tuple[PlanProblem, ...] = ()
+    #: "N accounts selected of M (...)" while `--selector`/`--exclude` is in effect (not saved)
+    targeting: str | None = None
 
     def findings(self) -> list[Change | Notice | PlanProblem]:
         """Problems, changes and notices, in the order a plan lists them."""

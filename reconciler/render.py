@@ -129,6 +129,8 @@ def _block_lines(changes: Sequence[Change], color: bool, show_all: bool) -> list
 def render_text(plan: Plan, *, color: bool = False, show_all: bool = False) -> str:
     """Terraform-like text: `+` create, `~` modify (old → new), `-` destroy, `<=` adopt."""
     out = [_paint(plan.target.describe(), "bold", color), ""]
+    if plan.targeting:
+        out += [f"Targeting in effect: {plan.targeting}", ""]
     if plan.problems:
         out.append(
             _paint(
@@ -225,6 +227,8 @@ def render_markdown(
     (`show_all`: every id of a membership change, as far as the limit allows)."""
     s = plan.summary
     head = [f"**{_esc(plan.target.describe())}**", ""]
+    if plan.targeting:
+        head += [f"Targeting in effect: {_esc(plan.targeting)}", ""]
     if plan.problems:
         head += _md_list(
             f"**Error: this plan cannot be applied ({plural(len(plan.problems), 'problem')}):**",
@@ -289,7 +293,7 @@ def plan_data(plan: Plan, *, show_all: bool = False) -> dict[str, Any]:
     def form(c: Change) -> dict[str, Any]:  # every id, or memberships summarised
         return c.data if show_all else c.summary_data(first=FIRST_IDS)
 
-    return {
+    data: dict[str, Any] = {
         "formatVersion": FORMAT_VERSION,
         "target": plan.target.data,
         "targetLine": plan.target.describe(),
@@ -304,6 +308,9 @@ def plan_data(plan: Plan, *, show_all: bool = False) -> dict[str, Any]:
         "desiredDigest": plan.desired_digest,
         "prune": plan.prune,
     }
+    if plan.targeting:  # only then: an untargeted plan's JSON is unchanged
+        data["targeting"] = plan.targeting
+    return data
 
 
 def render_json(plan: Plan, *, show_all: bool = False) -> str:

@@ -12,13 +12,18 @@ no `ignoreChanges` line is shown: the record update is then still listed as book
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterator, Sequence
 from itertools import combinations
 
-from reconciler.digest import account_digest
+from reconciler.digest import account_digest_body, canonical_json
 from reconciler.kinds.official_account.account import FieldChange, RecordAttr
 from reconciler.model import Account, ProfileField, ProfileValue
 from reconciler.record import LastApplied
+
+#: Stands for the `ignoreChanges` list in an account's digest body; only `id` sorts before that key,
+#: so its first occurrence in the canonical JSON is the list's place.
+_SLOT = "\x00ignoreChanges\x00"
 
 
 def record_attrs(
@@ -58,9 +63,13 @@ def _old_ignore_changes(
     before = _as_applied(account, last, fields)
     if before is None:
         return None
+    # the rest of the body (a subscriber profile per member) is serialised once, not 64 times
+    body = account_digest_body(before, members=False)
+    body["ignoreChanges"] = _SLOT
+    head, _, tail = canonical_json(body).partition(canonical_json(_SLOT))
     for ignored in _subsets():
-        candidate = dataclasses.replace(before, ignore_changes=ignored)
-        if account_digest(candidate, members=False) == last.digest:
+        names = canonical_json(sorted(f.value for f in ignored))
+        if _sha256(head + names + tail) == last.digest:
             return ignored
     return None
 
@@ -85,6 +94,10 @@ def _as_applied(
     return dataclasses.replace(
         account, profile=profile, protect=last.protect, subscribers=subscribers
     )
+
+
+def _sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _subsets() -> Iterator[frozenset[ProfileField]]:

@@ -59,6 +59,11 @@ def account_digest(account: Account, *, members: bool = True) -> str:
     100,000 ids means sorting them, which the diff should not pay for on every run; the plan
     file's digest of the desired state covers memberships.
     """
+    return json_digest(account_digest_body(account, members=members))
+
+
+def account_digest_body(account: Account, *, members: bool = True) -> dict[str, object]:
+    """What `account_digest` hashes (its canonical JSON)."""
     subscribers = account.subscribers
     body: dict[str, object] = {
         "id": account.id,
@@ -75,4 +80,4 @@ def account_digest(account: Account, *, members: bool = True) -> str:
             subs["members"] = members_digest(subscribers.members)
             subs["absent"] = members_digest(subscribers.absent)
         body["subscribers"] = subs
-    return json_digest(body)
+    return body

@@ -239,8 +239,9 @@ def test_long_lists_in_markdown_are_summarised() -> None:
 
 def test_bookkeeping_only_plan_says_so() -> None:
     before = account("news", profile={F.NAME: "News"})
-    now = account("news", profile={F.NAME: "News"}, protect=True)
-    plan = make(desired(now), live(live_account("news", owned_by=before)))
+    # the manifest now also sets a field to the value it already has: only the record changes
+    now = account("news", profile={F.NAME: "News", F.INTRODUCTION: ""})
+    plan = make(desired(now), live(live_account("news", profile={F.NAME: "News"}, owned_by=before)))
     assert plan.has_changes and not plan.resource_changes
     text = render_text(plan)
     assert text.splitlines()[2:4] == [
@@ -249,3 +250,17 @@ def test_bookkeeping_only_plan_says_so() -> None:
         " records.",
     ]
     assert "#### No changes to accounts, subscribers or users;" in render_markdown(plan)
+
+
+def test_a_protect_change_is_shown_under_its_account_not_as_bookkeeping() -> None:
+    before = account("news", profile={F.NAME: "News"})
+    now = account("news", profile={F.NAME: "News"}, protect=True)
+    plan = make(desired(now), live(live_account("news", owned_by=before)))
+    assert plan.has_changes and not plan.resource_changes
+    assert render_text(plan).splitlines()[2:6] == [
+        "~ account @TOA#_news will be updated in place (this repo's inventory record only)",
+        "    ~ protect: false → true",
+        "",
+        "No changes to accounts, subscribers or users; apply only updates this repo's inventory"
+        " records.",
+    ]

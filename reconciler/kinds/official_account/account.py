@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import msgspec
 
@@ -101,19 +101,50 @@ class ModifyAccountWire(Wire, frozen=True, tag="modifyAccount"):
         )
 
 
-class RecordWire(Wire, frozen=True, tag="record"):
-    """The plan-file form of `Record`."""
+#: The account settings a record holds that a plan shows like attributes (`RecordAttr`).
+RECORD_ATTRIBUTES: Final = ("protect", "policy", "ignoreChanges")
+RecordValue = bool | str | list[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordAttr:
+    """One setting the record update changes: `protect`, `policy` or `ignoreChanges`, old → new
+    (a policy of None: the manifest said nothing about subscribers)."""
+
+    attribute: str
+    old: RecordValue
+    new: RecordValue
+
+    def line(self) -> tuple[str, str]:
+        return ("~", f"{self.attribute}: {show_value(self.old)} → {show_value(self.new)}")
+
+
+class RecordAttrWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One item of a record change's plan-file form (RecordAttr)."""
+
+    attribute: str
+    old: RecordValue
+    new: RecordValue
+
+
+class RecordWire(Wire, frozen=True, tag="record", omit_defaults=True):
+    """The plan-file form of `Record`; `changes` is absent from plan files written before it."""
 
     account: str
     record: str
     subscribe: bool
     adopt: bool
+    changes: list[RecordAttrWire] = msgspec.field(default_factory=list)
 
     def change(self) -> Record:
         record = decode_record(self.record)
         if not record.known:
             raise ValueError("unreadable record")
-        return Record(self.account, record, self.subscribe, self.adopt)
+        unknown = [c.attribute for c in self.changes if c.attribute not in RECORD_ATTRIBUTES]
+        if unknown:
+            raise ValueError(f"unknown record attribute {unknown[0]!r}")
+        attrs = tuple(RecordAttr(c.attribute, c.old, c.new) for c in self.changes)
+        return Record(self.account, record, self.subscribe, self.adopt, attrs)
 
 
 class AdoptOrphanWire(Wire, frozen=True, tag="adoptOrphan"):
@@ -282,13 +313,21 @@ class Record(InLane):
     record: LastApplied
     subscribe: bool
     adopt: bool = False
+    #: the settings this update changes (`protect`, `policy`, `ignoreChanges`), shown as attributes
+    attrs: tuple[RecordAttr, ...] = ()
 
     @property
     def ride_role(self) -> str | None:
         return "record" if self.subscribe else None
 
     def wire(self) -> RecordWire:
-        return RecordWire(self.account_id, encode_record(self.record), self.subscribe, self.adopt)
+        return RecordWire(
+            self.account_id,
+            encode_record(self.record),
+            self.subscribe,
+            self.adopt,
+            [RecordAttrWire(a.attribute, a.old, a.new) for a in self.attrs],
+        )
 
     def actions(self, schedule: Schedule) -> list[Action]:
         key = self._key()
@@ -306,10 +345,14 @@ class Record(InLane):
         return None, (self.account_id if self.subscribe else None)
 
     def headline(self) -> tuple[int, str, str] | None:
-        return (3, "<=", "will be adopted into this repo's inventory") if self.adopt else None
+        if self.adopt:
+            return (3, "<=", "will be adopted into this repo's inventory")
+        if self.attrs:  # after a profile change's "will be updated in place" (rank 4)
+            return (5, "~", "will be updated in place (this repo's inventory record only)")
+        return None
 
     def detail_lines(self, *, show_all: bool, first: int) -> list[tuple[str, str]]:
-        return []
+        return [a.line() for a in self.attrs]
 
     def drift(self) -> list[DriftItem]:
         return []

@@ -28,6 +28,7 @@ from reconciler.kinds.official_account.members import (
     RemoveSubscribers,
     SetSubscriberProfiles,
 )
+from reconciler.kinds.official_account.settings import record_attrs
 from reconciler.ledger import slot_index
 from reconciler.live import DEFAULT_MAX_SUBSCRIBER_NUM, LiveAccount, LiveState
 from reconciler.model import (
@@ -102,8 +103,9 @@ class _Differ:
             self.changes.append(ModifyAccount(account.id, tuple(fields)))
         record = record_for(account)
         if not live.owned or record != live.last_applied:
+            attrs = record_attrs(account, last, fields)
             self.changes.append(
-                Record(account.id, record, subscribe=not live.owned, adopt=not live.owned)
+                Record(account.id, record, not live.owned, adopt=not live.owned, attrs=attrs)
             )
         self._subscribers(account, live)
 

@@ -195,6 +195,11 @@ class Staging:
         self._names.append(name)
         return path
 
+    def rewrite(self, name: str, text: str) -> None:
+        """Write `name`, staged before, again (import's second pass)."""
+        assert name in self._names, name
+        (self.dir / name).write_text(text, encoding="utf-8", newline="\n")
+
     def validate(self, staged: list[Path]) -> DesiredState:
         """The staged manifests loaded through the validator; problems name the output's files."""
         try:

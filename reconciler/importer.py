@@ -10,7 +10,7 @@ validator before anything is recorded, so a manifest that would not validate is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -28,6 +28,7 @@ from reconciler.import_out import (
     set_name,
     short_id,
 )
+from reconciler.kinds.official_account.settings import recover_ignore_changes
 from reconciler.ledger import slot_index
 from reconciler.live import LiveAccount
 from reconciler.load import dump_documents
@@ -40,7 +41,8 @@ INLINE_MEMBERS: Final = 50
 API_VERSION: Final = "reconciler/v1"
 #: What the vendor does not hold and the last-applied record keeps no value of: said in the file.
 _NOT_READ: Final = (
-    "# Not known to the vendor, so not written: labels, ignoreChanges, subscribers.absent.\n"
+    "# Not known to the vendor, so not written: labels, subscribers.absent; ignoreChanges from"
+    " the record.\n"
 )
 
 
@@ -72,6 +74,7 @@ def _account_document(
     inventory_user: str,
     member_file: str | None,
     set_name: str,
+    ignore_changes: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """The OfficialAccount document (and a SubscriberSet when members go to a file).
 
@@ -86,6 +89,8 @@ def _account_document(
             spec[f.value] = value
     if record.known and record.protect:
         spec["protect"] = True
+    if ignore_changes:  # recovered from the record's digest (a second pass, import_accounts)
+        spec["ignoreChanges"] = list(ignore_changes)
     policy = SubscriberPolicy.ADDITIVE
     if record.known and record.policy is not None:
         policy = record.policy
@@ -178,27 +183,35 @@ async def import_accounts(
     names = Names(existing)
     with Staging(out) as staging:
         staged: list[Path] = []
+        texts: dict[str, Callable[[Sequence[str]], tuple[str, str]]] = {}
         for account_id in wanted:
             account = accounts[account_id]
             stem = names.stem(account_id)
             members = sorted((account.subscribers or frozenset()) - {inventory_user})
             member_name = f"{stem}{MEMBERS_SUFFIX}" if len(members) > INLINE_MEMBERS else None
-            documents = _account_document(
-                account,
-                members,
-                inventory_user,
-                member_name,
-                set_name(stem, account_id, declared.sets),
-            )
             header = (
                 schema_line(out, "OfficialAccount")
                 + f"# Imported from the live system by `reconciler import`: {account_id}\n"
                 + _NOT_READ
             )
             name = f"{stem}.yaml"
-            staged.append(
-                staging.write(name, canonical(dump_documents(documents, header=header), name))
-            )
+
+            def account_text(
+                ignored: Sequence[str],
+                account: LiveAccount = account,
+                members: list[str] = members,
+                member_name: str | None = member_name,
+                set_as: str = set_name(stem, account_id, declared.sets),
+                header: str = header,
+                name: str = name,
+            ) -> tuple[str, str]:
+                documents = _account_document(
+                    account, members, inventory_user, member_name, set_as, ignored
+                )
+                return name, canonical(dump_documents(documents, header=header), name)
+
+            texts[account_id] = account_text
+            staged.append(staging.write(*account_text(())))
             member_path = None
             if member_name is not None:
                 staging.write(member_name, "".join(f"{m}\n" for m in members))
@@ -222,6 +235,20 @@ async def import_accounts(
             result.mass_speed = out / MASS_SPEED_FILE
         # What was written must validate, and its records are what plan will compare against.
         desired = staging.validate(staged) if staged else None
+        if desired is not None:
+            # the record keeps ignoreChanges only inside its digest: recovered against what was
+            # written, it is written too, so that the record and the plan stay as they were
+            recovered = {
+                account_id: recover_ignore_changes(
+                    desired.accounts[account_id], accounts[account_id].last_applied
+                )
+                for account_id in wanted
+            }
+            if any(recovered.values()):
+                for account_id, ignored in recovered.items():
+                    if ignored:
+                        staging.rewrite(*texts[account_id]([f.value for f in ignored]))
+                desired = staging.validate(staged)
         staging.commit()
 
     if desired is None:

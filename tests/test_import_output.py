@@ -237,8 +237,12 @@ def test_the_record_and_the_layout(here: Path, capsys: pytest.CaptureFixture[str
     assert weather[:3] == [
         "# yaml-language-server: $schema=../../schemas/OfficialAccount.schema.json",
         "# Imported from the live system by `reconciler import`: @TOA#_weather",
-        "# Not known to the vendor, so not written: labels, ignoreChanges, subscribers.absent.",
+        "# Not known to the vendor, so not written: labels, subscribers.absent; ignoreChanges from"
+        " the record.",
     ]
+    # the weather bot's ignoreChanges comes back from the record's digest
+    at = weather.index("  ignoreChanges:")
+    assert weather[at + 1] == "    - customString"
     assert not any("maxSubscriberNum" in line for line in weather)
     speed = (here / "a/b/mass-speed.yaml").read_text().splitlines()
     assert speed[0] == "# yaml-language-server: $schema=../../schemas/MassSpeed.schema.json"

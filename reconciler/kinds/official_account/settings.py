@@ -52,6 +52,13 @@ def record_attrs(
     return tuple(attrs)
 
 
+def recover_ignore_changes(account: Account, last: LastApplied) -> frozenset[ProfileField]:
+    """The `ignoreChanges` the record `last` was applied with, for `account` as the live system
+    holds it (import writes what the record knows); empty when none or not recoverable."""
+    found = _old_ignore_changes(account, last, ()) if last.known else None
+    return found or frozenset()
+
+
 def _names(fields: frozenset[ProfileField]) -> list[str]:
     return [f.value for f in ProfileField if f in fields]
 

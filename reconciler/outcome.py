@@ -7,12 +7,11 @@ Each change's `run` (in its kind's module) writes what happened into the run's `
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from reconciler.errors import ProviderError
-from reconciler.providers import ItemFailure, ItemResults
+from reconciler.providers import ItemResults
 
 #: where changes that belong to no account are reported
 GLOBAL = "(users and settings)"
@@ -113,15 +112,3 @@ def item_failures(what: str, results: ItemResults) -> list[Failure]:
         Failure(f"{what} {user}", item.code, item.message)
         for user, item in sorted(results.failed.items())
     ]
-
-
-def merged(parts: Iterable[ItemResults]) -> ItemResults:
-    """The results of several batches of one change as one."""
-    changed: set[str] = set()
-    unchanged: set[str] = set()
-    failed: dict[str, ItemFailure] = {}
-    for part in parts:
-        changed |= part.changed
-        unchanged |= part.unchanged
-        failed.update(part.failed)
-    return ItemResults(frozenset(changed), frozenset(unchanged), dict(sorted(failed.items())))

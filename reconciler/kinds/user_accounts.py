@@ -27,7 +27,7 @@ from reconciler.changes import (
 from reconciler.errors import ProviderError
 from reconciler.live import LiveState
 from reconciler.model import DesiredState
-from reconciler.outcome import GLOBAL, failure, item_failures, merged
+from reconciler.outcome import GLOBAL, failure, item_failures
 from reconciler.providers import ItemResults
 from reconciler.providers.calls import API_MULTIACCOUNT_IMPORT, IMPORT_BATCH
 
@@ -109,7 +109,7 @@ class ImportUsers(Change):
             report.failed.append(failure(f"import {len(self.users)} users", errors[0]))
             run.missing_users.update(self.users)
             return
-        results = merged(parts)
+        results = ItemResults.merged(parts)
         done = len(self.users) - len(results.failed)
         run.result.users_imported += done
         if done:

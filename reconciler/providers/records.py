@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Annotated, Any, Final
@@ -135,6 +135,18 @@ class ItemResults:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @staticmethod
+    def merged(parts: Iterable[ItemResults]) -> ItemResults:
+        """The results of several batches of one change as one."""
+        changed: set[str] = set()
+        unchanged: set[str] = set()
+        failed: dict[str, ItemFailure] = {}
+        for part in parts:
+            changed |= part.changed
+            unchanged |= part.unchanged
+            failed.update(part.failed)
+        return ItemResults(frozenset(changed), frozenset(unchanged), dict(sorted(failed.items())))
 
 
 class MalformedAnswer(ValueError):

@@ -272,7 +272,7 @@ class TencentClient(CountedClient):
         """Import users, 100 per call (reference 3.2); `FailAccounts` come back as failures."""
         ids = sorted(set(user_ids))
         results = await run_all(self._import_batch(b) for b in batches(ids, MAX_IMPORT))
-        return _merge(results)
+        return ItemResults.merged(results)
 
     async def _import_batch(self, ids: list[str]) -> ItemResults:
         try:
@@ -560,7 +560,7 @@ class TencentClient(CountedClient):
     async def add_subscribers(self, account_id: str, user_ids: Iterable[str]) -> ItemResults:
         """Subscribe users, 100 per call; result 1 changed, 2 already subscribed (reference 5.6)."""
         ids = sorted(set(user_ids))
-        return _merge(
+        return ItemResults.merged(
             await run_all(
                 self._membership_batch("add_subscriber", account_id, b)
                 for b in batches(ids, MAX_SUBSCRIBERS)
@@ -570,7 +570,7 @@ class TencentClient(CountedClient):
     async def remove_subscribers(self, account_id: str, user_ids: Iterable[str]) -> ItemResults:
         """Unsubscribe users, 100 per call; result 1 changed, 2 was not subscribed (ref. 5.7)."""
         ids = sorted(set(user_ids))
-        return _merge(
+        return ItemResults.merged(
             await run_all(
                 self._membership_batch("delete_subscriber", account_id, b)
                 for b in batches(ids, MAX_SUBSCRIBERS)
@@ -805,14 +805,3 @@ def _span(ids: list[str]) -> str:
 def _all_failed(ids: Iterable[str], exc: ProviderError) -> ItemResults:
     failure = ItemFailure(exc.code, str(exc), exc.maybe_applied)
     return ItemResults(failed={i: failure for i in ids})
-
-
-def _merge(parts: Iterable[ItemResults]) -> ItemResults:
-    changed: set[str] = set()
-    unchanged: set[str] = set()
-    failed: dict[str, ItemFailure] = {}
-    for part in parts:
-        changed |= part.changed
-        unchanged |= part.unchanged
-        failed.update(part.failed)
-    return ItemResults(frozenset(changed), frozenset(unchanged), dict(sorted(failed.items())))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from reconciler.changes import Action, ApplyRun
 from reconciler.model import ProfileField, ProfileValue
-from reconciler.outcome import AccountReport, Failure, item_failures, merged
+from reconciler.outcome import AccountReport, Failure, item_failures
 from reconciler.providers import ItemResults
 
 
@@ -105,7 +105,7 @@ async def send_members(
     async with asyncio.TaskGroup() as group:
         for batch in sent_batches:
             group.create_task(one(batch))
-    results = merged(parts)
+    results = ItemResults.merged(parts)
     # "already subscribed" / "was not subscribed" count as done: the plan read these users on
     # the other side, so either this run made the change and a retry after a lost answer found
     # it made (reference 5.6, 5.7), or someone else did; either way it is now as declared

@@ -73,14 +73,33 @@ class ImportInventoryUserWire(Wire, frozen=True, tag="importInventoryUser"):
         return ImportInventoryUser(self.user)
 
 
+class _Bookkeeping(Change):
+    """A change this repo makes for itself (`bookkeeping`): never counted in the summary (its own
+    line says what it does), no line under an account, never drift."""
+
+    __slots__ = ()
+    bookkeeping: ClassVar[bool] = True
+
+    def count(self, summary: dict[str, int]) -> None:
+        pass
+
+    def headline(self) -> tuple[int, str, str] | None:
+        return None
+
+    def detail_lines(self, *, show_all: bool, first: int) -> list[tuple[str, str]]:
+        return []
+
+    def drift(self) -> list[DriftItem]:
+        return []
+
+
 @dataclass(frozen=True, slots=True)
-class ImportInventoryUser(Change):
+class ImportInventoryUser(_Bookkeeping):
     """Bookkeeping: the inventory user does not exist yet (account_import)."""
 
     kind: ClassVar[str] = "importInventoryUser"
     phase: ClassVar[int] = PHASE_IMPORT
     wire_type: ClassVar[type[Wire]] = ImportInventoryUserWire
-    bookkeeping: ClassVar[bool] = True
     user: str
 
     def wire(self) -> ImportInventoryUserWire:
@@ -91,18 +110,6 @@ class ImportInventoryUser(Change):
 
     def apply_phase(self, action: Action) -> str:
         return "users"
-
-    def count(self, summary: dict[str, int]) -> None:
-        pass  # bookkeeping: not counted
-
-    def headline(self) -> tuple[int, str, str] | None:
-        return None
-
-    def detail_lines(self, *, show_all: bool, first: int) -> list[tuple[str, str]]:
-        return []
-
-    def drift(self) -> list[DriftItem]:
-        return []
 
     async def run(self, run: ApplyRun, actions: Sequence[Action]) -> None:
         report = run.result.report(GLOBAL)
@@ -140,7 +147,7 @@ class LedgerWriteWire(Wire, frozen=True, tag="ledgerWrite"):
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerWrite(Change):
+class LedgerWrite(_Bookkeeping):
     """Bookkeeping: one slot of the inventory ledger (`reconciler.ledger`).
 
     Before any create, `add` (the creates this slot records) is written into the slot, which is
@@ -154,7 +161,6 @@ class LedgerWrite(Change):
     kind: ClassVar[str] = "ledgerWrite"
     phase: ClassVar[int] = PHASE_LEDGER
     wire_type: ClassVar[type[Wire]] = LedgerWriteWire
-    bookkeeping: ClassVar[bool] = True
     needs_inventory_user: ClassVar[bool] = True
     slot: int
     slot_id: str
@@ -198,18 +204,6 @@ class LedgerWrite(Change):
 
     def apply_phase(self, action: Action) -> str:
         return "ledger" if action.id.endswith("/rewrite") else "accounts"
-
-    def count(self, summary: dict[str, int]) -> None:
-        pass  # bookkeeping: shown on its own line
-
-    def headline(self) -> tuple[int, str, str] | None:
-        return None
-
-    def detail_lines(self, *, show_all: bool, first: int) -> list[tuple[str, str]]:
-        return []
-
-    def drift(self) -> list[DriftItem]:
-        return []
 
     async def run(self, run: ApplyRun, actions: Sequence[Action]) -> None:
         ledger = run.state(Ledger)

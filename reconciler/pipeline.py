@@ -109,7 +109,7 @@ def targeting_line(
     total = len(desired.accounts)
     line = f"{plural(len(selected.accounts), 'account')} selected of {total} ({'; '.join(parts)})"
     if desired.mass_speed is not None:
-        line += "; mass speed not planned: targeting in effect"
+        line += "; mass speed skipped (it belongs to no account)"
     return line
 
 

@@ -16,7 +16,7 @@ from reconciler.cli import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CONTENT = (
-    "2 accounts selected of 3 (selector team=content); mass speed not planned: targeting in effect"
+    "2 accounts selected of 3 (selector team=content); mass speed skipped (it belongs to no account)"
 )
 
 
@@ -56,7 +56,7 @@ def test_a_targeted_plan_says_how_many_accounts_it_chose_in_every_format(
     )
     assert json.loads(out)["targeting"] == (
         "1 account selected of 3 (selector team=content; excluded: @TOA#_news);"
-        " mass speed not planned: targeting in effect"
+        " mass speed skipped (it belongs to no account)"
     )
     _, _, err = run(capsys, "drift", str(project), "--exclude", "news")
     assert err.startswith("warning: 2 accounts selected of 3 (excluded: @TOA#_news)")
@@ -69,7 +69,7 @@ def test_a_selector_or_exclude_that_matches_nothing_is_a_warning_naming_it(
     assert code == 0
     assert err.splitlines() == [
         "warning: 0 accounts selected of 3 (selector nosuch=x);"
-        " mass speed not planned: targeting in effect",
+        " mass speed skipped (it belongs to no account)",
         "warning: --selector nosuch=x matches no declared account",
     ]
     assert "No changes." in out

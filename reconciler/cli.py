@@ -72,7 +72,7 @@ def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
 
 
 #: The commands that read reconciler.yaml.
-_READ_CONFIG = frozenset({"validate", "plan", "apply", "drift", "import"})
+_READ_CONFIG = frozenset({"validate", "plan", "apply", "drift", "import", "doctor"})
 
 
 def _settle_common(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
@@ -175,6 +175,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
         target=args.target,
         stdout=sys.stdout,
         parallelism=args.parallelism,
+    )
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from reconciler import doctor
+
+    return doctor.command(
+        config=args.config, target=args.target, fmt=args.format, stdout=sys.stdout
     )
 
 
@@ -440,6 +448,17 @@ def build_parser() -> argparse.ArgumentParser:
     _parallelism_flag(importer)
     _common(importer)
     importer.set_defaults(func=_cmd_import)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check why a target does not work yet (read-only)",
+        description="Read-only checks of a target: credentials, endpoint and TLS, clock, UserSig,"
+        " official accounts, inventory user, WeChat token, allow-list and speed API, rate limit."
+        " Each failure says what to do. Exit 0 when every check passes, 1 otherwise.",
+    )
+    doctor.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    _common(doctor)
+    doctor.set_defaults(func=_cmd_doctor)
 
     fmt = commands.add_parser(
         "fmt",

@@ -180,3 +180,17 @@ def _vendor_client(
         return httpx.AsyncClient(limits=http_limits, verify=True, event_hooks=hooks)
     transport = LeanTransport(limits.concurrency, guard=guard if read_only else None)
     return LeanClient(transport, event_hooks=hooks)
+
+
+@asynccontextmanager
+async def probe_client(target: TencentTarget, limits: Limits) -> AsyncIterator[httpx.AsyncClient]:
+    """A plain client for credential-free probes of the target's endpoints (`reconciler
+    doctor`): TLS verified against the trust the vendor clients use (httpx's, `SSL_CERT_FILE`
+    honoured), the environment's proxy honoured, and read-only like `connect(read_only=True)`."""
+    endpoints = [target.endpoint, *([] if target.wechat is None else [target.wechat.endpoint])]
+    guard = ReadOnlyGuard.for_endpoints(*(check_endpoint(url) for url in endpoints))
+    hooks: dict[str, list[Any]] = {"request": [guard.hook]}
+    async with httpx.AsyncClient(
+        verify=True, timeout=limits.timeout_seconds, event_hooks=hooks
+    ) as http:
+        yield http

@@ -55,6 +55,8 @@ def test_serve_flags_set_the_behaviour_and_the_clock_moves_over_http(tmp_path: P
                 "wechat_followers": 5,
                 "wechat_admin_confirm": 60,
                 "wechat_blocked_ip": "203.0.113.7",
+                "official_accounts": True,
+                "wechat_verified": True,
             }
             token = http.get(
                 "/cgi-bin/token",

@@ -55,6 +55,12 @@ class Behaviour:
     wechat_admin_confirm: int = 0
     #: when set, every WeChat call is refused with 40164 naming this caller IP
     wechat_blocked_ip: str = ""
+    #: False: the app's edition has no official accounts; every official-account command is
+    #: answered 131000 (reference tencent 4.1)
+    official_accounts: bool = True
+    #: False: the WeChat account is not verified; the mass-send family (speed included) is
+    #: answered 48001 "api unauthorized" (reference wechat 3, 4: "verified accounts only")
+    wechat_verified: bool = True
 
     def problems(self) -> list[str]:
         """What is wrong with these values (empty when they are usable)."""
@@ -145,6 +151,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IP",
         help="refuse every WeChat call with 40164 naming IP (not on the allow-list)",
     )
+    parser.add_argument(
+        "--no-official-accounts",
+        dest="official_accounts",
+        action="store_false",
+        help="an edition without official accounts: their commands answer 131000",
+    )
+    parser.add_argument(
+        "--wechat-unverified",
+        dest="wechat_verified",
+        action="store_false",
+        help="an unverified WeChat account: mass sending and its speed answer 48001",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Behaviour:
@@ -157,6 +175,8 @@ def from_args(args: argparse.Namespace) -> Behaviour:
         wechat_followers=args.wechat_followers,
         wechat_admin_confirm=args.wechat_admin_confirm,
         wechat_blocked_ip=args.wechat_blocked_ip,
+        official_accounts=args.official_accounts,
+        wechat_verified=args.wechat_verified,
     )
     problems = behaviour.problems()
     if problems:

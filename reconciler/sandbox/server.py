@@ -11,12 +11,14 @@ Order of checks for a Tencent IM call (`POST /v4/{service}/{command}?sdkappid=&i
 3. fault injection (below).
 4. `sdkappid` missing 60012, not this app 70020; `identifier`/`usersig` missing 60004; UserSig
    checked with `reconciler.usersig.verify` (70001, 70003, 70009, 70013, 70014); an identifier that
-   is not the App admin: 70403 on `im_open_login_svc`, 60010 elsewhere.
+   is not the App admin: 70403 on `im_open_login_svc`, 60010 elsewhere; an official-account
+   command of an edition without them (`Behaviour.official_accounts` off): 131000.
 5. the body is read as JSON whatever the Content-Type says; not a JSON object: 60003.
 6. the command (see `accounts.py`, `official.py` and `messages.py` for rules and codes).
 Business errors are HTTP 200 with `ActionStatus: FAIL`; a failed command changes nothing.
 
-WeChat (`/cgi-bin/...`): access token checked first (see `wechat.py`), then quotas, then the body
+WeChat (`/cgi-bin/...`): access token checked first (see `wechat.py`), then quotas, then (for an
+unverified account, `Behaviour.wechat_verified` off) 48001 on the mass-send family, then the body
 (47001 if not JSON). The per-second bucket applies to WeChat only when `calls_per_second` is set
 (answering 45011); by default WeChat has just its documented minute and daily quotas.
 
@@ -336,6 +338,8 @@ class Sandbox:
         if identifier != self.options.admin:
             code = 70403 if service == ACCOUNT_SERVICE else 60010
             raise ApiError(code, "request requires App admin privilege")
+        if service == OA_SERVICE and not call.behaviour.official_accounts:
+            raise ApiError(131000, "this AppId has not enabled the official account service")
         doc = _parse_json(body)
         if doc is None:
             raise ApiError(60003, "HTTP request JSON parse error")
@@ -352,6 +356,8 @@ class Sandbox:
         if endpoint != "stable_token":
             wechat.check_token(call, params.get("access_token"))
             wechat.minute_limit(call, endpoint)
+            if endpoint.startswith("message/mass/") and not call.behaviour.wechat_verified:
+                raise ApiError(48001, "api unauthorized")
         if not body.strip():
             if endpoint != "message/mass/speed/get":
                 raise ApiError(44002, "empty post data")

@@ -55,6 +55,9 @@ class Behaviour:
     wechat_admin_confirm: int = 0
     #: when set, every WeChat call is refused with 40164 naming this caller IP
     wechat_blocked_ip: str = ""
+    #: the largest `Limit` of a subscriber or subscription page (reference 5.5, 5.9: 200); another
+    #: value plants a difference for `reconciler conformance` to find
+    page_max: int = 200
 
     def problems(self) -> list[str]:
         """What is wrong with these values (empty when they are usable)."""
@@ -69,6 +72,8 @@ class Behaviour:
             out.append("wechat_followers must not be negative")
         if self.wechat_admin_confirm < 0:
             out.append("wechat_admin_confirm must not be negative")
+        if self.page_max < 1:
+            out.append(f"page_max must be at least 1, not {self.page_max}")
         return out
 
     @property
@@ -145,6 +150,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IP",
         help="refuse every WeChat call with 40164 naming IP (not on the allow-list)",
     )
+    parser.add_argument(
+        "--page-max",
+        type=int,
+        default=default.page_max,
+        metavar="N",
+        help="the largest Limit of a subscriber page (default 200, the documented one; another"
+        " value plants a difference for `reconciler conformance`)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Behaviour:
@@ -157,6 +170,7 @@ def from_args(args: argparse.Namespace) -> Behaviour:
         wechat_followers=args.wechat_followers,
         wechat_admin_confirm=args.wechat_admin_confirm,
         wechat_blocked_ip=args.wechat_blocked_ip,
+        page_max=args.page_max,
     )
     problems = behaviour.problems()
     if problems:

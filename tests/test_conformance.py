@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ import pytest
 from test_e2e_common import ENV, Project, ServedSandbox, Vendor
 
 from reconciler.config import Limits, SandboxTarget
-from reconciler.conformance.battery import Context, Recorder, fields, run
+from reconciler.conformance.battery import Context, Recorder, cleanup, fields
 from reconciler.conformance.report import compare, render_json, render_text
 from reconciler.conformance.wire import Answer, Wire
 from reconciler.connect import connect
@@ -295,11 +296,11 @@ def test_the_read_only_guard_refuses_a_write_sent_by_the_battery(tmp_path: Path)
 
 
 def test_an_account_that_cannot_be_destroyed_is_named_as_left_behind(tmp_path: Path) -> None:
-    """Every call fails (HTTP 502/503 or a vendor error): the create's answer is lost, so its
-    account may exist; the destroy fails too, and the report names what was left behind."""
+    """The vendor fails every call (HTTP 502/503 or a retryable code): the destroy of a create
+    whose answer was lost fails too, and the report names the account left behind."""
     sandbox = Sandbox(SandboxOptions(db_path=tmp_path / "s.db", fail_rate=1.0))
 
-    async def go() -> tuple[Context, Recorder]:
+    async def go() -> Context:
         async with httpx.AsyncClient(transport=sandbox.async_transport()) as http:
             client = TencentClient(
                 http,
@@ -310,27 +311,46 @@ def test_an_account_that_cannot_be_destroyed_is_named_as_left_behind(tmp_path: P
                 endpoint="https://sandbox",
                 retry=RetryPolicy(attempts=1),
             )
-            rec = Recorder(Wire(client, None))
-            ctx = Context(rec.wire.admin, "0badf00d", wechat=False)
-            assert await run(rec, ctx, writes_allowed=True) is True
-            return ctx, rec
+            ctx = Context("administrator", "0badf00d", create_sent=True)
+            for _ in range(4):  # whether the fault is an HTTP one or a vendor code
+                await cleanup(Wire(client, None), ctx)
+                assert not ctx.destroyed
+            return ctx
 
     try:
-        ctx, rec = asyncio.run(go())
+        ctx = asyncio.run(go())
     finally:
         sandbox.close()
-    assert ctx.create_sent and not ctx.destroyed
-    assert rec.observed["create_official_account"]["code"] in ("no answer", 10004, 20005)
-    done = compare(
-        TargetIdentity("tencent", "t", 1, "https://x"),
-        rec.observed,
-        {},
-        writes=True,
-        left_behind=ctx.account,
-    )
-    assert (
-        json.loads(render_json(done, version="9"))["leftBehind"] == "@TOA#_rcl-conformance-0badf00d"
-    )
+    identity = TargetIdentity("tencent", "t", 1, "https://x")
+    done = compare(identity, {}, {}, writes=True, left_behind=ctx.account)
+    assert json.loads(render_json(done, version="9"))["leftBehind"] == ctx.account
+
+
+def test_a_target_that_does_not_answer_stops_the_battery_at_its_first_call(
+    project: Project,
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        project.base_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    project.configure()
+    result = project.cli("conformance", "--allow-writes", "--out", "report.json")
+    assert result.code == 1, result.text
+    doc = report(project)
+    assert doc["observations"][0] == {
+        "probe": "account_check: the admin and an unknown user",
+        "observation": "code",
+        "target": "no answer",
+        "sandbox": 0,
+    }
+    assert {o["probe"] for o in doc["observations"]} == {
+        "account_check: the admin and an unknown user"
+    }
+    (line,) = result.err.splitlines()
+    assert line.startswith(
+        "error: the target did not answer the battery's first call, so it stopped there:"
+        " tencent (account_check): gave up after 5 attempts: network error"
+    ), line
+    assert doc["leftBehind"] is None and doc["unanswered"] in line
 
 
 def test_the_report_pairs_observations_and_shows_what_one_side_lacks() -> None:

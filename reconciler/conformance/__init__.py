@@ -62,6 +62,11 @@ def conformance_command(
     if stop.signum is not None:
         stderr.write(f"interrupted by {signal_name(stop.signum)}\n")
         return 128 + stop.signum
+    if report.unanswered is not None:
+        stderr.write(
+            f"error: the target did not answer the battery's first call, so it stopped there:"
+            f" {report.unanswered}\n"
+        )
     return report.exit_code
 
 
@@ -80,9 +85,12 @@ async def _compare(
     async with connect(target, limits, read_only=not writes) as providers:
         wire = Wire(providers.im, providers.wechat)
         ctx = Context(wire.admin, token, wechat=providers.wechat is not None)
+
+        def announce(account: str) -> None:
+            stderr.write(f"conformance: making the throw-away account {account}\n")
+
+        ctx.announce = announce
         seen = Recorder(wire, stop)
-        if writes:
-            stderr.write(f"conformance: making the throw-away account {ctx.account}\n")
         finished = await run(seen, ctx, writes_allowed=writes)
         if ctx.create_sent and ctx.destroyed:
             stderr.write(f"conformance: destroyed {ctx.account}\n")
@@ -98,6 +106,7 @@ async def _compare(
         interrupted=None if finished or stop.signum is None else signal_name(stop.signum),
         info=info,
         left_behind=ctx.account if ctx.create_sent and not ctx.destroyed else None,
+        unanswered=seen.unanswered,
     )
 
 

@@ -22,7 +22,7 @@ retention (it takes days).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -51,6 +51,8 @@ class Context:
     token: str
     #: the target has WeChat credentials: the WeChat probes run (on both sides)
     wechat: bool = True
+    #: told the throw-away account's id just before its create is sent
+    announce: Callable[[str], None] = lambda account: None
     #: the create was sent (its answer may have been lost): the account must be destroyed
     create_sent: bool = False
     destroyed: bool = False
@@ -71,7 +73,7 @@ class Context:
 
 
 class Halt(Exception):
-    """The run is stopping on a signal: no further probe is sent."""
+    """The run is stopping (a signal, or a target that does not answer): no further probe."""
 
 
 @dataclass(slots=True)
@@ -83,6 +85,10 @@ class Recorder:
     observed: Observations = field(default_factory=dict)
     #: per probe, the vendor's own words (`ErrorInfo`/`errmsg`) when its code was not 0
     info: dict[str, str] = field(default_factory=dict)
+    #: why the first call got no answer: the target is unreachable or not a vendor, and the
+    #: rest of the battery (each call retried with backoff) would only say so fifty times more
+    unanswered: str | None = None
+    sent: int = 0
 
     def note(self, probe: str, aspect: str, value: Any) -> None:
         self.observed.setdefault(probe, {})[aspect] = value
@@ -92,22 +98,27 @@ class Recorder:
         for path, kind in fields(answer.body):
             self.note(probe, f"field {path}", kind)
 
-    async def im(self, probe: str, command: str, body: Mapping[str, Any]) -> Answer:
-        if self.stop.stopping:
+    def _next(self) -> None:
+        if self.stop.stopping or self.unanswered is not None:
             raise Halt
+        self.sent += 1
+
+    async def im(self, probe: str, command: str, body: Mapping[str, Any]) -> Answer:
+        self._next()
         answer = await self.wire.im(command, body)
         self._record(probe, answer)
         return answer
 
     async def wechat(self, probe: str, path: str, body: Mapping[str, Any]) -> Answer:
-        if self.stop.stopping:
-            raise Halt
+        self._next()
         answer = await self.wire.wechat(probe.partition(":")[0], path, body)
         self._record(probe, answer)
         return answer
 
     def _record(self, probe: str, answer: Answer) -> None:
         self.note(probe, "code", answer.outcome)
+        if answer.failed and self.sent == 1:
+            self.unanswered = answer.info
         if answer.code != 0 and answer.info:
             self.info[probe] = answer.info
 
@@ -257,6 +268,7 @@ async def writes(rec: Recorder, ctx: Context) -> None:
         "Name": ctx.name,
         "Introduction": "reconciler conformance run: a throw-away account, safe to destroy",
     }
+    ctx.announce(oa)
     ctx.create_sent = True  # before the call: its answer may be lost and the account made
     created = await rec.im(probe, "create_official_account", create)
     rec.shape(probe, created)

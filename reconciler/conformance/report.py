@@ -54,6 +54,8 @@ class Report:
     info: Mapping[str, Mapping[str, str]] | None = None
     #: the throw-away account when it could not be destroyed
     left_behind: str | None = None
+    #: why the target's first call got no answer (the battery stopped there)
+    unanswered: str | None = None
 
     @property
     def differences(self) -> list[Row]:
@@ -61,7 +63,9 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        """0 none differ, 2 some do (as `drift`)."""
+        """0 none differ, 2 some do (as `drift`), 1 the target did not answer."""
+        if self.unanswered is not None:
+            return 1
         return 2 if self.differences else 0
 
 
@@ -74,19 +78,23 @@ def compare(
     interrupted: str | None = None,
     info: Mapping[str, Mapping[str, str]] | None = None,
     left_behind: str | None = None,
+    unanswered: str | None = None,
 ) -> Report:
     """Pair the target's observations (`seen`) with the sandbox's (`expected`), probe by probe in
-    the battery's order. A probe the target never reached (the run stopped) is left out."""
+    the battery's order. A probe the target never reached (the run stopped) is left out; a probe
+    that got no answer on one side is only its code."""
     rows: list[Row] = []
     probes = list(expected) + [p for p in seen if p not in expected]
     for probe in probes:
-        if probe not in seen and interrupted:
+        if probe not in seen and (interrupted or unanswered):
             continue
         mine, theirs = seen.get(probe, {}), expected.get(probe, {})
         aspects = list(theirs) + [a for a in mine if a not in theirs]
+        if NO_ANSWER in (mine.get("code"), theirs.get("code")):
+            aspects = ["code"]  # the rest is absent because no answer came, not for itself
         for aspect in aspects:
             rows.append(Row(probe, aspect, mine.get(aspect, ABSENT), theirs.get(aspect, ABSENT)))
-    return Report(target, tuple(rows), writes, interrupted, info, left_behind)
+    return Report(target, tuple(rows), writes, interrupted, info, left_behind, unanswered)
 
 
 def _cell(value: Any) -> str:
@@ -128,6 +136,7 @@ def render_json(report: Report, *, version: str) -> str:
         "writes": report.writes,
         "interrupted": report.interrupted,
         "leftBehind": report.left_behind,
+        "unanswered": report.unanswered,
         "differences": [row.data for row in report.differences],
         "observations": [row.data for row in report.rows],
         "vendorMessages": {

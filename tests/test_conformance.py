@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ import pytest
 from test_e2e_common import ENV, Project, ServedSandbox, Vendor
 
 from reconciler.config import Limits, SandboxTarget
-from reconciler.conformance.battery import Context, Recorder, cleanup, fields
+from reconciler.conformance.battery import Context, Recorder, cleanup, fields, run
 from reconciler.conformance.report import compare, render_json, render_text
 from reconciler.conformance.wire import Answer, Wire
 from reconciler.connect import connect
@@ -278,6 +279,77 @@ def test_a_signal_mid_run_destroys_the_throw_away_account(
         assert vendor.account(made) is None
     doc = json.loads((project.root / "r.json").read_text(encoding="utf-8"))
     assert doc["interrupted"] == stop.name and doc["leftBehind"] is None
+
+
+def test_a_signal_in_process_stops_the_battery_and_destroys_the_account(
+    project: Project, serve: Any
+) -> None:
+    """The same as above inside this process (`cli.main`), SIGTERM from a thread."""
+    serve("--latency-ms", "30")
+    found: list[str] = []
+
+    def signal_when_subscribed() -> None:
+        with contextlib_vendor(project) as vendor:
+            deadline = time.monotonic() + 60
+            while not found and time.monotonic() < deadline:
+                found.extend(e[1] for e in effects(vendor) if e[0] == "subscriber_added")
+                time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=signal_when_subscribed)
+    thread.start()
+    try:
+        result = project.cli("conformance", "--allow-writes")
+    finally:
+        thread.join()
+    assert result.code == 143, result.text
+    made = found[0]
+    assert result.err.splitlines()[1:] == [
+        f"conformance: destroyed {made}",
+        "interrupted by SIGTERM",
+    ]
+    assert result.lines[1].endswith("(stopped early by SIGTERM)")
+    with contextlib_vendor(project) as vendor:
+        assert vendor.account(made) is None
+
+
+def test_out_in_a_missing_directory_is_refused_before_any_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    project = Project(tmp_path, "", tmp_path / "unused.db")
+    result = project.cli("conformance", "--out", "nope/r.json")
+    assert (result.code, result.out, result.err) == (
+        1,
+        "",
+        "error: cannot write nope/r.json: no directory nope\n",
+    )
+    assert not (tmp_path / ".reconciler").exists()
+    # a file that cannot be written is said after the table
+    result = project.cli("conformance", "--out", ".")
+    assert result.code == 1 and result.lines[1].endswith("none differ from the sandbox")
+    assert result.err == "error: cannot write .: Is a directory\n"
+
+
+def test_an_id_already_in_use_is_observed_and_left_alone(tmp_path: Path) -> None:
+    """130008 to the create: the account is someone else's, and is not destroyed."""
+
+    async def go() -> tuple[Recorder, Answer]:
+        target = SandboxTarget("s", tmp_path / "s.db")
+        async with connect(target, Limits()) as providers:
+            wire = Wire(providers.im, None)
+            ctx = Context(wire.admin, "00000000cafe", wechat=False)
+            mine = {"Owner_Account": ctx.admin, "OfficialAccountUserID": ctx.account, "Name": "m"}
+            assert (await wire.im("create_official_account", mine)).code == 0
+            rec = Recorder(wire)
+            assert await run(rec, ctx, writes_allowed=True) is True
+            ask = {"OfficialAccountIdList": [{"Official_Account": ctx.account}]}
+            return rec, await wire.im("get_official_account_info", ask)
+
+    rec, info = asyncio.run(go())
+    assert rec.observed["create_official_account"]["code"] == 130008
+    assert "destroy_official_account" not in rec.observed
+    assert info.body["OfficialAccountInfoList"][0]["Name"] == "m"
 
 
 # -- in-process: the guard, the clean-up when the vendor fails, the report ---------------------

@@ -45,20 +45,22 @@ def conformance_command(
 ) -> int:
     """Run the battery against `target` and the sandbox; print the differences; exit 0 or 2."""
     loaded, where = open_target(config, target)
+    if out is not None and not Path(out).parent.is_dir():
+        raise ConfigError(f"cannot write {out}: no directory {Path(out).parent}")
     stop = StopSignal()
     with graceful(stop):
         report = asyncio.run(_compare(where, loaded.limits, allow_writes, stop, stderr))
-    if out is not None:
-        try:
-            Path(out).write_text(render_json(report, version=__version__), encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from exc
     stdout.write(render_text(report))
     if report.left_behind is not None:
         stderr.write(
             f"the throw-away account {report.left_behind} could not be destroyed:"
             " destroy it by hand\n"
         )
+    if out is not None:
+        try:
+            Path(out).write_text(render_json(report, version=__version__), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from exc
     if stop.signum is not None:
         stderr.write(f"interrupted by {signal_name(stop.signum)}\n")
         return 128 + stop.signum
@@ -73,7 +75,7 @@ def conformance_command(
 async def _compare(
     target: Target, limits: Limits, writes: bool, stop: StopSignal, stderr: TextIO
 ) -> Report:
-    token = secrets.token_hex(4)
+    token = secrets.token_hex(6)  # ids of 34 bytes, users of at most 32 (reference 3, 4.4)
     with tempfile.TemporaryDirectory(prefix="rcl-conformance-") as scratch:
         # the sandbox side: in-process and fresh, in a scratch directory (in memory when reading)
         reference = SandboxTarget("conformance", Path(scratch) / "sandbox.db")

@@ -274,6 +274,9 @@ async def writes(rec: Recorder, ctx: Context) -> None:
     rec.shape(probe, created)
     rec.note(probe, "id is the one asked for", created.body.get("OfficialAccountUserID") == oa)
     if created.code != 0:
+        # a refusal made nothing (130008: the id is someone else's, left alone); a lost answer
+        # may have made the account, and `run` destroys it
+        ctx.create_sent = created.failed
         return  # nothing below can be observed without the account
     await rec.im("create_official_account: the same id again", "create_official_account", create)
     await _account_info(rec, ctx)

@@ -79,7 +79,7 @@ def head(project: Project, scope: str, count: int, differ: str) -> list[str]:
     return [
         f"Target: tencent 'local', sdkappid 1400000000 at {project.base_url},"
         " WeChat appid wxsandbox00000000",
-        f"Conformance ({scope}): {count} observations, {differ}",
+        f"Conformance, {scope}: {count} observations, {differ}",
     ]
 
 
@@ -166,7 +166,7 @@ def test_a_planted_page_limit_is_found_and_named(project: Project, serve: Any) -
             project,
             "reads only (--allow-writes adds the writes)",
             count,
-            "1 differ from the sandbox",
+            "1 differs from the sandbox",
         ),
         "probe                                            observation  target  sandbox",
         "get_subscribed_official_account_list: Limit 200  code         6017    0",
@@ -432,7 +432,7 @@ def test_the_report_pairs_observations_and_shows_what_one_side_lacks() -> None:
     done = compare(identity, seen, expected, writes=False)
     assert render_text(done) == (
         "Target: tencent 't', sdkappid 1 at https://x\n"
-        "Conformance (reads only (--allow-writes adds the writes)): 6 observations,"
+        "Conformance, reads only (--allow-writes adds the writes): 6 observations,"
         " 5 differ from the sandbox\n"
         "probe  observation  target     sandbox\n"
         'p      field A      "string"   "integer"\n'

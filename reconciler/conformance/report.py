@@ -109,8 +109,10 @@ def render_text(report: Report) -> str:
     scope = "reads and writes" if report.writes else "reads only (--allow-writes adds the writes)"
     counted = len(report.rows)
     differing = report.differences
-    head = f"Target: {report.target.label}\nConformance ({scope}): {counted} observations, " + (
-        f"{len(differing)} differ from the sandbox" if differing else "none differ from the sandbox"
+    head = f"Target: {report.target.label}\nConformance, {scope}: {counted} observations, " + (
+        f"{len(differing)} {'differs' if len(differing) == 1 else 'differ'} from the sandbox"
+        if differing
+        else "none differ from the sandbox"
     )
     if report.interrupted:
         head += f" (stopped early by {report.interrupted})"

@@ -80,9 +80,8 @@ async def _compare(
         # the sandbox side: in-process and fresh, in a scratch directory (in memory when reading)
         reference = SandboxTarget("conformance", Path(scratch) / "sandbox.db")
         async with connect(reference, limits, read_only=not writes) as providers:
-            wechat = _has_wechat(target)
-            ctx = Context(Wire(providers.im, None).admin, token, wechat=wechat)
             expected = Recorder(Wire(providers.im, providers.wechat))
+            ctx = Context(expected.wire.admin, token, wechat=_has_wechat(target))
             await run(expected, ctx, writes_allowed=writes)
     async with connect(target, limits, read_only=not writes) as providers:
         wire = Wire(providers.im, providers.wechat)
@@ -97,8 +96,8 @@ async def _compare(
         if ctx.create_sent and ctx.destroyed:
             stderr.write(f"conformance: destroyed {ctx.account}\n")
     info = {
-        probe: {"target": said, "sandbox": expected.info.get(probe, "")}
-        for probe, said in seen.info.items()
+        probe: {"target": seen.info.get(probe, ""), "sandbox": expected.info.get(probe, "")}
+        for probe in {**expected.info, **seen.info}
     }
     return compare(
         TargetIdentity.from_target(target),

@@ -72,7 +72,7 @@ def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
 
 
 #: The commands that read reconciler.yaml.
-_READ_CONFIG = frozenset({"validate", "plan", "apply", "drift", "import", "doctor"})
+_READ_CONFIG = frozenset({"validate", "plan", "apply", "drift", "import", "doctor", "conformance"})
 
 
 def _settle_common(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
@@ -311,6 +311,19 @@ def _complete_paths(parser: argparse.ArgumentParser, files: object, directories:
             action.complete = directories  # type: ignore[attr-defined]
 
 
+def _cmd_conformance(args: argparse.Namespace) -> int:
+    from reconciler.conformance import conformance_command
+
+    return conformance_command(
+        config=args.config,
+        target=args.target,
+        allow_writes=args.allow_writes,
+        out=args.out,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
 def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from reconciler.sandbox import serve
 
@@ -503,6 +516,22 @@ def build_parser() -> argparse.ArgumentParser:
     completion.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
     _common(completion)
     completion.set_defaults(func=_cmd_completion)
+
+    conformance = commands.add_parser(
+        "conformance",
+        help="find where the sandbox and the target's vendor disagree (read-only by default)",
+        description="Run a fixed battery of small vendor calls against the target and an"
+        " in-process sandbox and print every observation that differs. Read-only unless"
+        " --allow-writes. Exit 0 none differ, 2 some do, 1 on error.",
+    )
+    conformance.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="also create, modify, broadcast to and destroy one throw-away account",
+    )
+    conformance.add_argument("--out", metavar="FILE", help="write every observation as JSON")
+    _common(conformance)
+    conformance.set_defaults(func=_cmd_conformance)
 
     sandbox = commands.add_parser("sandbox", help="the local emulator of the vendor APIs")
     sandbox_commands = sandbox.add_subparsers(

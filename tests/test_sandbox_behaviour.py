@@ -32,7 +32,7 @@ def test_serve_flags_set_the_behaviour_and_the_clock_moves_over_http(tmp_path: P
         *("--history-days", "30", "--broadcast-duplicate", "body_and_random"),
         *("--wechat-account-type", "subscription", "--wechat-followers", "5"),
         *("--wechat-admin-confirm", "60", "--wechat-blocked-ip", "203.0.113.7"),
-        *("--clock-offset", "-100"),
+        *("--clock-offset", "-100", "--page-max", "100"),
     ]
     serve = [sys.executable, "-m", "reconciler", "sandbox", "serve", "--port", "0"]
     proc = subprocess.Popen(
@@ -57,6 +57,7 @@ def test_serve_flags_set_the_behaviour_and_the_clock_moves_over_http(tmp_path: P
                 "wechat_blocked_ip": "203.0.113.7",
                 "official_accounts": True,
                 "wechat_verified": True,
+                "page_max": 100,
             }
             token = http.get(
                 "/cgi-bin/token",

@@ -16,7 +16,8 @@ from reconciler.cli import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CONTENT = (
-    "2 accounts selected of 3 (selector team=content); mass speed skipped (it belongs to no account)"
+    "2 accounts selected of 3 (selector team=content);"
+    " mass speed skipped (it belongs to no account)"
 )
 
 

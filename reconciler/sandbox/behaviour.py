@@ -61,6 +61,9 @@ class Behaviour:
     #: False: the WeChat account is not verified; the mass-send family (speed included) is
     #: answered 48001 "api unauthorized" (reference wechat 3, 4: "verified accounts only")
     wechat_verified: bool = True
+    #: the largest `Limit` of a subscriber or subscription page (reference 5.5, 5.9: 200); another
+    #: value plants a difference for `reconciler conformance` to find
+    page_max: int = 200
 
     def problems(self) -> list[str]:
         """What is wrong with these values (empty when they are usable)."""
@@ -75,6 +78,8 @@ class Behaviour:
             out.append("wechat_followers must not be negative")
         if self.wechat_admin_confirm < 0:
             out.append("wechat_admin_confirm must not be negative")
+        if self.page_max < 1:
+            out.append(f"page_max must be at least 1, not {self.page_max}")
         return out
 
     @property
@@ -163,6 +168,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="an unverified WeChat account: mass sending and its speed answer 48001",
     )
+    parser.add_argument(
+        "--page-max",
+        type=int,
+        default=default.page_max,
+        metavar="N",
+        help="the largest Limit of a subscriber page (default 200, the documented one; another"
+        " value plants a difference for `reconciler conformance`)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Behaviour:
@@ -177,6 +190,7 @@ def from_args(args: argparse.Namespace) -> Behaviour:
         wechat_blocked_ip=args.wechat_blocked_ip,
         official_accounts=args.official_accounts,
         wechat_verified=args.wechat_verified,
+        page_max=args.page_max,
     )
     problems = behaviour.problems()
     if problems:

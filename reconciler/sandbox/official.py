@@ -254,7 +254,8 @@ def _decode_cursor(cursor: str) -> str:
 
 def get_subscriber_info(call: Call, body: JSON) -> JSON:
     oa_id = account_id_field(body)
-    limit = get_int(body, "Limit", code=INVALID, minimum=1, maximum=PAGE_MAX, default=PAGE_MAX)
+    page_max = call.behaviour.page_max  # PAGE_MAX unless a test plants another
+    limit = get_int(body, "Limit", code=INVALID, minimum=1, maximum=page_max, default=page_max)
     cursor = get_str(body, "Next", code=INVALID, default="")
     assert limit is not None and cursor is not None
     after = _decode_cursor(cursor)
@@ -399,7 +400,8 @@ def modify_subscriber_info(call: Call, body: JSON) -> JSON:
 
 def get_subscribed_official_account_list(call: Call, body: JSON) -> JSON:
     user = get_str(body, "Subscriber_Account", code=INVALID, required=True)
-    limit = get_int(body, "Limit", code=INVALID, minimum=1, maximum=PAGE_MAX, default=PAGE_MAX)
+    page_max = call.behaviour.page_max
+    limit = get_int(body, "Limit", code=INVALID, minimum=1, maximum=page_max, default=page_max)
     offset = get_int(body, "Offset", code=INVALID, minimum=0, default=0)
     fields = _filter(body, "OfficialAccountBaseInfoFilter")
     self_fields = _filter(body, "SelfInfoFilter")

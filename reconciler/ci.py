@@ -41,6 +41,17 @@ MAX_PAGES: Final = 50
 #: The marker line a report carries (`reconciler.render.report_marker`).
 MARKER: Final = re.compile(r"^<!-- reconciler (plan|drift) [^\n]*-->$", re.MULTILINE)
 TIMEOUT: Final = 30.0
+GITHUB_HINT: Final = (
+    " (the workflow's token needs `permissions: pull-requests: write` for the comment and"
+    " `issues: write` for the drift issue)"
+)
+GITLAB_HINT: Final = " (GITLAB_TOKEN needs the api scope and the Reporter role or higher)"
+#: GitLab lets a job token call only a few endpoints, notes and issues not among them
+#: (https://docs.gitlab.com/ee/ci/jobs/ci_job_token.html, gitlab-org/gitlab#464591).
+JOB_TOKEN_HINT: Final = (
+    " (CI_JOB_TOKEN was used: GitLab lets it post no notes or issues; set a project access"
+    " token with the api scope as the masked CI/CD variable GITLAB_TOKEN)"
+)
 
 
 class ForgeError(ReconcilerError):
@@ -85,10 +96,12 @@ class Forge(Protocol):
 class _Api:
     """One httpx client against one API, errors turned into `ForgeError` without the token."""
 
-    def __init__(self, http: httpx.Client, name: str, token: str) -> None:
+    def __init__(self, http: httpx.Client, name: str, token: str, hint: str = "") -> None:
         self.http = http
         self.name = name
         self._token = token
+        #: said after a 401 or 403: what the token may lack
+        self.hint = hint
 
     def _clean(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
@@ -101,10 +114,11 @@ class _Api:
                 self._clean(f"cannot reach {self.name} for {method} {path}: {exc}")
             ) from None
         if response.status_code >= 400:
+            hint = self.hint if response.status_code in (401, 403) else ""
             raise ForgeError(
                 self._clean(
                     f"{self.name} answered {response.status_code} to {method} {path}:"
-                    f" {_message(response)}"
+                    f" {_message(response)}{hint}"
                 )
             )
         return response
@@ -371,14 +385,16 @@ def open_forge(
         }
         http = _client(base, headers, transport)
         repo = _env(environ, "GITHUB_REPOSITORY")
-        return GitHub(_Api(http, "GitHub", token), repo, pr or _github_pull_request(environ)), http
+        api = _Api(http, "GitHub", token, GITHUB_HINT)
+        return GitHub(api, repo, pr or _github_pull_request(environ)), http
     private = environ.get("GITLAB_TOKEN", "")
     token = private or _env(environ, "CI_JOB_TOKEN")
     header = "PRIVATE-TOKEN" if private else "JOB-TOKEN"
     http = _client(_env(environ, "CI_API_V4_URL"), {header: token}, transport)
     project = _env(environ, "CI_PROJECT_ID")
     iid = pr or _number(environ.get("CI_MERGE_REQUEST_IID"), "CI_MERGE_REQUEST_IID")
-    return GitLab(_Api(http, "GitLab", token), project, iid), http
+    api = _Api(http, "GitLab", token, GITLAB_HINT if private else JOB_TOKEN_HINT)
+    return GitLab(api, project, iid), http
 
 
 def _client(

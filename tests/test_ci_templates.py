@@ -395,3 +395,10 @@ def test_the_gitlab_jobs_run_as_written(
     project.write("m/more.yaml", "apiVersion: reconciler/v1\nkind: Nope\n")
     for name in ("reconciler-plan", "reconciler-apply", "reconciler-drift"):
         assert job(name, CI_MERGE_REQUEST_IID="3")[0] == 1
+
+
+def test_the_readme_shows_the_example_workflow_as_it_is() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = WORKFLOW.read_text(encoding="utf-8").splitlines(keepends=True)
+    body = "".join(lines[[n for n, line in enumerate(lines) if line.startswith("name:")][0] :])
+    assert f"```yaml\n{body}```\n" in readme

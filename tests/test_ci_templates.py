@@ -400,5 +400,5 @@ def test_the_gitlab_jobs_run_as_written(
 def test_the_readme_shows_the_example_workflow_as_it_is() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     lines = WORKFLOW.read_text(encoding="utf-8").splitlines(keepends=True)
-    body = "".join(lines[[n for n, line in enumerate(lines) if line.startswith("name:")][0] :])
+    body = "".join(lines[next(n for n, line in enumerate(lines) if line.startswith("name:")) :])
     assert f"```yaml\n{body}```\n" in readme

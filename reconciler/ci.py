@@ -138,7 +138,10 @@ class _Api:
             if url is None:
                 return
             response = self.call("GET", url, params=query)
-            items = response.json()
+            try:
+                items = response.json()
+            except ValueError:
+                items = None
             if not isinstance(items, list):
                 raise ForgeError(f"{self.name} answered GET {path} with no list")
             yield from (item for item in items if isinstance(item, dict))
@@ -156,8 +159,8 @@ def _message(response: httpx.Response) -> str:
     return str(data)[:200]
 
 
-def _note(item: Mapping[str, Any], body_key: str = "body", url_key: str = "html_url") -> Note:
-    return Note(int(item["id"]), str(item.get(body_key) or ""), str(item.get(url_key) or ""))
+def _note(item: Any, body_key: str = "body", url_key: str = "html_url") -> Note:
+    return _issue(item, "id", body_key, url_key)
 
 
 class GitHub:
@@ -249,8 +252,12 @@ class GitLab:
         self.api.json("PUT", path, json={"state_event": "close"})
 
 
-def _issue(item: Mapping[str, Any], id_key: str, body_key: str, url_key: str) -> Note:
-    return Note(int(item[id_key]), str(item.get(body_key) or ""), str(item.get(url_key) or ""))
+def _issue(item: Any, id_key: str, body_key: str, url_key: str) -> Note:
+    """A comment, note or issue from its JSON; an answer without its id is an error."""
+    number = item.get(id_key) if isinstance(item, dict) else None
+    if not isinstance(number, int) or isinstance(number, bool):
+        raise ForgeError(f"an answer without the {id_key!r} of its comment or issue: {item!r:.200}")
+    return Note(number, str(item.get(body_key) or ""), str(item.get(url_key) or ""))
 
 
 def _need(number: int | None, what: str) -> int:

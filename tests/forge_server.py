@@ -42,6 +42,8 @@ class Forge:
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1001))
     lock: threading.Lock = field(default_factory=threading.Lock)
     base_url: str = ""
+    #: method → raw body answered with 200 instead of the API's (a proxy's page, a broken API)
+    garbled: dict[str, bytes] = field(default_factory=dict)
 
     def writes(self) -> list[tuple[str, str]]:
         return [(m, p) for m, p in self.requests if m != "GET"]
@@ -108,6 +110,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, {"message": "Not Found"})
             return
         if not self._authorised(github):
+            return
+        if method in forge.garbled:
+            raw = forge.garbled[method]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
             return
         body = self._body() if method in ("POST", "PATCH", "PUT") else {}
         with forge.lock:

@@ -367,3 +367,40 @@ def test_a_body_over_the_limit_is_cut_at_a_line_with_the_marker_kept() -> None:
     )
     assert cut.startswith("line 0\nline 1\n")
     assert ci.fit("short\n" + marker) == "short\n" + marker
+
+
+@pytest.mark.parametrize(
+    ("garbled", "message"),
+    [
+        (
+            {"GET": b"<html>proxy login</html>"},
+            "error: GitHub answered GET /repos/team/manifests/issues/7/comments with no list",
+        ),
+        (
+            {"GET": b'[{"body": "no id"}]'},
+            "error: an answer without the 'id' of its comment or issue: {'body': 'no id'}",
+        ),
+        (
+            {"POST": b'{"message": "queued"}'},
+            "error: an answer without the 'id' of its comment or issue: {'message': 'queued'}",
+        ),
+        (
+            {"POST": b"accepted"},
+            "error: GitHub answered POST /repos/team/manifests/issues/7/comments with no JSON",
+        ),
+    ],
+)
+def test_an_answer_in_the_wrong_shape_is_one_clean_line(
+    project: Project,
+    forge: Forge,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    garbled: dict[str, bytes],
+    message: str,
+) -> None:
+    on_github(monkeypatch, forge, tmp_path)
+    forge.garbled = garbled
+    project.manifests(NEWS_DOC)
+    _, body = report(project, "plan", "plan.md")
+    run = posted(project, "comment", str(body))
+    assert (run.code, run.err.splitlines()[-1]) == (1, message)

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from forge_server import GITHUB, GITLAB, Forge, serve_forge
 from test_e2e_common import Project, Result, Vendor, account_doc, apply, docs, users
@@ -404,3 +405,13 @@ def test_an_answer_in_the_wrong_shape_is_one_clean_line(
     _, body = report(project, "plan", "plan.md")
     run = posted(project, "comment", str(body))
     assert (run.code, run.err.splitlines()[-1]) == (1, message)
+
+
+def test_an_error_answer_is_quoted_shortly_whatever_its_form() -> None:
+    def said(status: int, content: bytes) -> str:
+        return ci._message(httpx.Response(status, content=content))
+
+    assert said(502, b"<html>" + b"x" * 500) == "<html>" + "x" * 194
+    assert said(502, b"") == "Bad Gateway"
+    assert said(422, b'["a list"]') == "['a list']"
+    assert said(422, b'{"error": "invalid"}') == "invalid"

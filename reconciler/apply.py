@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from reconciler.changes import APPLY_PHASES, Action, ApplyRun, Change, plural
 from reconciler.connect import Providers
@@ -52,6 +54,7 @@ from reconciler.outcome import (
     failure,
 )
 from reconciler.plan import Plan, phase_of
+from reconciler.render import FORMAT_VERSION
 
 __all__ = [
     "GLOBAL",
@@ -63,6 +66,7 @@ __all__ = [
     "Progress",
     "apply_plan",
     "phase_totals",
+    "render_apply_json",
     "render_result",
 ]
 
@@ -214,3 +218,54 @@ def render_result(result: ApplyResult) -> str:
     elif result.exit_code == 1:
         lines.append("Nothing was applied.")
     return "\n".join(lines) + "\n"
+
+
+def apply_data(plan: Plan, exit_code: int, result: ApplyResult | None) -> dict[str, Any]:
+    """`apply --format json`: what a pipeline reads. `result` None: nothing was applied (the
+    plan had no changes, or problems, listed under `errors`)."""
+    run = result or ApplyResult()
+    accounts = {
+        account: {
+            "applied": report.applied,
+            "failed": [
+                {"what": f.what, "code": f.code, "message": f.message} for f in report.failed
+            ],
+            "skipped": report.skipped,
+        }
+        for account, report in sorted(run.reports.items())
+        if report.applied or report.failed or report.skipped
+    }
+    return {
+        "formatVersion": FORMAT_VERSION,
+        "target": plan.target.data,
+        "targetLine": plan.target.describe(),
+        "exitCode": exit_code,
+        "ran": result is not None,
+        "hasChanges": plan.has_changes,
+        "accounts": accounts,
+        "unverified": {a: problems for a, problems in sorted(run.unverified.items())},
+        "totals": {
+            "applied": run.applied,
+            "failed": run.failures,
+            "skipped": run.skipped,
+            "created": run.created,
+            "adopted": run.adopted,
+            "modified": run.modified,
+            "destroyed": run.destroyed,
+            "usersImported": run.users_imported,
+            "subscribersAdded": run.subscribers_added,
+            "subscribersRemoved": run.subscribers_removed,
+            "profilesSet": run.profiles_set,
+            "massSpeedSet": run.mass_speed_set,
+        },
+        "calls": dict(sorted(run.calls.items())),
+        "seconds": round(run.seconds, 3),
+        "interrupted": None if run.interrupted is None else signal_name(run.interrupted),
+        "errors": [p.summary_data() for p in plan.problems],
+    }
+
+
+def render_apply_json(plan: Plan, exit_code: int, result: ApplyResult | None) -> str:
+    """`apply_data` with sorted keys, one document."""
+    data = apply_data(plan, exit_code, result)
+    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"

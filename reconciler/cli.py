@@ -156,6 +156,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             verify_full=args.verify == "full",
             show_all=args.show_all,
             no_color=args.no_color,
+            json=args.format == "json",
         ),
         stdout=sys.stdout,
         stderr=sys.stderr,
@@ -324,6 +325,73 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_show(args: argparse.Namespace) -> int:
+    from reconciler import commands
+
+    return commands.show_command(
+        args.planfile,
+        fmt=args.format,
+        show_all=args.show_all,
+        no_color=args.no_color,
+        stdout=sys.stdout,
+    )
+
+
+def _cmd_ci(args: argparse.Namespace) -> int:
+    from reconciler import ci
+
+    return ci.command(
+        args.ci_command,
+        args.report,
+        environ=os.environ,
+        stdout=sys.stdout,
+        platform=args.platform,
+        number=args.number,
+        title=getattr(args, "title", None),
+        close=getattr(args, "close", False),
+    )
+
+
+def _add_ci(commands: argparse._SubParsersAction[_Parser]) -> None:
+    ci = commands.add_parser(
+        "ci",
+        help="post a markdown plan or drift report on the pull request or an issue, in place",
+        description="Keep ONE comment per report on the pull/merge request, or ONE issue, found"
+        " by the marker line that `plan`/`drift --format markdown` end with (README, 'CI')."
+        " GitHub: GITHUB_TOKEN, GITHUB_API_URL, GITHUB_REPOSITORY; GitLab: GITLAB_TOKEN or"
+        " CI_JOB_TOKEN, CI_API_V4_URL, CI_PROJECT_ID, CI_MERGE_REQUEST_IID.",
+    )
+    ci_commands = ci.add_subparsers(dest="ci_command", metavar="COMMAND", parser_class=_Parser)
+    ci_commands.required = True
+    comment = ci_commands.add_parser(
+        "comment",
+        help="create or update the report's comment on the pull or merge request",
+        description="Create the comment, or update the one carrying the same marker.",
+    )
+    issue = ci_commands.add_parser(
+        "issue",
+        help="open or update the report's issue; --close comments and closes it",
+        description="Open ONE issue for the report or update the open one (same marker or"
+        " title); with --close, comment the report on it and close it.",
+    )
+    issue.add_argument("--title", required=True, help="the issue's title")
+    issue.add_argument(
+        "--close", action="store_true", help="the drift is gone: comment and close the issue"
+    )
+    for sub in (comment, issue):
+        sub.add_argument("report", metavar="FILE", help="markdown from plan or drift")
+        sub.add_argument(
+            "--platform",
+            choices=("github", "gitlab"),
+            help="default: from GITHUB_ACTIONS/GITLAB_CI",
+        )
+        sub.add_argument(
+            "--number", metavar="N", help="the pull or merge request (default: from the event)"
+        )
+        _common(sub)
+        sub.set_defaults(func=_cmd_ci)
+
+
 def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from reconciler.sandbox import serve
 
@@ -425,6 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     apply.add_argument(
         "--show-all", action="store_true", help="list every subscriber id, not the first few"
+    )
+    apply.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: the plan and summary go to stderr, the result (per account applied, failed,"
+        " skipped; exit code) to stdout as JSON",
     )
     _parallelism_flag(apply)
     _common(apply)
@@ -532,6 +607,22 @@ def build_parser() -> argparse.ArgumentParser:
     conformance.add_argument("--out", metavar="FILE", help="write every observation as JSON")
     _common(conformance)
     conformance.set_defaults(func=_cmd_conformance)
+    show = commands.add_parser(
+        "show",
+        help="render a saved plan (no live read, no credentials)",
+        description="Render a plan saved with `plan --out FILE` as plan would, from the file"
+        " alone: no reconciler.yaml, no credentials, no call to the target.",
+    )
+    show.add_argument("planfile", metavar="PLANFILE", help="a plan saved with plan --out")
+    show.add_argument(
+        "--format", choices=("text", "markdown", "json"), default="text", help="output format"
+    )
+    show.add_argument(
+        "--show-all", action="store_true", help="list every subscriber id, not the first few"
+    )
+    _common(show)
+    show.set_defaults(func=_cmd_show)
+    _add_ci(commands)
 
     sandbox = commands.add_parser("sandbox", help="the local emulator of the vendor APIs")
     sandbox_commands = sandbox.add_subparsers(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from reconciler.apply import apply_plan, phase_totals, render_result
+from reconciler.apply import apply_plan, phase_totals, render_apply_json, render_result
 from reconciler.config import Config, Safety, Target
 from reconciler.connect import Providers, connect
 from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
@@ -26,6 +26,7 @@ from reconciler.errors import ConfigError, ReconcilerError, StalePlanError, Usag
 from reconciler.interrupt import StopSignal, graceful, settle
 from reconciler.load import display_path, load_file
 from reconciler.lock import run_lock
+from reconciler.outcome import ApplyResult
 from reconciler.pipeline import Scope, compare, compare_read_only, open_scope, open_target
 from reconciler.plan import Plan, TargetIdentity
 from reconciler.planfile import check_fresh, dump_plan, load_plan, read_plan_file
@@ -39,6 +40,7 @@ from reconciler.render import (
     render_json,
     render_markdown,
     render_text,
+    report_marker,
 )
 from reconciler.safety import check_safety
 from reconciler.schemas import schema_problems
@@ -64,11 +66,15 @@ def _write(path: str, text: str, what: str) -> None:
         raise ReconcilerError(f"cannot write {what} {path}: {exc.strerror or exc}") from exc
 
 
-def render_plan(plan: Plan, fmt: str, *, color: bool, show_all: bool) -> str:
+def render_plan(
+    plan: Plan, fmt: str, *, color: bool, show_all: bool, paths: Sequence[str] | None = None
+) -> str:
+    """`plan` in `fmt`; markdown ends with the marker of this target and `paths`."""
     if fmt == "json":
         return render_json(plan, show_all=show_all)
     if fmt == "markdown":
-        return render_markdown(plan, show_all=show_all)
+        marker = report_marker("plan", plan.target.name, paths)
+        return render_markdown(plan, show_all=show_all, marker=marker)
     return render_text(plan, color=color, show_all=show_all)
 
 
@@ -111,7 +117,7 @@ def plan_command(
     )
     warn_targeting(scope, stderr)
     plan = read_and_plan(scope, prune=prune, stderr=stderr)
-    text = render_plan(plan, fmt, color=use_color(no_color, stdout), show_all=show_all)
+    text = render_plan(plan, fmt, color=use_color(no_color, stdout), show_all=show_all, paths=paths)
     stdout.write(text if text.endswith("\n") else text + "\n")
     if out is not None and not plan.problems:
         recorded = None if scope.config.path is None else str(scope.config.path)
@@ -182,7 +188,9 @@ def drift_command(
     if fmt == "json":
         text = render_drift_json(report, show_all=show_all)
     elif fmt == "markdown":
-        text = render_drift_markdown(report)
+        text = render_drift_markdown(
+            report, marker=report_marker("drift", report.target.name, paths)
+        )
     else:
         text = render_drift_text(report, show_all=show_all)
     stdout.write(text if text.endswith("\n") else text + "\n")
@@ -252,6 +260,8 @@ class ApplyOptions:
     verify_full: bool = False
     show_all: bool = False
     no_color: bool = False
+    #: `--format json`: the result as JSON on stdout, everything else on stderr
+    json: bool = False
 
 
 def _check_safety(plan: Plan, safety: Safety, options: ApplyOptions, stdout: TextIO) -> None:
@@ -276,9 +286,18 @@ def _check_safety(plan: Plan, safety: Safety, options: ApplyOptions, stdout: Tex
         stdout.write(f"Safety: overridden by {' '.join(flags)}.\n")
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one apply did: its plan, its exit status, and its result when it ran."""
+
+    plan: Plan
+    exit_code: int
+    result: ApplyResult | None = None
+
+
 async def _apply_manifests(
     scope: Scope, options: ApplyOptions, stdout: TextIO, stderr: TextIO, stdin: TextIO
-) -> int:
+) -> Applied:
     config = scope.config
     stop = StopSignal()
     async with connect(scope.target, config.limits, stop=stop) as providers:
@@ -286,9 +305,9 @@ async def _apply_manifests(
         color = use_color(options.no_color, stdout)
         stdout.write(render_text(plan, color=color, show_all=options.show_all))
         if plan.problems:
-            return 1
+            return Applied(plan, 1)
         if not plan.has_changes:
-            return 0
+            return Applied(plan, 0)
         _check_safety(plan, config.safety, options, stdout)
         if not options.auto_approve:
             _confirm(stdin, stdout)
@@ -303,7 +322,7 @@ async def _execute(
     stdout: TextIO,
     stderr: TextIO,
     stop: StopSignal,
-) -> int:
+) -> Applied:
     """Apply `plan` and print the summary; a SIGINT or SIGTERM meanwhile stops it (no new call,
     those in flight finish) and it exits 128 + the signal's number after the summary."""
     with graceful(stop), progress(stderr, phase_totals(plan)) as advance:
@@ -319,7 +338,8 @@ async def _execute(
     stdout.flush()
     # a signal after the run stopped sending is late: noted, never raised into the teardown
     settle(stop.signum if result.interrupted is None else None)
-    return result.exit_code if result.interrupted is None else 128 + result.interrupted
+    code = result.exit_code if result.interrupted is None else 128 + result.interrupted
+    return Applied(plan, code, result)
 
 
 async def _apply_saved(
@@ -331,7 +351,7 @@ async def _apply_saved(
     stdout: TextIO,
     stderr: TextIO,
     parallelism: int | None = None,
-) -> int:
+) -> Applied:
     plan = load_plan(read_plan_file(path, source=display_path(path)), source=display_path(path))
     # without a reconciler.yaml here, the one the plan was made with (beside its manifests)
     loaded, where = open_target(
@@ -354,7 +374,7 @@ async def _apply_saved_locked(
     options: ApplyOptions,
     stdout: TextIO,
     stderr: TextIO,
-) -> int:
+) -> Applied:
     fingerprinted = list(plan.fingerprints)
     with_members = [a for a, f in plan.fingerprints.items() if f is not None and f.members]
     stop = StopSignal()
@@ -372,7 +392,7 @@ async def _apply_saved_locked(
         check_fresh(plan, target=identity, live=live)
         stdout.write(render_text(plan, color=use_color(options.no_color, stdout)))
         if not plan.has_changes:
-            return 0
+            return Applied(plan, 0)
         _check_safety(plan, loaded.safety, options, stdout)
         return await _execute(plan, providers, loaded.inventory, options, stdout, stderr, stop)
 
@@ -390,7 +410,39 @@ def apply_command(
     stdin: TextIO,
     parallelism: int | None = None,
 ) -> int:
-    """`reconciler apply`: 0 all applied; 1 nothing applied; 3 partly applied."""
+    """`reconciler apply`: 0 all applied; 1 nothing applied; 3 partly applied. With
+    `options.json` the plan and the summary go to `stderr` and the result to `stdout` as JSON."""
+    human = stderr if options.json else stdout
+    applied = _apply(
+        paths,
+        config=config,
+        target=target,
+        selector=selector,
+        exclude=exclude,
+        options=options,
+        stdout=human,
+        stderr=stderr,
+        stdin=stdin,
+        parallelism=parallelism,
+    )
+    if options.json:
+        stdout.write(render_apply_json(applied.plan, applied.exit_code, applied.result))
+    return applied.exit_code
+
+
+def _apply(
+    paths: Sequence[str],
+    *,
+    config: str | None,
+    target: str | None,
+    selector: Sequence[str],
+    exclude: Sequence[str],
+    options: ApplyOptions,
+    stdout: TextIO,
+    stderr: TextIO,
+    stdin: TextIO,
+    parallelism: int | None,
+) -> Applied:
     saved = _saved_plan(paths)
     if saved is not None:
         if selector or exclude or options.prune:
@@ -421,6 +473,17 @@ def apply_command(
     # one apply per target at a time, held from before the read to the summary (lock.py)
     with run_lock(scope.target):
         return asyncio.run(_apply_manifests(scope, options, stdout, stderr, stdin))
+
+
+def show_command(path: str, *, fmt: str, show_all: bool, no_color: bool, stdout: TextIO) -> int:
+    """`reconciler show PLANFILE`: a saved plan rendered as `plan` renders it, from the file
+    alone: no reconciler.yaml, no credentials, no client, no call to the target. 0, or 1 when
+    the file is not a plan (or was edited)."""
+    file = Path(path)
+    plan = load_plan(read_plan_file(file, source=path), source=path)
+    text = render_plan(plan, fmt, color=use_color(no_color, stdout), show_all=show_all)
+    stdout.write(text)
+    return 0
 
 
 def import_command(

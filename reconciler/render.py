@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -212,19 +213,47 @@ def _md_section(account: str, changes: Sequence[Change], *, show_all: bool) -> s
     return "\n".join(body) + "\n"
 
 
+def _clip(text: str) -> str:
+    """One listed item at most twice `MARKDOWN_VALUE_CHARS` (a vendor message or an ignore
+    entry's reason can be any length), so that a list of them fits the comment limit."""
+    if len(text) <= 2 * MARKDOWN_VALUE_CHARS:
+        return text
+    return text[: 2 * MARKDOWN_VALUE_CHARS] + f"… ({len(text):,} characters)"
+
+
 def _md_list(title: str, items: Sequence[str]) -> list[str]:
     lines = [title, ""]
-    lines.extend(f"- {_esc(i)}" for i in items[:MARKDOWN_LIST_ITEMS])
+    lines.extend(f"- {_esc(_clip(i))}" for i in items[:MARKDOWN_LIST_ITEMS])
     if len(items) > MARKDOWN_LIST_ITEMS:
         lines.append(f"- … and {len(items) - MARKDOWN_LIST_ITEMS:,} more (see the text plan)")
     return [*lines, ""]
 
 
+def report_marker(kind: str, target: str, paths: Sequence[str] | None = None) -> str:
+    """The hidden line that names a markdown report, so that CI finds the one comment or issue
+    it posted for this target and these paths and updates it (`reconciler ci`): for example
+    `<!-- reconciler plan target=prod path=manifests -->`. Values are %-escaped where they could
+    end the comment or hold a space; `paths` None (a saved plan's, `show`) leaves `path` out."""
+    parts = [f"target={_marker_value(target)}"]
+    if paths is not None:
+        parts.append(f"path={_marker_value(','.join(paths) or '.')}")
+    return f"<!-- reconciler {kind} {' '.join(parts)} -->"
+
+
+def _marker_value(text: str) -> str:
+    return urllib.parse.quote(text, safe="/,._@:+=~")
+
+
 def render_markdown(
-    plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT, show_all: bool = False
+    plan: Plan,
+    *,
+    limit: int = GITHUB_COMMENT_LIMIT,
+    show_all: bool = False,
+    marker: str | None = None,
 ) -> str:
     """A PR comment: target, summary table, one `<details>` per account, always under `limit`
-    (`show_all`: every id of a membership change, as far as the limit allows)."""
+    (`show_all`: every id of a membership change, as far as the limit allows); `marker`, when
+    given, is its last line."""
     s = plan.summary
     head = [f"**{_esc(plan.target.describe())}**", ""]
     if plan.targeting:
@@ -260,6 +289,8 @@ def render_markdown(
     if plan.cost.calls:
         tail += [f"(per endpoint: {plan.cost.breakdown()})"]
     tail += ["", BLIND_SPOT]
+    if marker is not None:
+        tail.append(marker)
     head_text, tail_text = "\n".join(head) + "\n", "\n".join(tail) + "\n"
     omitted_note = 200  # room for the "N more accounts" line
     budget = limit - len(head_text) - len(tail_text) - omitted_note
@@ -277,7 +308,7 @@ def render_markdown(
     if omitted:
         sections.append(
             f"… {omitted:,} more accounts are not shown to stay under GitHub's comment limit;"
-            " run `reconciler plan` for the full text.\n"
+            " run `reconciler plan` for the full text (or `reconciler show` on the saved plan).\n"
         )
     text = head_text + "\n".join(sections) + ("\n" if sections else "") + tail_text
     assert len(text) < limit, "markdown plan over budget"
@@ -385,8 +416,11 @@ def render_drift_text(report: DriftReport, *, show_all: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_drift_markdown(report: DriftReport, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    """Drift as markdown: a table of differences, capped to stay under `limit`."""
+def render_drift_markdown(
+    report: DriftReport, *, limit: int = GITHUB_COMMENT_LIMIT, marker: str | None = None
+) -> str:
+    """Drift as markdown: a table of differences, capped to stay under `limit`; `marker`, when
+    given, is its last line."""
     head = [f"**{_esc(report.target.describe())}**", ""]
     if report.problems:
         head += _md_list(
@@ -406,6 +440,8 @@ def render_drift_markdown(report: DriftReport, *, limit: int = GITHUB_COMMENT_LI
     if report.items:
         tail += [DRIFT_NEXT, ""]
     tail.append(BLIND_SPOT)
+    if marker is not None:
+        tail.append(marker)
     budget = limit - len("\n".join(head)) - len("\n".join(tail)) - 400
     rows: list[str] = []
     if report.items:
@@ -429,7 +465,9 @@ def render_drift_markdown(report: DriftReport, *, limit: int = GITHUB_COMMENT_LI
         rows.append(
             f"\n… {len(report.items) - shown:,} more differences not shown; see `reconciler drift`."
         )
-    return "\n".join(head + rows + tail) + "\n"
+    text = "\n".join(head + rows + tail) + "\n"
+    assert len(text) < limit, "markdown drift report over budget"
+    return text
 
 
 def render_drift_json(report: DriftReport, *, show_all: bool = False) -> str:

@@ -99,7 +99,7 @@ def diff_broadcasts(
         if result.message is not None:
             claimed.setdefault(record.account, set()).add(result.message.key)
         finding = _finding(record, result, history, options, tz)
-        if finding is None and result.state == "unsent" and not record.recall:
+        if finding is None and result.state in ("unsent", "elsewhere") and not record.recall:
             due.setdefault(record.account, []).append(record)
         elif finding is not None:
             found.append(finding)

@@ -73,7 +73,7 @@ def messages_command(
             return await read_since({account_id: start}, providers.im)
 
     [history] = asyncio.run(run())
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "msgKey": m.key,
             "time": m.time,

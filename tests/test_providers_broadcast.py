@@ -4,19 +4,34 @@ time back to a given time, recall batched 10 MsgKeys a call, a send's Random reu
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from test_providers_tencent import NEWS, make_sandbox, run, seed  # noqa: F401 - the fixture
+import pytest
+from test_providers_tencent import NEWS, run, seed
 
 from reconciler.providers import TencentClient
-from reconciler.sandbox.server import Sandbox
+from reconciler.sandbox.behaviour import Behaviour
+from reconciler.sandbox.server import Sandbox, SandboxOptions
 
 BODY = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}}]
 
 
 def text(i: int) -> list[dict[str, Any]]:
     return [{"MsgType": "TIMTextElem", "MsgContent": {"Text": f"message {i}"}}]
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
+    made: list[Sandbox] = []
+
+    def make(**options: Any) -> Sandbox:
+        made.append(Sandbox(SandboxOptions(db_path=":memory:", calls_per_second=0, **options)))
+        return made[-1]
+
+    yield make
+    for sandbox in made:
+        sandbox.close()
 
 
 def test_history_pages_20_at_a_time_back_to_since_and_recall_batches_10(
@@ -65,8 +80,6 @@ def test_history_pages_20_at_a_time_back_to_since_and_recall_batches_10(
 def test_a_send_retried_with_its_random_is_the_vendors_duplicate(
     make_sandbox: Callable[..., Sandbox],
 ) -> None:
-    from reconciler.sandbox.behaviour import Behaviour
-
     now = [time.time()]
     sandbox = make_sandbox(
         clock=lambda: now[0], behaviour=Behaviour(broadcast_duplicate="body_and_random")

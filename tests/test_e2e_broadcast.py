@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,6 +112,16 @@ def test_send_once_replan_noop_then_recall_by_a_later_change(project: Project) -
         no_changes(project.cli("plan", "m", "--detailed-exitcode"))
         assert project.cli("drift", "m").code == 0
         assert sent(vendor) == {(NEWS, digest("Maintenance tonight.")): 1}
+        listed = project.cli("messages", "news", "m")
+        assert listed.code == 0, listed.text
+        assert listed.lines[1].endswith("  sent      Broadcast/hello  'Maintenance tonight.'")
+        as_json = json.loads(project.cli("messages", "news", "m", "--format", "json").out)
+        [message] = as_json["messages"]
+        assert (message["document"], message["body"]) == (
+            "hello",
+            [{"text": "Maintenance tonight."}],
+        )
+        assert project.cli("messages", "news", "m", "--since", "nope").code == 1
 
         project.manifests(
             ACCOUNT, PEOPLE, broadcast("hello", "Maintenance tonight.", recall=True, reason="oops")
@@ -327,3 +338,23 @@ def test_sigkill_during_30_applies_with_sends_never_doubles_never_loses(
         no_changes(project.cli("plan", "m", "--detailed-exitcode"))
         assert sum(sent(vendor).values()) == 60
     assert killed >= 20
+
+
+def test_the_examples_plan_their_broadcast_as_scheduled_and_send_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    shutil.copytree(examples, tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    project = Project(tmp_path, "", tmp_path / "examples" / ".reconciler" / "sandbox.db")
+    applied = project.cli("apply", "examples", "--auto-approve")
+    assert applied.code == 0, applied.text
+    assert (
+        "  @TOA#_news: broadcast news/maintenance-2030-01-08: scheduled, its window opens"
+        " 2030-01-08 09:00 CST (01:00 UTC)"
+    ) in applied.lines
+    assert "broadcast sent" not in applied.out
+    no_changes(project.cli("plan", "examples", "--detailed-exitcode"))
+    messages = project.cli("messages", "news", "examples")
+    assert messages.code == 0, messages.text
+    assert messages.lines[0].startswith("news: 0 messages since ")

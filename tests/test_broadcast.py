@@ -317,3 +317,30 @@ def test_a_plan_with_a_send_renders_and_round_trips_through_a_plan_file() -> Non
         "notBefore": "2026-12-08T01:00:00Z",
         "notAfter": "2026-12-08T13:00:00Z",
     }
+
+
+def test_a_markdown_plan_of_many_large_broadcasts_stays_under_the_comment_limit() -> None:
+    faces = [{"face": {"index": i, "data": "x" * 20}} for i in range(200)]
+    sends = [
+        SendBroadcast(
+            f"@TOA#_a{i:02d}",
+            f"m{i}",
+            tuple(vendor_body([{"text": "y" * 3000}, *faces])),
+            i + 1,
+            records(doc())[0].window,
+            10,
+            "quota",
+        )
+        for i in range(40)
+    ]
+    live = LiveState(accounts={}, existing_users=frozenset(), inventory_user="inv")
+    desired = DesiredState(accounts={}, users=frozenset())
+    from reconciler.diff import Diff
+
+    plan = plan_from_read(
+        Diff.of(sends), desired=desired, live=live, target=TargetIdentity("sandbox", "s")
+    )
+    text = render_markdown(plan)
+    assert len(text) < 65_536
+    assert "more changes are not shown; run `reconciler plan`." in text
+    assert "    … 165 more lines" in text

@@ -27,10 +27,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_e2e_common import ENV, Project, Vendor, account_doc, no_changes, users
+from hostile_vendor import Call, Misbehave, hostile_vendor
+from test_e2e_common import (
+    ENV,
+    Project,
+    Vendor,
+    account_doc,
+    no_changes,
+    sandbox_options,
+    users,
+)
 from test_e2e_faults import serving
 
 from reconciler.kinds.broadcast.model import body_digest
+from reconciler.sandbox.behaviour import Behaviour
+from reconciler.sandbox.server import Sandbox
 
 NEWS = "@TOA#_news"
 STRICT = ("--broadcast-duplicate", "body_and_random")
@@ -358,3 +369,41 @@ def test_the_examples_plan_their_broadcast_as_scheduled_and_send_nothing(
     messages = project.cli("messages", "news", "examples")
     assert messages.code == 0, messages.text
     assert messages.lines[0].startswith("news: 0 messages since ")
+
+
+def test_a_send_whose_every_answer_was_lost_is_unknown_then_found_in_history(
+    project: Project,
+) -> None:
+    """Each attempt of the send is applied by the vendor and its answer lost (HTTP 502): apply
+    ends "unknown" with exit 3; the next run finds it in the history and sends nothing."""
+
+    def script(call: Call) -> Misbehave | None:
+        if call.command == "send_official_account_msg":
+            call.honest()  # applied (a retry with the same Random and body is a duplicate)
+            return Misbehave(b"<html>bad gateway</html>", status=502)
+        return None
+
+    box = Sandbox(
+        sandbox_options(project.db_path, behaviour=Behaviour(broadcast_duplicate="body_and_random"))
+    )
+    try:
+        with hostile_vendor(box, script) as server:
+            project.base_url = server.base_url
+            project.configure()
+            project.manifests(ACCOUNT, PEOPLE, broadcast("hello", "Hello."))
+            first = project.cli("apply", "m", "--auto-approve")
+            assert first.code == 3, first.text
+            [failed] = [x for x in first.lines if x.startswith("failed ")]
+            assert failed.startswith(
+                f"failed  {NEWS}: broadcast news/hello: unknown (the answer was lost; the next run"
+                " looks it up in history first): "
+            )
+            no_changes(project.cli("apply", "m", "--auto-approve"))
+            assert server.calls["send_official_account_msg"] == 5  # five attempts, one message
+            vendor = Vendor(server.base_url, project.db_path)
+            try:
+                assert sent(vendor) == {(NEWS, digest("Hello.")): 1}
+            finally:
+                vendor.close()
+    finally:
+        box.close()

@@ -286,13 +286,21 @@ def test_lost_answers_under_faults_each_broadcast_is_sent_exactly_once(
     assert lost >= 2
 
 
+def _last_id(vendor: Vendor) -> int:
+    """The id of the sandbox's last call-log entry (0 when none)."""
+    entries = vendor.log()
+    return int(entries[-1]["id"]) if entries else 0
+
+
 def _kill_after(process: subprocess.Popen[bytes], vendor: Vendor, calls: int, start: int) -> bool:
-    """SIGKILL `process` right after the sandbox logged `calls` more calls; False if it ended."""
+    """SIGKILL `process` right after the sandbox logged `calls` calls after id `start`; False
+    when it ended before."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False
-        if len(vendor.log()) - start >= calls:
+        page = vendor.http.get("/__sandbox/log", params={"since": start, "limit": calls}).json()
+        if len(page["entries"]) >= calls:
             process.send_signal(signal.SIGKILL)
             process.wait()
             return True
@@ -331,7 +339,7 @@ def test_sigkill_during_30_applies_with_sends_never_doubles_never_loses(
                     for n, t in zip(pair, texts, strict=True)
                 ),
             )
-            start = len(vendor.log())
+            start = _last_id(vendor)
             process = subprocess.Popen(
                 [*REC, "apply", "m", "--auto-approve", "--allow-broadcasts", "2"],
                 cwd=project.root,

@@ -377,6 +377,10 @@ def test_the_examples_plan_their_broadcast_as_scheduled_and_send_nothing(
     messages = project.cli("messages", "news", "examples")
     assert messages.code == 0, messages.text
     assert messages.lines[0].startswith("news: 0 messages since ")
+    missing = project.cli("messages", "nobody", "examples", "--format", "json")
+    assert (missing.code, json.loads(missing.out)["error"]) == (0, "does not exist")
+    missing = project.cli("messages", "nobody", "examples")
+    assert missing.lines[1:] == ["  the account does not exist"]
 
 
 def test_a_send_whose_every_answer_was_lost_is_unknown_then_found_in_history(
@@ -413,5 +417,30 @@ def test_a_send_whose_every_answer_was_lost_is_unknown_then_found_in_history(
                 assert sent(vendor) == {(NEWS, digest("Hello.")): 1}
             finally:
                 vendor.close()
+    finally:
+        box.close()
+
+
+def test_a_history_that_cannot_be_read_is_an_error_never_an_empty_history(
+    project: Project,
+) -> None:
+    def script(call: Call) -> dict[str, object] | None:
+        if call.command == "official_account_msg_get_simple":
+            return {"ActionStatus": "FAIL", "ErrorCode": 10003, "ErrorInfo": "invalid command"}
+        return None
+
+    box = Sandbox(sandbox_options(project.db_path))
+    try:
+        with hostile_vendor(box, script) as server:
+            project.base_url = server.base_url
+            project.configure()
+            project.manifests(ACCOUNT, PEOPLE, broadcast("hello", "Hello."))
+            result = project.cli("apply", "m", "--auto-approve")
+            assert result.code == 1
+            assert result.err == (
+                f"error: tencent (official_account_msg_get_simple) on {NEWS}: invalid command"
+                " [vendor code 10003]\n"
+            )
+            assert server.calls["send_official_account_msg"] == 0
     finally:
         box.close()

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 from test_providers_tencent import NEWS, run, seed
 
-from reconciler.providers import TencentClient
+from reconciler.apply import ApplyResult, apply_plan
+from reconciler.config import Limits, Safety
+from reconciler.connect import Providers
+from reconciler.diff import Diff
+from reconciler.kinds.broadcast import RecallBroadcast, SendBroadcast
+from reconciler.kinds.sending import Window
+from reconciler.plan import TargetIdentity, assemble_plan
+from reconciler.providers import Pacer, TencentClient
 from reconciler.sandbox.behaviour import Behaviour
 from reconciler.sandbox.server import Sandbox, SandboxOptions
 
@@ -96,3 +103,42 @@ def test_a_send_retried_with_its_random_is_the_vendors_duplicate(
         assert len(await client.get_history(NEWS, 0)) == 1
 
     run(sandbox, body)
+
+
+def test_apply_skips_a_send_whose_window_closed_and_reports_a_failed_recall(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    """What apply does when the plan is older than the world: a send whose window closed in the
+    meantime is skipped, never sent; a recall of a message gone from history fails by MsgKey."""
+    sandbox = make_sandbox()
+    closed = Window.from_data({"notBefore": None, "notAfter": "2020-01-01T00:00:00Z"})
+    send = SendBroadcast(NEWS, "late", tuple(BODY), 9, closed, 1, "q")
+    recall = RecallBroadcast(NEWS, "gone", "999_1_1", 1, "")
+    plan = assemble_plan(
+        Diff.of([send, recall]),
+        target=TargetIdentity("sandbox", "s"),
+        desired_digest="d",
+        fingerprints={},
+        live_mass_speed=None,
+        limits=Limits(),
+        safety=Safety(),
+    )
+
+    async def body(client: TencentClient) -> ApplyResult:
+        await seed(client, members=["a"], accounts=[NEWS])
+        return await apply_plan(plan, Providers(client, None, Pacer()), inventory_user="inv")
+
+    result = run(sandbox, body)
+    report = result.reports[NEWS]
+    assert report.skipped == ["broadcast news/late: outside its window, not sent"]
+    assert [str(f) for f in report.failed] == [
+        "recall broadcast news/gone: recall of 999_1_1: RetCode 10030 [vendor code 10030]"
+    ]
+    assert result.exit_code == 1
+    assert [d.field for c in (send, recall) for d in c.drift()] == [
+        "broadcast late",
+        "broadcast gone",
+    ]
+    assert (send.headline(), send.detail_lines(show_all=False, first=1)) == (None, [])
+    assert (recall.headline(), recall.detail_lines(show_all=False, first=1)) == (None, [])
+    assert recall.markdown(first=1)[1] == recall.line()

@@ -444,3 +444,34 @@ def test_a_history_that_cannot_be_read_is_an_error_never_an_empty_history(
             assert server.calls["send_official_account_msg"] == 0
     finally:
         box.close()
+
+
+def test_two_machines_applying_at_once_send_each_broadcast_once(
+    project: Project, tmp_path: Path
+) -> None:
+    """Two CI runners (each its own lock directory: no lock between them) apply the same
+    broadcasts at the same moment: both read no send in history and both send, with the same
+    Random and body, so the vendor drops the second as a duplicate."""
+    with serving(project, *STRICT) as vendor:
+        project.manifests(ACCOUNT, PEOPLE)
+        assert project.cli("apply", "m", "--auto-approve").code == 0
+        project.manifests(ACCOUNT, PEOPLE, broadcast("one", "One."), broadcast("two", "Two."))
+        for i in range(2):
+            (tmp_path / f"runner{i}").mkdir()
+        runners = [
+            subprocess.Popen(
+                [*REC, "apply", "m", "--auto-approve", "--allow-broadcasts", "2"],
+                cwd=project.root,
+                env={**os.environ, **ENV, "XDG_RUNTIME_DIR": str(tmp_path / f"runner{i}")},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(2)
+        ]
+        outs = [r.communicate(timeout=60) for r in runners]
+        assert [r.returncode for r in runners] == [0, 0], outs
+        assert sent(vendor) == {(NEWS, digest("One.")): 1, (NEWS, digest("Two.")): 1}
+        # (on this machine both runners sent both: 5 send calls, 3 without effect)
+        no_changes(project.cli("plan", "m", "--detailed-exitcode"))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from reconciler import __version__
+from reconciler.caps import SEND_CAPS
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.interrupt import Interrupted, handled, last_word, signal_name, take_late
 
@@ -72,7 +73,9 @@ def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
 
 
 #: The commands that read reconciler.yaml.
-_READ_CONFIG = frozenset({"validate", "plan", "apply", "drift", "import", "doctor", "conformance"})
+_READ_CONFIG = frozenset(
+    {"validate", "plan", "apply", "drift", "import", "doctor", "conformance", "messages"}
+)
 
 
 def _settle_common(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
@@ -138,6 +141,20 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_messages(args: argparse.Namespace) -> int:
+    from reconciler.kinds.broadcast.messages import messages_command
+
+    return messages_command(
+        args.account,
+        args.paths,
+        config=args.config,
+        target=args.target,
+        since=args.since,
+        fmt=args.format,
+        stdout=sys.stdout,
+    )
+
+
 def _cmd_apply(args: argparse.Namespace) -> int:
     from reconciler import commands
 
@@ -153,6 +170,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             allow_removals=args.allow_removals,
             allow_destroys=args.allow_destroys,
             force=args.force,
+            allow_sends={cap.rule: getattr(args, cap.dest) for cap in SEND_CAPS},
             verify_full=args.verify == "full",
             show_all=args.show_all,
             no_color=args.no_color,
@@ -482,6 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="pass the destroy threshold for a plan with at most N destroys",
     )
+    for cap in SEND_CAPS:
+        apply.add_argument(
+            cap.flag,
+            type=_count,
+            metavar="N",
+            help=f"pass the {cap.rule} threshold for a plan with at most N {cap.noun}s",
+        )
     apply.add_argument(
         "--force", action="store_true", help="lift every safety threshold (never `protect`)"
     )
@@ -518,6 +543,17 @@ def build_parser() -> argparse.ArgumentParser:
     _parallelism_flag(drift)
     _common(drift)
     drift.set_defaults(func=_cmd_drift)
+
+    messages = commands.add_parser(
+        "messages",
+        help="an account's broadcast history with the document of each message (read-only)",
+    )
+    messages.add_argument("account", metavar="ACCOUNT", help="the official account (news)")
+    messages.add_argument("paths", nargs="*", metavar="PATH", help="manifest files or directories")
+    messages.add_argument("--since", metavar="DATE", help="from this date (default: retention)")
+    messages.add_argument("--format", choices=("text", "json"), default="text")
+    _common(messages)
+    messages.set_defaults(func=_cmd_messages)
 
     importer = commands.add_parser(
         "import",

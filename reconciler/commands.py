@@ -13,12 +13,13 @@ import dataclasses
 import datetime as dt
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from reconciler.apply import apply_plan, phase_totals, render_apply_json, render_result
+from reconciler.caps import SEND_CAPS
 from reconciler.config import Config, Safety, Target
 from reconciler.connect import Providers, connect
 from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
@@ -29,7 +30,7 @@ from reconciler.lock import run_lock
 from reconciler.outcome import ApplyResult
 from reconciler.pipeline import Scope, compare, compare_read_only, open_scope, open_target
 from reconciler.plan import Plan, TargetIdentity
-from reconciler.planfile import check_fresh, dump_plan, load_plan, read_plan_file
+from reconciler.planfile import check_fresh, dump_plan, load_plan, read_plan_file, repin
 from reconciler.progress import progress
 from reconciler.read import read_fingerprinted
 from reconciler.render import (
@@ -262,6 +263,8 @@ class ApplyOptions:
     no_color: bool = False
     #: `--format json`: the result as JSON on stdout, everything else on stderr
     json: bool = False
+    #: exact send-cap overrides, by the cap's rule (`{"maxBroadcasts": 3}`, `--allow-broadcasts`)
+    allow_sends: Mapping[str, int | None] = field(default_factory=dict)
 
 
 def _check_safety(plan: Plan, safety: Safety, options: ApplyOptions, stdout: TextIO) -> None:
@@ -273,6 +276,7 @@ def _check_safety(plan: Plan, safety: Safety, options: ApplyOptions, stdout: Tex
         allow_removals=options.allow_removals,
         allow_destroys=options.allow_destroys,
         force=options.force,
+        allow_sends=options.allow_sends,
     )
     if plan.violations:
         flags = [
@@ -280,6 +284,7 @@ def _check_safety(plan: Plan, safety: Safety, options: ApplyOptions, stdout: Tex
             for name, value in (
                 ("allow-removals", options.allow_removals),
                 ("allow-destroys", options.allow_destroys),
+                *((cap.flag[2:], options.allow_sends.get(cap.rule)) for cap in SEND_CAPS),
             )
             if value is not None
         ] + (["--force"] if options.force else [])
@@ -389,7 +394,8 @@ async def _apply_saved_locked(
             or any(c.kind == "setMassSpeed" for c in plan.changes)
             else None,
         )
-        check_fresh(plan, target=identity, live=live)
+        pins, expired = await repin(plan, providers.im)
+        check_fresh(plan, target=identity, live=live, pins=pins, expired=expired)
         stdout.write(render_text(plan, color=use_color(options.no_color, stdout)))
         if not plan.has_changes:
             return Applied(plan, 0)

@@ -51,6 +51,12 @@ def drift_items(found: Diff) -> list[DriftItem]:
     """The differences a diff (made without --prune) shows, account by account."""
     items = [item for change in found.changes for item in change.drift()]
     items += [_orphan(n) for n in found.notices if n.reason in ("orphan", "protected")]
+    # a kind's notice that is a drift too (`drift:<field>`: a broadcast recalled by hand, ...)
+    items += [
+        DriftItem(n.account, n.reason.removeprefix("drift:"), None, n.message)
+        for n in found.notices
+        if n.reason.startswith("drift:")
+    ]
     return _merge_subscribers(items)
 
 

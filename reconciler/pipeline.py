@@ -190,8 +190,11 @@ def select(
     for account in selected.values():
         if account.subscribers is not None:
             needed |= account.subscribers.members
+    records = tuple(  # a kind's record of an account (a Broadcast) goes with its account
+        r for r in desired.records if getattr(r, "account", None) in (None, *selected)
+    )
     return dataclasses.replace(
-        desired, accounts=selected, mass_speed=None, users=desired.users & needed
+        desired, accounts=selected, mass_speed=None, users=desired.users & needed, records=records
     )
 
 
@@ -249,6 +252,8 @@ def diff_scope(scope: Scope, desired: DesiredState, live: LiveState, *, prune: b
         prune=prune,
         inventory_user=scope.config.inventory,
         wechat_missing=wechat_missing,
+        history_days=scope.config.limits.history_days,
+        time_zone=scope.config.time_zone,
     )
 
 

@@ -153,6 +153,7 @@ def collect(
         users=state.users,
         mass_speed=state.mass_speed,
         documents=len(documents),
+        records=state.records,
     ), []
 
 

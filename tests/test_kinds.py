@@ -31,6 +31,7 @@ from reconciler.connect import connect
 from reconciler.diff import diff
 from reconciler.errors import StalePlanError
 from reconciler.kinds import REGISTRY, change_types, missing_behaviours, wire_types
+from reconciler.kinds.broadcast import RecallBroadcast, SendBroadcast
 from reconciler.kinds.inventory import ImportInventoryUser, LedgerWrite
 from reconciler.kinds.mass_speed import SetMassSpeed
 from reconciler.kinds.official_account import (
@@ -45,6 +46,7 @@ from reconciler.kinds.official_account import (
     RemoveSubscribers,
     SetSubscriberProfiles,
 )
+from reconciler.kinds.sending import Window
 from reconciler.kinds.user_accounts import ImportUsers
 from reconciler.plan import TargetIdentity, plan_from_read
 from reconciler.planfile import decode_change, dump_plan, load_plan
@@ -68,6 +70,20 @@ def one_of_each() -> list[Change]:
         AdoptOrphan("@TOA#_l", "o", 2),
         DestroyAccount("@TOA#_o", "o", 4, protected=True),
         SetMassSpeed("main", None, 3),
+        SendBroadcast(
+            "@TOA#_n",
+            "hello",
+            ({"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}},),
+            7,
+            Window.from_data({"notBefore": None, "notAfter": "2030-01-01T00:00:00Z"}),
+            3,
+            "n: 0 sent in the last hour; this makes 1/2",
+            "Asia/Shanghai",
+            "c",
+            {"Title": "t"},
+            True,
+        ),
+        RecallBroadcast("@TOA#_n", "hello", "5_1_9", 9, "oops"),
     ]
 
 

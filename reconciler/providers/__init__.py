@@ -8,15 +8,17 @@ shared `Pacer` (rate limits and calls in flight) and never build a client themse
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from reconciler.model import ProfileField, ProfileValue
 from reconciler.providers.http import Pacer, RetryPolicy, check_endpoint, redact
 from reconciler.providers.records import (
     AccountInfo,
     CreateOutcome,
+    HistoryEntry,
     ItemFailure,
     ItemResults,
+    SentMessage,
     Subscriber,
     SubscriberPage,
     Subscription,
@@ -27,6 +29,7 @@ from reconciler.providers.wechat import MassSpeedInfo, WeChatClient
 __all__ = [
     "AccountInfo",
     "CreateOutcome",
+    "HistoryEntry",
     "IMProvider",
     "ItemFailure",
     "ItemResults",
@@ -34,6 +37,7 @@ __all__ = [
     "MassSpeedProvider",
     "Pacer",
     "RetryPolicy",
+    "SentMessage",
     "Subscriber",
     "SubscriberPage",
     "Subscription",
@@ -107,6 +111,30 @@ class IMProvider(Protocol):
 
     async def get_subscriptions(self, user_id: str) -> list[Subscription]:
         """Every account a user subscribes to, with the subscription's CustomString."""
+        ...
+
+    async def send_broadcast(
+        self,
+        account_id: str,
+        msg_body: list[Any],
+        *,
+        random_id: int,
+        cloud_custom_data: str | None = None,
+        offline_push: Mapping[str, Any] | None = None,
+        online_only: bool = False,
+    ) -> SentMessage:
+        """Broadcast to every subscriber; retries reuse `random_id` and stay in 5 minutes."""
+        ...
+
+    async def get_history(self, account_id: str, since: float) -> list[HistoryEntry] | None:
+        """The account's broadcasts newest first (recalled included), back to `since`; None
+        when the account does not exist."""
+        ...
+
+    async def recall_broadcasts(
+        self, account_id: str, keys: Iterable[str], reason: str = ""
+    ) -> ItemResults:
+        """Recall messages by MsgKey, 10 per call; failures by key."""
         ...
 
 

@@ -12,8 +12,10 @@ from typing import Final
 
 from reconciler.providers.tencent import (
     DEFAULT_CEILING,
+    MAX_HISTORY_PAGE,
     MAX_IMPORT,
     MAX_INFO,
+    MAX_RECALL,
     MAX_SUBSCRIBERS,
     RATE_CEILINGS,
 )
@@ -28,6 +30,9 @@ API_DELETE: Final = "delete_subscriber"
 API_DESTROY: Final = "destroy_official_account"
 API_INFO: Final = "get_official_account_info"
 API_SPEED_SET: Final = "mass_speed_set"
+API_SEND: Final = "send_official_account_msg"
+API_HISTORY: Final = "official_account_msg_get_simple"
+API_RECALL: Final = "official_account_msg_recall"
 
 #: Users per multiaccount_import call (reference 3.2).
 IMPORT_BATCH: Final = MAX_IMPORT
@@ -35,6 +40,9 @@ IMPORT_BATCH: Final = MAX_IMPORT
 SUBSCRIBER_BATCH: Final = MAX_SUBSCRIBERS
 #: Accounts per get_official_account_info call (reference 5.4).
 INFO_BATCH: Final = MAX_INFO
+#: Messages per history page (reference 5.11) and MsgKeys per recall call (reference 5.12).
+HISTORY_PAGE: Final = MAX_HISTORY_PAGE
+RECALL_BATCH: Final = MAX_RECALL
 
 
 def vendor_rate(api: str) -> float:

@@ -17,6 +17,7 @@ from reconciler.providers.tencent import (
     MAX_SUBSCRIBERS,
     RATE_CEILINGS,
 )
+from reconciler.providers.wechat import OPENIDS_MIN, OPENIDS_PER_SEND
 
 API_MULTIACCOUNT_IMPORT: Final = "multiaccount_import"
 API_ACCOUNT_IMPORT: Final = "account_import"
@@ -28,6 +29,13 @@ API_DELETE: Final = "delete_subscriber"
 API_DESTROY: Final = "destroy_official_account"
 API_INFO: Final = "get_official_account_info"
 API_SPEED_SET: Final = "mass_speed_set"
+API_UPLOAD_NEWS: Final = "mass_upload_news"
+API_UPLOAD_VIDEO: Final = "mass_upload_video"
+API_SENDALL: Final = "mass_sendall"
+API_SEND: Final = "mass_send"
+API_PREVIEW: Final = "mass_preview"
+API_MASS_DELETE: Final = "mass_delete"
+API_MASS_GET: Final = "mass_get"
 
 #: Users per multiaccount_import call (reference 3.2).
 IMPORT_BATCH: Final = MAX_IMPORT
@@ -35,6 +43,9 @@ IMPORT_BATCH: Final = MAX_IMPORT
 SUBSCRIBER_BATCH: Final = MAX_SUBSCRIBERS
 #: Accounts per get_official_account_info call (reference 5.4).
 INFO_BATCH: Final = MAX_INFO
+#: OpenIDs per mass/send call, and the fewest it takes (WeChat reference 7).
+OPENID_BATCH: Final = OPENIDS_PER_SEND
+OPENID_BATCH_MIN: Final = OPENIDS_MIN
 
 
 def vendor_rate(api: str) -> float:

@@ -55,6 +55,12 @@ class Behaviour:
     wechat_admin_confirm: int = 0
     #: when set, every WeChat call is refused with 40164 naming this caller IP
     wechat_blocked_ip: str = ""
+    #: seconds after a send during which its clientmsgid's replay is 45066 "wait 1 minute"
+    #: (reference 6.1: one minute; 0 lets a test replay at once and get 45065)
+    wechat_retry_gap: int = 60
+    #: the first answer to every new mass send is lost: the send is applied, then answered
+    #: HTTP 502, so the client must resolve it by replaying its clientmsgid (45065)
+    wechat_lose_send_answers: bool = False
 
     def problems(self) -> list[str]:
         """What is wrong with these values (empty when they are usable)."""
@@ -69,6 +75,8 @@ class Behaviour:
             out.append("wechat_followers must not be negative")
         if self.wechat_admin_confirm < 0:
             out.append("wechat_admin_confirm must not be negative")
+        if self.wechat_retry_gap < 0:
+            out.append("wechat_retry_gap must not be negative")
         return out
 
     @property
@@ -145,6 +153,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IP",
         help="refuse every WeChat call with 40164 naming IP (not on the allow-list)",
     )
+    parser.add_argument(
+        "--wechat-retry-gap",
+        type=int,
+        default=default.wechat_retry_gap,
+        metavar="SECONDS",
+        help="a mass send replayed within SECONDS answers 45066 (default 60)",
+    )
+    parser.add_argument(
+        "--wechat-lose-send-answers",
+        action="store_true",
+        help="apply every new mass send, then lose its answer (HTTP 502)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Behaviour:
@@ -157,6 +177,8 @@ def from_args(args: argparse.Namespace) -> Behaviour:
         wechat_followers=args.wechat_followers,
         wechat_admin_confirm=args.wechat_admin_confirm,
         wechat_blocked_ip=args.wechat_blocked_ip,
+        wechat_retry_gap=args.wechat_retry_gap,
+        wechat_lose_send_answers=args.wechat_lose_send_answers,
     )
     problems = behaviour.problems()
     if problems:

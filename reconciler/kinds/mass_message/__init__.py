@@ -1,0 +1,113 @@
+"""`kind: MassMessage`: a WeChat mass message as code, uploaded, previewed, sent once, tracked
+and deleted (issue 16; WeChat mass API sections 4 to 11).
+
+- `model.py`: the documents into `MassMessage` records (`Kind.resolve_with_sets`: an OpenID
+  audience names SubscriberSets);
+- `record.py`: each send recorded in the live system before and after it is made;
+- `diff.py`: sends, deletions, deferrals, notices (pure);
+- `changes.py`: `SendMassMessage`, `DeleteMassMessage` and how apply runs them;
+- `preview.py`: `reconciler preview MassMessage/NAME`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reconciler.changes import Kind
+from reconciler.errors import ProviderError
+from reconciler.kinds.mass_message.changes import DeleteMassMessage, SendMassMessage
+from reconciler.kinds.mass_message.diff import diff_messages
+from reconciler.kinds.mass_message.model import MassMessage, resolve
+from reconciler.kinds.mass_message.record import (
+    LiveMassMessage,
+    SendRecord,
+    parse_record,
+    record_id,
+)
+from reconciler.kinds.sending import content_digest, wall_clock
+from reconciler.model import DesiredState
+from reconciler.providers import IMProvider, MassMessageProvider, MassSpeedProvider
+
+__all__ = ["KIND", "LiveMassMessage", "MassMessage", "read"]
+
+#: `mass/get` of an id the vendor does not know (reference 9.2)
+_INVALID_MSG_ID = 40059
+
+
+async def read(
+    desired: DesiredState, im: IMProvider, wechat: MassSpeedProvider | None
+) -> list[LiveMassMessage]:
+    """Each declared message's record (one read of 50 record accounts a call) and the state of
+    every job it records (one `mass/get` each; none without WeChat credentials)."""
+    names = sorted(m.name for m in desired.of(MassMessage))
+    if not names:
+        return []
+    now = wall_clock()
+    infos = await im.get_accounts([record_id(n) for n in names])
+    out = []
+    for name in names:
+        info = infos.get(record_id(name))
+        if info is None:
+            out.append(LiveMassMessage(name, False, SendRecord(), read_at=now))
+            continue
+        record = parse_record(info.custom_string)
+        statuses: dict[int, str] = {}
+        if record is not None and isinstance(wechat, MassMessageProvider):
+            for i, batch in sorted(record.batches.items()):
+                if batch.msg_id is not None:
+                    try:
+                        statuses[i] = await wechat.mass_status(batch.msg_id)
+                    except ProviderError as exc:
+                        if exc.code != _INVALID_MSG_ID:
+                            raise
+                        statuses[i] = "UNKNOWN"
+        out.append(
+            LiveMassMessage(
+                name,
+                True,
+                record or SendRecord(),
+                readable=record is not None,
+                statuses=statuses,
+                read_at=now,
+            )
+        )
+    return out
+
+
+def digest(desired: DesiredState) -> str:
+    """The declared messages as a saved plan is pinned to them."""
+    return content_digest(
+        sorted(
+            [m.name, m.digest, m.window.data, m.delete is not None, list(m.delete or ())]
+            for m in desired.of(MassMessage)
+        )
+    )
+
+
+def _summary_text(s: Mapping[str, int]) -> list[str]:
+    out = []
+    if s["massMessages"]:
+        out.append(f"{s['massMessages']} mass message(s) to send")
+    if s["massDeletes"]:
+        out.append(f"{s['massDeletes']} mass message(s) to delete")
+    return out
+
+
+def _summary_rows(s: Mapping[str, int]) -> list[tuple[str, int]]:
+    return [
+        ("mass messages to send", s["massMessages"]),
+        ("mass messages to delete", s["massDeletes"]),
+    ]
+
+
+KIND = Kind(
+    name="MassMessage",
+    changes=(SendMassMessage, DeleteMassMessage),
+    resolve_with_sets=resolve,
+    read=read,
+    digest=digest,
+    diff=diff_messages,
+    summary_keys=("massMessages", "massDeletes"),
+    summary_text=_summary_text,
+    summary_rows=_summary_rows,
+)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from reconciler import __version__
+from reconciler.caps import SEND_CAPS
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.interrupt import Interrupted, handled, last_word, signal_name, take_late
 
@@ -153,6 +154,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             allow_removals=args.allow_removals,
             allow_destroys=args.allow_destroys,
             force=args.force,
+            allow_sends={cap.rule: getattr(args, cap.dest) for cap in SEND_CAPS},
             verify_full=args.verify == "full",
             show_all=args.show_all,
             no_color=args.no_color,
@@ -393,6 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="pass the destroy threshold for a plan with at most N destroys",
     )
+    for cap in SEND_CAPS:
+        apply.add_argument(
+            cap.flag,
+            type=_count,
+            metavar="N",
+            help=f"pass the {cap.rule} threshold for a plan with at most N {cap.noun}s",
+        )
     apply.add_argument(
         "--force", action="store_true", help="lift every safety threshold (never `protect`)"
     )

@@ -13,12 +13,13 @@ import dataclasses
 import datetime as dt
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from reconciler.apply import apply_plan, phase_totals, render_result
+from reconciler.caps import SEND_CAPS
 from reconciler.config import Config, Safety, Target
 from reconciler.connect import Providers, connect
 from reconciler.drift import IgnoreEntry, build_drift, parse_ignore
@@ -252,6 +253,8 @@ class ApplyOptions:
     verify_full: bool = False
     show_all: bool = False
     no_color: bool = False
+    #: exact send-cap overrides, by the cap's rule (`{"maxBroadcasts": 3}`, `--allow-broadcasts`)
+    allow_sends: Mapping[str, int | None] = field(default_factory=dict)
 
 
 def _check_safety(plan: Plan, safety: Safety, options: ApplyOptions, stdout: TextIO) -> None:
@@ -263,6 +266,7 @@ def _check_safety(plan: Plan, safety: Safety, options: ApplyOptions, stdout: Tex
         allow_removals=options.allow_removals,
         allow_destroys=options.allow_destroys,
         force=options.force,
+        allow_sends=options.allow_sends,
     )
     if plan.violations:
         flags = [
@@ -270,6 +274,7 @@ def _check_safety(plan: Plan, safety: Safety, options: ApplyOptions, stdout: Tex
             for name, value in (
                 ("allow-removals", options.allow_removals),
                 ("allow-destroys", options.allow_destroys),
+                *((cap.flag[2:], options.allow_sends.get(cap.rule)) for cap in SEND_CAPS),
             )
             if value is not None
         ] + (["--force"] if options.force else [])

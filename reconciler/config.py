@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import re
+import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,9 @@ class Safety:
     max_destroys: int = 0
     max_subscriber_removals: int = 1000
     max_subscriber_removal_percent: float = 10.0
+    #: the send caps configured (`safety.maxBroadcasts`, ...), `((rule, n), ...)` sorted; a cap
+    #: not named here has its default (`reconciler.kinds.sending.SEND_CAPS`)
+    max_sends: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,9 @@ class Limits:
     #: seconds one paged read (an account's subscribers, the inventory's accounts) may take,
     #: from its first page to its last (`reconciler.providers.paging.READ_DEADLINE`)
     read_deadline_seconds: float = 1800.0
+    #: days the vendor keeps an account's broadcast history (reference 7.3: 7 for trial and Pro);
+    #: a message window may not be longer
+    history_days: int = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +115,18 @@ class Config:
     #: targets declared but unusable here (a `${VAR}` is not set): name → the error selecting one
     #: raises. Kept apart so that a run on another target does not need their secrets.
     unresolved_targets: Mapping[str, str] = field(default_factory=dict)
+    #: the time zone plans show message windows in (an IANA name, or UTC)
+    time_zone: str = "UTC"
 
 
 #: Where the embedded sandbox keeps its state when reconciler.yaml does not say.
 SANDBOX_DB: Final = ".reconciler/sandbox.db"
 #: The target used when there is no reconciler.yaml.
 EMBEDDED_TARGET: Final = "sandbox"
+#: The thresholds that are not send caps (`safety.maxBroadcasts`, ...: every other key).
+_THRESHOLD_KEYS: Final = frozenset(
+    {"maxDestroys", "maxSubscriberRemovals", "maxSubscriberRemovalPercent"}
+)
 #: `${NAME}` reads the environment; `$$` is a literal `$`.
 _VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 _VAR_START = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\}|)")
@@ -292,6 +305,16 @@ def _load_one(path: Path) -> tuple[Any, Position, list[Problem]]:
     return first.data, first.position, problems
 
 
+def _known_zone(name: str) -> bool:
+    if name.upper() == "UTC":
+        return True
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def check_config(path: Path) -> list[Problem]:
     """Every structural problem of a reconciler.yaml, without reading the environment.
 
@@ -324,6 +347,10 @@ def check_config(path: Path) -> list[Problem]:
         if reason is not None:
             at = pos or start
             problems.append(Problem(at.file, at.line, at.col, f"{format_path(key_path)}: {reason}"))
+    zone = data.get("timeZone")
+    if isinstance(zone, str) and not _known_zone(zone):
+        at = position_of(data, "timeZone") or start
+        problems.append(Problem(at.file, at.line, at.col, f"timeZone: unknown time zone {zone!r}"))
     targets = data.get("targets")
     names = list(targets) if isinstance(targets, Node) else [EMBEDDED_TARGET]
     default = data.get("defaultTarget")
@@ -607,6 +634,9 @@ def load_config(
             max_subscriber_removal_percent=float(
                 safety.get("maxSubscriberRemovalPercent", safe.max_subscriber_removal_percent)
             ),
+            max_sends=tuple(
+                sorted((k, int(v)) for k, v in safety.items() if k not in _THRESHOLD_KEYS)
+            ),
         ),
         limits=Limits(
             calls_per_second=float(limits.get("callsPerSecond", lim.calls_per_second)),
@@ -615,7 +645,9 @@ def load_config(
             read_deadline_seconds=float(
                 limits.get("readDeadlineSeconds", lim.read_deadline_seconds)
             ),
+            history_days=int(limits.get("historyDays", lim.history_days)),
         ),
+        time_zone=str(data.get("timeZone", "UTC")),
         unresolved_targets=MappingProxyType(unresolved),
     )
 

@@ -97,12 +97,14 @@ class LimitsData(_Struct, frozen=True):
     concurrency: int
 
 
-class SafetyData(_Struct, frozen=True):
-    """The plan file's form of a safety record."""
+class SafetyData(_Struct, frozen=True, omit_defaults=True):
+    """The plan file's form of a safety record (the send caps only when configured, so that a
+    plan made without them keeps its bytes)."""
 
     maxDestroys: int
     maxSubscriberRemovals: int
     maxSubscriberRemovalPercent: float
+    sendCaps: dict[str, int] = {}
 
 
 class PlanBody(_Struct, frozen=True):
@@ -137,6 +139,7 @@ def plan_body(plan: Plan) -> dict[str, Any]:
             plan.safety.max_destroys,
             plan.safety.max_subscriber_removals,
             plan.safety.max_subscriber_removal_percent,
+            dict(plan.safety.max_sends),
         ),
         prune=plan.prune,
         configPath=plan.config_path,
@@ -229,6 +232,7 @@ def _plan_from_body(body: PlanBody) -> Plan:
             safety.maxDestroys,
             safety.maxSubscriberRemovals,
             float(safety.maxSubscriberRemovalPercent),
+            tuple(sorted(safety.sendCaps.items())),
         ),
         prune=body.prune,
         read_calls=body.readCalls,

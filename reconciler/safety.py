@@ -3,15 +3,18 @@
 Thresholds never block planning: `evaluate_safety` returns the violations for the plan to show;
 `check_safety` raises `UnsafePlanError` with all of them. Overrides are exact, not blanket:
 `--allow-removals N` passes only a plan with at most N removals (in place of both removal rules),
-`--allow-destroys N` likewise for destroys; `--force` lifts every threshold. A destroy of a
-protected account is refused whatever the flags.
+`--allow-destroys N` likewise for destroys, and each send cap (`safety.maxBroadcasts`, default 1
+per apply) with its own exact flag (`--allow-broadcasts N`; the table is
+`reconciler.kinds.sending.SEND_CAPS`); `--force` lifts every threshold. A destroy of a protected
+account is refused whatever the flags.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from reconciler.caps import SEND_CAPS, count_sends, send_cap, send_limit
 from reconciler.changes import Change, plural
 from reconciler.config import Safety
 from reconciler.errors import UnsafePlanError
@@ -39,6 +42,8 @@ class Violation:
             numbers = f"{self.actual:.1f}% of subscribers removed {where}, over {self.limit:g}%"
         else:
             what = "destroy" if "Destroys" in self.rule else "subscriber removal"
+            if self.rule.removeprefix("allow") not in ("Destroys", "Removals"):
+                what = _send_noun(self.rule) or what
             numbers = f"{plural(int(self.actual), what)} {where}, over {self.limit:,.0f}"
         return f"{self.rule}: {numbers} (to allow it: {self.override})"
 
@@ -54,6 +59,37 @@ class Violation:
         }
 
 
+def _send_noun(rule: str) -> str:
+    try:
+        return send_cap(rule).noun
+    except KeyError:
+        return ""
+
+
+def send_violations(
+    changes: Iterable[Change],
+    safety: Safety,
+    allow_sends: Mapping[str, int | None] | None = None,
+    force: bool = False,
+) -> list[Violation]:
+    """The send caps these changes break: each cap's configured limit, or its exact override
+    (`allow_sends`, keyed by the cap's rule) in its place; none under `force`."""
+    if force:
+        return []
+    counts = count_sends(changes)
+    out = []
+    for cap in SEND_CAPS:
+        n = counts.get(cap.rule, 0)
+        allowed = (allow_sends or {}).get(cap.rule)
+        flag = f"{cap.flag} {n}"
+        if allowed is not None:
+            if n > allowed:
+                out.append(Violation(cap.allow_rule, TOTAL, n, allowed, flag))
+        elif n > (limit := send_limit(safety.max_sends, cap.rule)):
+            out.append(Violation(cap.rule, TOTAL, n, limit, flag))
+    return out
+
+
 def evaluate_safety(
     changes: Iterable[Change],
     safety: Safety,
@@ -61,12 +97,27 @@ def evaluate_safety(
     allow_removals: int | None = None,
     allow_destroys: int | None = None,
     force: bool = False,
+    allow_sends: Mapping[str, int | None] | None = None,
 ) -> list[Violation]:
     """Every violation of `safety` by these changes under the given overrides, in a stable order.
 
     The total removal percentage is taken over the accounts that lose subscribers (the
     conservative reading: removing 5% of one account is never diluted by untouched accounts).
     """
+    changes = list(changes)
+    return [
+        *_threshold_violations(changes, safety, allow_removals, allow_destroys, force),
+        *send_violations(changes, safety, allow_sends, force),
+    ]
+
+
+def _threshold_violations(
+    changes: list[Change],
+    safety: Safety,
+    allow_removals: int | None,
+    allow_destroys: int | None,
+    force: bool,
+) -> list[Violation]:
     destroys, removals = destroys_and_removals(changes)
     violations = [Violation("protect", d.account_id, 1, 0, "") for d in destroys if d.protected]
     if force:
@@ -121,6 +172,7 @@ def check_safety(
     allow_removals: int | None = None,
     allow_destroys: int | None = None,
     force: bool = False,
+    allow_sends: Mapping[str, int | None] | None = None,
 ) -> None:
     """Raise `UnsafePlanError` naming every violation; return quietly when the plan is safe."""
     violations = evaluate_safety(
@@ -129,6 +181,7 @@ def check_safety(
         allow_removals=allow_removals,
         allow_destroys=allow_destroys,
         force=force,
+        allow_sends=allow_sends,
     )
     if violations:
         lines = "\n".join(f"  {v}" for v in violations)

@@ -16,6 +16,11 @@ from typing import Any, Final
 from reconciler.changes import DriftItem, Notice, PlanProblem
 from reconciler.diff import Diff
 from reconciler.errors import ConfigError
+from reconciler.kinds.mass_message.diff import (
+    DELETED_BY_HAND,
+    FAILED_AFTER_APPLY,
+    PENDING_EXPIRED,
+)
 from reconciler.kinds.mass_speed import MASS_SPEED_PREFIX
 from reconciler.kinds.official_account import SUBSCRIBERS
 from reconciler.kinds.user_accounts import USER_ACCOUNTS
@@ -51,11 +56,26 @@ def drift_items(found: Diff) -> list[DriftItem]:
     """The differences a diff (made without --prune) shows, account by account."""
     items = [item for change in found.changes for item in change.drift()]
     items += [_orphan(n) for n in found.notices if n.reason in ("orphan", "protected")]
+    items += [_job(n) for n in found.notices if n.reason in _JOB_DRIFT]
     return _merge_subscribers(items)
 
 
 def _orphan(notice: Notice) -> DriftItem:
     return DriftItem(notice.account, "account", "not declared", "exists")
+
+
+#: A sent job's state found changed since apply (`kinds.mass_message.diff`): its live status.
+_JOB_DRIFT: Final = {
+    DELETED_BY_HAND: "DELETE",
+    FAILED_AFTER_APPLY: "SEND_FAIL",
+    PENDING_EXPIRED: "pending for over 24 hours, no msg_id",
+}
+
+
+def _job(notice: Notice) -> DriftItem:
+    return DriftItem(
+        notice.account, "status", "SEND_SUCCESS", _JOB_DRIFT[notice.reason], note=notice.message
+    )
 
 
 def _merge_subscribers(items: list[DriftItem]) -> list[DriftItem]:
@@ -77,7 +97,7 @@ def _merge_subscribers(items: list[DriftItem]) -> list[DriftItem]:
 
 
 def _entry_account(raw: str) -> str:
-    if raw == USER_ACCOUNTS or raw.startswith(MASS_SPEED_PREFIX):
+    if raw == USER_ACCOUNTS or raw.startswith((MASS_SPEED_PREFIX, "MassMessage/")):
         return raw
     return canonical_account_id(raw)
 

@@ -78,8 +78,9 @@ def phase_totals(plan: Plan) -> dict[str, int]:
     totals = dict.fromkeys(PHASES, 0)
     for action in plan.actions:
         totals[phase_of(action)] += 1
-    if not totals["ledger"]:
-        del totals["ledger"]
+    for bookkeeping in ("ledger", "messages"):  # shown only when the plan has some
+        if not totals[bookkeeping]:
+            del totals[bookkeeping]
     return totals
 
 
@@ -201,6 +202,8 @@ def render_result(result: ApplyResult) -> str:
         f" {plural(result.profiles_set, 'subscriber profile')} set,"
         f" {plural(result.users_imported, 'user')} imported, {result.destroyed} destroyed"
         + (", mass speed set" if result.mass_speed_set else "")
+        + (f", {plural(result.messages_sent, 'broadcast')} sent" if result.messages_sent else "")
+        + (f", {result.messages_recalled} recalled" if result.messages_recalled else "")
         + f"; {result.failures} failed, {result.skipped} skipped;"
         f" {plural(calls, 'call')} in {result.seconds:.1f} s."
     )

@@ -8,7 +8,7 @@ class names those behaviours; each kind's module implements them for its own cha
 
 The phase numbers put every change in the DESIGN order (section 6): import users, the inventory
 ledger's writes, create accounts, modify profiles, add subscribers, set subscriber profiles, remove
-subscribers, inventory records, destroy accounts, set mass speed.
+subscribers, inventory records, destroy accounts, set mass speed, send messages, recall them.
 
 A `Notice` (an orphan left alone, a field the vendor cannot clear) and a `PlanProblem` (something
 that would make apply fail; the plan is then an error) are what a diff reports beside its changes,
@@ -49,11 +49,22 @@ PHASE_REMOVE: Final = 6
 PHASE_RECORD: Final = 7
 PHASE_DESTROY: Final = 8
 PHASE_SPEED: Final = 9
-PHASE_NOTICE: Final = 10
+PHASE_SEND: Final = 10
+PHASE_RECALL: Final = 11
+PHASE_NOTICE: Final = 12
 
 #: The phases of an apply, in order (DESIGN section 6): phases follow one another and the calls
-#: of one phase run together. "ledger" is the inventory ledger rewritten after the accounts.
-APPLY_PHASES: Final = ("users", "accounts", "destroy", "ledger", "mass speed", "verify")
+#: of one phase run together. "ledger" is the inventory ledger rewritten after the accounts;
+#: "messages" sends and recalls (after the accounts and their subscribers).
+APPLY_PHASES: Final = (
+    "users",
+    "accounts",
+    "destroy",
+    "ledger",
+    "mass speed",
+    "messages",
+    "verify",
+)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -468,6 +479,19 @@ class Kind:
     closing_actions: Callable[[Sequence[Change]], list[Action]] = _none
     #: runs the closing actions
     verify: Callable[[ApplyRun], Awaitable[None]] | None = None
+    #: what of its live state a saved plan is pinned to besides the accounts (a Broadcast's:
+    #: each sending account's history): the plan's changes and live state → {key: fingerprint};
+    #: written into the plan file only when some kind has one, so other plan files keep their bytes
+    pins: Callable[[Sequence[Change], LiveState], Mapping[str, str]] | None = None
+    #: the same pins read afresh for a saved plan's changes (given the plan's pins), and why some
+    #: of them can no longer run (a send whose window closed): what `apply PLANFILE` checks
+    repin: (
+        Callable[
+            [Sequence[Change], Mapping[str, str], IMProvider],
+            Awaitable[tuple[Mapping[str, str], list[str]]],
+        ]
+        | None
+    ) = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,3 +502,7 @@ class DiffOptions:
     inventory_user: str
     #: the name of a target without WeChat credentials, when it is one
     wechat_missing: str | None = None
+    #: `limits.historyDays`: how long a message window may be (the vendor's history retention)
+    history_days: int = 7
+    #: `timeZone`: where plans show message windows and send times, beside UTC
+    time_zone: str = "UTC"

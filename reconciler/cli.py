@@ -73,7 +73,7 @@ def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
 
 
 #: The commands that read reconciler.yaml.
-_READ_CONFIG = frozenset({"validate", "plan", "apply", "drift", "import"})
+_READ_CONFIG = frozenset({"validate", "plan", "apply", "drift", "import", "messages"})
 
 
 def _settle_common(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
@@ -136,6 +136,20 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         stdin=sys.stdin,
         stderr=sys.stderr,
         parallelism=args.parallelism,
+    )
+
+
+def _cmd_messages(args: argparse.Namespace) -> int:
+    from reconciler.kinds.broadcast.messages import messages_command
+
+    return messages_command(
+        args.account,
+        args.paths,
+        config=args.config,
+        target=args.target,
+        since=args.since,
+        fmt=args.format,
+        stdout=sys.stdout,
     )
 
 
@@ -459,6 +473,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(preview)
     preview.set_defaults(func=_cmd_preview)
+
+    messages = commands.add_parser(
+        "messages",
+        help="an account's broadcast history with the document of each message (read-only)",
+    )
+    messages.add_argument("account", metavar="ACCOUNT", help="the official account (news)")
+    messages.add_argument("paths", nargs="*", metavar="PATH", help="manifest files or directories")
+    messages.add_argument("--since", metavar="DATE", help="from this date (default: retention)")
+    messages.add_argument("--format", choices=("text", "json"), default="text")
+    _common(messages)
+    messages.set_defaults(func=_cmd_messages)
 
     importer = commands.add_parser(
         "import",

@@ -29,7 +29,7 @@ from reconciler.load import display_path, load_file
 from reconciler.lock import run_lock
 from reconciler.pipeline import Scope, compare, compare_read_only, open_scope, open_target
 from reconciler.plan import Plan, TargetIdentity
-from reconciler.planfile import check_fresh, dump_plan, load_plan, read_plan_file
+from reconciler.planfile import check_fresh, dump_plan, load_plan, read_plan_file, repin
 from reconciler.progress import progress
 from reconciler.read import read_fingerprinted
 from reconciler.render import (
@@ -374,7 +374,8 @@ async def _apply_saved_locked(
             or any(c.kind == "setMassSpeed" for c in plan.changes)
             else None,
         )
-        check_fresh(plan, target=identity, live=live)
+        pins, expired = await repin(plan, providers.im)
+        check_fresh(plan, target=identity, live=live, pins=pins, expired=expired)
         stdout.write(render_text(plan, color=use_color(options.no_color, stdout)))
         if not plan.has_changes:
             return 0

@@ -55,6 +55,8 @@ def diff(
     prune: bool,
     inventory_user: str,
     wechat_missing: str | None = None,
+    history_days: int = 7,
+    time_zone: str = "UTC",
 ) -> Diff:
     """Every change that makes `live` match `desired`, with notices and problems.
 
@@ -63,7 +65,7 @@ def diff(
     `wechat_missing` names a target without WeChat credentials (a declared MassSpeed is then a
     problem).
     """
-    options = DiffOptions(prune, inventory_user, wechat_missing)
+    options = DiffOptions(prune, inventory_user, wechat_missing, history_days, time_zone)
     found: list[Finding] = []
     for kind in registered():
         if kind.diff is not None:

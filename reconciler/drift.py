@@ -16,11 +16,6 @@ from typing import Any, Final
 from reconciler.changes import DriftItem, Notice, PlanProblem
 from reconciler.diff import Diff
 from reconciler.errors import ConfigError
-from reconciler.kinds.mass_message.diff import (
-    DELETED_BY_HAND,
-    FAILED_AFTER_APPLY,
-    PENDING_EXPIRED,
-)
 from reconciler.kinds.mass_speed import MASS_SPEED_PREFIX
 from reconciler.kinds.official_account import SUBSCRIBERS
 from reconciler.kinds.user_accounts import USER_ACCOUNTS
@@ -56,26 +51,17 @@ def drift_items(found: Diff) -> list[DriftItem]:
     """The differences a diff (made without --prune) shows, account by account."""
     items = [item for change in found.changes for item in change.drift()]
     items += [_orphan(n) for n in found.notices if n.reason in ("orphan", "protected")]
-    items += [_job(n) for n in found.notices if n.reason in _JOB_DRIFT]
+    # a kind's notice that is a drift too (`drift:<field>`: a broadcast recalled by hand, ...)
+    items += [
+        DriftItem(n.account, n.reason.removeprefix("drift:"), None, n.message)
+        for n in found.notices
+        if n.reason.startswith("drift:")
+    ]
     return _merge_subscribers(items)
 
 
 def _orphan(notice: Notice) -> DriftItem:
     return DriftItem(notice.account, "account", "not declared", "exists")
-
-
-#: A sent job's state found changed since apply (`kinds.mass_message.diff`): its live status.
-_JOB_DRIFT: Final = {
-    DELETED_BY_HAND: "DELETE",
-    FAILED_AFTER_APPLY: "SEND_FAIL",
-    PENDING_EXPIRED: "pending for over 24 hours, no msg_id",
-}
-
-
-def _job(notice: Notice) -> DriftItem:
-    return DriftItem(
-        notice.account, "status", "SEND_SUCCESS", _JOB_DRIFT[notice.reason], note=notice.message
-    )
 
 
 def _merge_subscribers(items: list[DriftItem]) -> list[DriftItem]:

@@ -57,6 +57,10 @@ class ApplyResult:
     subscribers_removed: int = 0
     profiles_set: int = 0
     mass_speed_set: bool = False
+    messages_sent: int = 0
+    messages_recalled: int = 0
+    #: sends that failed or whose answer was lost: the run is never "nothing applied" (exit 3)
+    uncertain: int = 0
     #: accounts whose verification found a difference: id → what
     unverified: dict[str, list[str]] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
@@ -84,7 +88,7 @@ class ApplyResult:
         """0 all applied and verified; 3 partly applied; 1 nothing applied and something failed."""
         if not self.failures and not self.skipped:
             return 0
-        return 3 if self.applied else 1
+        return 3 if self.applied or self.uncertain else 1
 
 
 class Progress(Protocol):

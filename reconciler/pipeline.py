@@ -249,6 +249,8 @@ def diff_scope(scope: Scope, desired: DesiredState, live: LiveState, *, prune: b
         prune=prune,
         inventory_user=scope.config.inventory,
         wechat_missing=wechat_missing,
+        history_days=scope.config.limits.history_days,
+        time_zone=scope.config.time_zone,
     )
 
 

@@ -255,6 +255,8 @@ class Plan:
     problems: tuple[PlanProblem, ...] = ()
     #: "N accounts selected of M (...)" while `--selector`/`--exclude` is in effect (not saved)
     targeting: str | None = None
+    #: the kinds' pins of their own live state (`Kind.pins`), checked by `apply PLANFILE`
+    pins: Mapping[str, str] = field(default_factory=dict)
 
     def findings(self) -> list[Change | Notice | PlanProblem]:
         """Problems, changes and notices, in the order a plan lists them."""
@@ -296,6 +298,7 @@ def assemble_plan(
     prune: bool = False,
     read_calls: Mapping[str, int] | None = None,
     config_path: str | None = None,
+    pins: Mapping[str, str] | None = None,
 ) -> Plan:
     """A plan from a diff and the digests of what was read: how a saved plan is rebuilt too."""
     actions = tuple(schedule(found.changes))
@@ -314,6 +317,7 @@ def assemble_plan(
         config_path=config_path,
         notices=found.notices,
         problems=found.problems,
+        pins=dict(pins or {}),
     )
 
 
@@ -338,4 +342,14 @@ def plan_from_read(
         safety=safety or Safety(),
         prune=prune,
         read_calls=live.read_calls,
+        pins=kind_pins(found.changes, live),
     )
+
+
+def kind_pins(changes: Sequence[Change], live: LiveState) -> dict[str, str]:
+    """Every kind's pins of its own live state for these changes (`Kind.pins`), sorted."""
+    pins: dict[str, str] = {}
+    for kind in registered():
+        if kind.pins is not None:
+            pins.update(kind.pins(changes, live))
+    return dict(sorted(pins.items()))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,12 +30,13 @@ from reconciler.config import Limits, Safety
 from reconciler.diff import Diff
 from reconciler.digest import canonical_json, json_digest
 from reconciler.errors import StalePlanError
-from reconciler.kinds import wire_types
+from reconciler.kinds import registered, wire_types
 from reconciler.kinds.inventory import stale_slots
 from reconciler.live import LiveAccount, LiveState
 from reconciler.load import FileRefused, FileTooLarge, read_regular
 from reconciler.model import DesiredState
 from reconciler.plan import Fingerprint, Plan, TargetIdentity, assemble_plan, desired_digest
+from reconciler.providers import IMProvider
 
 PLAN_FILE_VERSION: Final = 1
 PLAN_FILE_KIND: Final = "ReconcilerPlan"
@@ -121,6 +123,8 @@ class PlanBody(_Struct, frozen=True):
     changes: list[dict[str, Any]]
     actionIds: list[str]
     configPath: str | None = None
+    #: the kinds' pins of their own live state (`Kind.pins`), only when there are some
+    pins: dict[str, str] = {}
 
 
 def plan_body(plan: Plan) -> dict[str, Any]:
@@ -146,8 +150,11 @@ def plan_body(plan: Plan) -> dict[str, Any]:
         readCalls=dict(sorted(plan.cost.read_calls.items())),
         changes=[c.data for c in sorted(plan.findings(), key=lambda c: c.sort_key)],
         actionIds=[a.id for a in plan.actions],
+        pins=dict(plan.pins),
     )
     data: dict[str, Any] = msgspec.to_builtins(body)
+    if not plan.pins:  # a plan without them keeps the bytes it had before they existed
+        del data["pins"]
     return data
 
 
@@ -237,6 +244,7 @@ def _plan_from_body(body: PlanBody) -> Plan:
         prune=body.prune,
         read_calls=body.readCalls,
         config_path=body.configPath,
+        pins=body.pins,
     )
 
 
@@ -269,17 +277,33 @@ def _what_changed(saved: Fingerprint | None, now: LiveAccount | None) -> str:
     return ", ".join(parts)
 
 
+async def repin(plan: Plan, im: IMProvider) -> tuple[dict[str, str], list[str]]:
+    """The kinds' pins of a saved plan read afresh, and why some of its changes cannot run."""
+    pins: dict[str, str] = {}
+    expired: list[str] = []
+    for kind in registered():
+        if kind.repin is not None:
+            found, why = await kind.repin(plan.changes, plan.pins, im)
+            pins.update(found)
+            expired.extend(why)
+    return pins, expired
+
+
 def check_fresh(
     plan: Plan,
     *,
     target: TargetIdentity,
     live: LiveState,
     desired: DesiredState | None = None,
+    pins: Mapping[str, str] | None = None,
+    expired: Sequence[str] = (),
 ) -> None:
     """Refuse a plan made for another target, from other manifests, or over a changed live state.
 
     `live` is a fresh read of the accounts the plan names; `desired`, when given (apply with
-    manifests beside the plan), must digest to what the plan was made from.
+    manifests beside the plan), must digest to what the plan was made from; `pins`, the kinds'
+    pins read afresh (`Kind.repin`), must be the plan's; `expired` says which of its changes can
+    no longer run (a send whose window closed).
     """
     if target != plan.target:
         raise StalePlanError(f"the plan was made for {plan.target.label}, not for {target.label}")
@@ -304,5 +328,9 @@ def check_fresh(
             f"the mass speed changed since the plan was made ({plan.live_mass_speed} →"
             f" {live.mass_speed})"
         )
+    moved = sorted(k for k in plan.pins if (pins or {}).get(k) != plan.pins[k])
+    if moved:
+        reasons.append(f"{', '.join(moved)} changed since the plan was made")
+    reasons.extend(expired)
     if reasons:
         raise StalePlanError("stale plan: " + "; ".join(reasons) + "; make the plan again")

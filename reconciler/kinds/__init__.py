@@ -27,6 +27,7 @@ from typing import Final
 
 from reconciler.changes import Change, Kind, NoticeWire, ProblemWire, Wire
 from reconciler.kinds import (
+    broadcast,
     inventory,
     mass_message,
     mass_speed,
@@ -40,6 +41,7 @@ REGISTRY: Final[tuple[Kind, ...]] = (
     user_accounts.KIND,
     mass_speed.KIND,
     mass_message.KIND,
+    broadcast.KIND,
     inventory.KIND,
 )
 _plugged: list[Kind] = []

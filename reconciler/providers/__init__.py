@@ -15,8 +15,10 @@ from reconciler.providers.http import Pacer, RetryPolicy, check_endpoint, redact
 from reconciler.providers.records import (
     AccountInfo,
     CreateOutcome,
+    HistoryEntry,
     ItemFailure,
     ItemResults,
+    SentMessage,
     Subscriber,
     SubscriberPage,
     Subscription,
@@ -27,6 +29,7 @@ from reconciler.providers.wechat import MassSent, MassSpeedInfo, WeChatClient
 __all__ = [
     "AccountInfo",
     "CreateOutcome",
+    "HistoryEntry",
     "IMProvider",
     "ItemFailure",
     "ItemResults",
@@ -36,6 +39,7 @@ __all__ = [
     "MassSpeedProvider",
     "Pacer",
     "RetryPolicy",
+    "SentMessage",
     "Subscriber",
     "SubscriberPage",
     "Subscription",
@@ -109,6 +113,29 @@ class IMProvider(Protocol):
 
     async def get_subscriptions(self, user_id: str) -> list[Subscription]:
         """Every account a user subscribes to, with the subscription's CustomString."""
+        ...
+
+    async def send_broadcast(
+        self,
+        account_id: str,
+        msg_body: list[Any],
+        *,
+        random_id: int,
+        cloud_custom_data: str | None = None,
+        offline_push: Mapping[str, Any] | None = None,
+        online_only: bool = False,
+    ) -> SentMessage:
+        """Broadcast to every subscriber; retries reuse `random_id` and stay in 5 minutes."""
+        ...
+
+    async def get_history(self, account_id: str, since: float) -> list[HistoryEntry]:
+        """The account's broadcasts newest first (recalled included), back to `since`."""
+        ...
+
+    async def recall_broadcasts(
+        self, account_id: str, keys: Iterable[str], reason: str = ""
+    ) -> ItemResults:
+        """Recall messages by MsgKey, 10 per call; failures by key."""
         ...
 
 

@@ -12,8 +12,10 @@ from typing import Final
 
 from reconciler.providers.tencent import (
     DEFAULT_CEILING,
+    MAX_HISTORY_PAGE,
     MAX_IMPORT,
     MAX_INFO,
+    MAX_RECALL,
     MAX_SUBSCRIBERS,
     RATE_CEILINGS,
 )
@@ -29,11 +31,14 @@ API_DELETE: Final = "delete_subscriber"
 API_DESTROY: Final = "destroy_official_account"
 API_INFO: Final = "get_official_account_info"
 API_SPEED_SET: Final = "mass_speed_set"
-API_UPLOAD_NEWS: Final = "mass_upload_news"
-API_UPLOAD_VIDEO: Final = "mass_upload_video"
-API_SENDALL: Final = "mass_sendall"
-API_SEND: Final = "mass_send"
-API_PREVIEW: Final = "mass_preview"
+API_SEND: Final = "send_official_account_msg"
+API_HISTORY: Final = "official_account_msg_get_simple"
+API_RECALL: Final = "official_account_msg_recall"
+API_MASS_UPLOAD_NEWS: Final = "mass_upload_news"
+API_MASS_UPLOAD_VIDEO: Final = "mass_upload_video"
+API_MASS_SENDALL: Final = "mass_sendall"
+API_MASS_SEND: Final = "mass_send"
+API_MASS_PREVIEW: Final = "mass_preview"
 API_MASS_DELETE: Final = "mass_delete"
 API_MASS_GET: Final = "mass_get"
 
@@ -43,6 +48,9 @@ IMPORT_BATCH: Final = MAX_IMPORT
 SUBSCRIBER_BATCH: Final = MAX_SUBSCRIBERS
 #: Accounts per get_official_account_info call (reference 5.4).
 INFO_BATCH: Final = MAX_INFO
+#: Messages per history page (reference 5.11) and MsgKeys per recall call (reference 5.12).
+HISTORY_PAGE: Final = MAX_HISTORY_PAGE
+RECALL_BATCH: Final = MAX_RECALL
 #: OpenIDs per mass/send call, and the fewest it takes (WeChat reference 7).
 OPENID_BATCH: Final = OPENIDS_PER_SEND
 OPENID_BATCH_MIN: Final = OPENIDS_MIN

@@ -249,3 +249,23 @@ def envelope_code(body: Mapping[str, Any]) -> int:
     if isinstance(code, int) and not isinstance(code, bool):
         return code
     return 0 if body.get("ActionStatus") == "OK" else -1
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """A broadcast the vendor accepted (reference 5.10): its `MsgKey` and server time."""
+
+    key: str
+    time: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One message of an account's broadcast history (reference 5.11)."""
+
+    key: str
+    time: int
+    random: int
+    #: `IsPlaceMsg`: 0 a message, 1 a placeholder (expired, failed, deleted), 2 recalled
+    place: int
+    msg_body: tuple[Any, ...] = ()

@@ -41,9 +41,11 @@ from reconciler.providers.paging import READ_DEADLINE, PageBudget
 from reconciler.providers.records import (
     AccountInfo,
     CreateOutcome,
+    HistoryEntry,
     ItemFailure,
     ItemResults,
     MalformedAnswer,
+    SentMessage,
     Subscriber,
     SubscriberPage,
     Subscription,
@@ -77,6 +79,12 @@ MAX_CHECK: Final = 100
 MAX_INFO: Final = 50
 MAX_SUBSCRIBERS: Final = 100  # add_subscriber; delete_subscriber's maximum is undocumented
 PAGE_LIMIT: Final = 200
+#: Broadcasts (reference 5.11, 5.12): history 20 messages a page, recall 10 MsgKeys a call.
+MAX_HISTORY_PAGE: Final = 20
+MAX_RECALL: Final = 10
+#: Reference 7.1: the vendor drops a send identical to one of the last 5 minutes, so retries of a
+#: send (same Random, same body) stay inside that window; past it a retry could send twice.
+SEND_RETRY_WINDOW: Final = 300.0
 
 #: Codes worth another attempt. Frequency: 60007, 60011, 60018, 60019 (reference 1.5, 1.6).
 #: Internal error / timeout: 70169, 70202, 70500 (section 3), 10002, 10004, 20005 (section 5; 10004
@@ -664,6 +672,120 @@ class TencentClient(CountedClient):
             if over is not None:
                 raise self._error(command, over, user_id)
             offset = following
+
+    # -- broadcasts (reference 5.10-5.12, 7) ---------------------------------------------------
+
+    async def send_broadcast(
+        self,
+        account_id: str,
+        msg_body: list[Any],
+        *,
+        random_id: int,
+        cloud_custom_data: str | None = None,
+        offline_push: Mapping[str, Any] | None = None,
+        online_only: bool = False,
+    ) -> SentMessage:
+        """Broadcast to every subscriber. Its retries reuse `random_id` and the body, and stop
+        `SEND_RETRY_WINDOW` seconds after the first attempt (a later retry could be a second
+        send); a call that gave up then raises `ProviderError` with `maybe_applied`."""
+        body: dict[str, Any] = {
+            "Official_Account": account_id,
+            "Random": random_id,
+            "MsgBody": msg_body,
+        }
+        if cloud_custom_data is not None:
+            body["CloudCustomData"] = cloud_custom_data
+        if offline_push is not None:
+            body["OfflinePushInfo"] = dict(offline_push)
+        if online_only:
+            body["OnlineOnlyFlag"] = 1
+        command = "send_official_account_msg"
+        try:
+            async with asyncio.timeout(SEND_RETRY_WINDOW - 10):
+                reply = await self._call(OA_SVC, command, body, object_id=account_id)
+        except TimeoutError:
+            raise ProviderError(
+                "no answer within the 5-minute duplicate window; not retried",
+                api="tencent",
+                action=command,
+                object_id=account_id,
+                maybe_applied=True,
+            ) from None
+        with self._reading(command, account_id):
+            return SentMessage(
+                str_field(reply, "MsgKey", required=True), int_field(reply, "MsgTime")
+            )
+
+    async def get_history(self, account_id: str, since: float) -> list[HistoryEntry]:
+        """The account's broadcasts newest first, recalled ones included, paged 20 at a time
+        back to the first older than `since` (or as far as the vendor keeps them)."""
+        command = "official_account_msg_get_simple"
+        found: list[HistoryEntry] = []
+        last = ""
+        seen: set[str] = set()
+        while True:
+            body: dict[str, Any] = {
+                "Official_Account": account_id,
+                "ReqMsgNumber": MAX_HISTORY_PAGE,
+                "WithRecalledMsg": 1,
+            }
+            if last:
+                body["LastMsgKey"] = last
+            reply = await self._call(OA_SVC, command, body, object_id=account_id)
+            with self._reading(command, account_id):
+                page = [_history_entry(m) for m in object_list(reply, "RspMsgList")]
+                finished = count_field(reply, "IsFinished")
+                last = str_field(reply, "LastMsgKey")
+            fresh = [m for m in page if m.key not in seen]
+            seen.update(m.key for m in fresh)
+            found.extend(fresh)
+            if finished != 0 or not fresh or not last or min(m.time for m in fresh) < since:
+                return found
+
+    async def recall_broadcasts(
+        self, account_id: str, keys: Iterable[str], reason: str = ""
+    ) -> ItemResults:
+        """Recall messages by MsgKey, 10 per call (reference 5.12); recalling one already
+        recalled is `changed` too (the vendor answers 0); RetCode 10030 (gone or expired) and
+        others come back as failures."""
+        ordered = sorted(set(keys))
+        results = await run_all(
+            self._recall_batch(account_id, b, reason) for b in batches(ordered, MAX_RECALL)
+        )
+        return ItemResults.merged(results)
+
+    async def _recall_batch(self, account_id: str, keys: list[str], reason: str) -> ItemResults:
+        command = "official_account_msg_recall"
+        body: dict[str, Any] = {"Official_Account": account_id, "MsgKeyList": keys}
+        if reason:
+            body["Reason"] = reason
+        try:
+            reply = await self._call(OA_SVC, command, body, object_id=account_id)
+            with self._reading(command, account_id):
+                answers = {
+                    str_field(i, "MsgKey", required=True): count_field(i, "RetCode")
+                    for i in object_list(reply, "RecallRetList")
+                }
+        except ProviderError as exc:
+            return _all_failed(keys, exc)
+        changed = {k for k in keys if answers.get(k) == 0}
+        failed = {
+            k: ItemFailure(answers.get(k), f"recall of {k}: RetCode {answers.get(k)}")
+            for k in keys
+            if k not in changed
+        }
+        return ItemResults(frozenset(changed), frozenset(), failed)
+
+
+def _history_entry(item: Mapping[str, Any]) -> HistoryEntry:
+    body = item.get("MsgBody")
+    return HistoryEntry(
+        key=str_field(item, "MsgKey", required=True),
+        time=int_field(item, "MsgTimeStamp"),
+        random=count_field(item, "MsgRandom"),
+        place=count_field(item, "IsPlaceMsg"),
+        msg_body=tuple(body) if isinstance(body, list) else (),
+    )
 
 
 def _once_each(subscribers: list[Subscriber]) -> tuple[Subscriber, ...]:

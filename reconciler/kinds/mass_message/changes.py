@@ -40,11 +40,11 @@ from reconciler.providers.calls import (
     API_CREATE,
     API_MASS_DELETE,
     API_MASS_GET,
+    API_MASS_SEND,
+    API_MASS_SENDALL,
+    API_MASS_UPLOAD_NEWS,
+    API_MASS_UPLOAD_VIDEO,
     API_MODIFY,
-    API_SEND,
-    API_SENDALL,
-    API_UPLOAD_NEWS,
-    API_UPLOAD_VIDEO,
 )
 
 #: Where plan, apply and drift name a message: `MassMessage/<name>`.
@@ -184,8 +184,8 @@ class SendMassMessage(_MassChange):
     @property
     def _upload_api(self) -> str | None:
         if self.msg_type == "news":
-            return API_UPLOAD_NEWS
-        return API_UPLOAD_VIDEO if self.msg_type == "video" else None
+            return API_MASS_UPLOAD_NEWS
+        return API_MASS_UPLOAD_VIDEO if self.msg_type == "video" else None
 
     def actions(self, schedule: Schedule) -> list[Action]:
         key = f"{self.kind}/{self.name}"
@@ -195,7 +195,7 @@ class SendMassMessage(_MassChange):
         if self._upload_api is not None and not recorded.media_id:
             out.append(Action(f"{key}/upload", self._upload_api, self))
         out.append(Action(f"{key}/mark", API_MODIFY if self.record_exists else API_CREATE, self))
-        api = API_SENDALL if self.audience.kind is not Audience.OPENIDS else API_SEND
+        api = API_MASS_SENDALL if self.audience.kind is not Audience.OPENIDS else API_MASS_SEND
         for i in self.send:
             out.append(Action(f"{key}/send/{i}", api, self, batches[i]))
             out.append(Action(f"{key}/record/{i}", API_MODIFY, self))

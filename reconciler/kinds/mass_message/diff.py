@@ -25,10 +25,10 @@ from reconciler.model import DesiredState
 #: Reference section 4: mass sends (sendall and send together) and news uploads per day.
 SENDS: Final = Quota(100, 86400.0)
 UPLOADS: Final = Quota(10, 86400.0)
-#: Notice reasons that `reconciler drift` reports as a job's status (`reconciler.drift`).
-DELETED_BY_HAND: Final = "deletedByHand"
-FAILED_AFTER_APPLY: Final = "failedAfterApply"
-PENDING_EXPIRED: Final = "pendingExpired"
+#: The notice reason `reconciler drift` reports as a drift of the field `status`: a job deleted
+#: by hand, failed after apply, or a send pending for over 24 hours (`reconciler.drift`).
+STATUS_DRIFT: Final = "drift:status"
+DELETED_BY_HAND = FAILED_AFTER_APPLY = PENDING_EXPIRED = STATUS_DRIFT
 BLIND_SPOT: Final = (
     "sends made outside this tool cannot be seen (the vendor has no list of mass messages);"
     " only the records of the messages declared here are read"

@@ -175,7 +175,10 @@ def test_a_job_deleted_by_hand_is_drift(project: Project) -> None:
     assert doc["errcode"] == 0
     drift = project.cli("drift", "m")
     assert drift.code == 2, drift.text
-    assert "MassMessage/digest" in drift.out and "DELETE" in drift.out
+    assert drift.lines[3] == (
+        '  MassMessage/digest status: git (unset), live "batch 0 (msg_id 1000000001) reads'
+        ' DELETE: deleted by hand"'
+    )
     assert project.cli("plan", "m", "--detailed-exitcode").code == 0  # nothing to send again
 
 

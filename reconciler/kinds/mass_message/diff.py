@@ -179,13 +179,13 @@ def _status(message: MassMessage, rec: LiveMassMessage) -> list[Finding]:
         deleted = record.batches[i].deleted_at is not None
         if state == "DELETE" and not deleted:
             out.append(
-                _notice(name, f"batch {i} (msg_id {jobs[i]}) was deleted by hand", DELETED_BY_HAND)
+                _notice(name, f"batch {i} (msg_id {jobs[i]}) reads DELETE: deleted by hand", DELETED_BY_HAND)
             )
         elif state == "SEND_FAIL":
             out.append(
                 _notice(
                     name,
-                    f"batch {i} (msg_id {jobs[i]}) failed after apply: SEND_FAIL",
+                    f"batch {i} (msg_id {jobs[i]}) reads SEND_FAIL: failed after apply",
                     FAILED_AFTER_APPLY,
                 )
             )

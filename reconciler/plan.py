@@ -215,8 +215,9 @@ def desired_digest(desired: DesiredState) -> str:
         f"massSpeed {json.dumps(None if speed is None else [speed.name, speed.speed])}\n".encode()
     )
     for kind in registered():  # the kinds with desired records of their own
-        if kind.digest is not None:
-            hasher.update(f"{kind.name} {kind.digest(desired)}\n".encode())
+        part = "" if kind.digest is None else kind.digest(desired)
+        if part:  # "": none declared, and the digest stays what it was before the kind existed
+            hasher.update(f"{kind.name} {part}\n".encode())
     return "sha256:" + hasher.hexdigest()
 
 

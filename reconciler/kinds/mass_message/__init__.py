@@ -75,7 +75,9 @@ async def read(
 
 
 def digest(desired: DesiredState) -> str:
-    """The declared messages as a saved plan is pinned to them."""
+    """The declared messages as a saved plan is pinned to them ("" when there are none)."""
+    if not desired.of(MassMessage):
+        return ""
     return content_digest(
         sorted(
             [m.name, m.digest, m.window.data, m.delete is not None, list(m.delete or ())]
@@ -94,10 +96,12 @@ def _summary_text(s: Mapping[str, int]) -> list[str]:
 
 
 def _summary_rows(s: Mapping[str, int]) -> list[tuple[str, int]]:
-    return [
+    # only when there are some: a plan of no mass message keeps its table as it was
+    rows = [
         ("mass messages to send", s["massMessages"]),
         ("mass messages to delete", s["massDeletes"]),
     ]
+    return [row for row in rows if row[1]]
 
 
 KIND = Kind(

@@ -408,13 +408,14 @@ class DeleteMassMessageWire(Wire, frozen=True, tag="deleteMassMessage"):
 
     name: str
     msgType: str
-    jobs: dict[int, int]
+    #: [batch, msg_id] pairs (JSON objects have string keys only)
+    jobs: list[tuple[int, int]]
     articles: list[int]
     record: str
 
     def change(self) -> DeleteMassMessage:
         return DeleteMassMessage(
-            self.name, self.msgType, self.jobs, tuple(self.articles), self.record
+            self.name, self.msgType, dict(self.jobs), tuple(self.articles), self.record
         )
 
 
@@ -434,7 +435,7 @@ class DeleteMassMessage(_MassChange):
 
     def wire(self) -> DeleteMassMessageWire:
         return DeleteMassMessageWire(
-            self.name, self.msg_type, self.jobs, list(self.articles), self.record
+            self.name, self.msg_type, sorted(self.jobs.items()), list(self.articles), self.record
         )
 
     def actions(self, schedule: Schedule) -> list[Action]:

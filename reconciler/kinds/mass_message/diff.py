@@ -11,6 +11,7 @@ uploads of news a day); what is left is a `SendMassMessage`, and a successful se
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Final
 
@@ -159,7 +160,7 @@ def _send(
             message.type,
             dict(message.content),
             message.audience,
-            message.window,
+            dataclasses.replace(message.window, position=None),  # as a plan file holds it
             message.ignore_reprint,
             message.digest,
             message.delete,
@@ -179,7 +180,11 @@ def _status(message: MassMessage, rec: LiveMassMessage) -> list[Finding]:
         deleted = record.batches[i].deleted_at is not None
         if state == "DELETE" and not deleted:
             out.append(
-                _notice(name, f"batch {i} (msg_id {jobs[i]}) reads DELETE: deleted by hand", DELETED_BY_HAND)
+                _notice(
+                    name,
+                    f"batch {i} (msg_id {jobs[i]}) reads DELETE: deleted by hand",
+                    DELETED_BY_HAND,
+                )
             )
         elif state == "SEND_FAIL":
             out.append(

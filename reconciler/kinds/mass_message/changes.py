@@ -17,7 +17,6 @@ from reconciler.changes import (
     Schedule,
     Wire,
     members_summary,
-    plural,
 )
 from reconciler.errors import ProviderError
 from reconciler.kinds.mass_message.model import (
@@ -216,7 +215,8 @@ class SendMassMessage(_MassChange):
         batches = self.audience.batches()
         audience = self.audience.label()
         if len(self.send) != len(batches):
-            audience += f"; {plural(len(self.send), 'batch')} left of an interrupted send"
+            left = len(self.send)
+            audience += f"; {left} batch{'' if left == 1 else 'es'} left of an interrupted send"
         lines = [
             f"type: {self.msg_type}" + (f" — {titles}" if titles else ""),
             f"audience: {audience}",

@@ -198,3 +198,14 @@ def test_a_closed_or_future_window_sends_nothing(project: Project) -> None:
         "  MassMessage/late: its window closed at 2020-01-01 00:00 UTC; it was not sent and"
         " never will be" in plan.lines
     )
+
+
+def test_a_saved_plan_sends_once_and_is_stale_after(project: Project) -> None:
+    project.manifests(message("saved", {"tag": 9}))
+    assert project.cli("plan", "m", "--out", "send.plan").code == 0
+    first = project.cli("apply", "send.plan", "--auto-approve")
+    assert first.code == 0, first.text
+    again = project.cli("apply", "send.plan", "--auto-approve")
+    assert again.code == 1, again.text
+    assert "mass record saved" in again.err
+    assert len(effects(project, "mass_sent")) == 1

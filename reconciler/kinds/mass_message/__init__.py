@@ -11,9 +11,9 @@ and deleted (issue 16; WeChat mass API sections 4 to 11).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from reconciler.changes import Kind
+from reconciler.changes import Change, Kind
 from reconciler.errors import ProviderError
 from reconciler.kinds.mass_message.changes import DeleteMassMessage, SendMassMessage
 from reconciler.kinds.mass_message.diff import diff_messages
@@ -25,6 +25,7 @@ from reconciler.kinds.mass_message.record import (
     record_id,
 )
 from reconciler.kinds.sending import content_digest, wall_clock
+from reconciler.live import LiveState
 from reconciler.model import DesiredState
 from reconciler.providers import IMProvider, MassMessageProvider, MassSpeedProvider
 
@@ -86,6 +87,47 @@ def digest(desired: DesiredState) -> str:
     )
 
 
+def _pin(record: SendRecord | None, exists: bool) -> str:
+    if not exists:
+        return "none"
+    return "unreadable" if record is None else content_digest(record.encode())
+
+
+def _named(changes: Sequence[Change]) -> list[str]:
+    return sorted({c.name for c in changes if isinstance(c, SendMassMessage | DeleteMassMessage)})
+
+
+def pins(changes: Sequence[Change], live: LiveState) -> Mapping[str, str]:
+    """Each sent or deleted message's record as read (`Kind.pins`): a saved plan whose record
+    changed since (another apply sent it) is refused as stale, never sent twice."""
+    found = {r.name: r for r in live.of(LiveMassMessage)}
+    return {
+        f"mass record {n}": _pin(found[n].record if found[n].readable else None, found[n].exists)
+        for n in _named(changes)
+        if n in found
+    }
+
+
+async def repin(
+    changes: Sequence[Change], saved: Mapping[str, str], im: IMProvider
+) -> tuple[Mapping[str, str], list[str]]:
+    """The records read afresh, and the sends whose window closed since the plan."""
+    now = wall_clock()
+    closed = [
+        f"the window of mass message {c.name} closed"
+        for c in changes
+        if isinstance(c, SendMassMessage) and now > c.window.not_after.timestamp()
+    ]
+    names = _named(changes)
+    infos = await im.get_accounts([record_id(n) for n in names]) if names else {}
+    fresh = {}
+    for name in names:
+        info = infos.get(record_id(name))
+        record = None if info is None else parse_record(info.custom_string)
+        fresh[f"mass record {name}"] = _pin(record, info is not None)
+    return fresh, closed
+
+
 def _summary_text(s: Mapping[str, int]) -> list[str]:
     out = []
     if s["massMessages"]:
@@ -114,4 +156,6 @@ KIND = Kind(
     summary_keys=("massMessages", "massDeletes"),
     summary_text=_summary_text,
     summary_rows=_summary_rows,
+    pins=pins,
+    repin=repin,
 )

@@ -314,8 +314,6 @@ def test_summary_and_has_changes() -> None:
         "subscriberProfiles": 0,
         "massSpeed": 1,
         "records": 1,
-        "massMessages": 0,
-        "massDeletes": 0,
     }
     assert plan.has_changes
     assert ImportUsers not in {type(c) for c in plan.changes}

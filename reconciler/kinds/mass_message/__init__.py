@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from reconciler.changes import Change, Kind
+from reconciler.changes import Change, Kind, plural
 from reconciler.errors import ProviderError
 from reconciler.kinds.mass_message.changes import DeleteMassMessage, SendMassMessage
 from reconciler.kinds.mass_message.diff import diff_messages
@@ -128,22 +128,17 @@ async def repin(
     return fresh, closed
 
 
+# Its counts are in a plan's summary only when it has some (`count` adds the key), as
+# Broadcast's, so plans without mass messages keep their JSON and markdown summaries.
+_COUNTS = (("massMessages", "to send"), ("massDeletes", "to delete"))
+
+
 def _summary_text(s: Mapping[str, int]) -> list[str]:
-    out = []
-    if s["massMessages"]:
-        out.append(f"{s['massMessages']} mass message(s) to send")
-    if s["massDeletes"]:
-        out.append(f"{s['massDeletes']} mass message(s) to delete")
-    return out
+    return [f"{plural(s[k], 'mass message')} {what}" for k, what in _COUNTS if s.get(k)]
 
 
 def _summary_rows(s: Mapping[str, int]) -> list[tuple[str, int]]:
-    # only when there are some: a plan of no mass message keeps its table as it was
-    rows = [
-        ("mass messages to send", s["massMessages"]),
-        ("mass messages to delete", s["massDeletes"]),
-    ]
-    return [row for row in rows if row[1]]
+    return [(f"mass messages {what}", s[k]) for k, what in _COUNTS if s.get(k)]
 
 
 KIND = Kind(
@@ -153,7 +148,6 @@ KIND = Kind(
     read=read,
     digest=digest,
     diff=diff_messages,
-    summary_keys=("massMessages", "massDeletes"),
     summary_text=_summary_text,
     summary_rows=_summary_rows,
     pins=pins,

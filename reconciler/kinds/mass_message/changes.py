@@ -208,7 +208,7 @@ class SendMassMessage(_MassChange):
         return out
 
     def count(self, summary: dict[str, int]) -> None:
-        summary["massMessages"] += 1
+        summary["massMessages"] = summary.get("massMessages", 0) + 1
 
     def _lines(self) -> list[str]:
         titles = ", ".join(f'"{t}"' for t in self._titles())
@@ -448,7 +448,7 @@ class DeleteMassMessage(_MassChange):
         return out
 
     def count(self, summary: dict[str, int]) -> None:
-        summary["massDeletes"] += 1
+        summary["massDeletes"] = summary.get("massDeletes", 0) + 1
 
     def _what(self) -> str:
         which = (

@@ -209,3 +209,80 @@ def test_a_saved_plan_sends_once_and_is_stale_after(project: Project) -> None:
     assert again.code == 1, again.text
     assert "mass record saved" in again.err
     assert len(effects(project, "mass_sent")) == 1
+
+
+def test_a_job_still_sending_is_read_until_final(
+    tmp_path: Path,
+    make_sandbox_server: Callable[..., RunningServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 30,000 followers at 800,000 a minute: about two seconds SENDING, then SEND_SUCCESS
+    slow = Behaviour(wechat_followers=30_000)
+    project = in_process_project(tmp_path, make_sandbox_server, monkeypatch, behaviour=slow)
+    project.manifests(message("video", {"tag": 4}, "text"))
+    project.manifests(
+        json.dumps(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "MassMessage",
+                "metadata": {"name": "film"},
+                "spec": {
+                    "type": "video",
+                    "video": {"mediaId": "tmp-video", "title": "Film", "description": "d"},
+                    "audience": {"tag": 4},
+                    "window": {"notAfter": NOT_AFTER},
+                    "delete": True,
+                },
+            }
+        )
+    )
+    applied = project.cli("apply", "m", "--auto-approve")
+    assert applied.code == 0, applied.text
+    gets = [e for e in log(project) if e["api"].endswith("mass/get")]
+    assert len(gets) >= 2
+    assert [e[1] for e in effects(project, "mass_deleted")] == ["all"]
+    assert len(effects(project, "media_uploaded")) == 1
+    shown = project.cli("preview", "MassMessage/film", "m", "--to", "reviewer")
+    assert shown.code == 0, shown.text
+
+
+def test_a_send_the_vendor_refuses_fails_cleanly_and_is_planned_again(
+    tmp_path: Path,
+    make_sandbox_server: Callable[..., RunningServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a subscription account cannot send by OpenID (reference section 4): 48001
+    subscription = Behaviour(wechat_account_type="subscription")
+    project = in_process_project(tmp_path, make_sandbox_server, monkeypatch, behaviour=subscription)
+    project.manifests(message("listed", {"openIds": {"members": OPENIDS[:5]}}))
+    applied = project.cli("apply", "m", "--auto-approve")
+    assert applied.code == 3, applied.text  # the inventory user was imported, the send failed
+    assert (
+        "failed  MassMessage/listed: send: wechat (mass_send) on wxsandbox00000000: api"
+        " unauthorized [vendor code 48001]" in applied.lines
+    )
+    assert effects(project, "mass_sent") == []
+    again = project.cli("plan", "m", "--detailed-exitcode")
+    assert again.code == 2 and "+ mass message listed will be sent (irreversible)" in again.out
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            ["MassMessage/quiet"],
+            "error: MassMessage/quiet: no one to preview to (declare"
+            " spec.preview.openIds or wxNames, or give --to OPENID|WXNAME)\n",
+        ),
+        (["Broadcast/quiet"], "error: preview takes MassMessage/NAME, not 'Broadcast/quiet'\n"),
+        (
+            ["MassMessage/quiet", *[a for n in range(101) for a in ("--to", f"wx{n}")]],
+            "error: 101 previews by WeChat ID; the vendor allows 100 a day\n",
+        ),
+    ],
+)
+def test_preview_refuses_before_any_call(project: Project, args: list[str], error: str) -> None:
+    project.manifests(message("quiet", {"tag": 1}))
+    done = project.cli("preview", *args[:1], "m", *args[1:])
+    assert (done.code, done.err) == (1, error)
+    assert effects(project, "mass_previewed") == []

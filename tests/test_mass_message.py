@@ -249,3 +249,15 @@ def test_message_bodies_per_type() -> None:
         "msgtype": "wxcard",
         "wxcard": {"card_id": "c"},
     }
+
+
+def test_the_plan_shows_times_in_the_configured_zone_beside_utc() -> None:
+    state = DesiredState(accounts={}, users=frozenset(), records=(msg(),))
+    options = dataclasses.replace(OPTIONS, time_zone="Asia/Shanghai")
+    record = LiveMassMessage("m", False, SendRecord(), read_at=NOW)
+    (_, send) = diff_messages(state, live(record), options)
+    assert isinstance(send, SendMassMessage) and send.time_zone == "Asia/Shanghai"
+    assert send.block(show_all=False, first=10)[3] == (
+        "+",
+        "    window: until 2027-01-01 08:00 CST (00:00 UTC)",
+    )

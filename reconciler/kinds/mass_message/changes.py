@@ -31,7 +31,7 @@ from reconciler.kinds.mass_message.record import (
     parse_record,
     record_id,
 )
-from reconciler.kinds.sending import UTC, Window, stable_id, wall_clock
+from reconciler.kinds.sending import Window, stable_id, time_zone, wall_clock
 from reconciler.model import ProfileField
 from reconciler.outcome import Failure, failure
 from reconciler.providers import CreateOutcome, MassMessageProvider
@@ -83,6 +83,7 @@ class SendMassMessageWire(Wire, frozen=True, tag="sendMassMessage"):
     recordExists: bool
     record: str
     quota: str
+    timeZone: str = "UTC"
 
     def change(self) -> SendMassMessage:
         if self.audience not in {a.value for a in Audience}:
@@ -100,6 +101,7 @@ class SendMassMessageWire(Wire, frozen=True, tag="sendMassMessage"):
             self.recordExists,
             self.record,
             self.quota,
+            self.timeZone,
         )
 
 
@@ -154,6 +156,8 @@ class SendMassMessage(_MassChange):
     record: str
     #: the quota projection line
     quota: str
+    #: where the plan shows the window, beside UTC (`timeZone` of reconciler.yaml)
+    time_zone: str = "UTC"
 
     def wire(self) -> SendMassMessageWire:
         return SendMassMessageWire(
@@ -171,6 +175,7 @@ class SendMassMessage(_MassChange):
             self.record_exists,
             self.record,
             self.quota,
+            self.time_zone,
         )
 
     def summary_data(self, *, first: int = 10) -> dict[str, Any]:
@@ -220,7 +225,7 @@ class SendMassMessage(_MassChange):
         lines = [
             f"type: {self.msg_type}" + (f" — {titles}" if titles else ""),
             f"audience: {audience}",
-            f"window: {self.window.render(UTC)}",
+            f"window: {self.window.render(time_zone(self.time_zone))}",
             f"quota: {self.quota}",
         ]
         if self.delete is not None:

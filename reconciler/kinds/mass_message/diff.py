@@ -19,7 +19,13 @@ from reconciler.changes import DiffOptions, Finding, Notice, PlanProblem
 from reconciler.kinds.mass_message.changes import PREFIX, DeleteMassMessage, SendMassMessage
 from reconciler.kinds.mass_message.model import WINDOW_DAYS, MassMessage
 from reconciler.kinds.mass_message.record import REPLAY_WINDOW, LiveMassMessage, SendRecord
-from reconciler.kinds.sending import UTC, Quota, WindowState, deferral_line, format_instant
+from reconciler.kinds.sending import (
+    Quota,
+    WindowState,
+    deferral_line,
+    format_instant,
+    time_zone,
+)
 from reconciler.live import LiveState
 from reconciler.model import DesiredState
 
@@ -68,7 +74,7 @@ def diff_messages(
     out: list[Finding] = [Notice("MassMessage", BLIND_SPOT, "blindSpot")]
     for message in messages:
         rec = found.get(message.name) or LiveMassMessage(message.name, False, SendRecord())
-        out.extend(_one(message, rec, now, sends, uploads))
+        out.extend(_one(message, rec, now, sends, uploads, options.time_zone))
     return out
 
 
@@ -78,8 +84,10 @@ def _one(
     now: float,
     sends: list[float],
     uploads: list[float],
+    tz_name: str,
 ) -> list[Finding]:
     name, record = message.name, rec.record
+    tz = time_zone(tz_name)
     if not rec.readable:
         return [
             PlanProblem(
@@ -108,7 +116,7 @@ def _one(
         elif batch.msg_id is None:
             due.append(i)
     for i in expired:
-        at = format_instant(record.batches[i].pending_at, UTC)
+        at = format_instant(record.batches[i].pending_at, tz)
         out.append(
             _notice(
                 name,
@@ -119,7 +127,7 @@ def _one(
             )
         )
     if due:
-        out.extend(_send(message, rec, tuple(due), now, sends, uploads))
+        out.extend(_send(message, rec, tuple(due), now, sends, uploads, tz_name))
         return out
     out.extend(_status(message, rec))
     return out
@@ -132,22 +140,24 @@ def _send(
     now: float,
     sends: list[float],
     uploads: list[float],
+    tz_name: str,
 ) -> list[Finding]:
     name = message.name
+    tz = time_zone(tz_name)
     state = message.window.state(now, WINDOW_DAYS)
     if state is WindowState.NOT_YET_OPEN:
         assert message.window.not_before is not None
-        at = format_instant(message.window.not_before.timestamp(), UTC)
+        at = format_instant(message.window.not_before.timestamp(), tz)
         return [_notice(name, f"waits for its window: not sent before {at}")]
     if state is WindowState.CLOSED:
-        at = format_instant(message.window.not_after.timestamp(), UTC)
+        at = format_instant(message.window.not_after.timestamp(), tz)
         return [_notice(name, f"its window closed at {at}; it was not sent and never will be")]
     upload = message.type in ("news", "video") and not rec.record.media_id
     slots = SENDS.slots(sends, len(due), now)
     if upload and message.type == "news":
         slots += UPLOADS.slots(uploads, 1, now)
     if max(slots) > now:
-        return [_notice(name, deferral_line(f"{PREFIX}{name}", max(slots), UTC))]
+        return [_notice(name, deferral_line(f"{PREFIX}{name}", max(slots), tz))]
     sends.extend([now] * len(due))
     if upload and message.type == "news":
         uploads.append(now)
@@ -168,6 +178,7 @@ def _send(
             rec.exists,
             rec.record.encode() if rec.exists else "",
             quota,
+            tz_name,
         )
     ]
 

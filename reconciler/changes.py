@@ -464,8 +464,8 @@ class Kind:
         Callable[[DesiredState, IMProvider, MassSpeedProvider | None], Awaitable[Sequence[object]]]
         | None
     ) = None
-    #: a digest of its desired records, for the saved plan's check that the manifests are the
-    #: ones it was made from
+    #: a digest of its desired records ("" when it has none: the digest is then as without the
+    #: kind), for the saved plan's check that the manifests are the ones it was made from
     digest: Callable[[DesiredState], str] | None = None
     #: what it finds: desired + live (+ prune, inventory user) → changes, notices, problems
     diff: Callable[[DesiredState, LiveState, DiffOptions], Iterable[Finding]] | None = None

@@ -190,8 +190,11 @@ def select(
     for account in selected.values():
         if account.subscribers is not None:
             needed |= account.subscribers.members
+    records = tuple(  # a kind's record of an account (a Broadcast) goes with its account
+        r for r in desired.records if getattr(r, "account", None) in (None, *selected)
+    )
     return dataclasses.replace(
-        desired, accounts=selected, mass_speed=None, users=desired.users & needed
+        desired, accounts=selected, mass_speed=None, users=desired.users & needed, records=records
     )
 
 

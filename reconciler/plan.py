@@ -214,9 +214,9 @@ def desired_digest(desired: DesiredState) -> str:
     hasher.update(
         f"massSpeed {json.dumps(None if speed is None else [speed.name, speed.speed])}\n".encode()
     )
-    for kind in registered():  # the kinds with desired records of their own
+    for kind in registered():  # the kinds with desired records of their own ("": none)
         part = "" if kind.digest is None else kind.digest(desired)
-        if part:  # "": none declared, and the digest stays what it was before the kind existed
+        if part:
             hasher.update(f"{kind.name} {part}\n".encode())
     return "sha256:" + hasher.hexdigest()
 

@@ -240,9 +240,16 @@ def render_markdown(
         head += ["| change | count |", "| --- | ---: |"]
         head += [f"| {name} | {n:,} |" for name, n in rows]
         head.append("")
-    for change in plan.changes:
-        if not change.account:
-            head += change.markdown(first=FIRST_IDS)
+    blocks = [c for c in plan.changes if not c.account]
+    for n, change in enumerate(blocks):
+        lines = change.markdown(first=FIRST_IDS)
+        if lines and sum(len(x) + 1 for x in (*head, *lines)) > limit // 2:  # broadcasts' bodies
+            head += [
+                f"… {len(blocks) - n:,} more changes are not shown; run `reconciler plan`.",
+                "",
+            ]
+            break
+        head += lines
     tail = []
     if plan.notices:
         tail += _md_list("**Notices:**", [f"{n.account_id}: {n.message}" for n in plan.notices])

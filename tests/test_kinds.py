@@ -32,6 +32,7 @@ from reconciler.connect import connect
 from reconciler.diff import diff
 from reconciler.errors import StalePlanError
 from reconciler.kinds import REGISTRY, change_types, missing_behaviours, wire_types
+from reconciler.kinds.broadcast import RecallBroadcast, SendBroadcast
 from reconciler.kinds.inventory import ImportInventoryUser, LedgerWrite
 from reconciler.kinds.mass_message.changes import DeleteMassMessage, SendMassMessage
 from reconciler.kinds.mass_message.model import Audience, Target
@@ -95,6 +96,20 @@ def one_of_each() -> list[Change]:
         DestroyAccount("@TOA#_o", "o", 4, protected=True),
         SetMassSpeed("main", None, 3),
         *mass_messages(),
+        SendBroadcast(
+            "@TOA#_n",
+            "hello",
+            ({"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}},),
+            7,
+            Window.from_data({"notBefore": None, "notAfter": "2030-01-01T00:00:00Z"}),
+            3,
+            "n: 0 sent in the last hour; this makes 1/2",
+            "Asia/Shanghai",
+            "c",
+            {"Title": "t"},
+            True,
+        ),
+        RecallBroadcast("@TOA#_n", "hello", "5_1_9", 9, "oops"),
     ]
 
 

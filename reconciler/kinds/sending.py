@@ -74,7 +74,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -156,7 +156,7 @@ class Window:
 
     not_before: dt.datetime | None
     not_after: dt.datetime
-    position: Position | None = None
+    position: Position | None = field(default=None, compare=False)
 
     def start(self, history_days: int) -> float:
         """The first second a send may go (see the module docstring)."""

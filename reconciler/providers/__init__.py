@@ -128,8 +128,9 @@ class IMProvider(Protocol):
         """Broadcast to every subscriber; retries reuse `random_id` and stay in 5 minutes."""
         ...
 
-    async def get_history(self, account_id: str, since: float) -> list[HistoryEntry]:
-        """The account's broadcasts newest first (recalled included), back to `since`."""
+    async def get_history(self, account_id: str, since: float) -> list[HistoryEntry] | None:
+        """The account's broadcasts newest first (recalled included), back to `since`; None
+        when the account does not exist."""
         ...
 
     async def recall_broadcasts(

@@ -716,9 +716,10 @@ class TencentClient(CountedClient):
                 str_field(reply, "MsgKey", required=True), int_field(reply, "MsgTime")
             )
 
-    async def get_history(self, account_id: str, since: float) -> list[HistoryEntry]:
+    async def get_history(self, account_id: str, since: float) -> list[HistoryEntry] | None:
         """The account's broadcasts newest first, recalled ones included, paged 20 at a time
-        back to the first older than `since` (or as far as the vendor keeps them)."""
+        back to the first older than `since` (or as far as the vendor keeps them); None when
+        the account does not exist (130004)."""
         command = "official_account_msg_get_simple"
         found: list[HistoryEntry] = []
         last = ""
@@ -731,7 +732,11 @@ class TencentClient(CountedClient):
             }
             if last:
                 body["LastMsgKey"] = last
-            reply = await self._call(OA_SVC, command, body, object_id=account_id)
+            reply = await self._call(
+                OA_SVC, command, body, object_id=account_id, accept={ACCOUNT_MISSING}
+            )
+            if envelope_code(reply) == ACCOUNT_MISSING:
+                return None
             with self._reading(command, account_id):
                 page = [_history_entry(m) for m in object_list(reply, "RspMsgList")]
                 finished = count_field(reply, "IsFinished")

@@ -28,11 +28,12 @@ __all__ = ["KIND", "AccountHistory", "BroadcastRecord", "RecallBroadcast", "Send
 
 
 def _digest(desired: DesiredState) -> str:
+    """Its part of the desired-state digest; "" without broadcasts (digests stay as they were)."""
+    found = sorted(desired.of(BroadcastRecord), key=lambda r: (r.account, r.name))
+    if not found:
+        return ""
     return json_digest(
-        [
-            [r.account, r.name, r.digest, r.window.data, r.recall, r.reason, r.resend]
-            for r in sorted(desired.of(BroadcastRecord), key=lambda r: (r.account, r.name))
-        ]
+        [[r.account, r.name, r.digest, r.window.data, r.recall, r.reason, r.resend] for r in found]
     )
 
 

@@ -36,6 +36,8 @@ from reconciler.providers.calls import API_RECALL, API_SEND, RECALL_BATCH
 MESSAGES: Final = "messages"
 #: Reference 7.1: an account sends at most 1 message per second.
 SEND_INTERVAL: Final = 1.05
+#: How many lines of a send a markdown plan shows (a PR comment is at most 65,536 characters).
+_MARKDOWN_LINES: Final = 40
 #: How much of a text element a plan shows in full.
 _TEXT_SHOWN: Final = 500
 
@@ -174,7 +176,11 @@ class SendBroadcast(Change):
         return [("+", head), *((" ", line) for line in rest)]
 
     def markdown(self, *, first: int) -> list[str]:
-        body = "\n".join(self.lines())
+        lines = self.lines()
+        if len(lines) > _MARKDOWN_LINES:  # a body of many small elements
+            extra = len(lines) - _MARKDOWN_LINES
+            lines = [*lines[: _MARKDOWN_LINES - 3], f"    … {extra:,} more lines", *lines[-3:]]
+        body = "\n".join(lines)
         fence = "`" * max(3, max((len(m) for m in re.findall("`+", body)), default=0) + 1)
         return [f"{fence}diff", body, fence, ""]
 

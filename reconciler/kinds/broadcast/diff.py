@@ -89,7 +89,7 @@ def diff_broadcasts(
     due: dict[str, list[BroadcastRecord]] = {}
     for record in records:
         history = histories.get(record.account)
-        problem = _problem(record, history, desired, live, options)
+        problem = _problem(record, history, desired, options)
         if problem is not None:
             found.append(problem)
             continue
@@ -99,7 +99,7 @@ def diff_broadcasts(
         if result.message is not None:
             claimed.setdefault(record.account, set()).add(result.message.key)
         finding = _finding(record, result, history, options, tz)
-        if finding is None and result.state == "unsent" and not record.recall:
+        if finding is None and result.state in ("unsent", "elsewhere") and not record.recall:
             due.setdefault(record.account, []).append(record)
         elif finding is not None:
             found.append(finding)
@@ -114,7 +114,6 @@ def _problem(
     record: BroadcastRecord,
     history: AccountHistory | None,
     desired: DesiredState,
-    live: LiveState,
     options: DiffOptions,
 ) -> PlanProblem | None:
     window = record.window
@@ -132,10 +131,8 @@ def _problem(
         return PlanProblem(
             record.account,
             f"{record.position}: Broadcast '{record.name}': account {short(record.account)} is"
-            " neither declared nor found"
-            + (f" ({history.missing})" if history and history.missing else ""),
+            " neither declared nor found",
         )
-    del live
     return None
 
 

@@ -73,7 +73,7 @@ def messages_command(
             return await read_since({account_id: start}, providers.im)
 
     [history] = asyncio.run(run())
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "msgKey": m.key,
             "time": m.time,
@@ -94,7 +94,7 @@ def messages_command(
     tz = time_zone(scope.config.time_zone)
     stdout.write(f"{short(account_id)}: {len(rows)} messages since {format_instant(start, tz)}\n")
     if history.missing:
-        stdout.write(f"  the history could not be read ({history.missing})\n")
+        stdout.write(f"  the account {history.missing}\n")
     for row in rows:
         doc = f"Broadcast/{row['document']}" if row["document"] else "(no document)"
         text = next((e["text"] for e in row["body"] if "text" in e), "")

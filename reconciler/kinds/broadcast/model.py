@@ -42,7 +42,7 @@ _VENDOR_NAMES: Final = {
     "videoUuid": "VideoUUID",
     "thumbUuid": "ThumbUUID",
 }
-_MANIFEST_NAMES: Final = {v: k for k, v in _VENDOR_NAMES.items()}
+_MANIFEST_NAMES: Final = {**{v: k for k, v in _VENDOR_NAMES.items()}, "URL": "url"}
 #: The usage-limits page: a message is at most 12 KB (the sandbox measures its canonical JSON).
 MESSAGE_MAX_BYTES: Final = 12 * 1024
 #: Reference 5.12: a recall's reason is at most 100 bytes.
@@ -74,7 +74,11 @@ def vendor_body(body: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         [(name, content)] = element.items()
         if name == "text" and isinstance(content, str):
             content = {"text": content}
-        out.append({"MsgType": ELEMENT_TYPES[name], "MsgContent": _convert(content, _vendor_key)})
+        vendor = _convert(content, _vendor_key)
+        for info in vendor.get("ImageInfoArray", []) if name == "image" else []:
+            if "Url" in info:  # an image's is `URL`, a sound's or a file's `Url` (7.4)
+                info["URL"] = info.pop("Url")
+        out.append({"MsgType": ELEMENT_TYPES[name], "MsgContent": vendor})
     return out
 
 

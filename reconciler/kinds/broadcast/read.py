@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from reconciler.errors import ProviderError
 from reconciler.kinds.broadcast.model import AccountHistory, BroadcastRecord, HistoryMessage
 from reconciler.kinds.sending import wall_clock
 from reconciler.model import DesiredState
@@ -33,12 +32,10 @@ async def read_since(since: Mapping[str, float], im: IMProvider) -> list[Account
     now = wall_clock()
 
     async def one(account: str, since: float) -> AccountHistory:
-        try:
-            entries = await im.get_history(account, since)
-        except ProviderError as exc:
-            if exc.code is None or exc.maybe_applied:
-                raise
-            return AccountHistory(account, (), now, since, missing=f"vendor code {exc.code}")
+        # any other failure ends the read: a history not read is never taken for an empty one
+        entries = await im.get_history(account, since)
+        if entries is None:
+            return AccountHistory(account, (), now, since, missing="does not exist")
         messages = tuple(
             HistoryMessage(e.key, e.time, e.random, e.place, e.msg_body) for e in entries
         )

@@ -42,6 +42,7 @@ class SendCap:
 #: One entry per sending kind (issue 16 adds maxMassMessages).
 SEND_CAPS: Final[tuple[SendCap, ...]] = (
     SendCap("maxBroadcasts", "--allow-broadcasts", "broadcast"),
+    SendCap("maxMassMessages", "--allow-mass-messages", "mass message"),
 )
 
 

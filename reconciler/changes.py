@@ -449,6 +449,16 @@ class Kind:
     resolve: Callable[[Sequence[Document]], tuple[Sequence[object], Sequence[Problem]]] | None = (
         None
     )
+    #: like `resolve`, for a kind whose documents name SubscriberSets: it is also given
+    #: `members(node, path)`, the members of `node`'s `sets` and `members` and whether that is
+    #: all of them (an unknown or broken set is reported, positioned, by the resolver)
+    resolve_with_sets: (
+        Callable[
+            [Sequence[Document], Callable[[Any, str], tuple[frozenset[str], bool]]],
+            tuple[Sequence[object], Sequence[Problem]],
+        ]
+        | None
+    ) = None
     #: its live state, read through the clients (`LiveState.records`); None: nothing of its own
     read: (
         Callable[[DesiredState, IMProvider, MassSpeedProvider | None], Awaitable[Sequence[object]]]

@@ -211,6 +211,20 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 MAX_PARALLELISM = 200
 
 
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from reconciler import commands
+
+    return commands.preview_command(
+        args.message,
+        args.paths,
+        to=args.to,
+        config=args.config,
+        target=args.target,
+        stdout=sys.stdout,
+        stdin=sys.stdin,
+    )
+
+
 def _parallelism(text: str) -> int:
     try:
         value = int(text)
@@ -543,6 +557,20 @@ def build_parser() -> argparse.ArgumentParser:
     _parallelism_flag(drift)
     _common(drift)
     drift.set_defaults(func=_cmd_drift)
+
+    preview = commands.add_parser(
+        "preview",
+        help="preview a mass message on a phone (never the real send)",
+        description="Upload what MassMessage/NAME needs and preview it to each recipient:"
+        " --to, or its spec.preview. Never sends it to its audience.",
+    )
+    preview.add_argument("message", metavar="MassMessage/NAME")
+    preview.add_argument("paths", nargs="*", metavar="PATH", help="manifests (default .)")
+    preview.add_argument(
+        "--to", action="append", default=[], metavar="OPENID|WXNAME", help="a recipient"
+    )
+    _common(preview)
+    preview.set_defaults(func=_cmd_preview)
 
     messages = commands.add_parser(
         "messages",

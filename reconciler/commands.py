@@ -526,3 +526,42 @@ def import_command(
         text = asyncio.run(run())
     stdout.write(f"{TargetIdentity.from_target(where).describe()}\n" + text)
     return 0
+
+
+def preview_command(
+    message: str,
+    paths: Sequence[str],
+    *,
+    to: Sequence[str],
+    config: str | None,
+    target: str | None,
+    stdout: TextIO,
+    stdin: TextIO | None = None,
+) -> int:
+    """`reconciler preview MassMessage/NAME`: upload what it needs and preview it to each
+    recipient (`--to`, or its `spec.preview`); never the real send. 0, or 1 on any error."""
+    from reconciler.kinds.mass_message import MassMessage
+    from reconciler.kinds.mass_message.preview import recipients, send_previews
+    from reconciler.load import did_you_mean
+    from reconciler.providers import MassMessageProvider
+
+    kind, _, name = message.partition("/")
+    if kind != "MassMessage" or not name:
+        raise ConfigError(f"preview takes MassMessage/NAME, not {message!r}")
+    scope = open_scope(paths, config=config, target=target, stdin=stdin)
+    declared = {m.name: m for m in scope.desired.of(MassMessage)}
+    found = declared.get(name)
+    if found is None:
+        hint = did_you_mean(name, sorted(declared))
+        raise ConfigError(f"no MassMessage named {name!r} in the manifests{hint}")
+    to_whom = recipients(found, to)
+
+    async def run() -> list[str]:
+        async with connect(scope.target, scope.config.limits) as providers:
+            if not isinstance(providers.wechat, MassMessageProvider):
+                raise ConfigError(f"target '{scope.target.name}' has no WeChat credentials")
+            return await send_previews(providers.wechat, found, to_whom)
+
+    lines = asyncio.run(run())
+    stdout.write(scope.identity.describe() + "\n" + "".join(f"{line}\n" for line in lines))
+    return 0

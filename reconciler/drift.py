@@ -83,7 +83,7 @@ def _merge_subscribers(items: list[DriftItem]) -> list[DriftItem]:
 
 
 def _entry_account(raw: str) -> str:
-    if raw == USER_ACCOUNTS or raw.startswith(MASS_SPEED_PREFIX):
+    if raw == USER_ACCOUNTS or raw.startswith((MASS_SPEED_PREFIX, "MassMessage/")):
         return raw
     return canonical_account_id(raw)
 

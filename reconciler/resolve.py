@@ -259,10 +259,15 @@ class Resolver:
 
         records: list[object] = []
         for kind in registered():
+            docs = [e.doc for e in entries if e.kind == kind.name]
             if kind.resolve is not None:
-                found, problems = kind.resolve([e.doc for e in entries if e.kind == kind.name])
-                records.extend(found)
-                self._sink.problems.extend(problems)
+                found, problems = kind.resolve(docs)
+            elif kind.resolve_with_sets is not None:
+                found, problems = kind.resolve_with_sets(docs, self.members)
+            else:
+                continue
+            records.extend(found)
+            self._sink.problems.extend(problems)
         return records
 
     # -- identity and duplicates --------------------------------------------------------------
@@ -439,6 +444,11 @@ class Resolver:
     def _set_refs(entry: _Named) -> list[_Ref]:
         spec = _spec(entry)
         return _refs(spec, "include", "spec") + _refs(spec, "exclude", "spec")
+
+    def members(self, node: Any, path: str) -> tuple[frozenset[str], bool]:
+        """The members of `node`'s `sets` and `members` (`Kind.resolve_with_sets`)."""
+        members = (r.value for r in _refs(node, "members", path))
+        return self._union(_refs(node, "sets", path), members)
 
     def _union(self, refs: Iterable[_Ref], extra: Iterable[str]) -> tuple[frozenset[str], bool]:
         """The members of the sets `refs` names and of `extra`, and whether that is all of

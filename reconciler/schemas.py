@@ -133,4 +133,10 @@ def _describe(error: ValidationError, root: Any, fallback: Position) -> list[tup
         return [(pos, f"{prefix}lists an item more than once")]
     if kind == "pattern":
         return [(pos, f"{prefix}{shown(instance)} does not match {value}")]
+    if custom:  # the schema's own words (an audience's one-of, an article's content)
+        return [(pos, f"{prefix}{custom}")]
+    if kind in ("minItems", "maxItems"):
+        return [
+            (pos, f"{prefix}must hold {'at least' if kind == 'minItems' else 'at most'} {value}")
+        ]
     return [(pos, f"{prefix}{error.message}")]  # pragma: no cover - every keyword we use is above

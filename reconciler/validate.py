@@ -6,6 +6,7 @@ touches the network: everything here reads local files (or stdin) only.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import logging
@@ -148,13 +149,9 @@ def collect(
     if problems:
         return None, sorted(set(problems))
     assert state is not None  # the resolver returns a state whenever there is no problem
-    return DesiredState(
-        accounts=state.accounts,
-        users=state.users,
-        mass_speed=state.mass_speed,
-        documents=len(documents),
-        records=state.records,
-    ), []
+    # every field of the resolver's state (the kinds' own `records` too), with the documents
+    # counted here (the resolver does not see those that failed to load)
+    return dataclasses.replace(state, documents=len(documents)), []
 
 
 def _no_manifests(paths: Sequence[str], skipped: int) -> str:

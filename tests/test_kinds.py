@@ -4,6 +4,7 @@ dispatch to, and every one survives the plan file; plan files written before sti
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ from reconciler.errors import StalePlanError
 from reconciler.kinds import REGISTRY, change_types, missing_behaviours, wire_types
 from reconciler.kinds.broadcast import RecallBroadcast, SendBroadcast
 from reconciler.kinds.inventory import ImportInventoryUser, LedgerWrite
+from reconciler.kinds.mass_message.changes import DeleteMassMessage, SendMassMessage
+from reconciler.kinds.mass_message.model import Audience, Target
 from reconciler.kinds.mass_speed import SetMassSpeed
 from reconciler.kinds.official_account import (
     AddSubscribers,
@@ -56,6 +59,28 @@ from reconciler.record import record_for
 GOLDEN = Path(__file__).parent / "golden"
 
 
+def mass_messages() -> list[Change]:
+    window = Window(None, dt.datetime(2099, 1, 1, tzinfo=dt.UTC))
+    openids = frozenset(f"o{n:027d}" for n in range(3))
+    return [
+        SendMassMessage(
+            "m",
+            "text",
+            {"content": "hi"},
+            Target(Audience.OPENIDS, openids=openids),
+            window,
+            False,
+            "sha256:x",
+            None,
+            (0,),
+            False,
+            "",
+            "1 of 100",
+        ),
+        DeleteMassMessage("n", "news", {0: 7, 1: 8}, (2,), "reconciler-mass/v1"),
+    ]
+
+
 def one_of_each() -> list[Change]:
     return [
         ImportUsers(frozenset({"a", "b"})),
@@ -70,6 +95,7 @@ def one_of_each() -> list[Change]:
         AdoptOrphan("@TOA#_l", "o", 2),
         DestroyAccount("@TOA#_o", "o", 4, protected=True),
         SetMassSpeed("main", None, 3),
+        *mass_messages(),
         SendBroadcast(
             "@TOA#_n",
             "hello",

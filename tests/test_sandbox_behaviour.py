@@ -33,6 +33,7 @@ def test_serve_flags_set_the_behaviour_and_the_clock_moves_over_http(tmp_path: P
         *("--wechat-account-type", "subscription", "--wechat-followers", "5"),
         *("--wechat-admin-confirm", "60", "--wechat-blocked-ip", "203.0.113.7"),
         *("--clock-offset", "-100", "--page-max", "100"),
+        *("--wechat-retry-gap", "0", "--wechat-lose-send-answers"),
     ]
     serve = [sys.executable, "-m", "reconciler", "sandbox", "serve", "--port", "0"]
     proc = subprocess.Popen(
@@ -58,6 +59,8 @@ def test_serve_flags_set_the_behaviour_and_the_clock_moves_over_http(tmp_path: P
                 "official_accounts": True,
                 "wechat_verified": True,
                 "page_max": 100,
+                "wechat_retry_gap": 0,
+                "wechat_lose_send_answers": True,
             }
             token = http.get(
                 "/cgi-bin/token",

@@ -95,6 +95,6 @@ def test_manifest_schema_dispatches_on_kind() -> None:
     bad = good | {"spec": {"speed": 7}}
     assert [e.message for e in combined.iter_errors(bad)] == ["7 is greater than the maximum of 4"]
     assert [e.message for e in combined.iter_errors({"kind": "Pod"})] == [
-        "'Pod' is not one of ['Broadcast', 'MassSpeed', 'OfficialAccount', 'SubscriberSet',"
-        " 'UserAccounts']"
+        "'Pod' is not one of ['Broadcast', 'MassMessage', 'MassSpeed', 'OfficialAccount',"
+        " 'SubscriberSet', 'UserAccounts']"
     ]

@@ -143,7 +143,7 @@ class _Other:
 
 def test_send_caps_default_to_one_with_an_exact_override() -> None:
     two = [_Send(), _Send(), _Other()]
-    assert count_sends(two) == {"maxBroadcasts": 2}
+    assert count_sends(two) == {"maxBroadcasts": 2, "maxMassMessages": 0}
     assert send_limit((), "maxBroadcasts") == 1
     assert send_cap("allowBroadcasts").flag == "--allow-broadcasts"
     [violation] = send_violations(two, Safety())  # type: ignore[arg-type]

@@ -26,13 +26,21 @@ from collections.abc import Iterator
 from typing import Final
 
 from reconciler.changes import Change, Kind, NoticeWire, ProblemWire, Wire
-from reconciler.kinds import broadcast, inventory, mass_speed, official_account, user_accounts
+from reconciler.kinds import (
+    broadcast,
+    inventory,
+    mass_message,
+    mass_speed,
+    official_account,
+    user_accounts,
+)
 
 #: Every kind, in the order of its lines in a plan's summary; the inventory's bookkeeping last.
 REGISTRY: Final[tuple[Kind, ...]] = (
     official_account.KIND,
     user_accounts.KIND,
     mass_speed.KIND,
+    mass_message.KIND,
     broadcast.KIND,
     inventory.KIND,
 )

@@ -8,7 +8,7 @@ shared `Pacer` (rate limits and calls in flight) and never build a client themse
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from reconciler.model import ProfileField, ProfileValue
 from reconciler.providers.http import Pacer, RetryPolicy, check_endpoint, redact
@@ -24,7 +24,7 @@ from reconciler.providers.records import (
     Subscription,
 )
 from reconciler.providers.tencent import TencentClient
-from reconciler.providers.wechat import MassSpeedInfo, WeChatClient
+from reconciler.providers.wechat import MassSent, MassSpeedInfo, WeChatClient
 
 __all__ = [
     "AccountInfo",
@@ -33,6 +33,8 @@ __all__ = [
     "IMProvider",
     "ItemFailure",
     "ItemResults",
+    "MassMessageProvider",
+    "MassSent",
     "MassSpeedInfo",
     "MassSpeedProvider",
     "Pacer",
@@ -155,6 +157,47 @@ class MassSpeedProvider(Protocol):
         ...
 
 
+@runtime_checkable
+class MassMessageProvider(MassSpeedProvider, Protocol):
+    """The WeChat official account's mass messages (reference sections 6 to 11)."""
+
+    async def upload_news(self, articles: list[Mapping[str, Any]]) -> str:
+        """Upload the articles of one news message; its media_id."""
+        ...
+
+    async def upload_video(self, media_id: str, title: str, description: str) -> str:
+        """Turn a temporary video into a mass-send video; its media_id."""
+        ...
+
+    async def send_mass(
+        self,
+        message: Mapping[str, Any],
+        *,
+        clientmsgid: str,
+        to_all: bool = False,
+        tag: int | None = None,
+        openids: list[str] | None = None,
+        ignore_reprint: bool = False,
+    ) -> MassSent:
+        """Send to exactly one audience; a replayed clientmsgid answers the existing job."""
+        ...
+
+    async def preview_mass(
+        self, message: Mapping[str, Any], *, openid: str = "", wxname: str = ""
+    ) -> int:
+        """Preview to one follower (OpenID or WeChat ID)."""
+        ...
+
+    async def delete_mass(self, msg_id: int, article_idx: int = 0) -> None:
+        """Delete a sent news or video message (all articles, or one 1-based)."""
+        ...
+
+    async def mass_status(self, msg_id: int) -> str:
+        """SEND_SUCCESS, SENDING, SEND_FAIL or DELETE."""
+        ...
+
+
 # mypy checks here that the clients satisfy their interfaces (structurally, as callers see them).
 _IM_CONFORMS: type[IMProvider] = TencentClient
 _WX_CONFORMS: type[MassSpeedProvider] = WeChatClient
+_MM_CONFORMS: type[MassMessageProvider] = WeChatClient

@@ -19,6 +19,7 @@ from reconciler.providers.tencent import (
     MAX_SUBSCRIBERS,
     RATE_CEILINGS,
 )
+from reconciler.providers.wechat import OPENIDS_MIN, OPENIDS_PER_SEND
 
 API_MULTIACCOUNT_IMPORT: Final = "multiaccount_import"
 API_ACCOUNT_IMPORT: Final = "account_import"
@@ -33,6 +34,13 @@ API_SPEED_SET: Final = "mass_speed_set"
 API_SEND: Final = "send_official_account_msg"
 API_HISTORY: Final = "official_account_msg_get_simple"
 API_RECALL: Final = "official_account_msg_recall"
+API_MASS_UPLOAD_NEWS: Final = "mass_upload_news"
+API_MASS_UPLOAD_VIDEO: Final = "mass_upload_video"
+API_MASS_SENDALL: Final = "mass_sendall"
+API_MASS_SEND: Final = "mass_send"
+API_MASS_PREVIEW: Final = "mass_preview"
+API_MASS_DELETE: Final = "mass_delete"
+API_MASS_GET: Final = "mass_get"
 
 #: Users per multiaccount_import call (reference 3.2).
 IMPORT_BATCH: Final = MAX_IMPORT
@@ -43,6 +51,9 @@ INFO_BATCH: Final = MAX_INFO
 #: Messages per history page (reference 5.11) and MsgKeys per recall call (reference 5.12).
 HISTORY_PAGE: Final = MAX_HISTORY_PAGE
 RECALL_BATCH: Final = MAX_RECALL
+#: OpenIDs per mass/send call, and the fewest it takes (WeChat reference 7).
+OPENID_BATCH: Final = OPENIDS_PER_SEND
+OPENID_BATCH_MIN: Final = OPENIDS_MIN
 
 
 def vendor_rate(api: str) -> float:

@@ -1,4 +1,5 @@
-"""The WeChat Official Accounts Platform client: access token and the mass-send speed.
+"""The WeChat Official Accounts Platform client: access token, the mass-send speed, and mass
+messages (upload, send, preview, delete, status; reference sections 6 to 11).
 
 Every call carries `?access_token=…`; answers are `{"errcode", "errmsg"}` envelopes, and data
 answers may omit `errcode` on success (reference/wechat-mp-mass-api.md section 1).
@@ -46,6 +47,32 @@ TOKEN_CODES: Final = frozenset({40001, 40014, 42001})
 TOKEN_MARGIN: Final = 200.0
 
 SPEEDS: Final = range(5)  # 0 fastest … 4 slowest (section 5)
+
+#: Section 6.1: a send whose clientmsgid the vendor saw in the last 24 h; the answer carries the
+#: existing job's msg_id (how a lost answer is resolved).
+CLIENTMSGID_EXISTS: Final = 45065
+#: Section 6.1: the same clientmsgid again within a minute: wait a minute and replay.
+CLIENTMSGID_TOO_FAST: Final = 45066
+#: Section 6.1: a clientmsgid over 64 bytes; never retried.
+CLIENTMSGID_TOO_LONG: Final = 45067
+CLIENTMSGID_MAX_BYTES: Final = 64
+REPLAY_WAIT: Final = 60.0
+#: 45066 answers waited out before a send gives up (its record stays pending; the next run
+#: replays it within the vendor's 24 hours)
+REPLAYS: Final = 3
+#: Sections 7 and 9.2: OpenIDs per send call, and the states `mass/get` answers.
+OPENIDS_PER_SEND: Final = 10_000
+OPENIDS_MIN: Final = 2
+MASS_STATES: Final = frozenset({"SEND_SUCCESS", "SENDING", "SEND_FAIL", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class MassSent:
+    """A mass send's job (section 6): its msg_id, and whether the vendor answered it from an
+    earlier send with the same clientmsgid (45065) rather than sending again."""
+
+    msg_id: int
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +144,7 @@ class WeChatClient(CountedClient):
         self.app_id = app_id
         self._secret = secret
         self.tokens = TokenCache(clock, SecretSet(secret))
+        self._sleep = sleep
         self._caller = Caller(
             http,
             vendor="wechat",
@@ -178,15 +206,23 @@ class WeChatClient(CountedClient):
             logger.debug("wechat: fetched an access token valid %ss", expires_in)
             return token
 
-    async def _call(self, api: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """A call with the access token; on 40001/40014/42001 refresh it and re-issue once."""
+    async def _call(
+        self, api: str, path: str, body: Mapping[str, Any], *, accept: int = 0
+    ) -> dict[str, Any]:
+        """A call with the access token; on 40001/40014/42001 refresh it and re-issue once.
+        An answer with errcode `accept` is returned, not raised."""
         request = Request(
             api=api, action=api, method="POST", path=path, object_id=self.app_id, body=body
         )
+
+        def check(request: Request, reply: dict[str, Any]) -> None:
+            if not accept or reply.get("errcode") != accept:
+                self._check(request, reply)
+
         for refreshed in (False, True):
             token = await self.access_token()
             try:
-                return await self._caller.call(request, _token_params(token), self._check)
+                return await self._caller.call(request, _token_params(token), check)
             except ProviderError as exc:
                 if exc.code not in TOKEN_CODES or refreshed:
                     raise
@@ -217,6 +253,120 @@ class WeChatClient(CountedClient):
                 f"speed {speed} is out of range 0..4", api="wechat", action="mass_speed_set"
             )
         await self._call("mass_speed_set", "/cgi-bin/message/mass/speed/set", {"speed": speed})
+
+    async def upload_news(self, articles: list[Mapping[str, Any]]) -> str:
+        """Upload 1 to 8 articles for one mass send (section 11.1); their media_id."""
+        reply = await self._call(
+            "mass_upload_news", "/cgi-bin/media/uploadnews", {"articles": articles}
+        )
+        return self._media_id(reply, "mass_upload_news")
+
+    async def upload_video(self, media_id: str, title: str, description: str) -> str:
+        """Turn a temporary video into a mass-send video (section 11.2); its media_id."""
+        body = {"media_id": media_id, "title": title, "description": description}
+        reply = await self._call("mass_upload_video", "/cgi-bin/media/uploadvideo", body)
+        return self._media_id(reply, "mass_upload_video")
+
+    def _media_id(self, reply: Mapping[str, Any], action: str) -> str:
+        media_id = reply.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            raise ProviderError("upload answer lacks media_id", api="wechat", action=action)
+        return media_id
+
+    async def send_mass(
+        self,
+        message: Mapping[str, Any],
+        *,
+        clientmsgid: str,
+        to_all: bool = False,
+        tag: int | None = None,
+        openids: list[str] | None = None,
+        ignore_reprint: bool = False,
+    ) -> MassSent:
+        """Send one mass message to exactly one audience: everyone, a tag (sendall, section 6)
+        or 2 to 10,000 OpenIDs (send, section 7), with `clientmsgid` (at most 64 bytes).
+
+        A lost answer is retried inside the caller with the same clientmsgid: the vendor answers
+        45065 with the job it already has, which is returned (`replayed`); 45066 (replayed within
+        a minute) is waited out `REPLAYS` times. Anything else raises `ProviderError`."""
+        if len(clientmsgid.encode()) > CLIENTMSGID_MAX_BYTES or not clientmsgid:
+            raise ProviderError(
+                f"clientmsgid must be 1 to {CLIENTMSGID_MAX_BYTES} bytes",
+                api="wechat",
+                action="mass_send",
+                code=CLIENTMSGID_TOO_LONG,
+            )
+        audiences = (to_all, tag is not None, openids is not None)
+        if sum(audiences) != 1:
+            raise ProviderError(
+                "a mass send needs exactly one audience", api="wechat", action="mass_send"
+            )
+        body: dict[str, Any] = {
+            **message,
+            "send_ignore_reprint": int(ignore_reprint),
+            "clientmsgid": clientmsgid,
+        }
+        if openids is not None:
+            if not OPENIDS_MIN <= len(openids) <= OPENIDS_PER_SEND:
+                raise ProviderError(
+                    f"a send by OpenID takes {OPENIDS_MIN} to {OPENIDS_PER_SEND:,} OpenIDs",
+                    api="wechat",
+                    action="mass_send",
+                )
+            api, path = "mass_send", "/cgi-bin/message/mass/send"
+            body["touser"] = openids
+        else:
+            api, path = "mass_sendall", "/cgi-bin/message/mass/sendall"
+            body["filter"] = {"is_to_all": True} if to_all else {"is_to_all": False, "tag_id": tag}
+        for replay in range(REPLAYS + 1):
+            try:
+                reply = await self._call(api, path, body, accept=CLIENTMSGID_EXISTS)
+            except ProviderError as exc:
+                if exc.code != CLIENTMSGID_TOO_FAST or replay == REPLAYS:
+                    raise
+                logger.info("wechat %s: clientmsgid replayed too fast (45066), waiting", api)
+                await self._sleep(REPLAY_WAIT)
+                continue
+            msg_id = _msg_id(reply.get("msg_id"))
+            if msg_id is None:
+                raise ProviderError("send answer lacks msg_id", api="wechat", action=api)
+            return MassSent(msg_id, replayed=reply.get("errcode") == CLIENTMSGID_EXISTS)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def preview_mass(
+        self, message: Mapping[str, Any], *, openid: str = "", wxname: str = ""
+    ) -> int:
+        """Send a preview to one follower, by OpenID or WeChat ID (section 8); its msg_id."""
+        body: dict[str, Any] = dict(message)
+        if wxname:
+            body["towxname"] = wxname
+        else:
+            body["touser"] = openid
+        reply = await self._call("mass_preview", "/cgi-bin/message/mass/preview", body)
+        return _msg_id(reply.get("msg_id")) or 0
+
+    async def delete_mass(self, msg_id: int, article_idx: int = 0) -> None:
+        """Delete a sent mpnews or video (section 9.1): all articles, or the 1-based one."""
+        body = {"msg_id": msg_id, "article_idx": article_idx}
+        await self._call("mass_delete", "/cgi-bin/message/mass/delete", body)
+
+    async def mass_status(self, msg_id: int) -> str:
+        """A mass job's state (section 9.2): SEND_SUCCESS, SENDING, SEND_FAIL or DELETE."""
+        reply = await self._call("mass_get", "/cgi-bin/message/mass/get", {"msg_id": msg_id})
+        status = reply.get("msg_status")
+        if status not in MASS_STATES:
+            raise ProviderError(
+                f"status answer holds {shown(status)}", api="wechat", action="mass_get"
+            )
+        return str(status)
+
+
+def _msg_id(value: Any) -> int | None:
+    if type(value) is int and value > 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 def _token_params(token: Secret) -> Callable[[], dict[str, str]]:

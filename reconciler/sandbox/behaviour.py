@@ -64,6 +64,12 @@ class Behaviour:
     #: the largest `Limit` of a subscriber or subscription page (reference 5.5, 5.9: 200); another
     #: value plants a difference for `reconciler conformance` to find
     page_max: int = 200
+    #: seconds after a send during which its clientmsgid's replay is 45066 "wait 1 minute"
+    #: (reference 6.1: one minute; 0 lets a test replay at once and get 45065)
+    wechat_retry_gap: int = 60
+    #: the first answer to every new mass send is lost: the send is applied, then answered
+    #: HTTP 502, so the client must resolve it by replaying its clientmsgid (45065)
+    wechat_lose_send_answers: bool = False
 
     def problems(self) -> list[str]:
         """What is wrong with these values (empty when they are usable)."""
@@ -80,6 +86,8 @@ class Behaviour:
             out.append("wechat_admin_confirm must not be negative")
         if self.page_max < 1:
             out.append(f"page_max must be at least 1, not {self.page_max}")
+        if self.wechat_retry_gap < 0:
+            out.append("wechat_retry_gap must not be negative")
         return out
 
     @property
@@ -176,6 +184,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the largest Limit of a subscriber page (default 200, the documented one; another"
         " value plants a difference for `reconciler conformance`)",
     )
+    parser.add_argument(
+        "--wechat-retry-gap",
+        type=int,
+        default=default.wechat_retry_gap,
+        metavar="SECONDS",
+        help="a mass send replayed within SECONDS answers 45066 (default 60)",
+    )
+    parser.add_argument(
+        "--wechat-lose-send-answers",
+        action="store_true",
+        help="apply every new mass send, then lose its answer (HTTP 502)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Behaviour:
@@ -191,6 +211,8 @@ def from_args(args: argparse.Namespace) -> Behaviour:
         official_accounts=args.official_accounts,
         wechat_verified=args.wechat_verified,
         page_max=args.page_max,
+        wechat_retry_gap=args.wechat_retry_gap,
+        wechat_lose_send_answers=args.wechat_lose_send_answers,
     )
     problems = behaviour.problems()
     if problems:

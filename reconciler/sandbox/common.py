@@ -35,6 +35,8 @@ class Call:
     admin: str
     behaviour: Behaviour = field(default_factory=Behaviour)
     effects: list[list[str]] = field(default_factory=list)
+    #: applied, but answered HTTP 502 as if the answer was lost (`wechat_lose_send_answers`)
+    lose_answer: bool = False
 
     @property
     def ts(self) -> int:

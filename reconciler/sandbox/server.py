@@ -258,6 +258,8 @@ class Sandbox:
                 out = _wx_fail(exc.code, exc.info, exc.extra) if is_wx else _im_fail(code, exc.info)
             self._db.execute("RELEASE command")
             status = 200
+            if call.lose_answer and not fault:
+                fault = "http_after"
             if fault == "http_after":
                 status = self._rng.choice((502, 503))
                 out, headers = _html(status), _HTML_HEADERS

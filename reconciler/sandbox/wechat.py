@@ -22,7 +22,10 @@ Choices where the reference is silent (the most plausible documented code in eac
   emulated), only for being non-empty strings.
 - `clientmsgid` (or, when omitted, a digest of audience + content) seen in the last 24 h: 45066 if
   that send was less than 1 minute ago, else 45065 with the existing `msg_id` (a 45065 or 45066
-  answer uses no quota). Over 64 UTF-8 bytes is 45067; a non-string 47001.
+  answer uses no quota). Over 64 UTF-8 bytes is 45067; a non-string 47001. The minute is
+  `Behaviour.wechat_retry_gap` (a test sets 0 to replay at once); with
+  `Behaviour.wechat_lose_send_answers` the first answer of every new send is lost after the send
+  was applied (HTTP 502, logged as fault `http_after`), so only a replay learns its `msg_id`.
 - A job is SENDING, then SEND_SUCCESS once its audience is reached at the current mass speed:
   audience / (realspeed x 10,000 per minute), rounded down to whole seconds. A send to all or to a
   tag reaches `Behaviour.wechat_followers` (default 0: done at once; the sandbox keeps no
@@ -92,7 +95,6 @@ CLIENTMSGID_MAX_BYTES: Final = 64
 OPENIDS_MIN, OPENIDS_MAX = 2, 10_000
 ARTICLES_MAX: Final = 8
 DEDUP_WINDOW: Final = DAY
-RETRY_GAP: Final = 60
 MSG_DATA_ID_BASE: Final = 2_247_480_000
 NO_MASS_QUOTA: Final = 45028
 SERVICE_TO_ALL_PER_MONTH: Final = 4
@@ -337,7 +339,7 @@ def _send(call: Call, body: JSON, msgtype: str, content: Any, scope: str | list[
         (clientmsgid, call.ts - DEDUP_WINDOW),
     ).fetchone()
     if seen is not None:
-        if call.ts - seen[1] < RETRY_GAP:
+        if call.ts - seen[1] < call.behaviour.wechat_retry_gap:
             raise ApiError(45066, "clientmsgid retried too fast, wait 1 minute")
         raise ApiError(45065, "clientmsgid exist", {"msg_id": seen[0]})
     _daily(call, "mass_send")
@@ -365,6 +367,7 @@ def _send(call: Call, body: JSON, msgtype: str, content: Any, scope: str | list[
             "UPDATE wx_mass SET msg_data_id = ? WHERE msg_id = ?", (out["msg_data_id"], msg_id)
         )
     call.effect("mass_sent", str(msg_id), label, content_digest(msgtype, content))
+    call.lose_answer = call.behaviour.wechat_lose_send_answers
     return out
 
 

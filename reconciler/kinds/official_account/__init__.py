@@ -40,7 +40,7 @@ from reconciler.kinds.official_account.members import (
     RemoveSubscribers,
     SetSubscriberProfiles,
 )
-from reconciler.outcome import GLOBAL, LEDGER
+from reconciler.model import ACCOUNT_ID_PREFIX
 from reconciler.providers.calls import API_INFO, INFO_BATCH
 
 __all__ = [
@@ -84,7 +84,8 @@ async def verify(run: ApplyRun) -> None:
     touched = sorted(
         a
         for a, r in run.result.reports.items()
-        if a not in (GLOBAL, LEDGER) and r.applied and a not in destroyed
+        # reports of accounts only: another kind may report under a name of its own
+        if a.startswith(ACCOUNT_ID_PREFIX) and r.applied and a not in destroyed
     )
     if not touched:
         return

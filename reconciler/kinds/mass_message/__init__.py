@@ -1,0 +1,155 @@
+"""`kind: MassMessage`: a WeChat mass message as code, uploaded, previewed, sent once, tracked
+and deleted (issue 16; WeChat mass API sections 4 to 11).
+
+- `model.py`: the documents into `MassMessage` records (`Kind.resolve_with_sets`: an OpenID
+  audience names SubscriberSets);
+- `record.py`: each send recorded in the live system before and after it is made;
+- `diff.py`: sends, deletions, deferrals, notices (pure);
+- `changes.py`: `SendMassMessage`, `DeleteMassMessage` and how apply runs them;
+- `preview.py`: `reconciler preview MassMessage/NAME`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from reconciler.changes import Change, Kind, plural
+from reconciler.errors import ProviderError
+from reconciler.kinds.mass_message.changes import DeleteMassMessage, SendMassMessage
+from reconciler.kinds.mass_message.diff import diff_messages
+from reconciler.kinds.mass_message.model import MassMessage, resolve
+from reconciler.kinds.mass_message.record import (
+    LiveMassMessage,
+    SendRecord,
+    parse_record,
+    record_id,
+)
+from reconciler.kinds.sending import content_digest, wall_clock
+from reconciler.live import LiveState
+from reconciler.model import DesiredState
+from reconciler.providers import IMProvider, MassMessageProvider, MassSpeedProvider
+
+__all__ = ["KIND", "LiveMassMessage", "MassMessage", "read"]
+
+#: `mass/get` of an id the vendor does not know (reference 9.2)
+_INVALID_MSG_ID = 40059
+
+
+async def read(
+    desired: DesiredState, im: IMProvider, wechat: MassSpeedProvider | None
+) -> list[LiveMassMessage]:
+    """Each declared message's record (one read of 50 record accounts a call) and the state of
+    every job it records (one `mass/get` each; none without WeChat credentials)."""
+    names = sorted(m.name for m in desired.of(MassMessage))
+    if not names:
+        return []
+    now = wall_clock()
+    infos = await im.get_accounts([record_id(n) for n in names])
+    out = []
+    for name in names:
+        info = infos.get(record_id(name))
+        if info is None:
+            out.append(LiveMassMessage(name, False, SendRecord(), read_at=now))
+            continue
+        record = parse_record(info.custom_string)
+        statuses: dict[int, str] = {}
+        if record is not None and isinstance(wechat, MassMessageProvider):
+            for i, batch in sorted(record.batches.items()):
+                if batch.msg_id is not None:
+                    try:
+                        statuses[i] = await wechat.mass_status(batch.msg_id)
+                    except ProviderError as exc:
+                        if exc.code != _INVALID_MSG_ID:
+                            raise
+                        statuses[i] = "UNKNOWN"
+        out.append(
+            LiveMassMessage(
+                name,
+                True,
+                record or SendRecord(),
+                readable=record is not None,
+                statuses=statuses,
+                read_at=now,
+            )
+        )
+    return out
+
+
+def digest(desired: DesiredState) -> str:
+    """The declared messages as a saved plan is pinned to them ("" when there are none)."""
+    if not desired.of(MassMessage):
+        return ""
+    return content_digest(
+        sorted(
+            [m.name, m.digest, m.window.data, m.delete is not None, list(m.delete or ())]
+            for m in desired.of(MassMessage)
+        )
+    )
+
+
+def _pin(record: SendRecord | None, exists: bool) -> str:
+    if not exists:
+        return "none"
+    return "unreadable" if record is None else content_digest(record.encode())
+
+
+def _named(changes: Sequence[Change]) -> list[str]:
+    return sorted({c.name for c in changes if isinstance(c, SendMassMessage | DeleteMassMessage)})
+
+
+def pins(changes: Sequence[Change], live: LiveState) -> Mapping[str, str]:
+    """Each sent or deleted message's record as read (`Kind.pins`): a saved plan whose record
+    changed since (another apply sent it) is refused as stale, never sent twice."""
+    found = {r.name: r for r in live.of(LiveMassMessage)}
+    return {
+        f"mass record {n}": _pin(found[n].record if found[n].readable else None, found[n].exists)
+        for n in _named(changes)
+        if n in found
+    }
+
+
+async def repin(
+    changes: Sequence[Change], saved: Mapping[str, str], im: IMProvider
+) -> tuple[Mapping[str, str], list[str]]:
+    """The records read afresh, and the sends whose window closed since the plan."""
+    now = wall_clock()
+    closed = [
+        f"the window of mass message {c.name} closed"
+        for c in changes
+        if isinstance(c, SendMassMessage) and now > c.window.not_after.timestamp()
+    ]
+    names = _named(changes)
+    infos = await im.get_accounts([record_id(n) for n in names]) if names else {}
+    fresh = {}
+    for name in names:
+        info = infos.get(record_id(name))
+        record = None if info is None else parse_record(info.custom_string)
+        fresh[f"mass record {name}"] = _pin(record, info is not None)
+    return fresh, closed
+
+
+# Its counts are in a plan's summary only when it has some (`count` adds the key), as
+# Broadcast's, so plans without mass messages keep their JSON and markdown summaries.
+_COUNTS = (("massMessages", "to send"), ("massDeletes", "to delete"))
+
+
+def _summary_text(s: Mapping[str, int]) -> list[str]:
+    return [f"{plural(s[k], 'mass message')} {what}" for k, what in _COUNTS if s.get(k)]
+
+
+def _summary_rows(s: Mapping[str, int]) -> list[tuple[str, int]]:
+    return [(f"mass messages {what}", s[k]) for k, what in _COUNTS if s.get(k)]
+
+
+KIND = Kind(
+    name="MassMessage",
+    changes=(SendMassMessage, DeleteMassMessage),
+    resolve_with_sets=resolve,
+    read=read,
+    digest=digest,
+    diff=diff_messages,
+    summary_text=_summary_text,
+    summary_rows=_summary_rows,
+    pins=pins,
+    repin=repin,
+)

@@ -1,0 +1,84 @@
+"""How apply runs a mass message's changes when the plan no longer holds at apply time (its
+window moved past, a batch pending for over 24 hours, no WeChat credentials), against the
+embedded sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import time
+from pathlib import Path
+
+from reconciler.changes import ApplyRun, Change
+from reconciler.config import Limits, SandboxTarget
+from reconciler.connect import connect
+from reconciler.kinds.mass_message.changes import PREFIX, DeleteMassMessage, SendMassMessage
+from reconciler.kinds.mass_message.model import Audience, Target
+from reconciler.kinds.mass_message.record import Batch, SendRecord
+from reconciler.kinds.sending import Window
+from reconciler.outcome import AccountReport
+
+LATER = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+
+
+def send(**changes: object) -> SendMassMessage:
+    made = SendMassMessage(
+        "m",
+        "text",
+        {"content": "hi"},
+        Target(Audience.TAG, tag=1),
+        Window(None, LATER),
+        False,
+        "sha256:x",
+        None,
+        (0,),
+        False,
+        "",
+        "1 of 100",
+    )
+    return dataclasses.replace(made, **changes)  # type: ignore[arg-type]
+
+
+def run_one(tmp_path: Path, change: Change, *, wechat: bool = True) -> AccountReport:
+    async def main() -> AccountReport:
+        async with connect(SandboxTarget("sandbox", tmp_path / "s.db"), Limits()) as providers:
+            await providers.im.import_account("inv")
+            run = ApplyRun(
+                [change], {}, providers.im, providers.wechat if wechat else None, "inv", None
+            )
+            await change.run(run, change.actions(None))  # type: ignore[arg-type]
+            return run.result.report(PREFIX + "m")
+
+    return asyncio.run(main())
+
+
+def test_a_window_that_moved_past_sends_nothing(tmp_path: Path) -> None:
+    closed = Window(None, dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    assert run_one(tmp_path, send(window=closed)).skipped == [
+        "not sent: its window closed before apply"
+    ]
+    early = Window(dt.datetime(2098, 1, 1, tzinfo=dt.UTC), LATER)
+    assert run_one(tmp_path, send(window=early)).skipped == ["not sent: its window is not open yet"]
+
+
+def test_without_wechat_nothing_is_sent_or_deleted(tmp_path: Path) -> None:
+    report = run_one(tmp_path, send(), wechat=False)
+    assert [f.what for f in report.failed] == ["send"]
+    deleted = run_one(tmp_path, DeleteMassMessage("m", "news", {0: 1}, (), ""), wechat=False)
+    assert [f.what for f in deleted.failed] == ["delete"]
+
+
+def test_a_batch_pending_for_over_24_hours_is_never_sent_again(tmp_path: Path) -> None:
+    old = SendRecord("sha256:x", "", {0: Batch(int(time.time()) - 90_000)})
+    report = run_one(tmp_path, send(record=old.encode()))
+    assert [f.what for f in report.failed] == ["batch 0"]
+    assert "never sent again" in report.failed[0].message
+    assert report.applied == []
+
+
+def test_mass_changes_have_no_account_lines_and_no_drift() -> None:
+    change = send()
+    assert change.headline() is None
+    assert change.detail_lines(show_all=False, first=10) == [] and change.drift() == []
+    assert change.lane == "MassMessage/m" and change.account == ""

@@ -31,6 +31,7 @@ from reconciler.live import LiveState
 from reconciler.outcome import GLOBAL, ApplyResult, NoProgress, Progress
 
 if TYPE_CHECKING:
+    from reconciler.config import Limits
     from reconciler.errors import Problem
     from reconciler.load import Document
     from reconciler.model import DesiredState
@@ -492,6 +493,9 @@ class Kind:
         ]
         | None
     ) = None
+    #: its problems that depend on `reconciler.yaml`'s limits (a Broadcast's window against
+    #: `limits.historyDays`), positioned: `validate` reports them, as the plan does
+    check: Callable[[DesiredState, Limits], Sequence[Problem]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import Final, TextIO
 
 from reconciler import config as config_module
 from reconciler.errors import ConfigError, ManifestError, Problem
+from reconciler.kinds import REGISTRY
 from reconciler.load import (
     CONFIG_NAME,
     MAX_FILE_BYTES,
@@ -210,6 +211,17 @@ def _github_escape(text: str, *, prop: bool = False) -> str:
     return text
 
 
+def _limit_problems(state: DesiredState, configs: Sequence[Path]) -> list[Problem]:
+    """What each kind finds against the limits of the reconciler.yaml in use (`Kind.check`)."""
+    limits = config_module.Limits()
+    if configs:
+        try:
+            limits = config_module.load_config(configs[0], environ=os.environ).limits
+        except ConfigError:  # pragma: no cover - check_config found no problem in this file
+            return []
+    return [p for kind in REGISTRY if kind.check is not None for p in kind.check(state, limits)]
+
+
 def command(
     paths: list[str], *, config: str | None, fmt: str, stdout: TextIO, stdin: TextIO
 ) -> int:
@@ -224,8 +236,10 @@ def command(
     configs = explicit_configs + _config_files(manifest_paths, config)
     if manifest_paths or not explicit_configs:
         state, problems = collect(manifest_paths, stdin=stdin, configs=configs)
-    for config_path in configs:
-        problems.extend(config_module.check_config(config_path))
+    config_problems = [p for path in configs for p in config_module.check_config(path)]
+    problems.extend(config_problems)
+    if state is not None and not config_problems:
+        problems.extend(_limit_problems(state, configs))
     problems = sorted(set(problems))
     documents = state.documents if state is not None else 0
     if fmt == "json":

@@ -344,3 +344,19 @@ def test_a_markdown_plan_of_many_large_broadcasts_stays_under_the_comment_limit(
     assert len(text) < 65_536
     assert "more changes are not shown; run `reconciler plan`." in text
     assert "    … 165 more lines" in text
+
+
+def test_validate_measures_a_window_against_the_history_retention_of_reconciler_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ten_days = {"notBefore": "2026-12-08T09:00:00+08:00", "notAfter": "2026-12-18T09:00:00+08:00"}
+    out = validate(tmp_path, capsys, monkeypatch, doc("long", window=ten_days))
+    assert out.splitlines() == [
+        "1",
+        "b.yaml:1:166: spec.window: 10 days, 0:00:00 is longer than the 7-day history retention"
+        " (limits.historyDays): a send could not be proven once it left it",
+    ]
+    (tmp_path / "reconciler.yaml").write_text("limits: {historyDays: 30}\n")
+    assert validate(tmp_path, capsys, monkeypatch, doc("long", window=ten_days)) == (
+        "0\n1 document valid\n"
+    )

@@ -17,7 +17,7 @@ from reconciler.changes import Change, Kind, plural
 from reconciler.digest import json_digest
 from reconciler.kinds.broadcast import read as history
 from reconciler.kinds.broadcast.changes import RecallBroadcast, SendBroadcast
-from reconciler.kinds.broadcast.diff import diff_broadcasts
+from reconciler.kinds.broadcast.diff import check, diff_broadcasts
 from reconciler.kinds.broadcast.model import AccountHistory, BroadcastRecord, resolve
 from reconciler.kinds.sending import wall_clock
 from reconciler.live import LiveState
@@ -100,4 +100,5 @@ KIND = Kind(
     summary_rows=_summary_rows,
     pins=_pins,
     repin=_repin,
+    check=check,
 )

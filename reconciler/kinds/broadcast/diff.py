@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from reconciler.changes import DiffOptions, Finding, Notice, PlanProblem
+from reconciler.config import Limits
+from reconciler.errors import Problem
 from reconciler.kinds.broadcast.changes import RecallBroadcast, SendBroadcast
 from reconciler.kinds.broadcast.model import (
     AccountHistory,
@@ -110,22 +112,39 @@ def diff_broadcasts(
     return found
 
 
+def window_too_long(record: BroadcastRecord, history_days: int) -> Problem | None:
+    """A window longer than the history retention: a send could not be proven once it left it."""
+    window = record.window
+    if window.not_before is None:
+        return None
+    length = window.not_after - window.not_before
+    if length.total_seconds() <= history_days * 86400:
+        return None
+    where = window.position or record.position
+    return Problem(
+        where.file,
+        where.line,
+        where.col,
+        f"spec.window: {length} is longer than the {history_days}-day history retention"
+        " (limits.historyDays): a send could not be proven once it left it",
+    )
+
+
+def check(desired: DesiredState, limits: Limits) -> list[Problem]:
+    """`Kind.check`: the problems `validate` finds with `reconciler.yaml`'s limits."""
+    found = (window_too_long(r, limits.history_days) for r in desired.of(BroadcastRecord))
+    return [p for p in found if p is not None]
+
+
 def _problem(
     record: BroadcastRecord,
     history: AccountHistory | None,
     desired: DesiredState,
     options: DiffOptions,
 ) -> PlanProblem | None:
-    window = record.window
-    if window.not_before is not None:
-        length = window.not_after - window.not_before
-        if length.total_seconds() > options.history_days * 86400:
-            return PlanProblem(
-                record.account,
-                f"{window.position or record.position}: spec.window: {length} is longer than the"
-                f" {options.history_days}-day history retention (limits.historyDays): a send"
-                " could not be proven once it left it",
-            )
+    too_long = window_too_long(record, options.history_days)
+    if too_long is not None:
+        return PlanProblem(record.account, str(too_long))
     declared = record.account in desired.accounts
     if history is None or (history.missing and not declared):
         return PlanProblem(

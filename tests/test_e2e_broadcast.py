@@ -125,6 +125,7 @@ def test_send_once_replan_noop_then_recall_by_a_later_change(project: Project) -
         assert sent(vendor) == {(NEWS, digest("Maintenance tonight.")): 1}
         listed = project.cli("messages", "news", "m")
         assert listed.code == 0, listed.text
+        assert listed.lines[0].startswith("news: 1 message since ")
         assert listed.lines[1].endswith("  sent      Broadcast/hello  'Maintenance tonight.'")
         as_json = json.loads(project.cli("messages", "news", "m", "--format", "json").out)
         [message] = as_json["messages"]

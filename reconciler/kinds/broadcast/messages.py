@@ -9,6 +9,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from reconciler.changes import plural
 from reconciler.connect import connect
 from reconciler.errors import UsageError
 from reconciler.kinds.broadcast.model import (
@@ -92,7 +93,8 @@ def messages_command(
         stdout.write(json.dumps(out, ensure_ascii=False, sort_keys=True, indent=2) + "\n")
         return 0
     tz = time_zone(scope.config.time_zone)
-    stdout.write(f"{short(account_id)}: {len(rows)} messages since {format_instant(start, tz)}\n")
+    since_text = format_instant(start, tz)
+    stdout.write(f"{short(account_id)}: {plural(len(rows), 'message')} since {since_text}\n")
     if history.missing:
         stdout.write(f"  the account {history.missing}\n")
     for row in rows:

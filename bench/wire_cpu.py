@@ -34,7 +34,8 @@ import httpx
 import msgspec
 
 from reconciler import usersig
-from reconciler.providers.wire import AiohttpWire, HttpxWire, Wire
+from reconciler.providers.aio import AiohttpWire
+from reconciler.providers.wire import HttpxWire, Wire
 from reconciler.sandbox import defaults, store
 
 ACCOUNT = "@TOA#_bench"
@@ -97,7 +98,9 @@ class _Stream(httpx.AsyncByteStream):
 
 async def measure(wire: Wire, base: str, calls: int, concurrency: int) -> tuple[float, int]:
     """CPU seconds per call of `calls` fetches, `concurrency` in flight; the page's size."""
-    sig = usersig.generate(defaults.SDKAPPID, defaults.SECRET_KEY, defaults.ADMIN)
+    sig = usersig.generate(
+        defaults.SDKAPPID, defaults.SECRET_KEY, defaults.ADMIN, now=int(time.time())
+    )
     query = urlencode(
         {
             "sdkappid": defaults.SDKAPPID,

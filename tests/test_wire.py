@@ -37,8 +37,9 @@ from reconciler import __version__
 from reconciler.config import Limits, TencentTarget
 from reconciler.connect import connect
 from reconciler.errors import ProviderError, ReadOnlyViolation
+from reconciler.providers.aio import AiohttpWire, _proxy_for
 from reconciler.providers.http import _certificate_failure, _unknown_host
-from reconciler.providers.wire import AiohttpWire, HttpxWire, _proxy_for
+from reconciler.providers.wire import HttpxWire
 from reconciler.readonly import refuse_write
 from reconciler.sandbox.server import Sandbox, SandboxOptions
 from reconciler.secret import Secret

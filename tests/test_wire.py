@@ -29,15 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp.http_exceptions import HttpProcessingError
 from hostile_vendor import hostile_vendor, tencent_client
 
 from reconciler import __version__
 from reconciler.config import Limits, TencentTarget
 from reconciler.connect import connect
 from reconciler.errors import ProviderError, ReadOnlyViolation
-from reconciler.providers.aio import AiohttpWire, _proxy_for
+from reconciler.providers.aio import AiohttpWire, _legacy_ipv4, _proxy_for, _route, _translate
 from reconciler.providers.http import _certificate_failure, _unknown_host
 from reconciler.providers.wire import HttpxWire
 from reconciler.readonly import refuse_write
@@ -271,12 +273,13 @@ def test_concurrent_calls_open_at_most_max_connections_and_reuse_them() -> None:
         assert (server.accepted, server.most_in_flight) == (2, 2)
 
 
-def test_an_error_answer_is_not_read() -> None:
+@WIRES
+def test_an_error_answer_is_not_read(make: Make) -> None:
     error = b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy"
     bodyless = b"HTTP/1.1 204 No Content\r\n\r\n"
     answers = iter([error, bodyless, OK])
     with Server(lambda seen: [next(answers)]) as server:
-        got = run(fetch_each(server.url(""), [("GET", None)] * 3))
+        got = run(fetch_each(server.url(""), [("GET", None)] * 3, make))
         assert got == [(503, b""), (204, b""), (200, b"{}")]
 
 
@@ -877,3 +880,71 @@ def test_the_wire_runs_under_uvloop(
     with Server(always(OK)) as server, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(fetch_each(server.url(""), [("GET", None)] * 2)) == [(200, b"{}")] * 2
         assert server.accepted == 1
+
+
+# -- small parts -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (HttpProcessingError(message="bad status line"), httpx.RemoteProtocolError),
+        (TimeoutError(), httpx.ReadTimeout),
+        (ConnectionResetError("reset by peer"), httpx.ReadError),
+        (aiohttp.ClientError(), httpx.TransportError),
+    ],
+)
+def test_what_aiohttp_raises_becomes_httpxs_exception(error: Exception, kind: type) -> None:
+    assert type(_translate(error)) is kind
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("127.1", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("127.0.0.1", None),
+        ("cafe.be", None),
+        ("vendor.test", None),
+        ("::1", None),
+    ],
+)
+def test_a_legacy_ipv4_host_is_read_as_the_address_it_means(host: str, address: str | None) -> None:
+    assert _legacy_ipv4(host) == address
+
+
+def test_a_legacy_ipv4_host_is_connected_to_by_address_and_verified_by_name() -> None:
+    route = _route("https://127.1:8443/im", {})
+    assert (route.base, route.path, route.server_hostname) == (
+        "https://127.0.0.1:8443/im",
+        "/im",
+        "127.1",
+    )
+    assert route.bare == {"Host": "127.1:8443"}
+
+
+@pytest.mark.parametrize("url", ["https://exa mple.com", "https://ex\x00m.example"])
+def test_a_host_aiohttp_cannot_take_is_refused(url: str) -> None:
+    with pytest.raises(httpx.UnsupportedProtocol, match="not a valid URL"):
+        _route(url, {})
+
+
+def test_an_in_process_answer_over_the_limit_is_refused() -> None:
+    async def main() -> tuple[int, bytes | None]:
+        transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"x" * 11))
+        async with httpx.AsyncClient(transport=transport) as http:
+            return await HttpxWire(http).fetch(
+                "https://sandbox", "GET", "/x", None, timeout=1, limit=10
+            )
+
+    assert run(main()) == (200, None)
+
+
+def test_closing_twice_is_harmless() -> None:
+    async def main() -> None:
+        wire = AiohttpWire()
+        async with wire:
+            pass
+        await wire.aclose()
+
+    run(main())

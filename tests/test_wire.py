@@ -783,6 +783,8 @@ def test_https_proxy_carries_every_call_through_tunnels_it_opened(
         async with connect_proxy(vendor_behind_tls) as (port, tunnels):
             clean_proxies.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
             async with connect(target, Limits(concurrency=2)) as providers:
+                # the fast path, not a fallback to another stack when a proxy is set
+                assert isinstance(providers.im._caller.wire, AiohttpWire)
                 for _ in range(3):  # one after another: one tunnel, kept alive
                     await providers.im.get_subscriptions("reconciler-inventory")
                 assert tunnels.opened == ["vendor.test:443"]

@@ -1,9 +1,10 @@
 """Turn a target into provider clients: the one place that builds HTTP clients and transports.
 
 The embedded `sandbox` target runs the emulator in-process (its httpx transport, state in SQLite at
-the target's path, the vendor's own rate limits); a `tencent` target gets a real `httpx` client
-over `LeanTransport` (the vendor clients call its `fetch` directly), with TLS verification always
-on (only a loopback endpoint may speak plain http: a local `reconciler sandbox serve`).
+the target's path, the vendor's own rate limits), reached through an httpx client; a `tencent`
+target's calls go over `AiohttpWire` (aiohttp's pool, C parser and TLS, with our policy around
+them), with TLS verification always on (only a loopback endpoint may speak plain http: a local
+`reconciler sandbox serve`) and the environment's proxies honoured.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from urllib.request import getproxies
 
 import httpx
 
@@ -25,8 +25,7 @@ from reconciler.errors import ConfigError
 from reconciler.interrupt import StoppablePacer, StopSignal
 from reconciler.load import format_path
 from reconciler.providers import Pacer, TencentClient, WeChatClient, check_endpoint
-from reconciler.providers.transport import LeanClient, LeanTransport
-from reconciler.readonly import ReadOnlyGuard, refuse_write, refuse_writes
+from reconciler.readonly import ReadOnlyGuard, refuse_writes
 from reconciler.sandbox import defaults
 from reconciler.secret import Secret
 
@@ -74,8 +73,11 @@ async def connect(
         check_endpoint(wechat.endpoint)
     # behind a gateway (`endpoint: https://gw.internal/im`) the reads are `/im/v4/...`
     guard = ReadOnlyGuard.for_endpoints(endpoint, *([] if wechat is None else [wechat.endpoint]))
-    hooks: dict[str, list[Any]] = {"request": [guard.hook]} if read_only else {}
-    async with _vendor_client(limits, hooks, read_only=read_only, guard=guard) as http:
+    # imported here: aiohttp (a fifth of a second to import) is only needed for this target
+    from reconciler.providers.aio import AiohttpWire
+
+    # Both vendors' calls share its connections; the read-only guard sees every request.
+    async with AiohttpWire(limits.concurrency, guard=guard if read_only else None) as http:
         yield Providers(
             TencentClient(
                 http,
@@ -158,28 +160,6 @@ async def _embedded(
             )
     finally:
         sandbox.close()
-
-
-def _vendor_client(
-    limits: Limits,
-    hooks: dict[str, list[Any]],
-    *,
-    read_only: bool,
-    guard: ReadOnlyGuard = refuse_write,
-) -> httpx.AsyncClient:
-    """The HTTP client of a `tencent` target: both vendors' calls share its connections.
-
-    `LeanTransport` takes a third of the CPU per call of httpx's default transport, and the
-    vendor clients skip httpx's client through its `fetch` (issue 6); it speaks to servers
-    directly, so when the environment names a proxy (HTTPS_PROXY and the like, which httpx
-    honours only without a transport of ours), httpx's own stack is kept. The read-only
-    `guard` (given the target's endpoints) is the transport's too: `fetch` runs no httpx hook.
-    """
-    if any(getproxies().get(scheme) for scheme in ("http", "https", "all")):
-        http_limits = httpx.Limits(max_connections=limits.concurrency)
-        return httpx.AsyncClient(limits=http_limits, verify=True, event_hooks=hooks)
-    transport = LeanTransport(limits.concurrency, guard=guard if read_only else None)
-    return LeanClient(transport, event_hooks=hooks)
 
 
 @asynccontextmanager

@@ -1,10 +1,10 @@
 """A guard that makes an HTTP client read-only: `drift` cannot write, whatever the flags.
 
-Installed by `connect(..., read_only=True)` as an httpx request hook and as the guard of the lean
-transport (which sees the calls that skip httpx's client): every request whose path is not one of
-the vendor's read endpoints, behind the path prefix of one of the target's endpoints, is refused
-before it leaves the process. The guard does not trust the code above it to call only reads; it
-checks what is actually sent.
+Installed by `connect(..., read_only=True)` as an httpx request hook (the embedded sandbox) and as
+the guard of the aiohttp wire (a `tencent` target's calls, `reconciler.providers.wire`): every
+request whose path is not one of the vendor's read endpoints, behind the path prefix of one of the
+target's endpoints, is refused before it leaves the process. The guard does not trust the code
+above it to call only reads; it checks what is actually sent.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _is_vendor_read(path: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ReadOnlyGuard:
-    """Refuses every request but a vendor read, before it is sent: the guard `LeanTransport`
+    """Refuses every request but a vendor read, before it is sent: the guard `AiohttpWire`
     calls (`guard(method, path)`) and, through `hook`, an httpx request hook.
 
     A request is a read when its path is one of the vendor's read paths right behind the path
@@ -79,7 +79,7 @@ class ReadOnlyGuard:
 
     async def hook(self, request: httpx.Request) -> None:
         """httpx request hook: the path as it goes on the wire (not percent-decoded), like the
-        one `LeanTransport.fetch` checks."""
+        one `AiohttpWire.fetch` checks."""
         self(request.method, request.url.raw_path.decode("ascii").partition("?")[0])
 
 

@@ -37,12 +37,7 @@ from tenacity import (
 )
 
 from reconciler.errors import ConfigError, ProviderError
-from reconciler.providers.transport import (
-    Endpoint,
-    LeanClient,
-    LeanTransport,
-    is_loopback_host,
-)
+from reconciler.providers.wire import HttpxWire, Wire, is_loopback_host
 from reconciler.secret import REDACTED, Secret, SecretSet
 
 logger = logging.getLogger(__name__)
@@ -71,6 +66,11 @@ MAX_ANSWER_BYTES: Final = 8 * 1024 * 1024
 SLACK: Final = 0.001
 
 
+def base_url(http: httpx.AsyncClient | Wire) -> str:
+    """The base URL an httpx client was given ("" for none, or for a `Wire`)."""
+    return str(http.base_url) if isinstance(http, httpx.AsyncClient) else ""
+
+
 def redact(text: str, secrets: Iterable[str | Secret] = ()) -> str:
     """Return `text` with every given secret and every credential query parameter masked."""
     for secret in secrets:
@@ -95,7 +95,7 @@ class _RedactingFilter(logging.Filter):
 _FILTER: Final = _RedactingFilter()
 
 
-def install_log_redaction(names: Iterable[str] = ("httpx", "httpcore")) -> None:
+def install_log_redaction(names: Iterable[str] = ("httpx", "httpcore", "aiohttp")) -> None:
     """Attach the credential filter to the HTTP libraries' loggers (idempotent).
 
     httpx logs `HTTP Request: POST https://…?usersig=…` at INFO; without this, `-v` would print
@@ -305,7 +305,7 @@ class Caller:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | Wire,
         *,
         vendor: str,
         endpoint: str,
@@ -317,7 +317,9 @@ class Caller:
         sleep: Sleep = asyncio.sleep,
         setting: str = "",
     ) -> None:
-        self.http = http
+        #: what carries the bytes: an injected httpx client (the embedded sandbox, tests), or the
+        #: aiohttp wire `connect()` gives a `tencent` target
+        self.wire: Wire = HttpxWire(http) if isinstance(http, httpx.AsyncClient) else http
         self.vendor = vendor
         self.endpoint = endpoint
         #: the configuration that chose `endpoint`, as a message names it
@@ -329,12 +331,6 @@ class Caller:
         self.max_answer_bytes = MAX_ANSWER_BYTES
         self.secrets = secrets
         self._sleep = sleep
-        #: calls go straight to the lean transport's `fetch` when the client has one
-        self._fast: tuple[LeanTransport, Endpoint] | None = None
-        if isinstance(http, LeanClient):
-            where = Endpoint.parse(endpoint)
-            if where is not None:
-                self._fast = (http.lean, where)
         #: requests sent per API, retries included: what the vendor's rate limit sees
         self.calls: Counter[str] = Counter()
         #: attempts that failed transiently and were retried, per API
@@ -476,37 +472,19 @@ class Caller:
         # checking its 200-character UserSig one character at a time each time.
         query = urlencode(params)
         target = f"{request.path}?{query}" if query else request.path
-        if self._fast is not None:
-            transport, where = self._fast
-            body = None if request.body is None else msgspec.json.encode(request.body)
-            status, content = await transport.fetch(
-                where,
-                request.method,
-                target,
-                body,
-                timeout=self.timeout,
-                limit=self.max_answer_bytes,
-            )
-            if logger.isEnabledFor(logging.INFO):  # as httpx logs the requests it sends
-                url = self.redact(self.endpoint + target)
-                logger.info('HTTP Request: %s %s "HTTP/1.1 %d"', request.method, url, status)
-            return status, content
-        async with self.http.stream(
-            request.method, self.endpoint + target, json=request.body, timeout=self.timeout
-        ) as response:
-            if response.status_code != 200:
-                return response.status_code, b""
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_answer_bytes:
-                return 200, None
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_answer_bytes:
-                    return 200, None
-                chunks.append(chunk)
-            return 200, b"".join(chunks)
+        body = None if request.body is None else msgspec.json.encode(request.body)
+        status, content = await self.wire.fetch(
+            self.endpoint,
+            request.method,
+            target,
+            body,
+            timeout=self.timeout,
+            limit=self.max_answer_bytes,
+        )
+        if not self.wire.logs_requests and logger.isEnabledFor(logging.INFO):
+            url = self.redact(self.endpoint + target)  # as httpx logs the requests it sends
+            logger.info('HTTP Request: %s %s "HTTP/1.1 %d"', request.method, url, status)
+        return status, content
 
     def _sanitize(self, exc: httpx.HTTPError) -> str:
         """Mask credentials in `exc` itself (it is chained as a cause) and describe it.

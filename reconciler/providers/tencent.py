@@ -32,6 +32,7 @@ from reconciler.providers.http import (
     RetryPolicy,
     Sleep,
     Transient,
+    base_url,
     batches,
     check_endpoint,
     decode_json,
@@ -55,6 +56,7 @@ from reconciler.providers.records import (
     object_list,
     str_field,
 )
+from reconciler.providers.wire import Wire
 from reconciler.secret import Secret, SecretSet
 
 logger = logging.getLogger(__name__)
@@ -158,8 +160,8 @@ class AdminSig:
 class TencentClient(CountedClient):
     """Async client for the Tencent IM account and official-account REST APIs.
 
-    Built on a given `httpx.AsyncClient` (never its own). `endpoint` is the base URL (the
-    target's, `TencentTarget.endpoint`); when omitted, the http client's `base_url` is used.
+    Built on a given `httpx.AsyncClient` or `Wire` (never its own). `endpoint` is the base URL
+    (the target's, `TencentTarget.endpoint`); when omitted, the http client's `base_url` is used.
     `calls` counts requests per command, retries included. A paged read takes at most
     `read_deadline` seconds (`clock` measures them) and the pages the vendor's numbers can make
     true (`reconciler.providers.paging`).
@@ -167,7 +169,7 @@ class TencentClient(CountedClient):
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | Wire,
         *,
         sdkappid: int,
         identifier: str,
@@ -184,7 +186,7 @@ class TencentClient(CountedClient):
         read_deadline: float = READ_DEADLINE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        base = endpoint if endpoint is not None else str(http.base_url)
+        base = endpoint if endpoint is not None else base_url(http)
         if not base:
             raise ConfigError("the Tencent client needs an endpoint")
         self.read_deadline = read_deadline

@@ -28,9 +28,11 @@ from reconciler.providers.http import (
     RetryPolicy,
     Sleep,
     Transient,
+    base_url,
     check_endpoint,
 )
 from reconciler.providers.records import shown
+from reconciler.providers.wire import Wire
 from reconciler.secret import Secret, SecretSet
 
 logger = logging.getLogger(__name__)
@@ -125,7 +127,7 @@ class WeChatClient(CountedClient):
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | Wire,
         *,
         app_id: str,
         secret: Secret,
@@ -138,7 +140,7 @@ class WeChatClient(CountedClient):
         setting: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        base = endpoint if endpoint is not None else str(http.base_url) or WECHAT_ENDPOINT
+        base = endpoint if endpoint is not None else base_url(http) or WECHAT_ENDPOINT
         if not app_id:
             raise ConfigError("the WeChat client needs an AppID")
         self.app_id = app_id

@@ -638,18 +638,28 @@ def load_config(
                 sorted((k, int(v)) for k, v in safety.items() if k not in _THRESHOLD_KEYS)
             ),
         ),
-        limits=Limits(
-            calls_per_second=float(limits.get("callsPerSecond", lim.calls_per_second)),
-            concurrency=int(limits.get("concurrency", lim.concurrency)),
-            timeout_seconds=float(limits.get("timeoutSeconds", lim.timeout_seconds)),
-            read_deadline_seconds=float(
-                limits.get("readDeadlineSeconds", lim.read_deadline_seconds)
-            ),
-            history_days=int(limits.get("historyDays", lim.history_days)),
-        ),
+        limits=_limits(limits, lim),
         time_zone=str(data.get("timeZone", "UTC")),
         unresolved_targets=MappingProxyType(unresolved),
     )
+
+
+def _limits(limits: Mapping[str, Any], lim: Limits) -> Limits:
+    return Limits(
+        calls_per_second=float(limits.get("callsPerSecond", lim.calls_per_second)),
+        concurrency=int(limits.get("concurrency", lim.concurrency)),
+        timeout_seconds=float(limits.get("timeoutSeconds", lim.timeout_seconds)),
+        read_deadline_seconds=float(limits.get("readDeadlineSeconds", lim.read_deadline_seconds)),
+        history_days=int(limits.get("historyDays", lim.history_days)),
+    )
+
+
+def limits_of(path: Path) -> Limits:
+    """The `limits` of a reconciler.yaml that `check_config` found no problem in (no target is
+    built, no environment read, nothing logged): what `validate` measures manifests against."""
+    data, _start, _problems = _load_one(path)
+    limits = data.get("limits") if isinstance(data, Node) else None
+    return _limits(limits if isinstance(limits, Node) else {}, Limits())
 
 
 def _build_target(

@@ -18,7 +18,6 @@ from typing import Final, TextIO
 
 from reconciler import config as config_module
 from reconciler.errors import ConfigError, ManifestError, Problem
-from reconciler.kinds import REGISTRY
 from reconciler.load import (
     CONFIG_NAME,
     MAX_FILE_BYTES,
@@ -213,13 +212,13 @@ def _github_escape(text: str, *, prop: bool = False) -> str:
 
 def _limit_problems(state: DesiredState, configs: Sequence[Path]) -> list[Problem]:
     """What each kind finds against the limits of the reconciler.yaml in use (`Kind.check`)."""
-    limits = config_module.Limits()
-    if configs:
-        try:
-            limits = config_module.load_config(configs[0], environ=os.environ).limits
-        except ConfigError:  # pragma: no cover - check_config found no problem in this file
-            return []
-    return [p for kind in REGISTRY if kind.check is not None for p in kind.check(state, limits)]
+    if not state.records:
+        return []
+    # imported only here, as the resolver does: validating the first kinds loads no vendor client
+    from reconciler.kinds import registered
+
+    limits = config_module.limits_of(configs[0]) if configs else config_module.Limits()
+    return [p for kind in registered() if kind.check is not None for p in kind.check(state, limits)]
 
 
 def command(

@@ -96,27 +96,11 @@ class SendBroadcastWire(Wire, frozen=True, tag="sendBroadcast"):
 
 
 @dataclass(frozen=True, slots=True)
-class SendBroadcast(Change):
-    """Send a declared broadcast that history shows was not sent (send_official_account_msg)."""
+class _BroadcastChange(Change):
+    """What a send and a recall share: an account's lane, ordered by the broadcast's name."""
 
-    kind: ClassVar[str] = "sendBroadcast"
-    phase: ClassVar[int] = PHASE_SEND
-    wire_type: ClassVar[type[Wire]] = SendBroadcastWire
-    #: counted by `safety.maxBroadcasts` (`reconciler.caps`)
-    send_cap: ClassVar[str] = "maxBroadcasts"
     account_id: str
     name: str
-    msg_body: tuple[Any, ...]
-    random: int
-    window: Window
-    #: subscribers it reaches, as planned (the inventory user left out)
-    recipients: int
-    #: the quota projection line (`news: 1 sent in the last hour (1 by hand); this makes 2/2`)
-    quota: str
-    time_zone: str = "UTC"
-    cloud_custom_data: str | None = None
-    offline_push: Mapping[str, Any] | None = None
-    online_only: bool = False
 
     @property
     def lane(self) -> str:
@@ -129,6 +113,28 @@ class SendBroadcast(Change):
     @property
     def ref(self) -> str:
         return f"{short(self.account_id)}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class SendBroadcast(_BroadcastChange):
+    """Send a declared broadcast that history shows was not sent (send_official_account_msg)."""
+
+    kind: ClassVar[str] = "sendBroadcast"
+    phase: ClassVar[int] = PHASE_SEND
+    wire_type: ClassVar[type[Wire]] = SendBroadcastWire
+    #: counted by `safety.maxBroadcasts` (`reconciler.caps`)
+    send_cap: ClassVar[str] = "maxBroadcasts"
+    msg_body: tuple[Any, ...]
+    random: int
+    window: Window
+    #: subscribers it reaches, as planned (the inventory user left out)
+    recipients: int
+    #: the quota projection line (`news: 1 sent in the last hour (1 by hand); this makes 2/2`)
+    quota: str
+    time_zone: str = "UTC"
+    cloud_custom_data: str | None = None
+    offline_push: Mapping[str, Any] | None = None
+    online_only: bool = False
 
     def wire(self) -> SendBroadcastWire:
         return SendBroadcastWire(
@@ -253,30 +259,16 @@ class RecallBroadcastWire(Wire, frozen=True, tag="recallBroadcast"):
 
 
 @dataclass(frozen=True, slots=True)
-class RecallBroadcast(Change):
+class RecallBroadcast(_BroadcastChange):
     """Recall a sent broadcast whose document now says `recall: true`."""
 
     kind: ClassVar[str] = "recallBroadcast"
     phase: ClassVar[int] = PHASE_RECALL
     wire_type: ClassVar[type[Wire]] = RecallBroadcastWire
-    account_id: str
-    name: str
     msg_key: str
     sent_at: int
     reason: str = ""
     time_zone: str = "UTC"
-
-    @property
-    def lane(self) -> str:
-        return self.account_id
-
-    @property
-    def sort_key(self) -> tuple[int, str, str]:
-        return (self.phase, self.account_id, self.name)
-
-    @property
-    def ref(self) -> str:
-        return f"{short(self.account_id)}/{self.name}"
 
     def wire(self) -> RecallBroadcastWire:
         return RecallBroadcastWire(

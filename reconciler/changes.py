@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from reconciler.errors import Problem
     from reconciler.load import Document
     from reconciler.model import DesiredState
-    from reconciler.providers import IMProvider, MassSpeedProvider
+    from reconciler.providers import AccountInfo, IMProvider, MassSpeedProvider
 
 T = TypeVar("T")
 
@@ -459,9 +459,14 @@ class Kind:
         ]
         | None
     ) = None
-    #: its live state, read through the clients (`LiveState.records`); None: nothing of its own
+    #: its live state, read through the clients (`LiveState.records`), also given the record
+    #: accounts the inventory walk found (`reconciler.read.RECORD_PREFIXES`, a mass message's
+    #: send record); None: nothing of its own
     read: (
-        Callable[[DesiredState, IMProvider, MassSpeedProvider | None], Awaitable[Sequence[object]]]
+        Callable[
+            [DesiredState, IMProvider, MassSpeedProvider | None, Sequence[AccountInfo]],
+            Awaitable[Sequence[object]],
+        ]
         | None
     ) = None
     #: a digest of its desired records ("" when it has none: the digest is then as without the

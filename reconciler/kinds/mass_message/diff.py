@@ -16,9 +16,19 @@ from collections.abc import Iterable
 from typing import Final
 
 from reconciler.changes import DiffOptions, Finding, Notice, PlanProblem
-from reconciler.kinds.mass_message.changes import PREFIX, DeleteMassMessage, SendMassMessage
+from reconciler.kinds.mass_message.changes import (
+    PREFIX,
+    ClearMassRecord,
+    DeleteMassMessage,
+    SendMassMessage,
+)
 from reconciler.kinds.mass_message.model import WINDOW_DAYS, MassMessage
-from reconciler.kinds.mass_message.record import REPLAY_WINDOW, LiveMassMessage, SendRecord
+from reconciler.kinds.mass_message.record import (
+    REPLAY_WINDOW,
+    LiveMassMessage,
+    SendRecord,
+    still_needed,
+)
 from reconciler.kinds.sending import (
     Quota,
     WindowState,
@@ -51,7 +61,8 @@ def diff_messages(
 ) -> Iterable[Finding]:
     """The sends, deletions, notices and problems of the declared messages."""
     messages = sorted(desired.of(MassMessage), key=lambda m: m.name)
-    if not messages:
+    records = live.of(LiveMassMessage)
+    if not messages and not records:
         return []
     if options.wechat_missing is not None:
         target = options.wechat_missing
@@ -63,19 +74,37 @@ def diff_messages(
             )
             for m in messages
         ]
-    found = {r.name: r for r in live.of(LiveMassMessage)}
-    now = max((r.read_at for r in found.values()), default=0.0)
-    sends = [float(b.pending_at) for r in found.values() for b in r.record.batches.values()]
+    found = {r.name: r for r in records if r.name}
+    now = max((r.read_at for r in records), default=0.0)
+    sends = [float(b.pending_at) for r in records for b in r.record.batches.values()]
     uploads = [
         float(min(b.pending_at for b in r.record.batches.values()))
-        for r in found.values()
+        for r in records
         if r.record.media_id and r.record.batches
     ]
-    out: list[Finding] = [Notice("MassMessage", BLIND_SPOT, "blindSpot")]
+    out: list[Finding] = [Notice("MassMessage", BLIND_SPOT, "blindSpot")] if messages else []
     for message in messages:
         rec = found.get(message.name) or LiveMassMessage(message.name, False, SendRecord())
-        out.extend(_one(message, rec, now, sends, uploads, options.time_zone))
+        found_here = _one(message, rec, now, sends, uploads, options.time_zone)
+        out.extend(found_here)
+        if not any(isinstance(f, SendMassMessage | DeleteMassMessage) for f in found_here):
+            end = message.window.not_after.timestamp()
+            out.extend(_clear(rec, end, message.delete is not None, now))
+    for rec in records:
+        if not rec.name:  # a message removed from git: its record is kept until it is closed
+            out.extend(_clear(rec, None, False, now))
     return out
+
+
+def _clear(
+    rec: LiveMassMessage, not_after: float | None, delete: bool, now: float
+) -> list[Finding]:
+    """The record's destruction once nothing can be sent or change any more (`record.py`)."""
+    if not rec.exists or not rec.readable:
+        return []
+    if still_needed(rec.record, rec.statuses, not_after, delete, now) is not None:
+        return []
+    return [ClearMassRecord(rec.name, rec.account, rec.record.encode())]
 
 
 def _one(
@@ -151,7 +180,7 @@ def _send(
         return [_notice(name, f"waits for its window: not sent before {at}")]
     if state is WindowState.CLOSED:
         at = format_instant(message.window.not_after.timestamp(), tz)
-        return [_notice(name, f"its window closed at {at}; it was not sent and never will be")]
+        return [_notice(name, f"its window closed at {at}: done, nothing more is sent")]
     upload = message.type in ("news", "video") and not rec.record.media_id
     slots = SENDS.slots(sends, len(due), now)
     if upload and message.type == "news":

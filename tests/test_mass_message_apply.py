@@ -105,3 +105,19 @@ def test_a_record_is_cleared_only_when_it_still_holds_what_the_plan_read(tmp_pat
     assert cleared.applied == [f"send record {record_id('m')} cleared"]
     gone = run_one(tmp_path / "c", clear)  # cleared by another run meanwhile: nothing to do
     assert gone.applied == [f"send record {record_id('m')} cleared"]
+
+
+def test_a_record_left_unsubscribed_by_a_killed_run_is_subscribed_by_the_next(
+    tmp_path: Path,
+) -> None:
+    """A run killed between the record's create and the inventory's subscription: the next
+    run's first write subscribes it, so the record is found after its message left git."""
+    half = SendRecord("sha256:x", "", {}, 2).encode()
+    report = run_one(tmp_path, send(record_exists=True, record=half), record=half)
+    assert report.applied == ["sent batch 0: msg_id 1000000001"]
+
+    async def walked() -> list[str]:
+        async with connect(SandboxTarget("sandbox", tmp_path / "s.db"), Limits()) as providers:
+            return [s.account.id for s in await providers.im.get_subscriptions("inv")]
+
+    assert asyncio.run(walked()) == [record_id("m")]

@@ -201,11 +201,8 @@ class SendMassMessage(_MassChange):
         recorded = parse_record(self.record) or SendRecord()
         if self._upload_api is not None and not recorded.media_id:
             out.append(Action(f"{key}/upload", self._upload_api, self))
-        if self.record_exists:
-            out.append(Action(f"{key}/mark", API_MODIFY, self))
-        else:
-            out.append(Action(f"{key}/mark", API_CREATE, self))
-            out.append(Action(f"{key}/subscribe", API_ADD, self))
+        out.append(Action(f"{key}/mark", API_MODIFY if self.record_exists else API_CREATE, self))
+        out.append(Action(f"{key}/subscribe", API_ADD, self))
         api = API_MASS_SENDALL if self.audience.kind is not Audience.OPENIDS else API_MASS_SEND
         for i in self.send:
             out.append(Action(f"{key}/send/{i}", api, self, batches[i]))
@@ -271,6 +268,7 @@ class Sender:
         self.report = run.result.report(PREFIX + change.name)
         self.record = parse_record(change.record) or SendRecord()
         self.exists = change.record_exists
+        self.subscribed = False
 
     async def send(self) -> None:
         change, report = self.change, self.report
@@ -349,19 +347,21 @@ class Sender:
         run, text = self.run, self.record.encode()
         account = record_id(self.change.name)
         fields = {ProfileField.CUSTOM_STRING: text}
+        created = False
         if not self.exists:
             outcome = await run.im.create_account(
                 account, run.inventory, {ProfileField.NAME: RECORD_NAME, **fields}
             )
-            self.exists = True
-            # subscribed by the inventory user, so that the inventory walk finds it again
-            # after the message left git (and `ClearMassRecord` destroys it)
+            self.exists, created = True, outcome is CreateOutcome.CREATED
+        if not self.subscribed:
+            # by the inventory user, so that the inventory walk finds the record again after
+            # its message left git (and `ClearMassRecord` destroys it); again on each run's
+            # first write, in case a run was killed between the create and this call
             await run.im.add_subscribers(account, [run.inventory])
+            self.subscribed = True
             run.progress(1)
-            if outcome is CreateOutcome.CREATED:
-                run.progress(1)
-                return
-        await run.im.modify_account(account, fields)
+        if not created:
+            await run.im.modify_account(account, fields)
         run.progress(1)
 
     async def _settle(self, wechat: MassMessageProvider, sent: dict[int, int]) -> None:

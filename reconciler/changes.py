@@ -511,3 +511,5 @@ class DiffOptions:
     history_days: int = 7
     #: `timeZone`: where plans show message windows and send times, beside UTC
     time_zone: str = "UTC"
+    #: `targets.<t>.wechat.accountType` ("subscription", "service"); None: not declared
+    wechat_account_type: str | None = None

@@ -17,7 +17,7 @@ from reconciler.kinds.mass_message.changes import (
     SendMassMessage,
     clientmsgid,
 )
-from reconciler.kinds.mass_message.diff import BLIND_SPOT, diff_messages
+from reconciler.kinds.mass_message.diff import BLIND_SPOT, TYPE_UNKNOWN, diff_messages
 from reconciler.kinds.mass_message.model import Audience, MassMessage, Target, message_body
 from reconciler.kinds.mass_message.record import (
     Batch,
@@ -33,7 +33,7 @@ from reconciler.model import DesiredState, Position
 
 NOW = dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC).timestamp()
 DAY = 86400
-OPTIONS = DiffOptions(prune=False, inventory_user="inv")
+OPTIONS = DiffOptions(prune=False, inventory_user="inv", wechat_account_type="service")
 IDS = frozenset(f"o{n:027d}" for n in range(20_001))
 
 
@@ -319,3 +319,33 @@ def test_the_diff_clears_a_closed_record_declared_or_not_and_keeps_an_open_one()
     ]
     sending = dataclasses.replace(removed, statuses={0: "SENDING"})
     assert list(diff_messages(state, live(sending), OPTIONS)) == []
+
+
+def test_a_subscription_account_sends_once_a_day_and_never_to_openids() -> None:
+    subscription = dataclasses.replace(OPTIONS, wechat_account_type="subscription")
+    first, second = msg("a"), msg("b", audience=Target(Audience.ALL))
+    listed = msg("c", audience=Target(Audience.OPENIDS, openids=IDS))
+    state = DesiredState(accounts={}, users=frozenset(), records=(first, second, listed))
+    nothing = [LiveMassMessage(n, False, SendRecord(), read_at=NOW) for n in "abc"]
+    _, send, deferred, refused = diff_messages(state, live(*nothing), subscription)
+    assert isinstance(send, SendMassMessage) and send.name == "a"
+    assert deferred == Notice(
+        "MassMessage/b",
+        "MassMessage/b: deferred until 2026-12-08 12:00 UTC, over the quota: a subscription"
+        " account sends once a day",
+        "field",
+    )
+    assert refused == PlanProblem(
+        "MassMessage/c",
+        "a subscription account (wechat.accountType: subscription) cannot send to a list of"
+        " OpenIDs (WeChat mass API section 4): send to everyone or to a tag",
+    )
+    # a service account: both sends and the list are planned, and no notice about the type
+    service = list(diff_messages(state, live(*nothing), OPTIONS))
+    assert [type(f) for f in service[1:]] == [SendMassMessage] * 3
+    # undeclared: planned as for a service account, with one line saying the limit is unknown
+    unknown = list(
+        diff_messages(state, live(*nothing), dataclasses.replace(OPTIONS, wechat_account_type=None))
+    )
+    assert unknown[-1] == Notice("MassMessage", TYPE_UNKNOWN, "field")
+    assert [type(f) for f in unknown[1:-1]] == [SendMassMessage] * 3

@@ -22,7 +22,7 @@ from reconciler.kinds.mass_message.changes import (
     DeleteMassMessage,
     SendMassMessage,
 )
-from reconciler.kinds.mass_message.model import WINDOW_DAYS, MassMessage
+from reconciler.kinds.mass_message.model import WINDOW_DAYS, Audience, MassMessage
 from reconciler.kinds.mass_message.record import (
     REPLAY_WINDOW,
     LiveMassMessage,
@@ -46,6 +46,16 @@ UPLOADS: Final = Quota(10, 86400.0)
 #: by hand, failed after apply, or a send pending for over 24 hours (`reconciler.drift`).
 STATUS_DRIFT: Final = "drift:status"
 DELETED_BY_HAND = FAILED_AFTER_APPLY = PENDING_EXPIRED = STATUS_DRIFT
+#: Reference section 4: a subscription account's sendall succeeds once a day, and it cannot send
+#: to a list of OpenIDs. No API tells an account's type: `wechat.accountType` declares it.
+ONCE_A_DAY: Final = Quota(1, 86400.0)
+SUBSCRIPTION: Final = "subscription"
+TYPE_UNKNOWN: Final = (
+    "the WeChat account's type is not declared (wechat.accountType of the target in"
+    " reconciler.yaml), so its limit is not known to the plan: a subscription account sends"
+    " once a day and never to a list of OpenIDs; a send the vendor refuses for that (45028,"
+    " 48001) fails in apply, is reported, and is planned again"
+)
 BLIND_SPOT: Final = (
     "sends made outside this tool cannot be seen (the vendor has no list of mass messages);"
     " only the records of the messages declared here are read"
@@ -85,7 +95,7 @@ def diff_messages(
     out: list[Finding] = [Notice("MassMessage", BLIND_SPOT, "blindSpot")] if messages else []
     for message in messages:
         rec = found.get(message.name) or LiveMassMessage(message.name, False, SendRecord())
-        found_here = _one(message, rec, now, sends, uploads, options.time_zone)
+        found_here = _one(message, rec, now, sends, uploads, options)
         out.extend(found_here)
         if not any(isinstance(f, SendMassMessage | DeleteMassMessage) for f in found_here):
             end = message.window.not_after.timestamp()
@@ -93,6 +103,8 @@ def diff_messages(
     for rec in records:
         if not rec.name:  # a message removed from git: its record is kept until it is closed
             out.extend(_clear(rec, None, False, now))
+    if options.wechat_account_type is None and any(isinstance(f, SendMassMessage) for f in out):
+        out.append(Notice("MassMessage", TYPE_UNKNOWN, "field"))
     return out
 
 
@@ -113,10 +125,10 @@ def _one(
     now: float,
     sends: list[float],
     uploads: list[float],
-    tz_name: str,
+    options: DiffOptions,
 ) -> list[Finding]:
     name, record = message.name, rec.record
-    tz = time_zone(tz_name)
+    tz = time_zone(options.time_zone)
     if not rec.readable:
         return [
             PlanProblem(
@@ -156,7 +168,7 @@ def _one(
             )
         )
     if due:
-        out.extend(_send(message, rec, tuple(due), now, sends, uploads, tz_name))
+        out.extend(_send(message, rec, tuple(due), now, sends, uploads, options))
         return out
     out.extend(_status(message, rec))
     return out
@@ -169,9 +181,9 @@ def _send(
     now: float,
     sends: list[float],
     uploads: list[float],
-    tz_name: str,
+    options: DiffOptions,
 ) -> list[Finding]:
-    name = message.name
+    name, tz_name = message.name, options.time_zone
     tz = time_zone(tz_name)
     state = message.window.state(now, WINDOW_DAYS)
     if state is WindowState.NOT_YET_OPEN:
@@ -181,6 +193,19 @@ def _send(
     if state is WindowState.CLOSED:
         at = format_instant(message.window.not_after.timestamp(), tz)
         return [_notice(name, f"its window closed at {at}: done, nothing more is sent")]
+    subscription = options.wechat_account_type == SUBSCRIPTION
+    if subscription and message.audience.kind is Audience.OPENIDS:
+        return [
+            PlanProblem(
+                PREFIX + name,
+                "a subscription account (wechat.accountType: subscription) cannot send to a list"
+                " of OpenIDs (WeChat mass API section 4): send to everyone or to a tag",
+            )
+        ]
+    if subscription and max(ONCE_A_DAY.slots(sends, 1, now)) > now:
+        until = max(ONCE_A_DAY.slots(sends, 1, now))
+        line = deferral_line(f"{PREFIX}{name}", until, tz)
+        return [_notice(name, f"{line}: a subscription account sends once a day")]
     upload = message.type in ("news", "video") and not rec.record.media_id
     slots = SENDS.slots(sends, len(due), now)
     if upload and message.type == "news":

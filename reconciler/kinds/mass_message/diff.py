@@ -58,7 +58,8 @@ TYPE_UNKNOWN: Final = (
 )
 BLIND_SPOT: Final = (
     "sends made outside this tool cannot be seen (the vendor has no list of mass messages);"
-    " only the records of the messages declared here are read"
+    " only this tool's send records are read, and a message's record is cleared once its window"
+    " closed and its jobs are final: its jobs are not tracked after that"
 )
 
 

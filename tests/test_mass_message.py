@@ -304,7 +304,10 @@ def test_the_diff_clears_a_closed_record_declared_or_not_and_keeps_an_open_one()
     record = sent("m", message.digest, batch, statuses={0: "SEND_SUCCESS"}, account="@TOA#_rcm-a")
     (clear,) = found(message, record)
     assert clear == ClearMassRecord("m", "@TOA#_rcm-a", record.record.encode())
-    assert [a.id for a in clear.actions(None)] == ["clearMassRecord/@TOA#_rcm-a"]  # type: ignore[arg-type]
+    assert [a.id for a in clear.actions(None)] == [  # type: ignore[arg-type]
+        "clearMassRecord/@TOA#_rcm-a/check",
+        "clearMassRecord/@TOA#_rcm-a",
+    ]
     assert found(msg(), record) == []  # its window open: kept, nothing to do
     removed = dataclasses.replace(record, name="")
     state = DesiredState(accounts={}, users=frozenset())

@@ -106,7 +106,7 @@ def test_records_are_cleared_once_windows_closed_and_an_open_one_is_kept(
         "Bookkeeping: send record of mass message deleted cleared",
         "Bookkeeping: send record of mass message short cleared",
     ]
-    assert "destroy_official_account 2" in plan.out
+    assert "destroy_official_account 2, get_official_account_info 2" in plan.out
     assert "Safety: within the thresholds." in plan.lines
     applied = project.run("apply", "m", "--auto-approve")
     assert applied.code == 0, applied.text
@@ -114,7 +114,7 @@ def test_records_are_cleared_once_windows_closed_and_an_open_one_is_kept(
     again = project.run("plan", "m", "--detailed-exitcode")
     assert again.code == 0, again.text
     assert "No changes." in again.out
-    closed = [line for line in again.lines if "its window closed" in line]
+    closed = [line for line in again.lines if "its window closed at" in line]
     assert [line.split(" at ")[0] for line in closed] == [
         "  MassMessage/deleted: its window closed",
         "  MassMessage/short: its window closed",

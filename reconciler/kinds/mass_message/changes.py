@@ -40,6 +40,7 @@ from reconciler.providers.calls import (
     API_ADD,
     API_CREATE,
     API_DESTROY,
+    API_INFO,
     API_MASS_DELETE,
     API_MASS_GET,
     API_MASS_SEND,
@@ -531,7 +532,9 @@ class ClearMassRecord(_MassChange):
         return ClearMassRecordWire(self.name, self.record_account, self.record)
 
     def actions(self, schedule: Schedule) -> list[Action]:
-        return [Action(f"{self.kind}/{self.record_account}", API_DESTROY, self)]
+        key = f"{self.kind}/{self.record_account}"
+        # read again first: destroyed only if it still holds what the plan read
+        return [Action(f"{key}/check", API_INFO, self), Action(key, API_DESTROY, self)]
 
     def count(self, summary: dict[str, int]) -> None:
         pass
@@ -556,6 +559,7 @@ class ClearMassRecord(_MassChange):
             if found is not None and found.custom_string != self.record:
                 report.skipped.append("record kept: it changed since the plan read it")
                 return
+            run.progress(1)
             if found is not None:
                 await run.im.destroy_account(self.record_account)
         except ProviderError as exc:

@@ -5,7 +5,8 @@ and deleted (issue 16; WeChat mass API sections 4 to 11).
   audience names SubscriberSets);
 - `record.py`: each send recorded in the live system before and after it is made;
 - `diff.py`: sends, deletions, deferrals, notices (pure);
-- `changes.py`: `SendMassMessage`, `DeleteMassMessage` and how apply runs them;
+- `changes.py`: `SendMassMessage`, `DeleteMassMessage`, `ClearMassRecord` (bookkeeping: a
+  record destroyed once it is needed no more) and how apply runs them;
 - `preview.py`: `reconciler preview MassMessage/NAME`.
 """
 

@@ -6,7 +6,10 @@ marked pending without a msg_id is sent again only within the vendor's 24 hours 
 then answers 45065 if it went); older, it is reported and never sent. Sends wait for their
 window, and one over the daily quota is deferred (reference section 4: 100 sends a day, 10
 uploads of news a day); what is left is a `SendMassMessage`, and a successful send with
-`delete:` that is not deleted yet a `DeleteMassMessage`.
+`delete:` that is not deleted yet a `DeleteMassMessage`. A record no longer needed (`record.py`:
+window closed 12 hours ago, jobs final, delete done), of a declared message or of one removed
+from git, is a `ClearMassRecord`. With `wechat.accountType: subscription` a second send within a
+day is deferred and a send to OpenIDs refused (reference section 4).
 """
 
 from __future__ import annotations

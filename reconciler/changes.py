@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from reconciler.errors import Problem
     from reconciler.load import Document
     from reconciler.model import DesiredState
-    from reconciler.providers import IMProvider, MassSpeedProvider
+    from reconciler.providers import AccountInfo, IMProvider, MassSpeedProvider
 
 T = TypeVar("T")
 
@@ -460,9 +460,14 @@ class Kind:
         ]
         | None
     ) = None
-    #: its live state, read through the clients (`LiveState.records`); None: nothing of its own
+    #: its live state, read through the clients (`LiveState.records`), also given the record
+    #: accounts the inventory walk found (`reconciler.read.RECORD_PREFIXES`, a mass message's
+    #: send record); None: nothing of its own
     read: (
-        Callable[[DesiredState, IMProvider, MassSpeedProvider | None], Awaitable[Sequence[object]]]
+        Callable[
+            [DesiredState, IMProvider, MassSpeedProvider | None, Sequence[AccountInfo]],
+            Awaitable[Sequence[object]],
+        ]
         | None
     ) = None
     #: a digest of its desired records ("" when it has none: the digest is then as without the
@@ -510,3 +515,5 @@ class DiffOptions:
     history_days: int = 7
     #: `timeZone`: where plans show message windows and send times, beside UTC
     time_zone: str = "UTC"
+    #: `targets.<t>.wechat.accountType` ("subscription", "service"); None: not declared
+    wechat_account_type: str | None = None

@@ -44,6 +44,8 @@ class WeChatCredentials:
     app_id: str
     secret: Secret
     endpoint: str = WECHAT_ENDPOINT
+    #: `accountType`: "subscription" or "service" (no vendor API tells it); None when unset
+    account_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -699,7 +701,13 @@ def _build_target(
             if "endpoint" in raw_wechat
             else WECHAT_ENDPOINT
         )
-        wechat = WeChatCredentials(app_id, Secret(secret), wechat_endpoint)
+        account_type = raw_wechat.get("accountType")  # the schema's enum: a literal
+        wechat = WeChatCredentials(
+            app_id,
+            Secret(secret),
+            wechat_endpoint,
+            str(account_type) if account_type is not None else None,
+        )
     if missing:
         return None, missing
     if not appid.isdigit():

@@ -57,6 +57,7 @@ def diff(
     wechat_missing: str | None = None,
     history_days: int = 7,
     time_zone: str = "UTC",
+    wechat_account_type: str | None = None,
 ) -> Diff:
     """Every change that makes `live` match `desired`, with notices and problems.
 
@@ -65,7 +66,9 @@ def diff(
     `wechat_missing` names a target without WeChat credentials (a declared MassSpeed is then a
     problem).
     """
-    options = DiffOptions(prune, inventory_user, wechat_missing, history_days, time_zone)
+    options = DiffOptions(
+        prune, inventory_user, wechat_missing, history_days, time_zone, wechat_account_type
+    )
     found: list[Finding] = []
     for kind in registered():
         if kind.diff is not None:

@@ -147,6 +147,9 @@ class DriftReport:
     #: ignore entries whose date has passed (whatever they match; they should be renewed or removed)
     expired: tuple[IgnoreEntry, ...] = ()
     problems: tuple[PlanProblem, ...] = ()
+    #: what a kind cannot see (`blindSpot` notices: mass sends made outside this tool), shown
+    #: beside the accounts' blind spot
+    blind_spots: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -176,4 +179,5 @@ def build_drift(
             reported.append(replace(item, note=f"ignore entry expired: {entry}"))
         else:
             silenced.append((item, entry))
-    return DriftReport(target, tuple(reported), tuple(silenced), expired, found.problems)
+    blind = tuple(f"{n.account}: {n.message}" for n in found.notices if n.reason == "blindSpot")
+    return DriftReport(target, tuple(reported), tuple(silenced), expired, found.problems, blind)

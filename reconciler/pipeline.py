@@ -254,6 +254,11 @@ def diff_scope(scope: Scope, desired: DesiredState, live: LiveState, *, prune: b
         wechat_missing=wechat_missing,
         history_days=scope.config.limits.history_days,
         time_zone=scope.config.time_zone,
+        wechat_account_type=(
+            target.wechat.account_type
+            if isinstance(target, TencentTarget) and target.wechat is not None
+            else None
+        ),
     )
 
 

@@ -94,6 +94,16 @@ def _pager(
     return subscribers
 
 
+#: Where kinds record their sends in the live system, in accounts the inventory user subscribes
+#: to: a mass message's record (`reconciler.kinds.mass_message.record`).
+RECORD_PREFIXES: Final = ("@TOA#_rcm-",)
+
+
+def is_record_account(account_id: str) -> bool:
+    """Whether `account_id` is a kind's record account (not owned as a managed account)."""
+    return account_id.startswith(RECORD_PREFIXES)
+
+
 def split_ledger(
     subscriptions: Iterable[Subscription], inventory_user: str
 ) -> tuple[dict[str, Subscription], dict[int, Slot]]:
@@ -106,6 +116,8 @@ def split_ledger(
     slots: dict[int, Slot] = {}
     for sub in subscriptions:
         info = sub.account
+        if is_record_account(info.id):
+            continue  # a kind's own record (`Kind.read` is given it), never a managed account
         index = slot_index(inventory_user, info.id)
         if index is None:
             owned[info.id] = sub
@@ -249,9 +261,10 @@ async def _read_live(
     existing = (needed - unknown) | {user for user, imported in checked.items() if imported}
 
     records: list[object] = []
+    recorded = [s.account for s in subscriptions if is_record_account(s.account.id)]
     for kind in registered():  # the kinds that read a live state of their own
         if kind.read is not None:
-            records.extend(await kind.read(desired, im, mass))
+            records.extend(await kind.read(desired, im, mass, recorded))
 
     read_calls = Counter(im.calls) - before
     if mass is not None:

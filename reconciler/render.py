@@ -420,6 +420,7 @@ def render_drift_text(report: DriftReport, *, show_all: bool = False) -> str:
     if report.items:
         out.append(DRIFT_NEXT)
     out.append(BLIND_SPOT)
+    out.extend(f"Blind spot of {b}" for b in report.blind_spots)
     return "\n".join(out) + "\n"
 
 
@@ -447,6 +448,7 @@ def render_drift_markdown(
     if report.items:
         tail += [DRIFT_NEXT, ""]
     tail.append(BLIND_SPOT)
+    tail.extend(f"Blind spot of {_esc(b)}" for b in report.blind_spots)
     if marker is not None:
         tail.append(marker)
     budget = limit - len("\n".join(head)) - len("\n".join(tail)) - 400
@@ -490,6 +492,8 @@ def render_drift_json(report: DriftReport, *, show_all: bool = False) -> str:
         "errors": [p.summary_data() for p in report.problems],
         "blindSpot": BLIND_SPOT,
     }
+    if report.blind_spots:  # only then, so drift reports without such kinds keep their JSON
+        data["blindSpots"] = list(report.blind_spots)
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -363,3 +363,33 @@ def test_a_sandbox_path_through_a_symlink_loop_is_a_clean_error(
     err = capsys.readouterr().err  # the lock is keyed to the path as written, then the db fails
     assert err.startswith(f"error: cannot open the sandbox database {tmp_path}/a/box.db: "), err
     assert err.count("\n") == 1
+
+
+def test_the_wechat_account_type_is_declared_or_unknown(tmp_path: Path) -> None:
+    text = """\
+        targets:
+          prod:
+            type: tencent
+            region: cn
+            sdkAppId: 1400000000
+            identifier: administrator
+            secretKey: ${K}
+            wechat: {appId: wx1, secret: '${S}', accountType: %s}
+        """
+    env = {"K": "k", "S": "s"}
+    for declared, expected in (("subscription", "subscription"), ("service", "service")):
+        config = load_config(write_config(tmp_path, text % declared), environ=env)
+        target = select_target(config, None)
+        assert isinstance(target, TencentTarget) and target.wechat is not None
+        assert target.wechat.account_type == expected
+    unset = text.replace(", accountType: %s", "")
+    target = select_target(load_config(write_config(tmp_path, unset), environ=env), None)
+    assert isinstance(target, TencentTarget) and target.wechat is not None
+    assert target.wechat.account_type is None
+    path = write_config(tmp_path, text % "personal")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ=env)
+    assert str(caught.value) == (
+        f"{path}:8:55: targets.prod.wechat.accountType: must be one of subscription, service,"
+        " not 'personal'"
+    )

@@ -374,6 +374,11 @@ def test_the_examples_plan_their_broadcast_as_scheduled_and_send_nothing(
         " 2030-01-08 09:00 CST (01:00 UTC)"
     ) in applied.lines
     assert "broadcast sent" not in applied.out
+    assert (  # and the mass message beside it likewise
+        "  MassMessage/digest-2030-02: waits for its window: not sent before"
+        " 2030-02-01 09:00 CST (01:00 UTC)"
+    ) in applied.lines
+    assert "+ mass message" not in applied.out and "sent batch" not in applied.out
     no_changes(project.cli("plan", "examples", "--detailed-exitcode"))
     messages = project.cli("messages", "news", "examples")
     assert messages.code == 0, messages.text

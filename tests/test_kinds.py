@@ -34,7 +34,11 @@ from reconciler.errors import StalePlanError
 from reconciler.kinds import REGISTRY, change_types, missing_behaviours, wire_types
 from reconciler.kinds.broadcast import RecallBroadcast, SendBroadcast
 from reconciler.kinds.inventory import ImportInventoryUser, LedgerWrite
-from reconciler.kinds.mass_message.changes import DeleteMassMessage, SendMassMessage
+from reconciler.kinds.mass_message.changes import (
+    ClearMassRecord,
+    DeleteMassMessage,
+    SendMassMessage,
+)
 from reconciler.kinds.mass_message.model import Audience, Target
 from reconciler.kinds.mass_speed import SetMassSpeed
 from reconciler.kinds.official_account import (
@@ -78,6 +82,7 @@ def mass_messages() -> list[Change]:
             "1 of 100",
         ),
         DeleteMassMessage("n", "news", {0: 7, 1: 8}, (2,), "reconciler-mass/v1"),
+        ClearMassRecord("n", "@TOA#_rcm-0123456789abcdef01234567", "reconciler-mass/v1"),
     ]
 
 

@@ -45,7 +45,7 @@ from reconciler.load import Document, load_text
 from reconciler.model import DesiredState, ProfileField, canonical_account_id
 from reconciler.plan import TargetIdentity, desired_digest, plan_from_read
 from reconciler.planfile import dump_plan, load_plan
-from reconciler.providers import IMProvider, MassSpeedProvider
+from reconciler.providers import AccountInfo, IMProvider, MassSpeedProvider
 from reconciler.providers.calls import API_MODIFY
 from reconciler.read import read_live
 from reconciler.render import render_json, render_text
@@ -134,7 +134,10 @@ def resolve(docs: Sequence[Document]) -> tuple[list[Greeting], list[Problem]]:
 
 
 async def read(
-    desired: DesiredState, im: IMProvider, mass: MassSpeedProvider | None
+    desired: DesiredState,
+    im: IMProvider,
+    mass: MassSpeedProvider | None,
+    recorded: Sequence[AccountInfo],
 ) -> list[LiveGreeting]:
     wanted = sorted({g.account for g in desired.of(Greeting)})
     infos = await im.get_accounts(wanted) if wanted else {}

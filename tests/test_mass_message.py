@@ -12,11 +12,12 @@ import pytest
 from reconciler.changes import DiffOptions, Notice, PlanProblem
 from reconciler.kinds.mass_message import digest
 from reconciler.kinds.mass_message.changes import (
+    ClearMassRecord,
     DeleteMassMessage,
     SendMassMessage,
     clientmsgid,
 )
-from reconciler.kinds.mass_message.diff import BLIND_SPOT, diff_messages
+from reconciler.kinds.mass_message.diff import BLIND_SPOT, TYPE_UNKNOWN, diff_messages
 from reconciler.kinds.mass_message.model import Audience, MassMessage, Target, message_body
 from reconciler.kinds.mass_message.record import (
     Batch,
@@ -24,6 +25,7 @@ from reconciler.kinds.mass_message.record import (
     SendRecord,
     parse_record,
     record_id,
+    still_needed,
 )
 from reconciler.kinds.sending import Window
 from reconciler.live import LiveState
@@ -31,7 +33,7 @@ from reconciler.model import DesiredState, Position
 
 NOW = dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC).timestamp()
 DAY = 86400
-OPTIONS = DiffOptions(prune=False, inventory_user="inv")
+OPTIONS = DiffOptions(prune=False, inventory_user="inv", wechat_account_type="service")
 IDS = frozenset(f"o{n:027d}" for n in range(20_001))
 
 
@@ -261,3 +263,92 @@ def test_the_plan_shows_times_in_the_configured_zone_beside_utc() -> None:
         "+",
         "    window: until 2027-01-01 08:00 CST (00:00 UTC)",
     )
+
+
+def test_a_record_is_needed_until_its_window_closed_12_hours_ago_and_its_jobs_are_final() -> None:
+    closes = int(NOW) - 13 * 3600
+    record = SendRecord("sha256:ab", "", {0: Batch(closes - 60, 7)}, closes)
+    assert parse_record(record.encode()) == record
+    final = {0: "SEND_SUCCESS"}
+    assert still_needed(record, final, None, False, NOW) is None
+    assert still_needed(record, final, float(closes), False, NOW) is None
+    # the declared window, moved on, or the record's own: the later one counts
+    assert still_needed(record, final, NOW - 11 * 3600, False, NOW) == (
+        "its window has not been closed for 12 hours"
+    )
+    assert still_needed(record, final, None, False, closes + 12 * 3600) is not None
+    assert still_needed(record, {0: "SENDING"}, None, False, NOW) == (
+        "the job of batch 0 is not known to be final"
+    )
+    assert still_needed(record, {}, None, False, NOW) is not None  # never read: kept
+    assert still_needed(record, final, None, True, NOW) == "batch 0 is not deleted yet"
+    assert still_needed(record.deleted(0, closes), final, None, True, NOW) is None
+    assert still_needed(record, {0: "SEND_FAIL"}, None, True, NOW) is None  # nothing to delete
+    pending = SendRecord("sha256:ab", "", {0: Batch(int(NOW) - 20 * 3600)}, closes)
+    assert still_needed(pending, {}, None, False, NOW) == (
+        "batch 0 is pending within the vendor's 24 hours"
+    )
+    old = SendRecord("sha256:ab", "", {0: Batch(int(NOW) - 25 * 3600)}, closes)
+    assert still_needed(old, {}, None, False, NOW) is None  # reported, never sent: done
+    # a record written before `closes` was kept: its last mark bounds its sends
+    legacy = SendRecord("sha256:ab", "", {0: Batch(int(NOW) - 60, 7)})
+    assert parse_record(legacy.encode()) == legacy
+    assert still_needed(legacy, final, None, False, NOW) is not None
+    assert still_needed(legacy, final, None, False, NOW + 13 * 3600) is None
+
+
+def test_the_diff_clears_a_closed_record_declared_or_not_and_keeps_an_open_one() -> None:
+    past = Window(None, dt.datetime.fromtimestamp(NOW - 13 * 3600, dt.UTC))
+    message = msg(window=past)
+    batch = {0: Batch(int(NOW) - 14 * 3600, 7)}
+    record = sent("m", message.digest, batch, statuses={0: "SEND_SUCCESS"}, account="@TOA#_rcm-a")
+    (clear,) = found(message, record)
+    assert clear == ClearMassRecord("m", "@TOA#_rcm-a", record.record.encode())
+    assert [a.id for a in clear.actions(None)] == [  # type: ignore[arg-type]
+        "clearMassRecord/@TOA#_rcm-a/check",
+        "clearMassRecord/@TOA#_rcm-a",
+    ]
+    assert found(msg(), record) == []  # its window open: kept, nothing to do
+    removed = dataclasses.replace(record, name="")
+    state = DesiredState(accounts={}, users=frozenset())
+    (gone,) = diff_messages(state, live(removed), OPTIONS)
+    assert gone == ClearMassRecord("", "@TOA#_rcm-a", record.record.encode())
+    assert gone.block(show_all=False, first=10) == [
+        (
+            " ",
+            "Bookkeeping: send record of a mass message no longer declared cleared (@TOA#_rcm-a):"
+            " its window closed and its jobs are final, nothing more can be sent",
+        )
+    ]
+    sending = dataclasses.replace(removed, statuses={0: "SENDING"})
+    assert list(diff_messages(state, live(sending), OPTIONS)) == []
+
+
+def test_a_subscription_account_sends_once_a_day_and_never_to_openids() -> None:
+    subscription = dataclasses.replace(OPTIONS, wechat_account_type="subscription")
+    first, second = msg("a"), msg("b", audience=Target(Audience.ALL))
+    listed = msg("c", audience=Target(Audience.OPENIDS, openids=IDS))
+    state = DesiredState(accounts={}, users=frozenset(), records=(first, second, listed))
+    nothing = [LiveMassMessage(n, False, SendRecord(), read_at=NOW) for n in "abc"]
+    _, send, deferred, refused = diff_messages(state, live(*nothing), subscription)
+    assert isinstance(send, SendMassMessage) and send.name == "a"
+    assert deferred == Notice(
+        "MassMessage/b",
+        "MassMessage/b: deferred until 2026-12-08 12:00 UTC, over the quota: a subscription"
+        " account sends once a day",
+        "field",
+    )
+    assert refused == PlanProblem(
+        "MassMessage/c",
+        "a subscription account (wechat.accountType: subscription) cannot send to a list of"
+        " OpenIDs (WeChat mass API section 4): send to everyone or to a tag",
+    )
+    # a service account: both sends and the list are planned, and no notice about the type
+    service = list(diff_messages(state, live(*nothing), OPTIONS))
+    assert [type(f) for f in service[1:]] == [SendMassMessage] * 3
+    # undeclared: planned as for a service account, with one line saying the limit is unknown
+    unknown = list(
+        diff_messages(state, live(*nothing), dataclasses.replace(OPTIONS, wechat_account_type=None))
+    )
+    assert unknown[-1] == Notice("MassMessage", TYPE_UNKNOWN, "field")
+    assert [type(f) for f in unknown[1:-1]] == [SendMassMessage] * 3

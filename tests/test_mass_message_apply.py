@@ -13,10 +13,16 @@ from pathlib import Path
 from reconciler.changes import ApplyRun, Change
 from reconciler.config import Limits, SandboxTarget
 from reconciler.connect import connect
-from reconciler.kinds.mass_message.changes import PREFIX, DeleteMassMessage, SendMassMessage
+from reconciler.kinds.mass_message.changes import (
+    PREFIX,
+    ClearMassRecord,
+    DeleteMassMessage,
+    SendMassMessage,
+)
 from reconciler.kinds.mass_message.model import Audience, Target
-from reconciler.kinds.mass_message.record import Batch, SendRecord
+from reconciler.kinds.mass_message.record import Batch, SendRecord, record_id
 from reconciler.kinds.sending import Window
+from reconciler.model import ProfileField
 from reconciler.outcome import AccountReport
 
 LATER = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
@@ -40,10 +46,15 @@ def send(**changes: object) -> SendMassMessage:
     return dataclasses.replace(made, **changes)  # type: ignore[arg-type]
 
 
-def run_one(tmp_path: Path, change: Change, *, wechat: bool = True) -> AccountReport:
+def run_one(
+    tmp_path: Path, change: Change, *, wechat: bool = True, record: str = ""
+) -> AccountReport:
     async def main() -> AccountReport:
         async with connect(SandboxTarget("sandbox", tmp_path / "s.db"), Limits()) as providers:
             await providers.im.import_account("inv")
+            if record:  # a record account holding `record`, as a run wrote it
+                fields = {ProfileField.NAME: "r", ProfileField.CUSTOM_STRING: record}
+                await providers.im.create_account(record_id("m"), "inv", fields)
             run = ApplyRun(
                 [change], {}, providers.im, providers.wechat if wechat else None, "inv", None
             )
@@ -82,3 +93,31 @@ def test_mass_changes_have_no_account_lines_and_no_drift() -> None:
     assert change.headline() is None
     assert change.detail_lines(show_all=False, first=10) == [] and change.drift() == []
     assert change.lane == "MassMessage/m" and change.account == ""
+
+
+def test_a_record_is_cleared_only_when_it_still_holds_what_the_plan_read(tmp_path: Path) -> None:
+    read = SendRecord("sha256:x", "", {0: Batch(1, 7)}, 2).encode()
+    changed = SendRecord("sha256:x", "", {0: Batch(1, 7), 1: Batch(3)}, 2).encode()
+    clear = ClearMassRecord("m", record_id("m"), read)
+    kept = run_one(tmp_path / "a", clear, record=changed)
+    assert kept.skipped == ["record kept: it changed since the plan read it"]
+    cleared = run_one(tmp_path / "b", clear, record=read)
+    assert cleared.applied == [f"send record {record_id('m')} cleared"]
+    gone = run_one(tmp_path / "c", clear)  # cleared by another run meanwhile: nothing to do
+    assert gone.applied == [f"send record {record_id('m')} cleared"]
+
+
+def test_a_record_left_unsubscribed_by_a_killed_run_is_subscribed_by_the_next(
+    tmp_path: Path,
+) -> None:
+    """A run killed between the record's create and the inventory's subscription: the next
+    run's first write subscribes it, so the record is found after its message left git."""
+    half = SendRecord("sha256:x", "", {}, 2).encode()
+    report = run_one(tmp_path, send(record_exists=True, record=half), record=half)
+    assert report.applied == ["sent batch 0: msg_id 1000000001"]
+
+    async def walked() -> list[str]:
+        async with connect(SandboxTarget("sandbox", tmp_path / "s.db"), Limits()) as providers:
+            return [s.account.id for s in await providers.im.get_subscriptions("inv")]
+
+    assert asyncio.run(walked()) == [record_id("m")]

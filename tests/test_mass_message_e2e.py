@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_e2e_common import Project, in_process_project
+from test_e2e_common import Project, config_text, in_process_project
 
+from reconciler.kinds.mass_message.diff import TYPE_UNKNOWN
 from reconciler.sandbox.behaviour import Behaviour
 from reconciler.sandbox.serve import RunningServer
 
@@ -195,8 +196,8 @@ def test_a_closed_or_future_window_sends_nothing(project: Project) -> None:
         plan.lines
     )
     assert (
-        "  MassMessage/late: its window closed at 2020-01-01 00:00 UTC; it was not sent and"
-        " never will be" in plan.lines
+        "  MassMessage/late: its window closed at 2020-01-01 00:00 UTC: done, nothing more is"
+        " sent" in plan.lines
     )
 
 
@@ -286,3 +287,43 @@ def test_preview_refuses_before_any_call(project: Project, args: list[str], erro
     done = project.cli("preview", *args[:1], "m", *args[1:])
     assert (done.code, done.err) == (1, error)
     assert effects(project, "mass_previewed") == []
+
+
+def test_a_declared_subscription_account_defers_the_second_send_and_refuses_openids(
+    tmp_path: Path,
+    make_sandbox_server: Callable[..., RunningServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    subscription = Behaviour(wechat_account_type="subscription")
+    project = in_process_project(tmp_path, make_sandbox_server, monkeypatch, behaviour=subscription)
+    plain = config_text(project.base_url)
+    declared = plain.replace(
+        "      secret: ${E2E_WX_SECRET}\n",
+        "      secret: ${E2E_WX_SECRET}\n      accountType: subscription\n",
+    )
+    project.write("reconciler.yaml", declared)
+    listed = message("listed", {"openIds": {"members": OPENIDS[:5]}})
+    project.manifests(message("first", {"tag": 1}), message("second", {"tag": 2}), listed)
+    refused = project.cli("plan", "m")
+    assert refused.code == 1, refused.text
+    assert (
+        "  MassMessage/listed: a subscription account (wechat.accountType: subscription) cannot"
+        " send to a list of OpenIDs (WeChat mass API section 4): send to everyone or to a tag"
+    ) in refused.lines
+    project.manifests(message("first", {"tag": 1}), message("second", {"tag": 2}))
+    applied = project.cli("apply", "m", "--auto-approve")
+    assert applied.code == 0, applied.text
+    [deferred] = [line for line in applied.lines if "deferred until" in line]
+    assert deferred.endswith("over the quota: a subscription account sends once a day")
+    assert [e[1] for e in effects(project, "mass_sent")] == ["tag:1"]
+    # without the setting the plan says the limit is not known; the vendor's 45028 is clean
+    project.write("reconciler.yaml", plain)
+    plan = project.cli("plan", "m")
+    assert f"  MassMessage: {TYPE_UNKNOWN}" in plan.lines
+    over = project.cli("apply", "m", "--auto-approve")
+    assert over.code == 1, over.text  # nothing applied
+    assert (
+        "failed  MassMessage/second: send: wechat (mass_sendall) on wxsandbox00000000: has no"
+        " masssend quota [vendor code 45028]"
+    ) in over.lines, over.text
+    assert [e[1] for e in effects(project, "mass_sent")] == ["tag:1"]

@@ -216,7 +216,7 @@ def test_a_walk_skips_yaml_that_is_not_reconciler_s_and_says_how_many(tmp_path: 
         text=True,
         check=False,
     )
-    assert (done.returncode, done.stdout) == (0, "9 documents valid\n")
+    assert (done.returncode, done.stdout) == (0, "10 documents valid\n")
     assert done.stderr == (
         "WARNING reconciler.validate: skipped 2 YAML files that are not reconciler manifests"
         " (no apiVersion: reconciler/v1; name a file to read it anyway)\n"

@@ -76,7 +76,7 @@ def test_examples_validate(
     monkeypatch.chdir(ROOT)
     assert main(["validate", "examples/"]) == 0
     out, err = capsys.readouterr()
-    assert (out, err) == ("9 documents valid\n", "")
+    assert (out, err) == ("10 documents valid\n", "")
 
 
 def test_examples_resolve_to_records(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,7 +111,7 @@ def test_examples_resolve_to_records(monkeypatch: pytest.MonkeyPatch) -> None:
         assert acc.owner in state.users
         assert acc.subscribers is not None and acc.subscribers.members <= state.users
     assert state.mass_speed is not None and state.mass_speed.speed == 2
-    assert state.documents == 9
+    assert state.documents == 10
     assert len(staff) == 1000
 
 
@@ -247,7 +247,7 @@ def test_json_format(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixt
     monkeypatch.chdir(ROOT)
     assert main(["validate", "--format", "json", "examples"]) == 0
     out, _ = capsys.readouterr()
-    assert json.loads(out) == {"formatVersion": 1, "valid": True, "documents": 9, "problems": []}
+    assert json.loads(out) == {"formatVersion": 1, "valid": True, "documents": 10, "problems": []}
 
 
 def test_github_format(
@@ -263,7 +263,7 @@ def test_github_format(
     )
     monkeypatch.chdir(ROOT)
     assert main(["validate", "--format", "github", "examples"]) == 0
-    assert capsys.readouterr().out == "9 documents valid\n"
+    assert capsys.readouterr().out == "10 documents valid\n"
 
 
 def test_no_path_means_current_directory_and_hidden_dirs_are_skipped(
@@ -330,7 +330,7 @@ def test_validate_never_opens_a_socket(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False
     )
-    assert (done.returncode, done.stdout, done.stderr) == (0, "9 documents valid\n", "")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "10 documents valid\n", "")
 
 
 def test_large_member_file_loads_quickly(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from reconciler.kinds.broadcast.model import AccountHistory, BroadcastRecord, HistoryMessage
 from reconciler.kinds.sending import wall_clock
 from reconciler.model import DesiredState
-from reconciler.providers import IMProvider, MassSpeedProvider
+from reconciler.providers import AccountInfo, IMProvider, MassSpeedProvider
 
 #: Read at least this far back: the hourly quota counts the last hour's sends.
 QUOTA_SECONDS = 3600.0
@@ -47,10 +47,13 @@ async def read_since(since: Mapping[str, float], im: IMProvider) -> list[Account
 
 
 async def read(
-    desired: DesiredState, im: IMProvider, mass: MassSpeedProvider | None
+    desired: DesiredState,
+    im: IMProvider,
+    mass: MassSpeedProvider | None,
+    recorded: Sequence[AccountInfo] = (),
 ) -> list[AccountHistory]:
     """`Kind.read`: the histories of the accounts the declared broadcasts name."""
-    del mass
+    del mass, recorded
     accounts: dict[str, list[BroadcastRecord]] = {}
     for record in desired.of(BroadcastRecord):
         accounts.setdefault(record.account, []).append(record)

@@ -5,7 +5,8 @@ and deleted (issue 16; WeChat mass API sections 4 to 11).
   audience names SubscriberSets);
 - `record.py`: each send recorded in the live system before and after it is made;
 - `diff.py`: sends, deletions, deferrals, notices (pure);
-- `changes.py`: `SendMassMessage`, `DeleteMassMessage` and how apply runs them;
+- `changes.py`: `SendMassMessage`, `DeleteMassMessage`, `ClearMassRecord` (bookkeeping: a
+  record destroyed once it is needed no more) and how apply runs them;
 - `preview.py`: `reconciler preview MassMessage/NAME`.
 """
 
@@ -15,19 +16,25 @@ from collections.abc import Mapping, Sequence
 
 from reconciler.changes import Change, Kind, plural
 from reconciler.errors import ProviderError
-from reconciler.kinds.mass_message.changes import DeleteMassMessage, SendMassMessage
+from reconciler.kinds.mass_message.changes import (
+    ClearMassRecord,
+    DeleteMassMessage,
+    SendMassMessage,
+)
 from reconciler.kinds.mass_message.diff import diff_messages
 from reconciler.kinds.mass_message.model import MassMessage, resolve
 from reconciler.kinds.mass_message.record import (
+    RECORD_PREFIX,
     LiveMassMessage,
     SendRecord,
     parse_record,
     record_id,
+    still_needed,
 )
 from reconciler.kinds.sending import content_digest, wall_clock
 from reconciler.live import LiveState
 from reconciler.model import DesiredState
-from reconciler.providers import IMProvider, MassMessageProvider, MassSpeedProvider
+from reconciler.providers import AccountInfo, IMProvider, MassMessageProvider, MassSpeedProvider
 
 __all__ = ["KIND", "LiveMassMessage", "MassMessage", "read"]
 
@@ -36,43 +43,64 @@ _INVALID_MSG_ID = 40059
 
 
 async def read(
-    desired: DesiredState, im: IMProvider, wechat: MassSpeedProvider | None
+    desired: DesiredState,
+    im: IMProvider,
+    wechat: MassSpeedProvider | None,
+    recorded: Sequence[AccountInfo] = (),
 ) -> list[LiveMassMessage]:
-    """Each declared message's record (one read of 50 record accounts a call) and the state of
-    every job it records (one `mass/get` each; none without WeChat credentials)."""
+    """Each declared message's record (found by the inventory walk, `recorded`, else read: one
+    call for 50 record accounts), each record of a message no longer declared (name ""), and the
+    state of every job they record (one `mass/get` each; none without WeChat credentials)."""
     names = sorted(m.name for m in desired.of(MassMessage))
-    if not names:
+    walked = {i.id: i for i in recorded if i.id.startswith(RECORD_PREFIX)}
+    if not names and not walked:
         return []
     now = wall_clock()
-    infos = await im.get_accounts([record_id(n) for n in names])
+    unread = [record_id(n) for n in names if record_id(n) not in walked]
+    infos = {**walked, **(await im.get_accounts(unread) if unread else {})}
+    declared = {record_id(n): n for n in names}
     out = []
     for name in names:
-        info = infos.get(record_id(name))
-        if info is None:
+        if record_id(name) not in infos:
             out.append(LiveMassMessage(name, False, SendRecord(), read_at=now))
-            continue
+    for account, info in sorted(infos.items()):
         record = parse_record(info.custom_string)
         statuses: dict[int, str] = {}
-        if record is not None and isinstance(wechat, MassMessageProvider):
-            for i, batch in sorted(record.batches.items()):
-                if batch.msg_id is not None:
-                    try:
-                        statuses[i] = await wechat.mass_status(batch.msg_id)
-                    except ProviderError as exc:
-                        if exc.code != _INVALID_MSG_ID:
-                            raise
-                        statuses[i] = "UNKNOWN"
+        wanted = record is not None and (account in declared or _closing(record, now))
+        if record is not None and wanted and isinstance(wechat, MassMessageProvider):
+            statuses = await _statuses(wechat, record)
         out.append(
             LiveMassMessage(
-                name,
+                declared.get(account, ""),
                 True,
                 record or SendRecord(),
                 readable=record is not None,
                 statuses=statuses,
                 read_at=now,
+                account=account,
             )
         )
-    return out
+    return sorted(out, key=lambda r: (r.name, r.account))
+
+
+def _closing(record: SendRecord, now: float) -> bool:
+    """Whether the record of a message no longer declared may be cleared once its jobs are
+    final: only then are they read (its jobs are no one's concern any more otherwise)."""
+    final = {i: "SEND_FAIL" for i in record.batches}
+    return still_needed(record, final, None, False, now) is None
+
+
+async def _statuses(wechat: MassMessageProvider, record: SendRecord) -> dict[int, str]:
+    statuses: dict[int, str] = {}
+    for i, batch in sorted(record.batches.items()):
+        if batch.msg_id is not None:
+            try:
+                statuses[i] = await wechat.mass_status(batch.msg_id)
+            except ProviderError as exc:
+                if exc.code != _INVALID_MSG_ID:
+                    raise
+                statuses[i] = "UNKNOWN"
+    return statuses
 
 
 def digest(desired: DesiredState) -> str:
@@ -100,7 +128,7 @@ def _named(changes: Sequence[Change]) -> list[str]:
 def pins(changes: Sequence[Change], live: LiveState) -> Mapping[str, str]:
     """Each sent or deleted message's record as read (`Kind.pins`): a saved plan whose record
     changed since (another apply sent it) is refused as stale, never sent twice."""
-    found = {r.name: r for r in live.of(LiveMassMessage)}
+    found = {r.name: r for r in live.of(LiveMassMessage) if r.name}
     return {
         f"mass record {n}": _pin(found[n].record if found[n].readable else None, found[n].exists)
         for n in _named(changes)
@@ -143,7 +171,7 @@ def _summary_rows(s: Mapping[str, int]) -> list[tuple[str, int]]:
 
 KIND = Kind(
     name="MassMessage",
-    changes=(SendMassMessage, DeleteMassMessage),
+    changes=(SendMassMessage, DeleteMassMessage, ClearMassRecord),
     resolve_with_sets=resolve,
     read=read,
     digest=digest,

@@ -26,6 +26,7 @@ from reconciler.kinds.mass_message.model import (
 )
 from reconciler.kinds.mass_message.record import (
     RECORD_NAME,
+    RECORD_PREFIX,
     REPLAY_WINDOW,
     SendRecord,
     parse_record,
@@ -36,7 +37,10 @@ from reconciler.model import ProfileField
 from reconciler.outcome import Failure, failure
 from reconciler.providers import CreateOutcome, MassMessageProvider
 from reconciler.providers.calls import (
+    API_ADD,
     API_CREATE,
+    API_DESTROY,
+    API_INFO,
     API_MASS_DELETE,
     API_MASS_GET,
     API_MASS_SEND,
@@ -199,6 +203,7 @@ class SendMassMessage(_MassChange):
         if self._upload_api is not None and not recorded.media_id:
             out.append(Action(f"{key}/upload", self._upload_api, self))
         out.append(Action(f"{key}/mark", API_MODIFY if self.record_exists else API_CREATE, self))
+        out.append(Action(f"{key}/subscribe", API_ADD, self))
         api = API_MASS_SENDALL if self.audience.kind is not Audience.OPENIDS else API_MASS_SEND
         for i in self.send:
             out.append(Action(f"{key}/send/{i}", api, self, batches[i]))
@@ -264,6 +269,7 @@ class Sender:
         self.report = run.result.report(PREFIX + change.name)
         self.record = parse_record(change.record) or SendRecord()
         self.exists = change.record_exists
+        self.subscribed = False
 
     async def send(self) -> None:
         change, report = self.change, self.report
@@ -313,7 +319,8 @@ class Sender:
                 )
                 continue
             due.append(i)
-        self.record = self.record.marked(due, now, media, change.digest)
+        closes = int(change.window.not_after.timestamp())
+        self.record = self.record.marked(due, now, media, change.digest, closes)
         await self._write()  # the pending marks, before any send call
         body = message_body(change.msg_type, change.content, media)
         batches = change.audience.batches()
@@ -341,15 +348,21 @@ class Sender:
         run, text = self.run, self.record.encode()
         account = record_id(self.change.name)
         fields = {ProfileField.CUSTOM_STRING: text}
+        created = False
         if not self.exists:
             outcome = await run.im.create_account(
                 account, run.inventory, {ProfileField.NAME: RECORD_NAME, **fields}
             )
-            self.exists = True
-            if outcome is CreateOutcome.CREATED:
-                run.progress(1)
-                return
-        await run.im.modify_account(account, fields)
+            self.exists, created = True, outcome is CreateOutcome.CREATED
+        if not self.subscribed:
+            # by the inventory user, so that the inventory walk finds the record again after
+            # its message left git (and `ClearMassRecord` destroys it); again on each run's
+            # first write, in case a run was killed between the create and this call
+            await run.im.add_subscribers(account, [run.inventory])
+            self.subscribed = True
+            run.progress(1)
+        if not created:
+            await run.im.modify_account(account, fields)
         run.progress(1)
 
     async def _settle(self, wechat: MassMessageProvider, sent: dict[int, int]) -> None:
@@ -477,3 +490,80 @@ class DeleteMassMessage(_MassChange):
             return
         record = parse_record(self.record) or SendRecord()
         await delete_jobs(run, self.name, record, dict(self.jobs), self.articles, report)
+
+
+class ClearMassRecordWire(Wire, frozen=True, tag="clearMassRecord"):
+    """The plan-file form of `ClearMassRecord`."""
+
+    name: str
+    account: str
+    record: str
+
+    def change(self) -> ClearMassRecord:
+        if not self.account.startswith(RECORD_PREFIX):
+            raise ValueError(f"{self.account!r} is not a mass message's record")
+        return ClearMassRecord(self.name, self.account, self.record)
+
+
+@dataclass(frozen=True, slots=True)
+class ClearMassRecord(_MassChange):
+    """Bookkeeping: a message's record destroyed once it is needed no more (`record.py`: its
+    window closed, every job final, a declared delete done). Ours, so never under the destroy
+    cap; `record` is the content the plan read, and the account is destroyed only if it still
+    holds it (another run that wrote it since made it needed again)."""
+
+    kind: ClassVar[str] = "clearMassRecord"
+    wire_type: ClassVar[type[Wire]] = ClearMassRecordWire
+    bookkeeping: ClassVar[bool] = True
+    #: the message ("" when it is no longer declared)
+    name: str
+    record_account: str
+    record: str
+
+    @property
+    def sort_key(self) -> tuple[int, str, str]:
+        return (self.phase, PREFIX + (self.name or self.record_account), self.kind)
+
+    @property
+    def lane(self) -> str:
+        return PREFIX + (self.name or self.record_account)
+
+    def wire(self) -> ClearMassRecordWire:
+        return ClearMassRecordWire(self.name, self.record_account, self.record)
+
+    def actions(self, schedule: Schedule) -> list[Action]:
+        key = f"{self.kind}/{self.record_account}"
+        # read again first: destroyed only if it still holds what the plan read
+        return [Action(f"{key}/check", API_INFO, self), Action(key, API_DESTROY, self)]
+
+    def count(self, summary: dict[str, int]) -> None:
+        pass
+
+    def _what(self) -> str:
+        who = f"mass message {self.name}" if self.name else "a mass message no longer declared"
+        return (
+            f"send record of {who} cleared ({self.record_account}): its window closed and its"
+            " jobs are final, nothing more can be sent"
+        )
+
+    def block(self, *, show_all: bool, first: int) -> list[tuple[str, str]]:
+        return [(" ", f"Bookkeeping: {self._what()}")]
+
+    def markdown(self, *, first: int) -> list[str]:
+        return [f"Bookkeeping: {self._what()}", ""]
+
+    async def run(self, run: ApplyRun, actions: Sequence[Action]) -> None:
+        report = run.result.report(PREFIX + (self.name or self.record_account))
+        try:
+            found = (await run.im.get_accounts([self.record_account])).get(self.record_account)
+            if found is not None and found.custom_string != self.record:
+                report.skipped.append("record kept: it changed since the plan read it")
+                return
+            run.progress(1)
+            if found is not None:
+                await run.im.destroy_account(self.record_account)
+        except ProviderError as exc:
+            report.failed.append(failure("clear record", exc))
+            return
+        run.progress(1)
+        report.applied.append(f"send record {self.record_account} cleared")

@@ -6,7 +6,10 @@ marked pending without a msg_id is sent again only within the vendor's 24 hours 
 then answers 45065 if it went); older, it is reported and never sent. Sends wait for their
 window, and one over the daily quota is deferred (reference section 4: 100 sends a day, 10
 uploads of news a day); what is left is a `SendMassMessage`, and a successful send with
-`delete:` that is not deleted yet a `DeleteMassMessage`.
+`delete:` that is not deleted yet a `DeleteMassMessage`. A record no longer needed (`record.py`:
+window closed 12 hours ago, jobs final, delete done), of a declared message or of one removed
+from git, is a `ClearMassRecord`. With `wechat.accountType: subscription` a second send within a
+day is deferred and a send to OpenIDs refused (reference section 4).
 """
 
 from __future__ import annotations
@@ -16,9 +19,19 @@ from collections.abc import Iterable
 from typing import Final
 
 from reconciler.changes import DiffOptions, Finding, Notice, PlanProblem
-from reconciler.kinds.mass_message.changes import PREFIX, DeleteMassMessage, SendMassMessage
-from reconciler.kinds.mass_message.model import WINDOW_DAYS, MassMessage
-from reconciler.kinds.mass_message.record import REPLAY_WINDOW, LiveMassMessage, SendRecord
+from reconciler.kinds.mass_message.changes import (
+    PREFIX,
+    ClearMassRecord,
+    DeleteMassMessage,
+    SendMassMessage,
+)
+from reconciler.kinds.mass_message.model import WINDOW_DAYS, Audience, MassMessage
+from reconciler.kinds.mass_message.record import (
+    REPLAY_WINDOW,
+    LiveMassMessage,
+    SendRecord,
+    still_needed,
+)
 from reconciler.kinds.sending import (
     Quota,
     WindowState,
@@ -36,9 +49,20 @@ UPLOADS: Final = Quota(10, 86400.0)
 #: by hand, failed after apply, or a send pending for over 24 hours (`reconciler.drift`).
 STATUS_DRIFT: Final = "drift:status"
 DELETED_BY_HAND = FAILED_AFTER_APPLY = PENDING_EXPIRED = STATUS_DRIFT
+#: Reference section 4: a subscription account's sendall succeeds once a day, and it cannot send
+#: to a list of OpenIDs. No API tells an account's type: `wechat.accountType` declares it.
+ONCE_A_DAY: Final = Quota(1, 86400.0)
+SUBSCRIPTION: Final = "subscription"
+TYPE_UNKNOWN: Final = (
+    "the WeChat account's type is not declared (wechat.accountType of the target in"
+    " reconciler.yaml), so its limit is not known to the plan: a subscription account sends"
+    " once a day and never to a list of OpenIDs; a send the vendor refuses for that (45028,"
+    " 48001) fails in apply, is reported, and is planned again"
+)
 BLIND_SPOT: Final = (
     "sends made outside this tool cannot be seen (the vendor has no list of mass messages);"
-    " only the records of the messages declared here are read"
+    " only this tool's send records are read, and a message's record is cleared once its window"
+    " closed and its jobs are final: its jobs are not tracked after that"
 )
 
 
@@ -51,7 +75,8 @@ def diff_messages(
 ) -> Iterable[Finding]:
     """The sends, deletions, notices and problems of the declared messages."""
     messages = sorted(desired.of(MassMessage), key=lambda m: m.name)
-    if not messages:
+    records = live.of(LiveMassMessage)
+    if not messages and not records:
         return []
     if options.wechat_missing is not None:
         target = options.wechat_missing
@@ -63,19 +88,39 @@ def diff_messages(
             )
             for m in messages
         ]
-    found = {r.name: r for r in live.of(LiveMassMessage)}
-    now = max((r.read_at for r in found.values()), default=0.0)
-    sends = [float(b.pending_at) for r in found.values() for b in r.record.batches.values()]
+    found = {r.name: r for r in records if r.name}
+    now = max((r.read_at for r in records), default=0.0)
+    sends = [float(b.pending_at) for r in records for b in r.record.batches.values()]
     uploads = [
         float(min(b.pending_at for b in r.record.batches.values()))
-        for r in found.values()
+        for r in records
         if r.record.media_id and r.record.batches
     ]
-    out: list[Finding] = [Notice("MassMessage", BLIND_SPOT, "blindSpot")]
+    out: list[Finding] = [Notice("MassMessage", BLIND_SPOT, "blindSpot")] if messages else []
     for message in messages:
         rec = found.get(message.name) or LiveMassMessage(message.name, False, SendRecord())
-        out.extend(_one(message, rec, now, sends, uploads, options.time_zone))
+        found_here = _one(message, rec, now, sends, uploads, options)
+        out.extend(found_here)
+        if not any(isinstance(f, SendMassMessage | DeleteMassMessage) for f in found_here):
+            end = message.window.not_after.timestamp()
+            out.extend(_clear(rec, end, message.delete is not None, now))
+    for rec in records:
+        if not rec.name:  # a message removed from git: its record is kept until it is closed
+            out.extend(_clear(rec, None, False, now))
+    if options.wechat_account_type is None and any(isinstance(f, SendMassMessage) for f in out):
+        out.append(Notice("MassMessage", TYPE_UNKNOWN, "field"))
     return out
+
+
+def _clear(
+    rec: LiveMassMessage, not_after: float | None, delete: bool, now: float
+) -> list[Finding]:
+    """The record's destruction once nothing can be sent or change any more (`record.py`)."""
+    if not rec.exists or not rec.readable:
+        return []
+    if still_needed(rec.record, rec.statuses, not_after, delete, now) is not None:
+        return []
+    return [ClearMassRecord(rec.name, rec.account, rec.record.encode())]
 
 
 def _one(
@@ -84,10 +129,10 @@ def _one(
     now: float,
     sends: list[float],
     uploads: list[float],
-    tz_name: str,
+    options: DiffOptions,
 ) -> list[Finding]:
     name, record = message.name, rec.record
-    tz = time_zone(tz_name)
+    tz = time_zone(options.time_zone)
     if not rec.readable:
         return [
             PlanProblem(
@@ -127,7 +172,7 @@ def _one(
             )
         )
     if due:
-        out.extend(_send(message, rec, tuple(due), now, sends, uploads, tz_name))
+        out.extend(_send(message, rec, tuple(due), now, sends, uploads, options))
         return out
     out.extend(_status(message, rec))
     return out
@@ -140,9 +185,9 @@ def _send(
     now: float,
     sends: list[float],
     uploads: list[float],
-    tz_name: str,
+    options: DiffOptions,
 ) -> list[Finding]:
-    name = message.name
+    name, tz_name = message.name, options.time_zone
     tz = time_zone(tz_name)
     state = message.window.state(now, WINDOW_DAYS)
     if state is WindowState.NOT_YET_OPEN:
@@ -151,7 +196,20 @@ def _send(
         return [_notice(name, f"waits for its window: not sent before {at}")]
     if state is WindowState.CLOSED:
         at = format_instant(message.window.not_after.timestamp(), tz)
-        return [_notice(name, f"its window closed at {at}; it was not sent and never will be")]
+        return [_notice(name, f"its window closed at {at}: done, nothing more is sent")]
+    subscription = options.wechat_account_type == SUBSCRIPTION
+    if subscription and message.audience.kind is Audience.OPENIDS:
+        return [
+            PlanProblem(
+                PREFIX + name,
+                "a subscription account (wechat.accountType: subscription) cannot send to a list"
+                " of OpenIDs (WeChat mass API section 4): send to everyone or to a tag",
+            )
+        ]
+    if subscription and max(ONCE_A_DAY.slots(sends, 1, now)) > now:
+        until = max(ONCE_A_DAY.slots(sends, 1, now))
+        line = deferral_line(f"{PREFIX}{name}", until, tz)
+        return [_notice(name, f"{line}: a subscription account sends once a day")]
     upload = message.type in ("news", "video") and not rec.record.media_id
     slots = SENDS.slots(sends, len(due), now)
     if upload and message.type == "news":

@@ -11,6 +11,7 @@ Tencent reference 4.2) holding:
     reconciler-mass/v1
     digest sha256:<64 hex>          what was sent (`MassMessage.digest`)
     media <media_id>|-              the upload it was sent with (reused by a resumed send)
+    closes <unix seconds>           its window's notAfter when the first mark was written
     <batch> <pending at> <msg_id>|- one line per send call: the pending mark, then its msg_id
     deleted <batch> <at>            once `mass/delete` of that batch's job succeeded
 
@@ -20,6 +21,19 @@ answers 45065 with the job it has, or sends it if it never had it, reference 6.1
 hours the vendor no longer knows the clientmsgid, so it is reported for a human and never sent
 again. Lines hold only ASCII digits, words and the vendor's media ids, so a record of
 `MAX_BATCHES` (50) batches stays well within the 3,000 bytes.
+
+A record is needed only while the message can still be sent or its jobs change, and the vendor
+caps an app's official accounts (5 in the developer edition), so it is destroyed by apply
+(`ClearMassRecord`) once `closed()` holds: the window closed more than `CLOCK_MARGIN` ago (a
+send is refused once its window closed, on the clock of the run that would make it, and runners'
+clocks may disagree by that much), every batch's job is final or its pending mark is past the
+24 hours of the vendor's replay (so no lost answer can be replayed, and none would be sent: the
+window is closed), and a declared `delete:` is done. A record is found again after its message
+was removed from git because the inventory user subscribes to it (the inventory walk returns
+it, with its CustomString, as it returns the ledger's slots; `reconciler.read` sets it aside).
+What is left after that is the declared window: a message whose record was cleared reads as
+closed. Moving its notAfter into the future again would make it a new message that was never
+sent: like a new name, that is a human's decision the plan cannot see.
 """
 
 from __future__ import annotations
@@ -37,11 +51,18 @@ RECORD_MAX_BYTES: Final = 3000
 #: Reference 6.1: the vendor keeps a clientmsgid 24 hours.
 REPLAY_WINDOW: Final = 24 * 3600.0
 _TAG: Final = "rcm-"
+#: Every record's id starts with it (`reconciler.read` keeps these out of the owned accounts).
+RECORD_PREFIX: Final = ACCOUNT_ID_PREFIX + _TAG
+#: How long after its window closed a record is kept: runners' clocks may disagree by this much
+#: (the inventory ledger's margin, `reconciler.ledger.EXPIRED - SEND_WINDOW`).
+CLOCK_MARGIN: Final = 12 * 3600.0
+#: `mass/get` states after which a job does not change any more (UNKNOWN: the vendor forgot it).
+FINAL_STATES: Final = frozenset({"SEND_SUCCESS", "SEND_FAIL", "DELETE", "UNKNOWN"})
 
 
 def record_id(name: str) -> str:
     """The record account of message `name` (34 bytes: within the 48 of a custom id)."""
-    return f"{ACCOUNT_ID_PREFIX}{_TAG}{stable_id('MassMessage', name)[:24]}"
+    return f"{RECORD_PREFIX}{stable_id('MassMessage', name)[:24]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +81,14 @@ class SendRecord:
     digest: str = ""
     media_id: str = ""
     batches: Mapping[int, Batch] = field(default_factory=dict)
+    #: the window's notAfter (unix seconds) when the record was first written; None in records
+    #: written before it was kept
+    closes: int | None = None
 
     def encode(self) -> str:
         lines = [RECORD_HEADER, f"digest {self.digest}", f"media {self.media_id or '-'}"]
+        if self.closes is not None:
+            lines.append(f"closes {self.closes}")
         for index, batch in sorted(self.batches.items()):
             msg = "-" if batch.msg_id is None else str(batch.msg_id)
             lines.append(f"{index} {batch.pending_at} {msg}")
@@ -74,12 +100,14 @@ class SendRecord:
             raise ValueError("a mass message record over the vendor's 3,000 bytes")
         return text
 
-    def marked(self, indices: list[int], at: int, media_id: str, digest: str) -> SendRecord:
+    def marked(
+        self, indices: list[int], at: int, media_id: str, digest: str, closes: int
+    ) -> SendRecord:
         """Pending marks for `indices` (batches already marked keep their first mark)."""
         batches = dict(self.batches)
         for index in indices:
             batches.setdefault(index, Batch(at))
-        return SendRecord(digest, media_id or self.media_id, batches)
+        return SendRecord(digest, media_id or self.media_id, batches, max(closes, self.closes or 0))
 
     def sent(self, index: int, msg_id: int) -> SendRecord:
         batches = dict(self.batches)
@@ -105,10 +133,13 @@ def parse_record(text: str) -> SendRecord | None:
     if len(digest) != 2 or digest[0] != "digest" or len(media) != 2 or media[0] != "media":
         return None
     batches: dict[int, Batch] = {}
+    closes = None
     for line in lines[3:]:
         words = line.split(" ")
         numbers = [_number(w) for w in words]
-        if len(words) == 3 and words[0] == "deleted":
+        if len(words) == 2 and words[0] == "closes" and numbers[1] is not None and not batches:
+            closes = numbers[1]
+        elif len(words) == 3 and words[0] == "deleted":
             index, at = numbers[1], numbers[2]
             if index is None or at is None or index not in batches:
                 return None
@@ -119,12 +150,38 @@ def parse_record(text: str) -> SendRecord | None:
             batches[numbers[0]] = Batch(numbers[1], numbers[2])
         else:
             return None
-    return SendRecord(digest[1], "" if media[1] == "-" else media[1], batches)
+    return SendRecord(digest[1], "" if media[1] == "-" else media[1], batches, closes)
+
+
+def still_needed(
+    record: SendRecord,
+    statuses: Mapping[int, str],
+    not_after: float | None,
+    delete: bool,
+    now: float,
+) -> str | None:
+    """Why a record must be kept (None: it can be destroyed; module docstring). `not_after`
+    is the declared window's end (None for a message no longer declared: the record's own),
+    `delete` whether a `delete:` is declared."""
+    closes = max(not_after or 0.0, float(record.closes or 0))
+    if not closes and record.batches:  # an older record: its last mark bounds its sends
+        closes = float(max(b.pending_at for b in record.batches.values()))
+    if now <= closes + CLOCK_MARGIN:
+        return "its window has not been closed for 12 hours"
+    for index, batch in record.batches.items():
+        if batch.msg_id is None and now - batch.pending_at <= REPLAY_WINDOW:
+            return f"batch {index} is pending within the vendor's 24 hours"
+        if batch.msg_id is not None and statuses.get(index) not in FINAL_STATES:
+            return f"the job of batch {index} is not known to be final"
+        if delete and batch.deleted_at is None and statuses.get(index) == "SEND_SUCCESS":
+            return f"batch {index} is not deleted yet"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
 class LiveMassMessage:
-    """A declared message's record as read, with the status of each recorded job."""
+    """A message's record as read, with the status of each recorded job; `name` is "" for the
+    record of a message no longer declared (found by the inventory walk)."""
 
     name: str
     #: the record account exists
@@ -136,3 +193,5 @@ class LiveMassMessage:
     statuses: Mapping[int, str] = field(default_factory=dict)
     #: when it was read (the sending kinds' wall clock): what the window and quota are judged at
     read_at: float = 0.0
+    #: its record account ("" when it does not exist)
+    account: str = ""

@@ -353,7 +353,7 @@ def test_validate_measures_a_window_against_the_history_retention_of_reconciler_
     out = validate(tmp_path, capsys, monkeypatch, doc("long", window=ten_days))
     assert out.splitlines() == [
         "1",
-        "b.yaml:1:166: spec.window: 10 days, 0:00:00 is longer than the 7-day history retention"
+        "b.yaml:1:166: spec.window: 10 days is longer than the 7-day history retention"
         " (limits.historyDays): a send could not be proven once it left it",
     ]
     (tmp_path / "reconciler.yaml").write_text("limits: {historyDays: 30}\n")

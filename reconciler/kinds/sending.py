@@ -246,15 +246,22 @@ def parse_window(
         return None, problems
     if before is not None and before >= after:
         return None, [_problem(where, "spec.window: notBefore must be before notAfter")]
-    if before is not None and (after - before).total_seconds() > history_days * 86400:
-        return None, [
-            _problem(
-                where,
-                f"spec.window: {after - before} is longer than the {history_days}-day history"
-                " retention (limits.historyDays): a send could not be proven once it left it",
-            )
-        ]
+    too_long = None if before is None else longer_than_retention(after - before, history_days)
+    if too_long is not None:
+        return None, [_problem(where, too_long)]
     return Window(before, after, where), []
+
+
+def longer_than_retention(length: dt.timedelta, history_days: int) -> str | None:
+    """Why a window of `length` cannot be sent in (None when it can): a send could not be
+    proven from the history once it left the retention."""
+    if length.total_seconds() <= history_days * 86400:
+        return None
+    return (
+        f"spec.window: {length.total_seconds() / 86400:.4g} days is longer than the"
+        f" {history_days}-day history retention (limits.historyDays): a send could not be"
+        " proven once it left it"
+    )
 
 
 def _problem(pos: Position, message: str) -> Problem:

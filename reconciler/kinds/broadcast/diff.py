@@ -39,6 +39,7 @@ from reconciler.kinds.sending import (
     changed_paths,
     deferral_line,
     format_instant,
+    longer_than_retention,
     time_zone,
 )
 from reconciler.live import LiveState
@@ -117,17 +118,11 @@ def window_too_long(record: BroadcastRecord, history_days: int) -> Problem | Non
     window = record.window
     if window.not_before is None:
         return None
-    length = window.not_after - window.not_before
-    if length.total_seconds() <= history_days * 86400:
+    why = longer_than_retention(window.not_after - window.not_before, history_days)
+    if why is None:
         return None
     where = window.position or record.position
-    return Problem(
-        where.file,
-        where.line,
-        where.col,
-        f"spec.window: {length} is longer than the {history_days}-day history retention"
-        " (limits.historyDays): a send could not be proven once it left it",
-    )
+    return Problem(where.file, where.line, where.col, why)
 
 
 def check(desired: DesiredState, limits: Limits) -> list[Problem]:

@@ -179,11 +179,18 @@ def test_changed_paths_name_nested_elements() -> None:
     assert changed_paths(1, 2) == ["(the whole value)"]
 
 
-def test_the_wall_clock_follows_the_test_offset(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_wall_clock_follows_the_test_offset_and_says_so_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("RECONCILER_CLOCK_OFFSET", "3600")
     moved = wall_clock()
+    wall_clock()
     monkeypatch.setenv("RECONCILER_CLOCK_OFFSET", "x")
     assert moved - wall_clock() > 3500
+    assert [r.getMessage() for r in caplog.records] == [
+        "RECONCILER_CLOCK_OFFSET=3600 moves this run's clock by +3600 s: windows and quotas are"
+        " judged at that time"
+    ]
 
 
 def test_config_reads_the_send_caps_history_days_and_time_zone(tmp_path: Path) -> None:

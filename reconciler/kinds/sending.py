@@ -70,6 +70,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -82,6 +83,8 @@ from reconciler.caps import SEND_CAPS, SendCap, count_sends, send_cap, send_limi
 from reconciler.errors import Problem
 from reconciler.load import position_of
 from reconciler.model import Position
+
+log = logging.getLogger(__name__)
 
 # -- identity ------------------------------------------------------------------------------------
 
@@ -336,6 +339,19 @@ def wall_clock() -> float:
     """Now (seconds since the epoch), moved by `RECONCILER_CLOCK_OFFSET` in tests."""
     offset = os.environ.get(CLOCK_OFFSET_ENV, "")
     try:
-        return time.time() + (float(offset) if offset else 0.0)
+        seconds = float(offset) if offset else 0.0
     except ValueError:
-        return time.time()
+        seconds = 0.0
+    if seconds and offset not in _warned:
+        # never silent: a clock moved by hand decides which windows are open and which sends fit
+        _warned.add(offset)
+        log.warning(
+            "%s=%s moves this run's clock by %+g s: windows and quotas are judged at that time",
+            CLOCK_OFFSET_ENV,
+            offset,
+            seconds,
+        )
+    return time.time() + seconds
+
+
+_warned: set[str] = set()

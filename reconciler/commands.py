@@ -419,66 +419,40 @@ def apply_command(
     """`reconciler apply`: 0 all applied; 1 nothing applied; 3 partly applied. With
     `options.json` the plan and the summary go to `stderr` and the result to `stdout` as JSON."""
     human = stderr if options.json else stdout
-    applied = _apply(
-        paths,
-        config=config,
-        target=target,
-        selector=selector,
-        exclude=exclude,
-        options=options,
-        stdout=human,
-        stderr=stderr,
-        stdin=stdin,
-        parallelism=parallelism,
-    )
-    if options.json:
-        stdout.write(render_apply_json(applied.plan, applied.exit_code, applied.result))
-    return applied.exit_code
-
-
-def _apply(
-    paths: Sequence[str],
-    *,
-    config: str | None,
-    target: str | None,
-    selector: Sequence[str],
-    exclude: Sequence[str],
-    options: ApplyOptions,
-    stdout: TextIO,
-    stderr: TextIO,
-    stdin: TextIO,
-    parallelism: int | None,
-) -> Applied:
     saved = _saved_plan(paths)
     if saved is not None:
         if selector or exclude or options.prune:
             raise ConfigError(
                 "--selector, --exclude and --prune shape a plan; a saved plan is applied as made"
             )
-        return asyncio.run(
+        applied = asyncio.run(
             _apply_saved(
                 saved,
                 config=config,
                 target=target,
                 options=options,
-                stdout=stdout,
+                stdout=human,
                 stderr=stderr,
                 parallelism=parallelism,
             )
         )
-    scope = open_scope(
-        paths,
-        config=config,
-        target=target,
-        selector=selector,
-        exclude=exclude,
-        stdin=stdin,
-        parallelism=parallelism,
-    )
-    warn_targeting(scope, stderr)
-    # one apply per target at a time, held from before the read to the summary (lock.py)
-    with run_lock(scope.target):
-        return asyncio.run(_apply_manifests(scope, options, stdout, stderr, stdin))
+    else:
+        scope = open_scope(
+            paths,
+            config=config,
+            target=target,
+            selector=selector,
+            exclude=exclude,
+            stdin=stdin,
+            parallelism=parallelism,
+        )
+        warn_targeting(scope, stderr)
+        # one apply per target at a time, held from before the read to the summary (lock.py)
+        with run_lock(scope.target):
+            applied = asyncio.run(_apply_manifests(scope, options, human, stderr, stdin))
+    if options.json:
+        stdout.write(render_apply_json(applied.plan, applied.exit_code, applied.result))
+    return applied.exit_code
 
 
 def show_command(path: str, *, fmt: str, show_all: bool, no_color: bool, stdout: TextIO) -> int:
